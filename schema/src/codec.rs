@@ -1,0 +1,150 @@
+//! Record encoding: one version byte, then the record in postcard.
+//!
+//! ```text
+//! +---------+----------------------------+
+//! | version | postcard(record)           |
+//! |  1 byte | varint ints, length-prefixed strings, fields in declaration order
+//! +---------+----------------------------+
+//! ```
+//!
+//! postcard's wire format is specified and stable (1.0), compact (varints), and fast. The
+//! version byte lets a later release change a record and upgrade old rows on read or in a
+//! migration; this build writes [`RECORD_VERSION`] and reads versions `1..=RECORD_VERSION`
+//! (version 1 is the only one so far, so no upgrade function exists yet).
+
+use std::fmt;
+
+use crate::records::{AnyRecord, Record};
+use crate::table::TableId;
+
+/// The record version this build writes.
+pub const RECORD_VERSION: u8 = 1;
+
+/// Bytes that are not a valid record of the expected table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The table whose record was being decoded.
+    pub table: TableId,
+    /// What was wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "undecodable {} record: {}", self.table, self.reason)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Encodes a record: the version byte, then postcard.
+pub fn encode<R: Record>(record: &R) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.push(RECORD_VERSION);
+    // Serializing these plain structs into a Vec cannot fail: postcard only errors on
+    // unsupported types (none here) or a full fixed buffer (a Vec grows).
+    match postcard::to_extend(record, out) {
+        Ok(v) => v,
+        Err(e) => unreachable!("postcard cannot fail on a Vec for {}: {e}", R::TABLE),
+    }
+}
+
+/// Decodes a record written by [`encode`], checking the version byte and that every byte
+/// was consumed.
+pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, DecodeError> {
+    let err = |reason: String| DecodeError {
+        table: R::TABLE,
+        reason,
+    };
+    let (&version, body) = bytes.split_first().ok_or_else(|| err("empty".to_owned()))?;
+    if version == 0 || version > RECORD_VERSION {
+        return Err(err(format!(
+            "record version {version}, this build reads versions 1..={RECORD_VERSION}"
+        )));
+    }
+    let (record, rest) = postcard::take_from_bytes::<R>(body).map_err(|e| err(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(err(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(record)
+}
+
+/// Decodes a record of the given table into the table-tagged enum.
+pub fn decode_any(table: TableId, bytes: &[u8]) -> Result<AnyRecord, DecodeError> {
+    use crate::records::*;
+    Ok(match table {
+        TableId::Instruments => AnyRecord::Instruments(decode::<Instrument>(bytes)?),
+        TableId::Accounts => AnyRecord::Accounts(decode::<Account>(bytes)?),
+        TableId::Orders => AnyRecord::Orders(decode::<Order>(bytes)?),
+        TableId::Trades => AnyRecord::Trades(decode::<Trade>(bytes)?),
+        TableId::Positions => AnyRecord::Positions(decode::<Position>(bytes)?),
+        TableId::Cash => AnyRecord::Cash(decode::<Cash>(bytes)?),
+    })
+}
+
+/// Encodes a record of any table.
+pub fn encode_any(record: &AnyRecord) -> Vec<u8> {
+    match record {
+        AnyRecord::Instruments(r) => encode(r),
+        AnyRecord::Accounts(r) => encode(r),
+        AnyRecord::Orders(r) => encode(r),
+        AnyRecord::Trades(r) => encode(r),
+        AnyRecord::Positions(r) => encode(r),
+        AnyRecord::Cash(r) => encode(r),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::*;
+    use crate::{Money, Price, Quantity};
+
+    fn trade() -> Trade {
+        Trade {
+            id: 7,
+            order_id: 3,
+            account: 1,
+            instrument: 2,
+            side: Side::Sell,
+            price: Price(10_000_000_000),
+            quantity: Quantity(300_000_000),
+            fee: Money(1_500),
+            ts: 1_764_000_000_000_000_000,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = trade();
+        let bytes = encode(&t);
+        assert_eq!(bytes[0], RECORD_VERSION);
+        assert_eq!(decode::<Trade>(&bytes).unwrap(), t);
+        assert_eq!(
+            decode_any(TableId::Trades, &bytes).unwrap(),
+            AnyRecord::Trades(t)
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_version_truncation_and_trailing_bytes() {
+        let mut bytes = encode(&trade());
+        let mut future = bytes.clone();
+        future[0] = RECORD_VERSION + 1;
+        assert!(
+            decode::<Trade>(&future)
+                .unwrap_err()
+                .reason
+                .contains("version")
+        );
+        assert!(decode::<Trade>(&[]).is_err());
+        assert!(decode::<Trade>(&bytes[..bytes.len() - 1]).is_err());
+        bytes.push(0);
+        assert!(
+            decode::<Trade>(&bytes)
+                .unwrap_err()
+                .reason
+                .contains("trailing")
+        );
+    }
+}

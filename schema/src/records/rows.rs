@@ -1,0 +1,315 @@
+//! One struct per table, and the [`Record`] trait that storage uses to see their columns.
+
+use std::fmt::Debug;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::enums::{AccountStatus, OrderKind, OrderStatus, Side, TimeInForce};
+use crate::fixed::{Money, Price, Quantity};
+use crate::table::TableId;
+use crate::value::Value;
+
+/// A row of one of the domain's tables.
+pub trait Record:
+    Serialize + DeserializeOwned + Clone + PartialEq + Debug + Send + Sync + 'static
+{
+    /// The table this record lives in.
+    const TABLE: TableId;
+
+    /// The value of the named column, `None` when the table has no such column.
+    fn column(&self, name: &str) -> Option<Value>;
+
+    /// The primary key's values, in key order.
+    fn primary_key(&self) -> Vec<Value> {
+        Self::TABLE
+            .primary_key()
+            .iter()
+            .map(|c| self.column(c).unwrap_or(Value::Null))
+            .collect()
+    }
+
+    /// Wraps the record in the table-tagged enum.
+    fn into_any(self) -> AnyRecord;
+}
+
+/// A tradable instrument. Its symbol is unique; orders on it must respect its tick and lot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instrument {
+    /// Primary key.
+    pub id: u64,
+    /// Unique ticker, e.g. `AAPL`.
+    pub symbol: String,
+    /// Smallest price increment; limit prices are multiples of it.
+    pub tick_size: Price,
+    /// Smallest quantity increment; order quantities are multiples of it.
+    pub lot_size: Quantity,
+    /// The currency its prices are quoted and settled in, e.g. `USD`.
+    pub currency: String,
+}
+
+/// A trading account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Primary key.
+    pub id: u64,
+    /// Display name.
+    pub name: String,
+    /// Whether it may trade.
+    pub status: AccountStatus,
+}
+
+/// An order of an account on an instrument.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// Primary key.
+    pub id: u64,
+    /// The owning account (foreign key).
+    pub account: u64,
+    /// The instrument (foreign key).
+    pub instrument: u64,
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit or market.
+    pub kind: OrderKind,
+    /// How long it works.
+    pub time_in_force: TimeInForce,
+    /// The limit price; `None` for a market order.
+    pub price: Option<Price>,
+    /// Ordered quantity, > 0.
+    pub quantity: Quantity,
+    /// Sum of the quantities of its fills, <= quantity.
+    pub filled_quantity: Quantity,
+    /// Where it is in its life.
+    pub status: OrderStatus,
+    /// When it was accepted (ns since the epoch, UTC).
+    pub created_ts: i64,
+    /// When it last changed (ns since the epoch, UTC).
+    pub updated_ts: i64,
+}
+
+/// A fill: part or all of an order executed at one price.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trade {
+    /// Primary key. Fills are recorded in increasing id order.
+    pub id: u64,
+    /// The filled order (foreign key).
+    pub order_id: u64,
+    /// The order's account.
+    pub account: u64,
+    /// The order's instrument.
+    pub instrument: u64,
+    /// The order's side.
+    pub side: Side,
+    /// Execution price.
+    pub price: Price,
+    /// Executed quantity, > 0.
+    pub quantity: Quantity,
+    /// Fee charged, in the instrument's currency.
+    pub fee: Money,
+    /// Execution time (ns since the epoch, UTC).
+    pub ts: i64,
+}
+
+/// What an account holds of an instrument: the fold of its fills.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Part of the primary key.
+    pub account: u64,
+    /// Part of the primary key.
+    pub instrument: u64,
+    /// Signed: positive long, negative short.
+    pub quantity: Quantity,
+    /// Cost of the open quantity at average cost, signed like the quantity.
+    pub cost_basis: Money,
+    /// Profit realised by closing fills, net of all fees.
+    pub realized_pnl: Money,
+    /// Time of the last fill applied.
+    pub updated_ts: i64,
+}
+
+/// An account's balance in one currency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cash {
+    /// Part of the primary key.
+    pub account: u64,
+    /// Part of the primary key, e.g. `USD`.
+    pub currency: String,
+    /// The balance; may go negative (margin).
+    pub amount: Money,
+}
+
+fn opt_price(p: Option<Price>) -> Value {
+    p.map_or(Value::Null, |p| Value::I64(p.0))
+}
+
+impl Record for Instrument {
+    const TABLE: TableId = TableId::Instruments;
+    fn column(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "id" => Value::U64(self.id),
+            "symbol" => Value::Text(self.symbol.clone()),
+            "tick_size" => Value::I64(self.tick_size.0),
+            "lot_size" => Value::I64(self.lot_size.0),
+            "currency" => Value::Text(self.currency.clone()),
+            _ => return None,
+        })
+    }
+    fn into_any(self) -> AnyRecord {
+        AnyRecord::Instruments(self)
+    }
+}
+
+impl Record for Account {
+    const TABLE: TableId = TableId::Accounts;
+    fn column(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "id" => Value::U64(self.id),
+            "name" => Value::Text(self.name.clone()),
+            "status" => Value::from(self.status.name()),
+            _ => return None,
+        })
+    }
+    fn into_any(self) -> AnyRecord {
+        AnyRecord::Accounts(self)
+    }
+}
+
+impl Record for Order {
+    const TABLE: TableId = TableId::Orders;
+    fn column(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "id" => Value::U64(self.id),
+            "account" => Value::U64(self.account),
+            "instrument" => Value::U64(self.instrument),
+            "side" => Value::from(self.side.name()),
+            "kind" => Value::from(self.kind.name()),
+            "time_in_force" => Value::from(self.time_in_force.name()),
+            "price" => opt_price(self.price),
+            "quantity" => Value::I64(self.quantity.0),
+            "filled_quantity" => Value::I64(self.filled_quantity.0),
+            "status" => Value::from(self.status.name()),
+            "created_ts" => Value::I64(self.created_ts),
+            "updated_ts" => Value::I64(self.updated_ts),
+            _ => return None,
+        })
+    }
+    fn into_any(self) -> AnyRecord {
+        AnyRecord::Orders(self)
+    }
+}
+
+impl Record for Trade {
+    const TABLE: TableId = TableId::Trades;
+    fn column(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "id" => Value::U64(self.id),
+            "order_id" => Value::U64(self.order_id),
+            "account" => Value::U64(self.account),
+            "instrument" => Value::U64(self.instrument),
+            "side" => Value::from(self.side.name()),
+            "price" => Value::I64(self.price.0),
+            "quantity" => Value::I64(self.quantity.0),
+            "fee" => Value::I64(self.fee.0),
+            "ts" => Value::I64(self.ts),
+            _ => return None,
+        })
+    }
+    fn into_any(self) -> AnyRecord {
+        AnyRecord::Trades(self)
+    }
+}
+
+impl Record for Position {
+    const TABLE: TableId = TableId::Positions;
+    fn column(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "account" => Value::U64(self.account),
+            "instrument" => Value::U64(self.instrument),
+            "quantity" => Value::I64(self.quantity.0),
+            "cost_basis" => Value::I64(self.cost_basis.0),
+            "realized_pnl" => Value::I64(self.realized_pnl.0),
+            "updated_ts" => Value::I64(self.updated_ts),
+            _ => return None,
+        })
+    }
+    fn into_any(self) -> AnyRecord {
+        AnyRecord::Positions(self)
+    }
+}
+
+impl Record for Cash {
+    const TABLE: TableId = TableId::Cash;
+    fn column(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "account" => Value::U64(self.account),
+            "currency" => Value::Text(self.currency.clone()),
+            "amount" => Value::I64(self.amount.0),
+            _ => return None,
+        })
+    }
+    fn into_any(self) -> AnyRecord {
+        AnyRecord::Cash(self)
+    }
+}
+
+/// A record of any table, tagged with its table's name. Its JSON form is the dump line:
+/// `{"table":"trades","record":{...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "table",
+    content = "record",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
+pub enum AnyRecord {
+    /// A row of `instruments`.
+    Instruments(Instrument),
+    /// A row of `accounts`.
+    Accounts(Account),
+    /// A row of `orders`.
+    Orders(Order),
+    /// A row of `trades`.
+    Trades(Trade),
+    /// A row of `positions`.
+    Positions(Position),
+    /// A row of `cash`.
+    Cash(Cash),
+}
+
+macro_rules! dispatch {
+    ($self:expr, $r:ident => $e:expr) => {
+        match $self {
+            AnyRecord::Instruments($r) => $e,
+            AnyRecord::Accounts($r) => $e,
+            AnyRecord::Orders($r) => $e,
+            AnyRecord::Trades($r) => $e,
+            AnyRecord::Positions($r) => $e,
+            AnyRecord::Cash($r) => $e,
+        }
+    };
+}
+
+impl AnyRecord {
+    /// The record's table.
+    pub fn table(&self) -> TableId {
+        match self {
+            AnyRecord::Instruments(_) => TableId::Instruments,
+            AnyRecord::Accounts(_) => TableId::Accounts,
+            AnyRecord::Orders(_) => TableId::Orders,
+            AnyRecord::Trades(_) => TableId::Trades,
+            AnyRecord::Positions(_) => TableId::Positions,
+            AnyRecord::Cash(_) => TableId::Cash,
+        }
+    }
+
+    /// The value of the named column.
+    pub fn column(&self, name: &str) -> Option<Value> {
+        dispatch!(self, r => r.column(name))
+    }
+
+    /// The primary key's values.
+    pub fn primary_key(&self) -> Vec<Value> {
+        dispatch!(self, r => r.primary_key())
+    }
+}
