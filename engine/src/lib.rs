@@ -1,1 +1,59 @@
-//! placeholder
+//! tradestore: an embedded storage engine for trading systems, over redb.
+//!
+//! Typed tables for instruments, accounts, orders, trades (fills), positions and cash, with
+//! secondary indexes, business rules and foreign keys checked on every write. Recording a
+//! fill is one atomic write of the trade, the order, the position and the cash.
+//!
+//! ```
+//! use tradestore::{Config, ReadOps, Store};
+//! use tradestore::schema::*;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path(), Config::default())?;
+//! store.write(|tx| {
+//!     tx.insert(&Account { id: 1, name: "alpha".into(), status: AccountStatus::Active })?;
+//!     tx.insert(&Instrument {
+//!         id: 1, symbol: "ACME".into(), tick_size: "0.01".parse().unwrap(),
+//!         lot_size: Quantity::from_units(1).unwrap(), currency: "USD".into(),
+//!     })?;
+//!     tx.insert(&Order {
+//!         id: 1, account: 1, instrument: 1, side: Side::Buy, kind: OrderKind::Limit,
+//!         time_in_force: TimeInForce::Gtc, price: Some("100".parse().unwrap()),
+//!         quantity: Quantity::from_units(10).unwrap(), filled_quantity: Quantity::ZERO,
+//!         status: OrderStatus::New, created_ts: 1, updated_ts: 1,
+//!     })?;
+//!     let fill = tx.record_fill(&Trade {
+//!         id: 1, order_id: 1, account: 1, instrument: 1, side: Side::Buy,
+//!         price: "99.5".parse().unwrap(), quantity: Quantity::from_units(4).unwrap(),
+//!         fee: Money(0), ts: 2,
+//!     })?;
+//!     assert_eq!(fill.order.status, OrderStatus::PartiallyFilled);
+//!     assert_eq!(fill.cash.amount, "-398".parse().unwrap());
+//!     Ok(())
+//! })?;
+//! let snapshot = store.read()?;
+//! assert_eq!(snapshot.recent_trades(1, 10)?.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod catalog;
+pub mod check;
+pub mod config;
+pub mod dump;
+mod error;
+pub mod inspect;
+pub mod keys;
+mod layout;
+mod store;
+mod txn;
+
+pub use tradestore_schema as schema;
+
+pub use catalog::FORMAT_VERSION;
+pub use config::{Config, Profile};
+pub use error::{Error, ErrorKind, Result};
+pub use layout::IndexSpec;
+pub use store::{DB_FILE, SUBDIRS, Store};
+pub use txn::{FillOutcome, IndexScan, ReadOps, ReadTx, Source, WriteTx};

@@ -35,6 +35,7 @@ pub trait Record:
 
 /// A tradable instrument. Its symbol is unique; orders on it must respect its tick and lot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Instrument {
     /// Primary key.
     pub id: u64,
@@ -50,6 +51,7 @@ pub struct Instrument {
 
 /// A trading account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Account {
     /// Primary key.
     pub id: u64,
@@ -61,6 +63,7 @@ pub struct Account {
 
 /// An order of an account on an instrument.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Order {
     /// Primary key.
     pub id: u64,
@@ -90,6 +93,7 @@ pub struct Order {
 
 /// A fill: part or all of an order executed at one price.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Trade {
     /// Primary key. Fills are recorded in increasing id order.
     pub id: u64,
@@ -113,6 +117,7 @@ pub struct Trade {
 
 /// What an account holds of an instrument: the fold of its fills.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Position {
     /// Part of the primary key.
     pub account: u64,
@@ -130,6 +135,7 @@ pub struct Position {
 
 /// An account's balance in one currency.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Cash {
     /// Part of the primary key.
     pub account: u64,

@@ -1,0 +1,348 @@
+//! The consistency check of a whole store (or of a transaction before it commits, as
+//! restore does): every row decodes and obeys the business rules, foreign keys are closed,
+//! every order's filled quantity is the sum of its fills, every position is the fold of its
+//! fills, and every index has exactly one entry per row, matching it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+use serde::Serialize;
+use tradestore_schema::{
+    AnyRecord, FOREIGN_KEYS, Instrument, Order, Position, Quantity, TableId, Trade, Value, codec,
+    portfolio, rules,
+};
+
+use crate::error::Result;
+use crate::keys;
+use crate::txn::{ReadOps, Source, entry_key, show_values};
+
+/// One inconsistency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Which check failed: `decode`, `key`, `rule`, `foreign_key`, `order_fills`,
+    /// `position_fold`, `index_orphan`, `index_mismatch`, `index_count`, `unique`.
+    pub check: &'static str,
+    /// The table (or index) concerned.
+    pub table: String,
+    /// The primary key of the row concerned, `/`-separated.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The outcome of a check.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CheckReport {
+    /// Rows examined, all tables.
+    pub rows: u64,
+    /// Index entries examined, all indexes.
+    pub index_entries: u64,
+    /// Every inconsistency found, in the order found.
+    pub violations: Vec<Violation>,
+}
+
+impl CheckReport {
+    /// No violations.
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Checks everything visible to `tx`. `progress(done, total)` is called as rows and index
+/// entries are examined.
+pub fn check(
+    tx: &impl ReadOps,
+    indexes: &[crate::IndexSpec],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<CheckReport> {
+    let mut total = 0;
+    for t in TableId::ALL {
+        total += tx.count(t)?;
+    }
+    total *= 2;
+    let mut c = Checker {
+        report: CheckReport::default(),
+        done: 0,
+        total,
+        progress,
+    };
+    let mut instruments: HashMap<u64, Instrument> = HashMap::new();
+    let mut orders: HashMap<u64, Order> = HashMap::new();
+    let mut fills: HashMap<u64, i128> = HashMap::new();
+    let mut folded: BTreeMap<(u64, u64), Position> = BTreeMap::new();
+
+    for table in TableId::ALL {
+        let mut rows = Vec::new();
+        tx.raw_range(
+            Source::Table(table),
+            (Bound::Unbounded, Bound::Unbounded),
+            false,
+            &mut |k, v| {
+                rows.push((k.to_vec(), v.to_vec()));
+                Ok(true)
+            },
+        )?;
+        for (k, v) in rows {
+            c.tick();
+            let key_text = keys::decode(&k)
+                .map(|vals| show_values(&vals))
+                .unwrap_or_else(|_| format!("{k:02x?}"));
+            let rec = match codec::decode_any(table, &v) {
+                Ok(r) => r,
+                Err(e) => {
+                    c.add("decode", table.name(), &key_text, e.to_string());
+                    continue;
+                }
+            };
+            if keys::encode(&rec.primary_key()) != k {
+                c.add(
+                    "key",
+                    table.name(),
+                    &key_text,
+                    format!(
+                        "stored under key {key_text} but its primary key is {}",
+                        show_values(&rec.primary_key())
+                    ),
+                );
+            }
+            for fk in FOREIGN_KEYS.iter().filter(|fk| fk.child == table) {
+                let value = rec.column(fk.column).unwrap_or(Value::Null);
+                if tx
+                    .raw_get(fk.parent, &keys::encode(std::slice::from_ref(&value)))?
+                    .is_none()
+                {
+                    c.add(
+                        "foreign_key",
+                        table.name(),
+                        &key_text,
+                        format!("{} {value} does not exist in {}", fk.column, fk.parent),
+                    );
+                }
+            }
+            match rec {
+                AnyRecord::Instruments(i) => {
+                    if let Err(v) = rules::validate_instrument(&i) {
+                        c.add("rule", table.name(), &key_text, v.to_string());
+                    }
+                    instruments.insert(i.id, i);
+                }
+                AnyRecord::Accounts(a) => {
+                    if let Err(v) = rules::validate_account(&a) {
+                        c.add("rule", table.name(), &key_text, v.to_string());
+                    }
+                }
+                AnyRecord::Cash(cash) => {
+                    if let Err(v) = rules::validate_cash(&cash) {
+                        c.add("rule", table.name(), &key_text, v.to_string());
+                    }
+                }
+                AnyRecord::Orders(o) => {
+                    if let Some(i) = instruments.get(&o.instrument)
+                        && let Err(v) = rules::validate_order(&o, i)
+                    {
+                        c.add("rule", table.name(), &key_text, v.to_string());
+                    }
+                    orders.insert(o.id, o);
+                }
+                AnyRecord::Trades(t) => {
+                    c.trade(&t, &key_text, &orders, &instruments);
+                    *fills.entry(t.order_id).or_default() += i128::from(t.quantity.0);
+                    let slot = folded.remove(&(t.account, t.instrument));
+                    match portfolio::apply_fill(slot.as_ref(), &t) {
+                        Ok(p) => {
+                            folded.insert((t.account, t.instrument), p);
+                        }
+                        Err(v) => c.add("position_fold", table.name(), &key_text, v.to_string()),
+                    }
+                }
+                AnyRecord::Positions(p) => {
+                    let expected = folded.remove(&(p.account, p.instrument));
+                    c.position(&p, expected.as_ref(), &key_text);
+                }
+            }
+        }
+        if table == TableId::Trades {
+            for o in orders.values() {
+                let sum = fills.get(&o.id).copied().unwrap_or(0);
+                if sum != i128::from(o.filled_quantity.0) {
+                    c.add(
+                        "order_fills",
+                        "orders",
+                        &o.id.to_string(),
+                        format!(
+                            "filled_quantity {} but its fills sum to {}",
+                            o.filled_quantity,
+                            Quantity(i64::try_from(sum).unwrap_or(i64::MAX))
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    for ((account, instrument), p) in folded {
+        c.add(
+            "position_fold",
+            "positions",
+            &format!("{account}/{instrument}"),
+            format!(
+                "fills add up to quantity {} but the position is missing",
+                p.quantity
+            ),
+        );
+    }
+    for spec in indexes {
+        c.index(tx, spec)?;
+    }
+    Ok(c.report)
+}
+
+struct Checker<'p> {
+    report: CheckReport,
+    done: u64,
+    total: u64,
+    progress: &'p mut dyn FnMut(u64, u64),
+}
+
+impl Checker<'_> {
+    fn add(&mut self, check: &'static str, table: &str, key: &str, message: String) {
+        self.report.violations.push(Violation {
+            check,
+            table: table.to_owned(),
+            key: key.to_owned(),
+            message,
+        });
+    }
+
+    fn tick(&mut self) {
+        self.report.rows += 1;
+        self.done += 1;
+        if self.done % 4096 == 0 {
+            (self.progress)(self.done, self.total);
+        }
+    }
+
+    fn trade(
+        &mut self,
+        t: &Trade,
+        key: &str,
+        orders: &HashMap<u64, Order>,
+        instruments: &HashMap<u64, Instrument>,
+    ) {
+        let Some(order) = orders.get(&t.order_id) else {
+            return;
+        };
+        let Some(instrument) = instruments.get(&order.instrument) else {
+            return;
+        };
+        let fresh = Order {
+            status: tradestore_schema::OrderStatus::New,
+            filled_quantity: Quantity::ZERO,
+            ..order.clone()
+        };
+        if let Err(v) = rules::validate_fill(t, &fresh, instrument) {
+            self.add("rule", "trades", key, v.to_string());
+        }
+    }
+
+    fn position(&mut self, p: &Position, expected: Option<&Position>, key: &str) {
+        let zero = Position {
+            quantity: Quantity::ZERO,
+            cost_basis: Default::default(),
+            realized_pnl: Default::default(),
+            ..p.clone()
+        };
+        let want = expected.unwrap_or(&zero);
+        if (p.quantity, p.cost_basis, p.realized_pnl)
+            != (want.quantity, want.cost_basis, want.realized_pnl)
+        {
+            self.add(
+                "position_fold",
+                "positions",
+                key,
+                format!(
+                    "stored quantity {} cost_basis {} realized_pnl {}, but its fills fold to {} / {} / {}",
+                    p.quantity, p.cost_basis, p.realized_pnl, want.quantity, want.cost_basis, want.realized_pnl
+                ),
+            );
+        }
+    }
+
+    fn index(&mut self, tx: &impl ReadOps, spec: &crate::IndexSpec) -> Result<()> {
+        let table = spec.def.table;
+        let n = spec.def.columns.len();
+        let mut entries = Vec::new();
+        tx.raw_range(
+            Source::Index(spec),
+            (Bound::Unbounded, Bound::Unbounded),
+            false,
+            &mut |k, _| {
+                entries.push(k.to_vec());
+                Ok(true)
+            },
+        )?;
+        let name = format!("index {}", spec.def.name);
+        let mut previous_prefix: Option<Vec<u8>> = None;
+        for k in &entries {
+            self.report.index_entries += 1;
+            self.done += 1;
+            if self.done % 4096 == 0 {
+                (self.progress)(self.done, self.total);
+            }
+            let Ok(at) = keys::len_of_values(k, n) else {
+                self.add(
+                    "index_orphan",
+                    &name,
+                    &format!("{k:02x?}"),
+                    "malformed index entry".to_owned(),
+                );
+                continue;
+            };
+            let (prefix, pk) = k.split_at(at);
+            let pk_text = keys::decode(pk)
+                .map(|v| show_values(&v))
+                .unwrap_or_else(|_| format!("{pk:02x?}"));
+            if spec.def.unique && previous_prefix.as_deref() == Some(prefix) {
+                self.add(
+                    "unique",
+                    &name,
+                    &pk_text,
+                    "another row has the same indexed value".to_owned(),
+                );
+            }
+            previous_prefix = Some(prefix.to_vec());
+            match tx.raw_get(table, pk)? {
+                None => self.add(
+                    "index_orphan",
+                    &name,
+                    &pk_text,
+                    format!("entry points at a missing {table} row"),
+                ),
+                Some(bytes) => {
+                    if let Ok(rec) = codec::decode_any(table, &bytes)
+                        && entry_key(spec, &rec, pk) != *k
+                    {
+                        self.add(
+                            "index_mismatch",
+                            &name,
+                            &pk_text,
+                            "entry does not match the row's current values".to_owned(),
+                        );
+                    }
+                }
+            }
+        }
+        let rows = tx.count(table)?;
+        if rows != entries.len() as u64 {
+            self.add(
+                "index_count",
+                &name,
+                "",
+                format!(
+                    "{} entries for {rows} {table} rows: some rows have no entry",
+                    entries.len()
+                ),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,243 @@
+//! The engine's one error type. Every error has a [`ErrorKind`] (what class of failure it
+//! is, and so what a caller can do about it) and a message meant for a person.
+
+use std::fmt;
+
+use tradestore_schema::RuleViolation;
+use tradestore_schema::codec::DecodeError;
+
+/// A shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What class of failure an [`Error`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A write broke a business rule, a foreign key or a unique index. Fix the data.
+    Constraint,
+    /// The row, index or file asked for does not exist.
+    NotFound,
+    /// A concurrent transaction changed what this one read. Retry.
+    Conflict,
+    /// This transaction was picked as the victim of a lock cycle. Retry.
+    Deadlock,
+    /// The operating system refused a read, write or sync.
+    Io,
+    /// Stored bytes are not what this build wrote: a damaged or foreign file.
+    Corruption,
+    /// A configuration file, environment variable or argument is wrong.
+    Config,
+    /// A limit was hit (a full queue, a lock wait that timed out, an id space used up).
+    Capacity,
+    /// The input given (a dump line, a query) is malformed.
+    Invalid,
+}
+
+impl ErrorKind {
+    /// The lower-case name used in messages, JSON and metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Constraint => "constraint",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Deadlock => "deadlock",
+            ErrorKind::Io => "io",
+            ErrorKind::Corruption => "corruption",
+            ErrorKind::Config => "config",
+            ErrorKind::Capacity => "capacity",
+            ErrorKind::Invalid => "invalid",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An engine error: a kind, a message, and the underlying cause if any.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Error {
+    /// An error of `kind` with a message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Prefixes the message with where the error happened (a line, a file).
+    pub fn context(mut self, context: impl fmt::Display) -> Error {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    /// What class of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without the hint.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether running the same transaction again may succeed (conflicts and deadlocks).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Conflict | ErrorKind::Deadlock)
+    }
+
+    pub(crate) fn constraint(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Constraint, message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::NotFound, message)
+    }
+
+    pub(crate) fn corruption(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Corruption, message)
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Config, message)
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Invalid, message)
+    }
+
+    pub(crate) fn io(message: impl Into<String>, source: std::io::Error) -> Error {
+        Error::new(ErrorKind::Io, format!("{}: {source}", message.into())).with_source(source)
+    }
+
+    fn hint(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::Constraint => "the write was not applied; correct the data and try again",
+            ErrorKind::NotFound => "check the id, name or path",
+            ErrorKind::Conflict => {
+                "another transaction changed the same data; retry the transaction"
+            }
+            ErrorKind::Deadlock => "the transaction was chosen to break a lock cycle; retry it",
+            ErrorKind::Io => {
+                "check the disk (space, permissions, health); the store refuses writes until reopened after a failed write"
+            }
+            ErrorKind::Corruption => {
+                "the stored data is damaged; run `tradestore check`, then restore from a dump or backup"
+            }
+            ErrorKind::Config => "fix the named setting in tradestore.toml or the environment",
+            ErrorKind::Capacity => {
+                "a limit was reached; wait and retry, or raise the limit in the configuration"
+            }
+            ErrorKind::Invalid => "fix the input and try again; nothing was changed",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} error: {} ({})", self.kind, self.message, self.hint())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<RuleViolation> for Error {
+    fn from(v: RuleViolation) -> Error {
+        Error::constraint(v.to_string()).with_source(v)
+    }
+}
+
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Error {
+        Error::corruption(e.to_string()).with_source(e)
+    }
+}
+
+impl From<redb::StorageError> for Error {
+    fn from(e: redb::StorageError) -> Error {
+        match e {
+            redb::StorageError::Corrupted(msg) => {
+                Error::corruption(format!("database file: {msg}"))
+            }
+            redb::StorageError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                Error::corruption(format!("database file: {io}"))
+            }
+            redb::StorageError::Io(io) => Error::io("database file", io),
+            other => Error::new(ErrorKind::Io, format!("database: {other}")).with_source(other),
+        }
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),+) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                match e.into() {
+                    redb::Error::Corrupted(msg) => Error::corruption(format!("database file: {msg}")),
+                    redb::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                        Error::corruption(format!("database file is not a tradestore database: {io}"))
+                    }
+                    redb::Error::Io(io) => Error::io("database file", io),
+                    redb::Error::DatabaseAlreadyOpen => Error::new(
+                        ErrorKind::Io,
+                        "the store is already open in another process or handle; close it first",
+                    ),
+                    redb::Error::UpgradeRequired(v) => Error::corruption(format!(
+                        "the database file has format version {v}, which this build cannot read"
+                    )),
+                    other => Error::new(ErrorKind::Io, format!("database: {other}")).with_source(other),
+                }
+            }
+        }
+    )+};
+}
+
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_kinds() {
+        assert!(Error::new(ErrorKind::Conflict, "x").is_retryable());
+        assert!(Error::new(ErrorKind::Deadlock, "x").is_retryable());
+        assert!(!Error::constraint("x").is_retryable());
+        assert!(!Error::corruption("x").is_retryable());
+    }
+
+    #[test]
+    fn display_names_kind_message_and_hint() {
+        let e = Error::constraint("order 5: quantity 0 must be > 0").context("line 3");
+        let s = e.to_string();
+        assert!(s.starts_with("constraint error: line 3: order 5"), "{s}");
+        assert!(s.contains("correct the data"), "{s}");
+    }
+}

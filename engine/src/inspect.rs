@@ -1,0 +1,155 @@
+//! What a store holds: tables with row counts and sizes, indexes with entry counts and
+//! sizes, and the files on disk.
+
+use std::path::Path;
+
+use serde::Serialize;
+use tradestore_schema::TableId;
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::txn::ReadOps;
+
+/// A table's size.
+#[derive(Clone, Debug, Serialize)]
+pub struct TableInfo {
+    /// Table name.
+    pub name: String,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes of keys and values stored (not counting B-tree overhead).
+    pub stored_bytes: u64,
+}
+
+/// An index's size.
+#[derive(Clone, Debug, Serialize)]
+pub struct IndexInfo {
+    /// Index name.
+    pub name: String,
+    /// Indexed table.
+    pub table: String,
+    /// Indexed columns.
+    pub columns: Vec<String>,
+    /// Unique index.
+    pub unique: bool,
+    /// Part of the schema (never dropped).
+    pub builtin: bool,
+    /// Entries.
+    pub entries: u64,
+    /// Bytes of keys stored.
+    pub stored_bytes: u64,
+}
+
+/// A file of the store.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileInfo {
+    /// Path relative to the store's directory.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// Everything `tradestore inspect` shows.
+#[derive(Clone, Debug, Serialize)]
+pub struct Inspection {
+    /// The store's directory.
+    pub dir: String,
+    /// Store format version.
+    pub format_version: u32,
+    /// Configuration profile in use.
+    pub profile: String,
+    /// Tables, in schema order.
+    pub tables: Vec<TableInfo>,
+    /// Secondary indexes.
+    pub indexes: Vec<IndexInfo>,
+    /// Files under the directory.
+    pub files: Vec<FileInfo>,
+    /// Sum of the files' sizes.
+    pub total_bytes: u64,
+}
+
+/// Gathers the inspection of a store.
+pub fn inspect(store: &Store) -> Result<Inspection> {
+    let tx = store.read()?;
+    let mut tables = Vec::new();
+    for t in TableId::ALL {
+        let mut bytes = 0u64;
+        tx.raw_range(
+            crate::Source::Table(t),
+            (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+            false,
+            &mut |k, v| {
+                bytes += (k.len() + v.len()) as u64;
+                Ok(true)
+            },
+        )?;
+        tables.push(TableInfo {
+            name: t.name().to_owned(),
+            rows: tx.count(t)?,
+            stored_bytes: bytes,
+        });
+    }
+    let mut indexes = Vec::new();
+    for spec in tx.indexes() {
+        let mut bytes = 0u64;
+        let mut entries = 0u64;
+        tx.raw_range(
+            crate::Source::Index(spec),
+            (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+            false,
+            &mut |k, _| {
+                bytes += k.len() as u64;
+                entries += 1;
+                Ok(true)
+            },
+        )?;
+        indexes.push(IndexInfo {
+            name: spec.def.name.clone(),
+            table: spec.def.table.name().to_owned(),
+            columns: spec.def.columns.clone(),
+            unique: spec.def.unique,
+            builtin: spec.def.builtin,
+            entries,
+            stored_bytes: bytes,
+        });
+    }
+    let mut files = Vec::new();
+    list_files(store.dir(), store.dir(), &mut files)?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let total_bytes = files.iter().map(|f| f.bytes).sum();
+    Ok(Inspection {
+        dir: store.dir().display().to_string(),
+        format_version: crate::FORMAT_VERSION,
+        profile: store.config().profile.name().to_owned(),
+        tables,
+        indexes,
+        files,
+        total_bytes,
+    })
+}
+
+fn list_files(root: &Path, dir: &Path, out: &mut Vec<FileInfo>) -> Result<()> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::io(format!("reading {}", entry.path().display()), e))?;
+        let path = entry.path();
+        if meta.is_dir() {
+            list_files(root, &path, out)?;
+        } else {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            out.push(FileInfo {
+                path: rel,
+                bytes: meta.len(),
+            });
+        }
+    }
+    Ok(())
+}

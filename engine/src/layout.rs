@@ -1,0 +1,62 @@
+//! Where things live in the redb file.
+//!
+//! | redb table | key | value |
+//! |---|---|---|
+//! | `t.<table>` (one per domain table) | encoded primary key ([`crate::keys`]) | record: version byte + postcard |
+//! | `i.<index>` (one per secondary index) | encoded index columns, then encoded primary key | `()` |
+//! | `catalog` | `index/<name>`, `meta/<name>` | JSON |
+
+use redb::TableDefinition;
+use tradestore_schema::{IndexDef, TableId, Value};
+
+use crate::keys;
+
+/// The redb table holding a domain table's rows.
+pub(crate) fn data_table(t: TableId) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+    TableDefinition::new(match t {
+        TableId::Instruments => "t.instruments",
+        TableId::Accounts => "t.accounts",
+        TableId::Orders => "t.orders",
+        TableId::Trades => "t.trades",
+        TableId::Positions => "t.positions",
+        TableId::Cash => "t.cash",
+    })
+}
+
+/// The catalog: index definitions and store metadata.
+pub(crate) const CATALOG: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("catalog");
+
+/// A secondary index as the engine uses it: its definition and its redb table's name.
+#[derive(Clone, Debug)]
+pub struct IndexSpec {
+    /// The definition from the catalog.
+    pub def: IndexDef,
+    table_name: String,
+}
+
+impl IndexSpec {
+    pub(crate) fn new(def: IndexDef) -> IndexSpec {
+        let table_name = format!("i.{}", def.name);
+        IndexSpec { def, table_name }
+    }
+
+    /// The redb table of this index.
+    pub(crate) fn redb_table(&self) -> TableDefinition<'_, &'static [u8], ()> {
+        TableDefinition::new(&self.table_name)
+    }
+
+    /// The encoded values of the indexed columns (the prefix of every entry of the row).
+    pub(crate) fn prefix_of(&self, values: impl Fn(&str) -> Option<Value>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32);
+        for c in &self.def.columns {
+            keys::encode_value(&mut out, &values(c).unwrap_or(Value::Null));
+        }
+        out
+    }
+
+    /// Whether the index's first column is `column`.
+    pub(crate) fn leads_with(&self, column: &str) -> bool {
+        self.def.columns.first().is_some_and(|c| c == column)
+    }
+}
