@@ -1,0 +1,104 @@
+//! `tradestore inspect`: what a store holds.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use indicatif::HumanBytes;
+use tradestore::inspect::Inspection;
+
+use super::store::{StoreDir, open_existing};
+use super::table::{self, Align};
+
+/// Show what a store holds: tables, indexes and files, with their sizes.
+#[derive(Debug, clap::Args)]
+#[command(long_about = "\
+Show what a store holds: each table with its rows and the bytes of its keys and values, \
+each secondary index with its columns, entries and bytes, and each file under the \
+directory with its size. Sizes are shown in KiB/MiB/GiB; --json gives exact byte counts.")]
+pub struct Args {
+    #[command(flatten)]
+    pub store: StoreDir,
+
+    /// Print the inspection as pretty-printed JSON (exact numbers) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `inspect`.
+pub fn run(args: &Args) -> Result<()> {
+    let store = open_existing(&args.store.dir)?;
+    let inspection = tradestore::inspect::inspect(&store).context("inspecting the store")?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &inspection)?;
+        writeln!(out)?;
+    } else {
+        write_human(&mut out, &inspection)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn write_human(out: &mut dyn Write, i: &Inspection) -> std::io::Result<()> {
+    writeln!(out, "store           {}", i.dir)?;
+    writeln!(out, "format version  {}", i.format_version)?;
+    writeln!(out, "profile         {}", i.profile)?;
+    writeln!(out)?;
+
+    let rows: Vec<Vec<String>> = i
+        .tables
+        .iter()
+        .map(|t| vec![t.name.clone(), t.rows.to_string(), size(t.stored_bytes)])
+        .collect();
+    table::write(
+        out,
+        &[
+            ("TABLE", Align::Left),
+            ("ROWS", Align::Right),
+            ("BYTES", Align::Right),
+        ],
+        &rows,
+    )?;
+    writeln!(out)?;
+
+    let rows: Vec<Vec<String>> = i
+        .indexes
+        .iter()
+        .map(|x| {
+            vec![
+                x.name.clone(),
+                x.table.clone(),
+                x.columns.join(", "),
+                if x.unique { "unique" } else { "" }.to_owned(),
+                x.entries.to_string(),
+                size(x.stored_bytes),
+            ]
+        })
+        .collect();
+    table::write(
+        out,
+        &[
+            ("INDEX", Align::Left),
+            ("TABLE", Align::Left),
+            ("COLUMNS", Align::Left),
+            ("", Align::Left),
+            ("ENTRIES", Align::Right),
+            ("BYTES", Align::Right),
+        ],
+        &rows,
+    )?;
+    writeln!(out)?;
+
+    let mut rows: Vec<Vec<String>> = i
+        .files
+        .iter()
+        .map(|f| vec![f.path.clone(), size(f.bytes)])
+        .collect();
+    rows.push(vec!["total".to_owned(), size(i.total_bytes)]);
+    table::write(out, &[("FILE", Align::Left), ("SIZE", Align::Right)], &rows)
+}
+
+/// A size for people: bytes below 1 KiB, otherwise KiB, MiB, GiB with two decimals.
+fn size(bytes: u64) -> String {
+    HumanBytes(bytes).to_string()
+}

@@ -1,0 +1,11 @@
+//! The subcommands, one file each, and the helpers they share.
+
+pub mod check;
+pub mod dump;
+pub mod init;
+pub mod inspect;
+pub mod progress;
+pub mod report;
+pub mod restore;
+pub mod store;
+pub mod table;

@@ -1,0 +1,47 @@
+//! How an error is shown on stderr.
+
+/// The error and its causes, outermost first, separated by `: ` (anyhow's `{:#}`), except
+/// that a cause whose text the line already holds is left out: engine errors put their
+/// cause's text in their own message and also return it from `source()`.
+pub fn chain(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// Whether the error comes from writing to a pipe whose reader has gone.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_causes_are_shown_once() {
+        let io = std::io::Error::other("disk on fire");
+        let err = anyhow::Error::new(io).context("reading x: disk on fire");
+        let err = err.context("restoring");
+        assert_eq!(chain(&err), "restoring: reading x: disk on fire");
+    }
+
+    #[test]
+    fn distinct_causes_are_all_shown() {
+        let err = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(chain(&err), "outer: inner");
+    }
+}

@@ -1,0 +1,58 @@
+//! `tradestore restore`: load a dump into a store.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::dump::describe;
+use super::progress::Progress;
+use super::store::{StoreDir, open_existing};
+
+/// Load a JSON Lines dump into the store, all of it or nothing.
+#[derive(Debug, clap::Args)]
+#[command(long_about = "\
+Load a JSON Lines dump (as written by `tradestore dump`) into the store. Every line is \
+parsed and checked against the business rules, foreign keys and unique keys, then the whole \
+store is checked as it would be afterwards (order fills, position folds, indexes). The rows \
+are committed in one transaction only if all of it is good.
+
+On any error (a malformed or truncated line, a broken rule, a key already in the store) the \
+message names the line, the command exits 1 and the store is left exactly as it was. Blank \
+lines are skipped. A summary of the rows per table goes to stderr.")]
+pub struct Args {
+    #[command(flatten)]
+    pub store: StoreDir,
+
+    /// The dump to read; `-` reads standard input.
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: PathBuf,
+}
+
+/// Runs `restore`.
+pub fn run(args: &Args) -> Result<()> {
+    let store = open_existing(&args.store.dir)?;
+    let (summary, source) = if args.input.as_os_str() == "-" {
+        let progress = Progress::bytes("restoring", None);
+        let mut input = std::io::stdin().lock();
+        let summary =
+            tradestore::dump::restore(&store, &mut input, &mut |n| progress.bytes_done(n))
+                .context("restoring from standard input")?;
+        progress.finish();
+        (summary, "from standard input".to_owned())
+    } else {
+        let shown = args.input.display();
+        let file = File::open(&args.input).with_context(|| format!("opening {shown}"))?;
+        let len = file.metadata().ok().map(|m| m.len());
+        let progress = Progress::bytes("restoring", len);
+        let mut input = BufReader::new(file);
+        let summary =
+            tradestore::dump::restore(&store, &mut input, &mut |n| progress.bytes_done(n))
+                .with_context(|| format!("restoring from {shown}"))?;
+        progress.finish();
+        (summary, format!("from {shown}"))
+    };
+    eprintln!("{}", describe(&summary, "restored", &source));
+    Ok(())
+}

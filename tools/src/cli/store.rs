@@ -1,0 +1,41 @@
+//! The `--dir` argument every subcommand takes, and opening the store it names.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use tradestore::{DB_FILE, Store};
+
+/// Where the store lives.
+#[derive(Debug, clap::Args)]
+pub struct StoreDir {
+    /// The store's directory: it holds tradestore.toml, tradestore.redb and the journal,
+    /// archive and backups folders.
+    #[arg(long, env = "TRADESTORE_DIR", default_value = "./tradestore-data")]
+    pub dir: PathBuf,
+}
+
+/// Opens the store in `dir` with its configuration. A directory that does not exist, or
+/// holds no database, is an error that says to run `tradestore init`: only `init` creates
+/// a store.
+pub fn open_existing(dir: &Path) -> Result<Store> {
+    let shown = dir.display();
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => bail!("{shown} is not a directory"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "store directory {shown} does not exist; create the store with \
+             `tradestore init --dir {shown}`"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("reading {shown}")),
+    }
+    let db = dir.join(DB_FILE);
+    match std::fs::metadata(&db) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "{shown} holds no {DB_FILE}, so it is not a store; create one with \
+             `tradestore init --dir {shown}`"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", db.display())),
+    }
+    Store::open_dir(dir).with_context(|| format!("opening the store in {shown}"))
+}

@@ -1,0 +1,65 @@
+//! `tradestore`: the command-line tool of the tradestore storage engine.
+//!
+//! A thin binary: it parses arguments, calls the engine (`tradestore` crate) and prints.
+//! Every subcommand lives in its own file under `cli/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+const LONG_ABOUT: &str = "\
+Manage a tradestore directory: create it, look inside, dump it to JSON Lines, restore a \
+dump, and check its consistency.
+
+Every command works on the store in --dir (or $TRADESTORE_DIR, default ./tradestore-data). \
+Only `init` creates a store; the others refuse a directory that holds none. The store's \
+configuration is read from tradestore.toml in that directory, then TRADESTORE_* environment \
+variables.
+
+Exit status: 0 on success. On an error the message goes to stderr as `error: ...` and the \
+status is 1, except for `check`, which exits 1 when it finds violations and 2 on an error. \
+A command line that does not parse exits 2.";
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(name = "tradestore", version, about, long_about = LONG_ABOUT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Init(cli::init::Args),
+    Inspect(cli::inspect::Args),
+    Dump(cli::dump::Args),
+    Restore(cli::restore::Args),
+    Check(cli::check::Args),
+    // Subcommands still to come go here, one variant each, dispatched in `main`:
+    // Simulate(cli::simulate::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The status each command exits with on an error.
+    let (result, error_status) = match cli.command {
+        Command::Init(args) => (cli::init::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Inspect(args) => (cli::inspect::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Dump(args) => (cli::dump::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Restore(args) => (cli::restore::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Check(args) => (cli::check::run(&args), 2),
+    };
+    match result {
+        Ok(status) => status,
+        Err(err) => {
+            // The reader of a pipe went away (`| head`): saying so is noise, but the output
+            // is incomplete, so the status still says the command did not finish.
+            if !cli::report::is_broken_pipe(&err) {
+                eprintln!("error: {}", cli::report::chain(&err));
+            }
+            ExitCode::from(error_status)
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! The `tradestore` binary end to end: each test runs it as a process against a store in a
+//! temporary directory and checks exit statuses, output and what the store holds after.
+
+use std::error::Error;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+/// What one run of the binary did.
+struct Run {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(&self) -> bool {
+        self.status == Some(0)
+    }
+}
+
+/// Runs `tradestore ARGS --dir DIR`, with `stdin` piped in when given, and with no
+/// `TRADESTORE_*` variable of the test's own environment leaking into the store's config.
+fn run_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<Run, Box<dyn Error>> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tradestore"));
+    cmd.args(args).arg("--dir").arg(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRADESTORE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    if let Some(bytes) = stdin {
+        let mut pipe = child.stdin.take().ok_or("no stdin pipe")?;
+        pipe.write_all(bytes)?;
+    }
+    let out = child.wait_with_output()?;
+    Ok(Run {
+        status: out.status.code(),
+        stdout: String::from_utf8(out.stdout)?,
+        stderr: String::from_utf8(out.stderr)?,
+    })
+}
+
+fn run(dir: &Path, args: &[&str]) -> Result<Run, Box<dyn Error>> {
+    run_in(dir, args, None)
+}
+
+/// A fresh store in a temporary directory: `(tempdir, store dir)`.
+fn new_store() -> Result<(tempfile::TempDir, std::path::PathBuf), Box<dyn Error>> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("store");
+    let r = run(&dir, &["init"])?;
+    assert!(r.ok(), "init failed: {}", r.stderr);
+    Ok((tmp, dir))
+}
+
+/// The store's dump, read from standard output.
+fn dump(dir: &Path) -> Result<String, Box<dyn Error>> {
+    let r = run(dir, &["dump", "--out", "-"])?;
+    assert!(r.ok(), "dump failed: {}", r.stderr);
+    Ok(r.stdout)
+}
+
+/// A consistent little book, in canonical dump order (tables parents first, rows by key,
+/// fields in declaration order). ACME ticks at 0.01 (price raw 1e6) in lots of 1 (quantity
+/// raw 1e8). Account 1 buys 4 at 99.50 (order 1, partly filled) then sells 2 at 101.00 with
+/// a 0.50 fee (order 2, filled); order 3 is a cancelled market order. The position is the
+/// fold at average cost: 2 left at cost 199, realised 202 - 199 - 0.50 = 2.50; cash is
+/// -398 + 202 - 0.50 = -196.50.
+const BOOK: &str = r#"{"table":"instruments","record":{"id":1,"symbol":"ACME","tick_size":1000000,"lot_size":100000000,"currency":"USD"}}
+{"table":"accounts","record":{"id":1,"name":"alpha","status":"active"}}
+{"table":"orders","record":{"id":1,"account":1,"instrument":1,"side":"buy","kind":"limit","time_in_force":"gtc","price":10000000000,"quantity":1000000000,"filled_quantity":400000000,"status":"partially_filled","created_ts":1,"updated_ts":2}}
+{"table":"orders","record":{"id":2,"account":1,"instrument":1,"side":"sell","kind":"limit","time_in_force":"day","price":10100000000,"quantity":200000000,"filled_quantity":200000000,"status":"filled","created_ts":3,"updated_ts":4}}
+{"table":"orders","record":{"id":3,"account":1,"instrument":1,"side":"buy","kind":"market","time_in_force":"ioc","price":null,"quantity":100000000,"filled_quantity":0,"status":"cancelled","created_ts":5,"updated_ts":5}}
+{"table":"trades","record":{"id":1,"order_id":1,"account":1,"instrument":1,"side":"buy","price":9950000000,"quantity":400000000,"fee":0,"ts":2}}
+{"table":"trades","record":{"id":2,"order_id":2,"account":1,"instrument":1,"side":"sell","price":10100000000,"quantity":200000000,"fee":500000,"ts":4}}
+{"table":"positions","record":{"account":1,"instrument":1,"quantity":200000000,"cost_basis":199000000,"realized_pnl":2500000,"updated_ts":4}}
+{"table":"cash","record":{"account":1,"currency":"USD","amount":-196500000}}
+"#;
+
+/// A store holding [`BOOK`].
+fn book_store() -> Result<(tempfile::TempDir, std::path::PathBuf), Box<dyn Error>> {
+    let (tmp, dir) = new_store()?;
+    let file = tmp.path().join("book.jsonl");
+    std::fs::write(&file, BOOK)?;
+    let r = run(&dir, &["restore", "--in", path_str(&file)?])?;
+    assert!(r.ok(), "restore failed: {}", r.stderr);
+    Ok((tmp, dir))
+}
+
+fn path_str(p: &Path) -> Result<&str, Box<dyn Error>> {
+    Ok(p.to_str().ok_or("temporary path is not UTF-8")?)
+}
+
+fn json(text: &str) -> Result<serde_json::Value, Box<dyn Error>> {
+    Ok(serde_json::from_str(text)?)
+}
+
+#[test]
+fn init_creates_config_database_and_folders() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("a").join("store");
+    let r = run(&dir, &["init", "--profile", "test"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    for file in ["tradestore.toml", "tradestore.redb"] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+        assert!(r.stdout.contains(file), "{}", r.stdout);
+    }
+    for sub in ["journal", "archive", "backups"] {
+        assert!(dir.join(sub).is_dir(), "{sub}/ missing");
+    }
+    let toml = std::fs::read_to_string(dir.join("tradestore.toml"))?;
+    assert!(toml.contains("profile = \"test\""), "{toml}");
+    assert!(r.stdout.contains("profile test"), "{}", r.stdout);
+    Ok(())
+}
+
+#[test]
+fn init_again_keeps_the_store_and_refuses_another_profile() -> TestResult {
+    let (_tmp, dir) = book_store()?;
+    let config = std::fs::read_to_string(dir.join("tradestore.toml"))?;
+
+    let r = run(&dir, &["init"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(r.stdout.contains("nothing created"), "{}", r.stdout);
+    let r = run(&dir, &["init", "--profile", "dev"])?;
+    assert!(r.ok(), "{}", r.stderr);
+
+    let r = run(&dir, &["init", "--profile", "prod"])?;
+    assert_eq!(r.status, Some(1));
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    assert!(r.stderr.contains("profile dev, not prod"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("tradestore.toml"))?,
+        config
+    );
+    assert_eq!(dump(&dir)?, BOOK);
+    Ok(())
+}
+
+#[test]
+fn init_rejects_an_unknown_profile() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("store");
+    let r = run(&dir, &["init", "--profile", "staging"])?;
+    assert_eq!(r.status, Some(2));
+    assert!(r.stderr.contains("staging"), "{}", r.stderr);
+    assert!(!dir.exists());
+    Ok(())
+}
+
+#[test]
+fn inspect_json_lists_tables_indexes_and_files() -> TestResult {
+    let (_tmp, dir) = book_store()?;
+    let r = run(&dir, &["inspect", "--json"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let v = json(&r.stdout)?;
+    let tables = v["tables"].as_array().ok_or("no tables")?;
+    let names: Vec<&str> = tables.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "instruments",
+            "accounts",
+            "orders",
+            "trades",
+            "positions",
+            "cash"
+        ]
+    );
+    let rows: Vec<u64> = tables.iter().filter_map(|t| t["rows"].as_u64()).collect();
+    assert_eq!(rows, [1, 1, 3, 2, 1, 1]);
+    let indexes = v["indexes"].as_array().ok_or("no indexes")?;
+    assert_eq!(indexes.len(), 7);
+    let symbol = indexes
+        .iter()
+        .find(|i| i["name"] == "instruments_by_symbol")
+        .ok_or("no instruments_by_symbol")?;
+    assert_eq!(symbol["unique"], true);
+    assert_eq!(symbol["entries"], 1);
+    let files = v["files"].as_array().ok_or("no files")?;
+    assert!(files.iter().any(|f| f["path"] == "tradestore.redb"));
+    assert_eq!(v["profile"], "dev");
+    Ok(())
+}
+
+#[test]
+fn inspect_prints_tables_for_people() -> TestResult {
+    let (_tmp, dir) = book_store()?;
+    let r = run(&dir, &["inspect"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let orders = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("orders "))
+        .ok_or("no orders row")?;
+    assert_eq!(orders.split_whitespace().nth(1), Some("3"), "{orders}");
+    assert!(r.stdout.contains("trades_by_order"), "{}", r.stdout);
+    assert!(r.stdout.contains("KiB"), "{}", r.stdout);
+    Ok(())
+}
+
+#[test]
+fn check_of_an_empty_store_is_clean() -> TestResult {
+    let (_tmp, dir) = new_store()?;
+    let r = run(&dir, &["check"])?;
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("no violations"), "{}", r.stdout);
+    // Piped stderr: no progress bar, nothing at all.
+    assert_eq!(r.stderr, "");
+    Ok(())
+}
+
+#[test]
+fn dump_of_an_empty_store_is_empty() -> TestResult {
+    let (tmp, dir) = new_store()?;
+    assert_eq!(dump(&dir)?, "");
+    let file = tmp.path().join("empty.jsonl");
+    let r = run(&dir, &["dump", "--out", path_str(&file)?])?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert_eq!(std::fs::read(&file)?, b"");
+    assert!(r.stderr.contains("dumped 0 rows"), "{}", r.stderr);
+    Ok(())
+}
+
+#[test]
+fn restore_then_dump_is_byte_identical() -> TestResult {
+    let (tmp, dir) = book_store()?;
+    assert_eq!(dump(&dir)?, BOOK);
+
+    let file = tmp.path().join("out").join("book.jsonl");
+    std::fs::create_dir(tmp.path().join("out"))?;
+    let r = run(&dir, &["dump", "--out", path_str(&file)?])?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&file)?, BOOK);
+    assert!(r.stderr.contains("dumped 9 rows"), "{}", r.stderr);
+    assert!(r.stderr.contains("orders 3"), "{}", r.stderr);
+    // Only the finished file: the temporary one was renamed, not left beside it.
+    let names: Vec<_> = std::fs::read_dir(tmp.path().join("out"))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(names, ["book.jsonl"]);
+    Ok(())
+}
+
+#[test]
+fn restore_reads_standard_input() -> TestResult {
+    let (_tmp, dir) = new_store()?;
+    let r = run_in(&dir, &["restore", "--in", "-"], Some(BOOK.as_bytes()))?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(r.stderr.contains("restored 9 rows"), "{}", r.stderr);
+    assert_eq!(dump(&dir)?, BOOK);
+    Ok(())
+}
+
+#[test]
+fn restore_with_a_bad_line_3_names_it_and_changes_nothing() -> TestResult {
+    let (tmp, dir) = book_store()?;
+    // Lines 1 and 2 are good new rows; line 3 lacks most of an order's fields.
+    let bad = [
+        r#"{"table":"instruments","record":{"id":2,"symbol":"BETA","tick_size":1000000,"lot_size":100000000,"currency":"USD"}}"#,
+        r#"{"table":"accounts","record":{"id":2,"name":"beta","status":"active"}}"#,
+        r#"{"table":"orders","record":{"id":4,"account":2}}"#,
+        r#"{"table":"accounts","record":{"id":3,"name":"gamma","status":"active"}}"#,
+    ]
+    .join("\n");
+    let file = tmp.path().join("bad.jsonl");
+    std::fs::write(&file, bad)?;
+    let r = run(&dir, &["restore", "--in", path_str(&file)?])?;
+    assert_eq!(r.status, Some(1));
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    assert!(r.stderr.contains("line 3"), "{}", r.stderr);
+    assert_eq!(dump(&dir)?, BOOK);
+    Ok(())
+}
+
+#[test]
+fn restore_of_a_truncated_file_changes_nothing() -> TestResult {
+    let (tmp, dir) = new_store()?;
+    let file = tmp.path().join("cut.jsonl");
+
+    // Cut in the middle of line 6 (the first trade).
+    let cut = BOOK
+        .lines()
+        .take(5)
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        + &BOOK.lines().nth(5).ok_or("short book")?[..40];
+    std::fs::write(&file, cut)?;
+    let r = run(&dir, &["restore", "--in", path_str(&file)?])?;
+    assert_eq!(r.status, Some(1));
+    assert!(r.stderr.contains("line 6"), "{}", r.stderr);
+    assert_eq!(dump(&dir)?, "");
+
+    // Cut at a line end, before the trades: every line parses, but orders 1 and 2 (lines
+    // 3 and 4) claim fills that are missing.
+    let cut: String = BOOK.lines().take(5).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, cut)?;
+    let r = run(&dir, &["restore", "--in", path_str(&file)?])?;
+    assert_eq!(r.status, Some(1));
+    assert!(
+        r.stderr.contains("line 3: orders 1") || r.stderr.contains("line 4: orders 2"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("fills sum to 0"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was restored"), "{}", r.stderr);
+    assert_eq!(dump(&dir)?, "");
+    Ok(())
+}
+
+#[test]
+fn restore_of_rows_already_there_changes_nothing() -> TestResult {
+    let (tmp, dir) = book_store()?;
+    let file = tmp.path().join("again.jsonl");
+    std::fs::write(&file, BOOK)?;
+    let r = run(&dir, &["restore", "--in", path_str(&file)?])?;
+    assert_eq!(r.status, Some(1));
+    assert!(r.stderr.contains("line 1"), "{}", r.stderr);
+    assert_eq!(dump(&dir)?, BOOK);
+    Ok(())
+}
+
+#[test]
+fn check_json_reports_a_clean_store() -> TestResult {
+    let (_tmp, dir) = book_store()?;
+    let r = run(&dir, &["check", "--json"])?;
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let v = json(&r.stdout)?;
+    assert_eq!(v["rows"], 9);
+    // One entry per row of each indexed table: 1 instrument, 2 x 3 orders, 1 position,
+    // 3 x 2 trades.
+    assert_eq!(v["index_entries"], 14);
+    assert_eq!(v["violations"], serde_json::json!([]));
+    Ok(())
+}
+
+#[test]
+fn check_lists_violations_and_exits_1() -> TestResult {
+    let (_tmp, dir) = book_store()?;
+    // Damage the store behind the engine's back: drop one entry of the trades_by_order
+    // index (a redb table named `i.<index>` keyed by index columns then primary key).
+    {
+        let db = redb::Database::open(dir.join("tradestore.redb"))?;
+        let tx = db.begin_write()?;
+        {
+            let def: redb::TableDefinition<&[u8], ()> =
+                redb::TableDefinition::new("i.trades_by_order");
+            let mut index = tx.open_table(def)?;
+            assert!(index.pop_first()?.is_some());
+        }
+        tx.commit()?;
+    }
+    let r = run(&dir, &["check"])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("index_count"))
+        .ok_or_else(|| format!("no index_count violation in {}", r.stdout))?;
+    assert!(line.contains("index trades_by_order"), "{line}");
+
+    let r = run(&dir, &["check", "--json"])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    let v = json(&r.stdout)?;
+    let violations = v["violations"].as_array().ok_or("no violations")?;
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0]["check"], "index_count");
+    assert_eq!(violations[0]["table"], "index trades_by_order");
+    Ok(())
+}
+
+#[test]
+fn check_of_a_damaged_file_exits_2() -> TestResult {
+    let (_tmp, dir) = new_store()?;
+    std::fs::write(dir.join("tradestore.redb"), vec![0x5a; 8192])?;
+    let r = run(&dir, &["check"])?;
+    assert_eq!(r.status, Some(2));
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+    Ok(())
+}
+
+#[test]
+fn an_unknown_config_key_is_named() -> TestResult {
+    let (_tmp, dir) = new_store()?;
+    let path = dir.join("tradestore.toml");
+    let mut text = std::fs::read_to_string(&path)?;
+    text.push_str("cache_megabytes = 12\n");
+    std::fs::write(&path, text)?;
+    for (args, status) in [(&["inspect"][..], 1), (&["check"][..], 2)] {
+        let r = run(&dir, args)?;
+        assert_eq!(r.status, Some(status), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("cache_megabytes"), "{}", r.stderr);
+        assert!(r.stderr.contains("tradestore.toml"), "{}", r.stderr);
+    }
+    Ok(())
+}
+
+#[test]
+fn a_missing_store_is_not_created_and_points_to_init() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("nowhere");
+    let book = tmp.path().join("book.jsonl");
+    std::fs::write(&book, BOOK)?;
+    let out = tmp.path().join("out.jsonl");
+    let cases: [(&[&str], i32); 5] = [
+        (&["inspect"], 1),
+        (&["inspect", "--json"], 1),
+        (&["dump", "--out", path_str(&out)?], 1),
+        (&["restore", "--in", path_str(&book)?], 1),
+        (&["check"], 2),
+    ];
+    for (args, status) in cases {
+        let r = run(&dir, args)?;
+        assert_eq!(r.status, Some(status), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("tradestore init"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!dir.exists(), "{args:?} created the directory");
+    }
+    assert!(!out.exists());
+
+    // A directory that exists but holds no store is refused the same way.
+    std::fs::create_dir(&dir)?;
+    let r = run(&dir, &["inspect"])?;
+    assert_eq!(r.status, Some(1));
+    assert!(r.stderr.contains("tradestore init"), "{}", r.stderr);
+    assert!(!dir.join("tradestore.redb").exists());
+    Ok(())
+}
+
+#[test]
+fn a_failed_dump_leaves_no_file() -> TestResult {
+    let (tmp, dir) = book_store()?;
+    let out = tmp.path().join("no-such-dir").join("book.jsonl");
+    let r = run(&dir, &["dump", "--out", path_str(&out)?])?;
+    assert_eq!(r.status, Some(1));
+    assert!(r.stderr.contains("no-such-dir"), "{}", r.stderr);
+    assert!(!out.exists());
+    Ok(())
+}
+
+#[test]
+fn help_documents_every_command_and_the_exit_statuses() -> TestResult {
+    let out = Command::new(env!("CARGO_BIN_EXE_tradestore"))
+        .arg("--help")
+        .output()?;
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout)?;
+    for word in ["init", "inspect", "dump", "restore", "check", "Exit status"] {
+        assert!(help.contains(word), "{word} missing from:\n{help}");
+    }
+    for cmd in ["init", "inspect", "dump", "restore", "check"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tradestore"))
+            .args([cmd, "--help"])
+            .output()?;
+        assert!(out.status.success(), "{cmd} --help");
+        let help = String::from_utf8(out.stdout)?;
+        assert!(help.contains("--dir"), "{cmd}: {help}");
+        assert!(help.contains("TRADESTORE_DIR"), "{cmd}: {help}");
+    }
+    Ok(())
+}
