@@ -67,7 +67,7 @@ pub fn check(
         progress,
     };
     let mut instruments: HashMap<u64, Instrument> = HashMap::new();
-    let mut orders: HashMap<u64, Order> = HashMap::new();
+    let mut orders: BTreeMap<u64, Order> = BTreeMap::new();
     let mut fills: HashMap<u64, i128> = HashMap::new();
     let mut folded: BTreeMap<(u64, u64), Position> = BTreeMap::new();
 
@@ -193,6 +193,7 @@ pub fn check(
     for spec in indexes {
         c.index(tx, spec)?;
     }
+    (c.progress)(c.done, c.total);
     Ok(c.report)
 }
 
@@ -225,7 +226,7 @@ impl Checker<'_> {
         &mut self,
         t: &Trade,
         key: &str,
-        orders: &HashMap<u64, Order>,
+        orders: &BTreeMap<u64, Order>,
         instruments: &HashMap<u64, Instrument>,
     ) {
         let Some(order) = orders.get(&t.order_id) else {

@@ -137,16 +137,19 @@ impl Config {
         let vars: Vec<(String, String)> = std::env::vars()
             .filter(|(k, _)| k.starts_with("TRADESTORE_"))
             .collect();
-        Config::from_sources(text.as_deref(), &vars).map_err(|e| e.context(path.display()))
+        Config::build(&path.display().to_string(), text.as_deref(), &vars)
     }
 
     /// Builds a configuration from a TOML text (if any) and environment variables (name,
     /// value), which is what [`Config::load`] does after reading them.
     pub fn from_sources(toml_text: Option<&str>, env: &[(String, String)]) -> Result<Config> {
+        Config::build(CONFIG_FILE, toml_text, env)
+    }
+
+    fn build(file: &str, toml_text: Option<&str>, env: &[(String, String)]) -> Result<Config> {
         let file: FileConfig = match toml_text {
-            Some(t) => toml::from_str(t).map_err(|e| {
-                Error::config(format!("in {CONFIG_FILE}: {}", e.to_string().trim()))
-            })?,
+            Some(t) => toml::from_str(t)
+                .map_err(|e| Error::config(format!("in {file}: {}", e.to_string().trim())))?,
             None => FileConfig::default(),
         };
         let env_profile = env
@@ -179,7 +182,9 @@ impl Config {
                         "true" | "1" => true,
                         "false" | "0" => false,
                         _ => {
-                            return Err(Error::config(format!("{key}={value:?} is not true/false")));
+                            return Err(Error::config(format!(
+                                "{key}={value:?} is not true/false"
+                            )));
                         }
                     }
                 }

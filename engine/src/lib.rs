@@ -56,4 +56,4 @@ pub use config::{Config, Profile};
 pub use error::{Error, ErrorKind, Result};
 pub use layout::IndexSpec;
 pub use store::{DB_FILE, SUBDIRS, Store};
-pub use txn::{FillOutcome, IndexScan, ReadOps, ReadTx, Source, WriteTx};
+pub use txn::{FillOutcome, IndexScan, ReadOps, ReadTx, Source, Visit, WriteTx};

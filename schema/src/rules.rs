@@ -194,11 +194,11 @@ pub fn check_transition(
     to: OrderStatus,
 ) -> Result<(), RuleViolation> {
     use OrderStatus::*;
-    let ok = match (from, to) {
-        (New, New | PartiallyFilled | Filled | Cancelled | Rejected) => true,
-        (PartiallyFilled, PartiallyFilled | Filled | Cancelled) => true,
-        _ => false,
-    };
+    let ok = matches!(
+        (from, to),
+        (New, New | PartiallyFilled | Filled | Cancelled | Rejected)
+            | (PartiallyFilled, PartiallyFilled | Filled | Cancelled)
+    );
     ensure(ok, "status_transition", || {
         if from.is_terminal() {
             format!("order {order_id}: status {from} is terminal and cannot become {to}")

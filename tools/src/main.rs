@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod sim;
 
 const LONG_ABOUT: &str = "\
 Manage a tradestore directory: create it, look inside, dump it to JSON Lines, restore a \
@@ -37,8 +38,7 @@ enum Command {
     Dump(cli::dump::Args),
     Restore(cli::restore::Args),
     Check(cli::check::Args),
-    // Subcommands still to come go here, one variant each, dispatched in `main`:
-    // Simulate(cli::simulate::Args),
+    Simulate(cli::simulate::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Command::Dump(args) => (cli::dump::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Restore(args) => (cli::restore::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Check(args) => (cli::check::run(&args), 2),
+        Command::Simulate(args) => (cli::simulate::run(&args).map(|()| ExitCode::SUCCESS), 1),
     };
     match result {
         Ok(status) => status,

@@ -5,7 +5,7 @@ mod read;
 mod walk;
 mod write;
 
-pub use ops::{IndexScan, ReadOps, Source};
+pub use ops::{IndexScan, ReadOps, Source, Visit};
 pub use read::ReadTx;
 pub use write::{FillOutcome, WriteTx};
 pub(crate) use write::{Mode, entry_key, show_values};

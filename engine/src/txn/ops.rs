@@ -8,6 +8,9 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::layout::IndexSpec;
 
+/// The visitor of a raw range scan: called with each key and value, returns whether to go on.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
 /// What a raw range scan walks: a table's rows or an index's entries.
 #[derive(Clone, Copy, Debug)]
 pub enum Source<'a> {
@@ -109,7 +112,7 @@ pub trait ReadOps {
         source: Source<'_>,
         range: (Bound<&[u8]>, Bound<&[u8]>),
         reverse: bool,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        f: &mut Visit<'_>,
     ) -> Result<()>;
 
     /// The number of rows in a table.

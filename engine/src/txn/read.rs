@@ -6,7 +6,7 @@ use std::sync::Arc;
 use redb::{ReadOnlyTable, ReadableTableMetadata};
 use tradestore_schema::TableId;
 
-use super::ops::{ReadOps, Source};
+use super::ops::{ReadOps, Source, Visit};
 use super::walk;
 use crate::error::{Error, Result};
 use crate::layout::{self, IndexSpec};
@@ -48,7 +48,7 @@ impl ReadOps for ReadTx {
         source: Source<'_>,
         range: (Bound<&[u8]>, Bound<&[u8]>),
         reverse: bool,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        f: &mut Visit<'_>,
     ) -> Result<()> {
         match source {
             Source::Table(t) => walk::rows(&self.table(t)?, range, reverse, f),

@@ -4,7 +4,16 @@ use std::ops::Bound;
 
 use redb::ReadableTable;
 
+use super::ops::Visit;
 use crate::error::Result;
+
+type Entry<'a, V> = std::result::Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, V>,
+    ),
+    redb::StorageError,
+>;
 
 /// Whether the range can hold anything (redb refuses a range whose start is after its end).
 fn non_empty(range: &(Bound<&[u8]>, Bound<&[u8]>)) -> bool {
@@ -20,20 +29,13 @@ pub(crate) fn rows<T: ReadableTable<&'static [u8], &'static [u8]>>(
     table: &T,
     range: (Bound<&[u8]>, Bound<&[u8]>),
     reverse: bool,
-    f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    f: &mut Visit<'_>,
 ) -> Result<()> {
     if !non_empty(&range) {
         return Ok(());
     }
     let iter = table.range::<&[u8]>(range)?;
-    let mut visit = |item: std::result::Result<
-        (
-            redb::AccessGuard<'_, &'static [u8]>,
-            redb::AccessGuard<'_, &'static [u8]>,
-        ),
-        redb::StorageError,
-    >|
-     -> Result<bool> {
+    let mut visit = |item: Entry<'_, &'static [u8]>| -> Result<bool> {
         let (k, v) = item?;
         f(k.value(), v.value())
     };
@@ -58,20 +60,13 @@ pub(crate) fn entries<T: ReadableTable<&'static [u8], ()>>(
     table: &T,
     range: (Bound<&[u8]>, Bound<&[u8]>),
     reverse: bool,
-    f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    f: &mut Visit<'_>,
 ) -> Result<()> {
     if !non_empty(&range) {
         return Ok(());
     }
     let iter = table.range::<&[u8]>(range)?;
-    let mut visit = |item: std::result::Result<
-        (
-            redb::AccessGuard<'_, &'static [u8]>,
-            redb::AccessGuard<'_, ()>,
-        ),
-        redb::StorageError,
-    >|
-     -> Result<bool> {
+    let mut visit = |item: Entry<'_, ()>| -> Result<bool> {
         let (k, _) = item?;
         f(k.value(), &[])
     };

@@ -10,7 +10,7 @@ use tradestore_schema::{
     Position, Record, TableId, Trade, Value, codec, portfolio, rules,
 };
 
-use super::ops::{ReadOps, Source};
+use super::ops::{ReadOps, Source, Visit};
 use super::read::find_index;
 use super::walk;
 use crate::error::{Error, ErrorKind, Result};
@@ -489,7 +489,7 @@ impl ReadOps for WriteTx {
         source: Source<'_>,
         range: (Bound<&[u8]>, Bound<&[u8]>),
         reverse: bool,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        f: &mut Visit<'_>,
     ) -> Result<()> {
         match source {
             Source::Table(t) => walk::rows(&self.table(t)?, range, reverse, f),

@@ -7,5 +7,6 @@ pub mod inspect;
 pub mod progress;
 pub mod report;
 pub mod restore;
+pub mod simulate;
 pub mod store;
 pub mod table;

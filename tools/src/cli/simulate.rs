@@ -1,0 +1,190 @@
+//! `tradestore simulate`: run the reference trading engine against a store.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use tradestore::Store;
+
+use super::store::StoreDir;
+use crate::sim::engine::{self, Live, LoadProfile, SimConfig};
+use crate::sim::report::{Percentiles, histogram};
+
+/// Run the reference trading engine: order books, a seeded order flow, fills and portfolios,
+/// all persisted through the store.
+#[derive(Debug, clap::Args)]
+#[command(long_about = "\
+Run the reference trading engine against the store: per instrument a price-time priority \
+limit order book; a seeded flow of limit and market orders, cancels and partial fills over \
+the accounts and instruments, with a few hot instruments; every order, cancel, fill, \
+position and cash change committed durably through the store's public API.
+
+The store is created if the directory does not exist. A second run on the same directory \
+continues where the first stopped: ids continue and resting orders return to their books.
+
+With neither --duration nor --orders the run lasts 10 seconds.")]
+pub struct Args {
+    #[command(flatten)]
+    pub store: StoreDir,
+
+    /// How long to run, e.g. 10s, 1500ms, 2m.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "orders")]
+    pub duration: Option<Duration>,
+
+    /// Stop after this many new orders instead of after a duration.
+    #[arg(long)]
+    pub orders: Option<u64>,
+
+    /// Number of accounts.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub accounts: u64,
+
+    /// Number of instruments.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub instruments: u64,
+
+    /// Writer threads; each owns a share of the instruments and their books.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub writers: u64,
+
+    /// Reader threads of the stress profile.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub readers: u64,
+
+    /// Seed of the order flow.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Load profile: steady flow, bursts, or maximum writes with concurrent readers.
+    #[arg(long, value_enum, default_value_t = LoadProfile::Steady)]
+    pub profile: LoadProfile,
+
+    /// Append every acked trade id to FILE, one decimal id per line, after its commit is
+    /// durable.
+    #[arg(long, value_name = "FILE")]
+    pub ack_log: Option<PathBuf>,
+
+    /// Print the report as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 10s, 500ms or 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 365.0 * 86400.0 {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Runs `simulate`.
+pub fn run(args: &Args) -> Result<()> {
+    if args.orders == Some(0) {
+        bail!("--orders must be at least 1");
+    }
+    let dir = &args.store.dir;
+    let store = Arc::new(
+        Store::open_dir(dir).with_context(|| format!("opening the store in {}", dir.display()))?,
+    );
+    let cfg = SimConfig {
+        duration: match (args.duration, args.orders) {
+            (Some(d), _) => Some(d),
+            (None, Some(_)) => None,
+            (None, None) => Some(Duration::from_secs(10)),
+        },
+        orders: args.orders,
+        accounts: args.accounts,
+        instruments: args.instruments,
+        writers: usize::try_from(args.writers).unwrap_or(1),
+        readers: usize::try_from(args.readers).unwrap_or(1),
+        seed: args.seed,
+        profile: args.profile,
+        ack_log: args.ack_log.clone(),
+    };
+    let live = Arc::new(Live::default());
+    let display = std::io::stderr()
+        .is_terminal()
+        .then(|| spawn_display(Arc::clone(&live)));
+    let result = engine::run(Arc::clone(&store), &cfg, Arc::clone(&live));
+    if let Some((bar, handle)) = display {
+        bar.finish_and_clear();
+        let _ = handle.join();
+    }
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+/// A spinner line, refreshed twice a second: orders/s, trades/s and the p99 commit latency
+/// of the last interval.
+fn spawn_display(live: Arc<Live>) -> (ProgressBar, std::thread::JoinHandle<()>) {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    *live.recent.lock() = Some(histogram());
+    let shown = bar.clone();
+    let handle = std::thread::spawn(move || {
+        let (mut last_orders, mut last_trades) = (0u64, 0u64);
+        let tick = Duration::from_millis(500);
+        while !shown.is_finished() {
+            std::thread::sleep(tick);
+            let orders = live.orders.load(Ordering::Relaxed);
+            let trades = live.trades.load(Ordering::Relaxed);
+            let p99 = live.recent.lock().as_mut().map_or(0, |h| {
+                let p = Percentiles::of(h).p99_us;
+                h.reset();
+                p
+            });
+            let per_s = |n: u64| n as f64 / tick.as_secs_f64();
+            shown.set_message(format!(
+                "orders {orders} ({:.0}/s)  trades {trades} ({:.0}/s)  p99 commit {p99} us",
+                per_s(orders - last_orders),
+                per_s(trades - last_trades)
+            ));
+            shown.tick();
+            (last_orders, last_trades) = (orders, trades);
+        }
+    });
+    (bar, handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-3s").is_err());
+    }
+}

@@ -1,0 +1,6 @@
+//! The reference trading engine that `tradestore simulate` runs.
+
+pub mod book;
+pub mod engine;
+pub mod flow;
+pub mod report;
