@@ -1,0 +1,153 @@
+//! `tradestore simulate` end to end: a short seeded session leaves a consistent store, a
+//! second run continues it, and SIGKILL at random moments loses no acked trade.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tradestore::schema::Trade;
+use tradestore::{ReadOps, Store};
+
+fn tradestore() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tradestore"));
+    c.env_remove("TRADESTORE_DIR");
+    c
+}
+
+fn trade_ids(dir: &Path) -> BTreeSet<u64> {
+    let store = Store::open_dir(dir).unwrap();
+    let report = store.check(&mut |_, _| {}).unwrap();
+    assert!(
+        report.is_clean(),
+        "check found violations: {:#?}",
+        report.violations
+    );
+    store
+        .read()
+        .unwrap()
+        .all::<Trade>()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect()
+}
+
+fn acked(log: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    // A kill may cut the last line short; only whole lines were acked.
+    let whole = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    whole
+        .lines()
+        .map(|l| l.parse().expect("ack log lines are decimal ids"))
+        .collect()
+}
+
+#[test]
+fn seeded_session_is_consistent_and_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let log = dir.path().join("acks");
+    let run = |orders: &str| {
+        let out = tradestore()
+            .args([
+                "simulate",
+                "--orders",
+                orders,
+                "--accounts",
+                "20",
+                "--instruments",
+                "5",
+                "--seed",
+                "7",
+                "--json",
+            ])
+            .arg("--dir")
+            .arg(&data)
+            .arg("--ack-log")
+            .arg(&log)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report
+    };
+    let first = run("300");
+    assert_eq!(first["orders"], 300);
+    let trades_first = first["trades"].as_u64().unwrap();
+    assert!(
+        trades_first > 0,
+        "a session of 300 orders on 5 instruments makes trades"
+    );
+    assert!(first["latency"]["new_order"]["count"].as_u64().unwrap() == 300);
+    let ids = trade_ids(&data);
+    assert_eq!(ids.len() as u64, trades_first);
+    assert_eq!(acked(&log).into_iter().collect::<BTreeSet<_>>(), ids);
+
+    let second = run("200");
+    let ids2 = trade_ids(&data);
+    assert_eq!(
+        ids2.len() as u64,
+        trades_first + second["trades"].as_u64().unwrap()
+    );
+    assert!(
+        ids.is_subset(&ids2),
+        "the second run keeps the first run's trades"
+    );
+    let log_ids = acked(&log);
+    assert_eq!(log_ids.len(), ids2.len(), "no id was acked twice");
+}
+
+#[test]
+fn sigkill_loses_no_acked_trade() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let log = dir.path().join("acks");
+    let mut rng = fastrand::Rng::new();
+    for round in 0..4 {
+        let mut child = tradestore()
+            .args([
+                "simulate",
+                "--duration",
+                "60s",
+                "--accounts",
+                "50",
+                "--instruments",
+                "10",
+                "--writers",
+                "3",
+            ])
+            .arg("--seed")
+            .arg(round.to_string())
+            .arg("--dir")
+            .arg(&data)
+            .arg("--ack-log")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(400 + rng.u64(0..1200)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let stored = trade_ids(&data);
+        let acked = acked(&log);
+        let missing: Vec<u64> = acked
+            .iter()
+            .copied()
+            .filter(|id| !stored.contains(id))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "round {round}: acked trades missing after SIGKILL: {missing:?}"
+        );
+    }
+    assert!(!acked(&log).is_empty(), "the runs acked some trades");
+}
