@@ -162,6 +162,25 @@ impl std::error::Error for Error {
     }
 }
 
+/// Runs a read of redb pages, turning a panic inside redb (which some damaged pages cause
+/// instead of an error) into a corruption error. Reads share no mutable state with the
+/// writer, so the snapshot is simply dropped afterwards.
+pub(crate) fn guard_read<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown failure");
+            Err(Error::corruption(format!(
+                "{what}: the database file is damaged ({msg})"
+            )))
+        }
+    }
+}
+
 impl From<RuleViolation> for Error {
     fn from(v: RuleViolation) -> Error {
         Error::constraint(v.to_string()).with_source(v)

@@ -9,7 +9,7 @@ use tradestore_schema::TableId;
 
 use crate::catalog;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, guard_read};
 use crate::layout::{self, IndexSpec};
 use crate::txn::{Mode, ReadTx, WriteTx};
 
@@ -54,16 +54,19 @@ impl Store {
                 path.display()
             )));
         }
-        let mut txn = db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        for t in TableId::ALL {
-            txn.open_table(layout::data_table(t))?;
-        }
-        let indexes = catalog::init(&txn)?;
-        for spec in &indexes {
-            txn.open_table(spec.redb_table())?;
-        }
-        txn.commit()?;
+        let indexes = guard_read(&path.display().to_string(), || {
+            let mut txn = db.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
+            for t in TableId::ALL {
+                txn.open_table(layout::data_table(t))?;
+            }
+            let indexes = catalog::init(&txn)?;
+            for spec in &indexes {
+                txn.open_table(spec.redb_table())?;
+            }
+            txn.commit()?;
+            Ok(indexes)
+        })?;
         Ok(Store {
             db,
             dir,

@@ -41,8 +41,46 @@ enum Command {
     Simulate(cli::simulate::Args),
 }
 
+/// The message of the last panic, kept by the panic hook so that the error printed for a
+/// caught panic says what happened (the hook itself prints nothing).
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The message of the last panic of any thread, if one happened.
+pub fn last_panic() -> String {
+    LAST_PANIC
+        .lock()
+        .ok()
+        .and_then(|g| g.clone())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    std::panic::set_hook(Box::new(|info| {
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(info.to_string());
+        }
+        if std::env::var_os("TRADESTORE_BACKTRACE").is_some() {
+            eprintln!("{info}\n{}", std::backtrace::Backtrace::force_capture());
+        }
+    }));
+    let error_status = match cli.command {
+        Command::Check(_) => 2,
+        _ => 1,
+    };
+    match std::panic::catch_unwind(move || dispatch(cli)) {
+        Ok(status) => status,
+        Err(_) => {
+            eprintln!(
+                "error: internal failure: {}; this is a bug, please report it",
+                last_panic()
+            );
+            ExitCode::from(error_status)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> ExitCode {
     // The status each command exits with on an error.
     let (result, error_status) = match cli.command {
         Command::Init(args) => (cli::init::run(&args).map(|()| ExitCode::SUCCESS), 1),

@@ -8,7 +8,7 @@ use tradestore_schema::TableId;
 
 use super::ops::{ReadOps, Source, Visit};
 use super::walk;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, guard_read};
 use crate::layout::{self, IndexSpec};
 
 /// A read-only snapshot. Never blocks writers and is never blocked by them; sees every
@@ -40,7 +40,9 @@ impl ReadTx {
 
 impl ReadOps for ReadTx {
     fn raw_get(&self, table: TableId, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.table(table)?.get(key)?.map(|g| g.value().to_vec()))
+        guard_read("reading a row", || {
+            Ok(self.table(table)?.get(key)?.map(|g| g.value().to_vec()))
+        })
     }
 
     fn raw_range(
@@ -50,16 +52,16 @@ impl ReadOps for ReadTx {
         reverse: bool,
         f: &mut Visit<'_>,
     ) -> Result<()> {
-        match source {
+        guard_read("scanning", || match source {
             Source::Table(t) => walk::rows(&self.table(t)?, range, reverse, f),
             Source::Index(spec) => {
                 walk::entries(&self.txn.open_table(spec.redb_table())?, range, reverse, f)
             }
-        }
+        })
     }
 
     fn count(&self, table: TableId) -> Result<u64> {
-        Ok(self.table(table)?.len()?)
+        guard_read("counting rows", || Ok(self.table(table)?.len()?))
     }
 
     fn index(&self, name: &str) -> Result<IndexSpec> {

@@ -245,14 +245,14 @@ pub fn run(store: Arc<Store>, cfg: &SimConfig, live: Arc<Live>) -> Result<Report
     for h in handles {
         let (l, c) = h
             .join()
-            .map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
+            .map_err(|_| anyhow::anyhow!("a writer thread failed: {}", crate::last_panic()))??;
         lat.merge(&l);
         counts.add(&c);
     }
     for h in reader_handles {
         let l = h
             .join()
-            .map_err(|_| anyhow::anyhow!("a reader thread panicked"))??;
+            .map_err(|_| anyhow::anyhow!("a reader thread failed: {}", crate::last_panic()))??;
         lat.merge(&l);
     }
     let elapsed = started.elapsed();
