@@ -16,8 +16,8 @@ fn tradestore() -> Command {
 }
 
 fn trade_ids(dir: &Path) -> BTreeSet<u64> {
-    let store = Store::open_dir(dir).unwrap();
-    let report = store.check(&mut |_, _| {}).unwrap();
+    let store = Store::open_dir(dir).expect("the store reopens after the run");
+    let report = store.check(&mut |_, _| {}).expect("check runs");
     assert!(
         report.is_clean(),
         "check found violations: {:#?}",
@@ -25,9 +25,9 @@ fn trade_ids(dir: &Path) -> BTreeSet<u64> {
     );
     store
         .read()
-        .unwrap()
+        .expect("a snapshot")
         .all::<Trade>()
-        .unwrap()
+        .expect("trades scan")
         .into_iter()
         .map(|t| t.id)
         .collect()
