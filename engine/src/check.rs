@@ -217,7 +217,7 @@ impl Checker<'_> {
     fn tick(&mut self) {
         self.report.rows += 1;
         self.done += 1;
-        if self.done % 4096 == 0 {
+        if self.done.is_multiple_of(4096) {
             (self.progress)(self.done, self.total);
         }
     }
@@ -253,16 +253,25 @@ impl Checker<'_> {
             ..p.clone()
         };
         let want = expected.unwrap_or(&zero);
-        if (p.quantity, p.cost_basis, p.realized_pnl)
-            != (want.quantity, want.cost_basis, want.realized_pnl)
+        let stale_ts = expected.is_some_and(|e| e.updated_ts != p.updated_ts);
+        if stale_ts
+            || (p.quantity, p.cost_basis, p.realized_pnl)
+                != (want.quantity, want.cost_basis, want.realized_pnl)
         {
             self.add(
                 "position_fold",
                 "positions",
                 key,
                 format!(
-                    "stored quantity {} cost_basis {} realized_pnl {}, but its fills fold to {} / {} / {}",
-                    p.quantity, p.cost_basis, p.realized_pnl, want.quantity, want.cost_basis, want.realized_pnl
+                    "stored quantity {} cost_basis {} realized_pnl {} updated_ts {}, but its fills fold to {} / {} / {} / {}",
+                    p.quantity,
+                    p.cost_basis,
+                    p.realized_pnl,
+                    p.updated_ts,
+                    want.quantity,
+                    want.cost_basis,
+                    want.realized_pnl,
+                    want.updated_ts
                 ),
             );
         }
@@ -286,7 +295,7 @@ impl Checker<'_> {
         for k in &entries {
             self.report.index_entries += 1;
             self.done += 1;
-            if self.done % 4096 == 0 {
+            if self.done.is_multiple_of(4096) {
                 (self.progress)(self.done, self.total);
             }
             let Ok(at) = keys::len_of_values(k, n) else {

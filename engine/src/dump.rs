@@ -86,7 +86,7 @@ pub fn dump(
                     return Ok(false);
                 }
                 summary.add(table);
-                if summary.total % 4096 == 0 {
+                if summary.total.is_multiple_of(4096) {
                     progress(summary.total, total);
                 }
                 Ok(true)
@@ -146,7 +146,7 @@ pub fn restore(
             insert(tx, rec).map_err(|e| e.context(format!("line {line_no}")))?;
             lines.insert((table, pk), line_no);
             summary.add(table);
-            if line_no % 4096 == 0 {
+            if line_no.is_multiple_of(4096) {
                 progress(bytes_read);
             }
         }

@@ -306,18 +306,7 @@ pub fn validate_fill(
             t.id, order.id, order.status
         )
     })?;
-    if let Some(limit) = order.price {
-        let within = match order.side {
-            crate::Side::Buy => t.price <= limit,
-            crate::Side::Sell => t.price >= limit,
-        };
-        ensure(within, "fill_within_limit", || {
-            format!(
-                "trade {}: price {} breaks order {}'s {} limit {limit}",
-                t.id, t.price, order.id, order.side
-            )
-        })?;
-    }
+    fill_within_limit(t, order)?;
     let after = order.filled_quantity.checked_add(t.quantity);
     ensure(
         after.is_some_and(|a| a <= order.quantity),
@@ -329,6 +318,24 @@ pub fn validate_fill(
             )
         },
     )
+}
+
+/// A fill's price respects its order's limit (a buy at or below it, a sell at or above it).
+/// Checked for every fill, and again for an order's earlier fills when it is re-priced.
+pub fn fill_within_limit(t: &Trade, order: &Order) -> Result<(), RuleViolation> {
+    let Some(limit) = order.price else {
+        return Ok(());
+    };
+    let within = match order.side {
+        crate::Side::Buy => t.price <= limit,
+        crate::Side::Sell => t.price >= limit,
+    };
+    ensure(within, "fill_within_limit", || {
+        format!(
+            "trade {}: price {} breaks order {}'s {} limit {limit}",
+            t.id, t.price, order.id, order.side
+        )
+    })
 }
 
 /// The order after a (validated) fill: filled quantity grows, the status follows.

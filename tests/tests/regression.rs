@@ -1,7 +1,7 @@
 //! Regressions: a write the public API accepts must leave a store that the consistency
-//! check finds clean and whose dump restores. Each test is named after the write that broke
-//! this: the engine validates the row written but not the rows that depend on it, which the
-//! check (and so restore) validates against the new values.
+//! check finds clean and whose dump restores. Each test is named after a write that broke
+//! this: the engine validated the row written but not the rows that depend on it, which the
+//! check (and so restore) validates against the new values. Such writes are now refused.
 
 use tradestore::{ErrorKind, ReadOps, Store};
 use tradestore_schema::{Instrument, Order};
@@ -33,10 +33,9 @@ fn stays_consistent(
     Ok(())
 }
 
-/// A buy limit 100 filled at 100, then re-priced to 99: the put is accepted, after which
-/// check reports trade 1 as breaking the order's (new) limit and the dump does not restore.
+/// A buy limit 100 filled at 100, then re-priced to 99: the put was accepted, after which
+/// check reported trade 1 as breaking the order's (new) limit and the dump did not restore.
 #[test]
-#[ignore = "engine bug: put re-pricing a partly filled order is accepted though its fills then break the new limit; check() then fails fill_within_limit and restore refuses the dump"]
 fn amended_limit_below_an_earlier_fill() -> TestResult {
     let store = TempStore::new()?;
     seed(&store)?;
@@ -53,10 +52,9 @@ fn amended_limit_below_an_earlier_fill() -> TestResult {
     })
 }
 
-/// ACME's tick changed from 0.01 to 0.03 while order 1 is priced at 100: accepted, after
-/// which check reports order 1 off the tick and the dump does not restore.
+/// ACME's tick changed from 0.01 to 0.03 while order 1 is priced at 100: was accepted,
+/// after which check reported order 1 off the tick and the dump did not restore.
 #[test]
-#[ignore = "engine bug: put changing an instrument's tick_size is accepted though its orders' prices (and fills) are then off the tick; check() then fails price_on_tick and restore refuses the dump"]
 fn instrument_tick_changed_under_priced_orders() -> TestResult {
     let store = TempStore::new()?;
     seed(&store)?;
@@ -70,10 +68,9 @@ fn instrument_tick_changed_under_priced_orders() -> TestResult {
     })
 }
 
-/// BOLT's lot changed from 10 to 30 while order 2 is for 20: accepted, after which check
-/// reports order 2 off the lot and the dump does not restore.
+/// BOLT's lot changed from 10 to 30 while order 2 is for 20: was accepted, after which
+/// check reported order 2 off the lot and the dump did not restore.
 #[test]
-#[ignore = "engine bug: put changing an instrument's lot_size is accepted though its orders' quantities (and fills) are then off the lot; check() then fails quantity_on_lot and restore refuses the dump"]
 fn instrument_lot_changed_under_orders() -> TestResult {
     let store = TempStore::new()?;
     seed(&store)?;

@@ -293,7 +293,19 @@ impl WriteTx {
             }
         }
         match new {
-            AnyRecord::Instruments(i) => rules::validate_instrument(i)?,
+            AnyRecord::Instruments(i) => {
+                rules::validate_instrument(i)?;
+                if let Some(AnyRecord::Instruments(old)) = old
+                    && (old.tick_size, old.lot_size, &old.currency)
+                        != (i.tick_size, i.lot_size, &i.currency)
+                    && self.is_referenced(TableId::Instruments, &Value::U64(i.id))?
+                {
+                    return Err(Error::constraint(format!(
+                        "instrument {}: tick_size, lot_size and currency cannot change while orders or positions reference it",
+                        i.id
+                    )));
+                }
+            }
             AnyRecord::Accounts(a) => rules::validate_account(a)?,
             AnyRecord::Cash(c) => rules::validate_cash(c)?,
             AnyRecord::Orders(o) => {
@@ -308,6 +320,12 @@ impl WriteTx {
                     match old {
                         Some(AnyRecord::Orders(old)) => {
                             rules::validate_order_update(old, o)?;
+                            if old.price != o.price && o.filled_quantity.0 > 0 {
+                                let scan = super::IndexScan::prefix([Value::U64(o.id)]);
+                                for t in self.index_scan::<Trade>("trades_by_order", &scan)? {
+                                    rules::fill_within_limit(&t, o)?;
+                                }
+                            }
                             if old.filled_quantity != o.filled_quantity {
                                 return Err(Error::constraint(format!(
                                     "order {}: filled_quantity changes only by recording fills",
@@ -429,6 +447,16 @@ impl WriteTx {
         }
         self.table(table)?.remove(pk)?;
         Ok(Some(old_bytes))
+    }
+
+    /// Whether any row references this row of `table` through a foreign key.
+    fn is_referenced(&self, table: TableId, key: &Value) -> Result<bool> {
+        for fk in FOREIGN_KEYS.iter().filter(|fk| fk.parent == table) {
+            if !self.children(fk, key, 1)?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Primary keys of the rows of `fk.child` whose `fk.column` equals `parent`: through the
