@@ -7,14 +7,6 @@ use redb::ReadableTable;
 use super::ops::Visit;
 use crate::error::Result;
 
-type Entry<'a, V> = std::result::Result<
-    (
-        redb::AccessGuard<'a, &'static [u8]>,
-        redb::AccessGuard<'a, V>,
-    ),
-    redb::StorageError,
->;
-
 /// Whether the range can hold anything (redb refuses a range whose start is after its end).
 fn non_empty(range: &(Bound<&[u8]>, Bound<&[u8]>)) -> bool {
     match range {
@@ -22,6 +14,25 @@ fn non_empty(range: &(Bound<&[u8]>, Bound<&[u8]>)) -> bool {
         (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e)) => s < e,
         _ => true,
     }
+}
+
+/// Feeds `iter` (forwards or backwards) to `visit` until it returns `false`.
+fn drive<T>(
+    iter: impl DoubleEndedIterator<Item = T>,
+    reverse: bool,
+    mut visit: impl FnMut(T) -> Result<bool>,
+) -> Result<()> {
+    let mut iter: Box<dyn Iterator<Item = T>> = if reverse {
+        Box::new(iter.rev())
+    } else {
+        Box::new(iter)
+    };
+    for item in &mut iter {
+        if !visit(item)? {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Walks the rows of a data table.
@@ -34,25 +45,10 @@ pub(crate) fn rows<T: ReadableTable<&'static [u8], &'static [u8]>>(
     if !non_empty(&range) {
         return Ok(());
     }
-    let iter = table.range::<&[u8]>(range)?;
-    let mut visit = |item: Entry<'_, &'static [u8]>| -> Result<bool> {
+    drive(table.range::<&[u8]>(range)?, reverse, |item| {
         let (k, v) = item?;
         f(k.value(), v.value())
-    };
-    if reverse {
-        for item in iter.rev() {
-            if !visit(item)? {
-                break;
-            }
-        }
-    } else {
-        for item in iter {
-            if !visit(item)? {
-                break;
-            }
-        }
-    }
-    Ok(())
+    })
 }
 
 /// Walks the entries of an index table.
@@ -65,23 +61,8 @@ pub(crate) fn entries<T: ReadableTable<&'static [u8], ()>>(
     if !non_empty(&range) {
         return Ok(());
     }
-    let iter = table.range::<&[u8]>(range)?;
-    let mut visit = |item: Entry<'_, ()>| -> Result<bool> {
+    drive(table.range::<&[u8]>(range)?, reverse, |item| {
         let (k, _) = item?;
         f(k.value(), &[])
-    };
-    if reverse {
-        for item in iter.rev() {
-            if !visit(item)? {
-                break;
-            }
-        }
-    } else {
-        for item in iter {
-            if !visit(item)? {
-                break;
-            }
-        }
-    }
-    Ok(())
+    })
 }
