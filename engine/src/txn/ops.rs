@@ -126,9 +126,7 @@ pub trait ReadOps {
     where
         Self: Sized,
     {
-        self.raw_get(R::TABLE, &keys::encode(key))?
-            .map(|b| codec::decode(&b).map_err(Error::from))
-            .transpose()
+        decode_row(self.raw_get(R::TABLE, &keys::encode(key))?)
     }
 
     /// The row with this id (for tables keyed by `id`).
@@ -136,9 +134,7 @@ pub trait ReadOps {
     where
         Self: Sized,
     {
-        self.raw_get(R::TABLE, &keys::id_key(id))?
-            .map(|b| codec::decode(&b).map_err(Error::from))
-            .transpose()
+        decode_row(self.raw_get(R::TABLE, &keys::id_key(id))?)
     }
 
     /// Calls `f` on every row of `R`'s table in primary key order until it returns `false`.
@@ -194,24 +190,14 @@ pub trait ReadOps {
         Self: Sized,
     {
         let spec = self.index(index)?;
-        let n = spec.def.columns.len();
         let (start, end) = scan.byte_range();
-        let limit = scan.limit.unwrap_or(usize::MAX);
-        let mut out = Vec::new();
-        if limit == 0 {
-            return Ok(out);
-        }
-        self.raw_range(
-            Source::Index(&spec),
+        primary_keys_in(
+            self,
+            &spec,
             (as_ref(&start), as_ref(&end)),
             scan.reverse,
-            &mut |k, _| {
-                let at = keys::len_of_values(k, n)?;
-                out.push(k[at..].to_vec());
-                Ok(out.len() < limit)
-            },
-        )?;
-        Ok(out)
+            scan.limit,
+        )
     }
 
     /// The rows found through an index, in index order.
@@ -227,8 +213,16 @@ pub trait ReadOps {
                 R::TABLE
             )));
         }
-        let mut out = Vec::new();
-        for pk in self.index_keys(index, scan)? {
+        let (start, end) = scan.byte_range();
+        let pks = primary_keys_in(
+            self,
+            &spec,
+            (as_ref(&start), as_ref(&end)),
+            scan.reverse,
+            scan.limit,
+        )?;
+        let mut out = Vec::with_capacity(pks.len());
+        for pk in pks {
             let bytes = self.raw_get(R::TABLE, &pk)?.ok_or_else(|| {
                 Error::corruption(format!(
                     "index {index} has an entry for a missing {} row",
@@ -276,6 +270,33 @@ pub trait ReadOps {
         out.sort_by_key(|o| o.id);
         Ok(out)
     }
+}
+
+fn decode_row<R: Record>(bytes: Option<Vec<u8>>) -> Result<Option<R>> {
+    bytes
+        .map(|b| codec::decode(&b).map_err(Error::from))
+        .transpose()
+}
+
+/// The primary keys (encoded) of the entries of `spec` in `range`, at most `limit`.
+pub(crate) fn primary_keys_in(
+    tx: &impl ReadOps,
+    spec: &IndexSpec,
+    range: (Bound<&[u8]>, Bound<&[u8]>),
+    reverse: bool,
+    limit: Option<usize>,
+) -> Result<Vec<Vec<u8>>> {
+    let n = spec.def.columns.len();
+    let limit = limit.unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    tx.raw_range(Source::Index(spec), range, reverse, &mut |k, _| {
+        out.push(k[keys::len_of_values(k, n)?..].to_vec());
+        Ok(out.len() < limit)
+    })?;
+    Ok(out)
 }
 
 fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {

@@ -10,7 +10,7 @@ use tradestore_schema::{
     Position, Record, TableId, Trade, Value, codec, portfolio, rules,
 };
 
-use super::ops::{ReadOps, Source, Visit};
+use super::ops::{ReadOps, Source, Visit, primary_keys_in};
 use super::read::find_index;
 use super::walk;
 use crate::error::{Error, ErrorKind, Result};
@@ -479,11 +479,7 @@ impl WriteTx {
             .iter()
             .find(|s| s.def.table == fk.child && s.leads_with(fk.column))
         {
-            let n = spec.def.columns.len();
-            self.raw_range(Source::Index(spec), range, false, &mut |k, _| {
-                out.push(k[keys::len_of_values(k, n)?..].to_vec());
-                Ok(out.len() < limit)
-            })?;
+            out = primary_keys_in(self, spec, range, false, Some(limit))?;
         } else {
             let table = fk.child;
             self.raw_range(
