@@ -44,6 +44,7 @@ pub mod config;
 pub mod dump;
 mod error;
 pub mod inspect;
+pub mod journal;
 pub mod keys;
 mod layout;
 mod store;
