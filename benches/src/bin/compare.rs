@@ -1,0 +1,66 @@
+//! `compare`: the comparative write benchmark. Measures the fsync floor, raw redb, SQLite,
+//! fjall and tradestore writing the same trades on the same disk, and prints one table (or,
+//! with `--json`, one JSON document).
+//!
+//! ```text
+//! cargo run --release -p tradestore-benches --bin compare -- [--quick] [--json] [--dir DIR]
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tradestore_benches::run::{Plan, run_all};
+
+#[derive(Parser)]
+#[command(
+    about = "Durable trade writes: tradestore against the fsync floor, redb, SQLite and fjall"
+)]
+struct Args {
+    /// Small counts: the whole run takes under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Print the results as one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Where to write (a temporary folder is made inside it and removed afterwards).
+    /// Default: target/bench-tmp in the workspace, on the same disk as the repository.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("compare: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> tradestore_benches::Result<()> {
+    let base = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-tmp"));
+    std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
+    let base = base.canonicalize().unwrap_or(base);
+    let dir = tempfile::Builder::new()
+        .prefix("compare-")
+        .tempdir_in(&base)
+        .map_err(|e| format!("creating a folder in {}: {e}", base.display()))?;
+    let plan = if args.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    let report = run_all(dir.path(), &plan, &mut |msg| eprintln!("{msg}"))?;
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! fjall (an LSM tree): a trades keyspace and three index keyspaces, each commit one
+//! cross-keyspace write batch whose journal write is followed by `fdatasync`
+//! (`PersistMode::SyncData`).
+
+use std::path::Path;
+
+use ::fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+
+use crate::Result;
+use crate::latency::{concurrent, timed};
+use crate::report::{FJALL, Measurement};
+use crate::run::Plan;
+use crate::workload::{TradeRow, decode, encode, keys, trades};
+
+/// A fjall database with the four keyspaces.
+pub struct Fjall {
+    db: Database,
+    trades: Keyspace,
+    by_instrument_ts: Keyspace,
+    by_account_ts: Keyspace,
+    by_order: Keyspace,
+}
+
+impl Fjall {
+    /// Creates the database in `dir/fjall`.
+    pub fn open(dir: &Path) -> Result<Fjall> {
+        std::fs::create_dir_all(dir)?;
+        let db = Database::builder(dir.join("fjall")).open()?;
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        Ok(Fjall {
+            trades: ks("trades")?,
+            by_instrument_ts: ks("by_instrument_ts")?,
+            by_account_ts: ks("by_account_ts")?,
+            by_order: ks("by_order")?,
+            db,
+        })
+    }
+
+    /// Writes `batch` (rows and index entries) as one batch synced with `fdatasync`.
+    pub fn write(&self, batch: &[TradeRow]) -> Result<()> {
+        let mut b = self.db.batch().durability(Some(PersistMode::SyncData));
+        let empty: &[u8] = &[];
+        for t in batch {
+            let k = keys(t);
+            b.insert(&self.trades, &k.row[..], &encode(t)[..]);
+            b.insert(&self.by_instrument_ts, &k.by_instrument_ts[..], empty);
+            b.insert(&self.by_account_ts, &k.by_account_ts[..], empty);
+            b.insert(&self.by_order, &k.by_order[..], empty);
+        }
+        b.commit()?;
+        Ok(())
+    }
+
+    /// The trade with `id`, provided all three of its index entries exist.
+    pub fn read(&self, id: u64) -> Result<Option<TradeRow>> {
+        let Some(v) = self.trades.get(id.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let t = decode(&v)?;
+        let k = keys(&t);
+        let indexed = self.by_instrument_ts.contains_key(k.by_instrument_ts)?
+            && self.by_account_ts.contains_key(k.by_account_ts)?
+            && self.by_order.contains_key(k.by_order)?;
+        Ok(indexed.then_some(t))
+    }
+}
+
+/// Measures one trade per batch (`warmup` + `commits`), then `batches` batches of `batch`
+/// trades, in a fresh database under `dir`.
+pub fn measure(dir: &Path, plan: &Plan) -> Result<Vec<Measurement>> {
+    let (warmup, commits, batch, batches) = (plan.warmup, plan.per_trade, plan.batch, plan.batches);
+    let db = Fjall::open(dir)?;
+    let per_trade = timed(warmup, commits, |i| db.write(&trades(i..i + 1)))?;
+    let base = warmup + commits;
+    let batched = timed(1, batches, |i| {
+        let from = base + i * batch;
+        db.write(&trades(from..from + batch))
+    })?;
+    let mut rows = vec![
+        Measurement::new(FJALL, "1 trade/batch", 1, 1, &per_trade),
+        Measurement::new(FJALL, format!("{batch} trades/batch"), 1, batch, &batched),
+    ];
+    if plan.peer_threads > 1 {
+        let threads = plan.peer_threads;
+        let base = base + (batches + 1) * batch;
+        let per_thread = commits.div_ceil(threads as u64);
+        let op = |seq: u64| db.write(&trades(base + seq..base + seq + 1));
+        let timed = concurrent(threads, warmup, per_thread, &op)?;
+        let mode = format!("1 trade/batch, {threads} threads");
+        rows.push(Measurement::new(FJALL, mode, threads, 1, &timed));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::trade;
+
+    #[test]
+    fn writes_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Fjall::open(dir.path()).unwrap();
+        db.write(&[trade(0)]).unwrap();
+        assert_eq!(db.read(1).unwrap(), Some(trade(0)));
+        assert_eq!(db.read(2).unwrap(), None);
+        let rows = measure(&dir.path().join("m"), &Plan::tiny()).unwrap();
+        assert_eq!(rows[1].trades, 6);
+    }
+}

@@ -1,0 +1,87 @@
+//! The disk's floor: what one small durable write costs, with nothing else around it.
+//!
+//! A 4 KiB `pwrite` at offset 0 of a file whose blocks were written (not a sparse file: then
+//! every `fdatasync` would also update metadata), followed by `fdatasync`.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::Result;
+use crate::latency::timed;
+use crate::report::{FLOOR, Measurement};
+
+/// Bytes written per operation.
+pub const BLOCK: usize = 4096;
+/// Size of the preallocated file.
+const FILE_BYTES: usize = 1 << 20;
+
+/// A preallocated file to sync into.
+pub struct Floor {
+    file: File,
+    buf: Vec<u8>,
+}
+
+impl Floor {
+    /// Creates `dir/floor.bin`, writes all its blocks and syncs it.
+    pub fn open(dir: &Path) -> Result<Floor> {
+        std::fs::create_dir_all(dir)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.join("floor.bin"))?;
+        file.write_all_at(&vec![0u8; FILE_BYTES], 0)?;
+        file.sync_all()?;
+        Ok(Floor {
+            file,
+            buf: vec![0xa5; BLOCK],
+        })
+    }
+
+    /// Writes block `i` (its first bytes are `i`) at offset 0 and waits for `fdatasync`.
+    pub fn write(&mut self, i: u64) -> Result<()> {
+        self.buf[..8].copy_from_slice(&i.to_be_bytes());
+        self.file.write_all_at(&self.buf, 0)?;
+        self.file.sync_data()?;
+        Ok(())
+    }
+
+    /// Reads back the block at offset 0.
+    pub fn read(&self) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; BLOCK];
+        self.file.read_exact_at(&mut out, 0)?;
+        Ok(out)
+    }
+}
+
+/// Measures `ops` synced writes after `warmup` more.
+pub fn measure(dir: &Path, warmup: u64, ops: u64) -> Result<Measurement> {
+    let mut floor = Floor::open(dir)?;
+    let t = timed(warmup, ops, |i| floor.write(i))?;
+    Ok(Measurement::new(
+        FLOOR,
+        "4 KiB pwrite + fdatasync",
+        1,
+        0,
+        &t,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = Floor::open(dir.path()).unwrap();
+        f.write(42).unwrap();
+        let b = f.read().unwrap();
+        assert_eq!(b[..8], 42u64.to_be_bytes());
+        assert_eq!(b[8], 0xa5);
+        let m = measure(dir.path(), 1, 3).unwrap();
+        assert_eq!(m.latency.count, 3);
+    }
+}

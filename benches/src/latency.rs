@@ -1,0 +1,161 @@
+//! Timing loops and latency percentiles.
+
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::Result;
+
+/// A histogram of nanoseconds, 100 ns to 100 s at 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(100, 100_000_000_000, 3)
+        .unwrap_or_else(|e| unreachable!("fixed bounds are valid: {e}"))
+}
+
+/// Records the time since `start` into `hist`.
+pub fn record_since(hist: &mut Histogram<u64>, start: Instant) {
+    let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    hist.saturating_record(ns);
+}
+
+/// What a timed loop saw: one latency per durable commit, and the wall-clock time.
+#[derive(Debug)]
+pub struct Timed {
+    /// Latency of each measured commit, in nanoseconds.
+    pub hist: Histogram<u64>,
+    /// Wall-clock time of the measured commits.
+    pub elapsed: Duration,
+}
+
+/// Runs `op(i)` for `i` in `0..warmup + commits`, timing each call after the first `warmup`.
+pub fn timed(warmup: u64, commits: u64, mut op: impl FnMut(u64) -> Result<()>) -> Result<Timed> {
+    for i in 0..warmup {
+        op(i)?;
+    }
+    let mut hist = histogram();
+    let start = Instant::now();
+    for i in warmup..warmup + commits {
+        let t = Instant::now();
+        op(i)?;
+        record_since(&mut hist, t);
+    }
+    Ok(Timed {
+        hist,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Runs `op(seq)` from `threads` threads at once, each taking the sequence numbers
+/// `seq ≡ t (mod threads)`: `warmup` unmeasured calls each, then `per_thread` timed ones.
+/// The elapsed time runs from the moment all threads are warmed up until the last is done.
+pub fn concurrent(
+    threads: usize,
+    warmup: u64,
+    per_thread: u64,
+    op: &(dyn Fn(u64) -> Result<()> + Sync),
+) -> Result<Timed> {
+    let threads = threads.max(1);
+    let n = threads as u64;
+    let start_line = Barrier::new(threads + 1);
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|t| {
+                let start_line = &start_line;
+                s.spawn(move || -> Result<Histogram<u64>> {
+                    let warmed = (0..warmup).try_for_each(|k| op(t + k * n));
+                    // Everyone reaches the start line, even after a failure, so no one waits
+                    // forever.
+                    start_line.wait();
+                    warmed?;
+                    let mut hist = histogram();
+                    for k in warmup..warmup + per_thread {
+                        let start = Instant::now();
+                        op(t + k * n)?;
+                        record_since(&mut hist, start);
+                    }
+                    Ok(hist)
+                })
+            })
+            .collect();
+        start_line.wait();
+        let start = Instant::now();
+        let mut hist = histogram();
+        let mut failed = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(h)) => hist.add(&h)?,
+                Ok(Err(e)) => failed = failed.or(Some(e)),
+                Err(_) => failed = failed.or(Some("a submitter thread panicked".into())),
+            }
+        }
+        let elapsed = start.elapsed();
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(Timed { hist, elapsed }),
+        }
+    })
+}
+
+/// Percentiles of a latency histogram, in microseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Latency {
+    /// Commits measured.
+    pub count: u64,
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Slowest.
+    pub max_us: f64,
+}
+
+impl Latency {
+    /// The percentiles of `h` (nanoseconds).
+    pub fn of(h: &Histogram<u64>) -> Latency {
+        let us = |ns: u64| ns as f64 / 1_000.0;
+        Latency {
+            count: h.len(),
+            p50_us: us(h.value_at_quantile(0.5)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            max_us: us(h.max()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timed_skips_warmup() {
+        let mut seen = Vec::new();
+        let t = timed(2, 3, |i| {
+            seen.push(i);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [0, 1, 2, 3, 4]);
+        assert_eq!(t.hist.len(), 3);
+        assert_eq!(Latency::of(&t.hist).count, 3);
+    }
+
+    #[test]
+    fn concurrent_threads_take_their_own_sequence_numbers() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let t = concurrent(3, 1, 2, &|seq| {
+            seen.lock().unwrap().push(seq);
+            Ok(())
+        })
+        .unwrap();
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..9).collect::<Vec<_>>());
+        assert_eq!(t.hist.len(), 6);
+    }
+}

@@ -1,0 +1,32 @@
+//! The comparative write benchmark of tradestore: how fast a trade becomes durable in
+//! tradestore, next to the disk's fsync floor and to raw redb, SQLite and fjall doing the
+//! same job (a trade row plus three secondary indexes), all measured in one run on one disk.
+//!
+//! Run it with `cargo run --release -p tradestore-benches --bin compare -- [--quick] [--json]`.
+//! Each peer lives in its own module; [`run::run_all`] measures them in turn and
+//! [`report::Report`] prints the table.
+//!
+//! ```no_run
+//! use tradestore_benches::{report::Report, run::{Plan, run_all}};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let report: Report = run_all(dir.path(), &Plan::quick(), &mut |msg| eprintln!("{msg}"))?;
+//! print!("{}", report.table());
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! ```
+#![deny(unsafe_code)]
+
+pub mod fjall;
+pub mod fsync_floor;
+pub mod latency;
+pub mod raw_redb;
+pub mod report;
+pub mod run;
+pub mod sqlite;
+pub mod tradestore;
+pub mod workload;
+
+/// Any error of any peer: this crate only measures and reports, so one boxed type serves.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+/// The result of a measurement step.
+pub type Result<T> = std::result::Result<T, Error>;

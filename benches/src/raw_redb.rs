@@ -1,0 +1,125 @@
+//! redb used directly: a row table and three index tables, every commit
+//! `Durability::Immediate` (redb's defaults otherwise: no quick-repair).
+
+use std::path::Path;
+
+use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+
+use crate::Result;
+use crate::latency::{concurrent, timed};
+use crate::report::Measurement;
+use crate::run::Plan;
+use crate::workload::{TradeRow, decode, encode, keys, trades};
+
+/// Engine name in the report.
+pub const NAME: &str = "redb";
+
+const TRADES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("trades");
+const BY_INSTRUMENT_TS: TableDefinition<&[u8], ()> = TableDefinition::new("by_instrument_ts");
+const BY_ACCOUNT_TS: TableDefinition<&[u8], ()> = TableDefinition::new("by_account_ts");
+const BY_ORDER: TableDefinition<&[u8], ()> = TableDefinition::new("by_order");
+
+/// A redb file with the four tables.
+pub struct RawRedb {
+    db: Database,
+}
+
+impl RawRedb {
+    /// Creates `dir/raw.redb` with its tables.
+    pub fn open(dir: &Path) -> Result<RawRedb> {
+        std::fs::create_dir_all(dir)?;
+        let db = Database::create(dir.join("raw.redb"))?;
+        let txn = db.begin_write()?;
+        txn.open_table(TRADES)?;
+        txn.open_table(BY_INSTRUMENT_TS)?;
+        txn.open_table(BY_ACCOUNT_TS)?;
+        txn.open_table(BY_ORDER)?;
+        txn.commit()?;
+        Ok(RawRedb { db })
+    }
+
+    /// Writes `batch` (rows and index entries) in one durable commit.
+    pub fn write(&self, batch: &[TradeRow]) -> Result<()> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            let mut rows = txn.open_table(TRADES)?;
+            let mut by_instrument = txn.open_table(BY_INSTRUMENT_TS)?;
+            let mut by_account = txn.open_table(BY_ACCOUNT_TS)?;
+            let mut by_order = txn.open_table(BY_ORDER)?;
+            for t in batch {
+                let k = keys(t);
+                rows.insert(&k.row[..], &encode(t)[..])?;
+                by_instrument.insert(&k.by_instrument_ts[..], ())?;
+                by_account.insert(&k.by_account_ts[..], ())?;
+                by_order.insert(&k.by_order[..], ())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The trade with `id`, provided all three of its index entries exist.
+    pub fn read(&self, id: u64) -> Result<Option<TradeRow>> {
+        let txn = self.db.begin_read()?;
+        let Some(v) = txn.open_table(TRADES)?.get(&id.to_be_bytes()[..])? else {
+            return Ok(None);
+        };
+        let t = decode(v.value())?;
+        let k = keys(&t);
+        let indexed = txn
+            .open_table(BY_INSTRUMENT_TS)?
+            .get(&k.by_instrument_ts[..])?
+            .is_some()
+            && txn
+                .open_table(BY_ACCOUNT_TS)?
+                .get(&k.by_account_ts[..])?
+                .is_some()
+            && txn.open_table(BY_ORDER)?.get(&k.by_order[..])?.is_some();
+        Ok(indexed.then_some(t))
+    }
+}
+
+/// Measures one trade per commit (`warmup` + `commits`), then `batches` commits of `batch`
+/// trades, in a fresh file under `dir`.
+pub fn measure(dir: &Path, plan: &Plan) -> Result<Vec<Measurement>> {
+    let (warmup, commits, batch, batches) = (plan.warmup, plan.per_trade, plan.batch, plan.batches);
+    let db = RawRedb::open(dir)?;
+    let per_trade = timed(warmup, commits, |i| db.write(&trades(i..i + 1)))?;
+    let base = warmup + commits;
+    let batched = timed(1, batches, |i| {
+        let from = base + i * batch;
+        db.write(&trades(from..from + batch))
+    })?;
+    let mut rows = vec![
+        Measurement::new(NAME, "1 trade/commit", 1, 1, &per_trade),
+        Measurement::new(NAME, format!("{batch} trades/commit"), 1, batch, &batched),
+    ];
+    if plan.peer_threads > 1 {
+        let threads = plan.peer_threads;
+        let base = base + (batches + 1) * batch;
+        let per_thread = commits.div_ceil(threads as u64);
+        let op = |seq: u64| db.write(&trades(base + seq..base + seq + 1));
+        let timed = concurrent(threads, warmup, per_thread, &op)?;
+        let mode = format!("1 trade/commit, {threads} threads");
+        rows.push(Measurement::new(NAME, mode, threads, 1, &timed));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::trade;
+
+    #[test]
+    fn writes_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = RawRedb::open(dir.path()).unwrap();
+        db.write(&[trade(0)]).unwrap();
+        assert_eq!(db.read(1).unwrap(), Some(trade(0)));
+        assert_eq!(db.read(2).unwrap(), None);
+        let rows = measure(&dir.path().join("m"), &Plan::tiny()).unwrap();
+        assert_eq!(rows[1].trades, 6);
+    }
+}

@@ -1,0 +1,146 @@
+//! What is measured, how much, and in which order.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::report::{Measurement, Report};
+use crate::{Result, fjall, fsync_floor, raw_redb, sqlite, tradestore};
+
+/// How many operations each measurement runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// `quick` or `full`.
+    pub name: &'static str,
+    /// Unmeasured operations before each measured loop (per thread for tradestore).
+    pub warmup: u64,
+    /// Synced 4 KiB writes of the fsync floor.
+    pub floor_ops: u64,
+    /// Trades of every one-trade-per-commit measurement (split over the threads for
+    /// tradestore's concurrent ones).
+    pub per_trade: u64,
+    /// Trades per commit of the batched measurements.
+    pub batch: u64,
+    /// Commits of the batched measurements.
+    pub batches: u64,
+    /// tradestore's submitter thread counts.
+    pub threads: Vec<usize>,
+    /// Threads of the extra concurrent one-trade-per-commit row of raw redb and fjall
+    /// (none when below 2).
+    pub peer_threads: usize,
+}
+
+impl Plan {
+    /// Small counts: the whole run takes well under a minute.
+    pub fn quick() -> Plan {
+        Plan {
+            name: "quick",
+            warmup: 20,
+            floor_ops: 3_000,
+            per_trade: 2_000,
+            batch: 1_000,
+            batches: 20,
+            threads: vec![1, 4, 16, 64],
+            peer_threads: 64,
+        }
+    }
+
+    /// The default counts: a few minutes.
+    pub fn full() -> Plan {
+        Plan {
+            name: "full",
+            warmup: 100,
+            floor_ops: 20_000,
+            per_trade: 10_000,
+            batch: 1_000,
+            batches: 100,
+            threads: vec![1, 4, 16, 64],
+            peer_threads: 64,
+        }
+    }
+
+    /// Tiny counts for tests.
+    pub fn tiny() -> Plan {
+        Plan {
+            name: "tiny",
+            warmup: 1,
+            floor_ops: 3,
+            per_trade: 4,
+            batch: 3,
+            batches: 2,
+            threads: vec![1, 2],
+            peer_threads: 2,
+        }
+    }
+}
+
+/// Measures every peer in a fresh folder of its own under `dir` (removed after it), on the
+/// same disk, one after another. `progress` hears what is being measured.
+pub fn run_all(dir: &Path, plan: &Plan, progress: &mut dyn FnMut(&str)) -> Result<Report> {
+    let mut rows: Vec<Measurement> = Vec::new();
+    let mut step = |name: &str,
+                    rows: &mut Vec<Measurement>,
+                    f: &mut dyn FnMut(&Path) -> Result<Vec<Measurement>>|
+     -> Result<()> {
+        progress(&format!("measuring {name} ..."));
+        let sub = dir.join(name.replace([' ', ','], "-"));
+        let out = f(&sub);
+        // Free the disk for the next peer whatever happened.
+        let _ = std::fs::remove_dir_all(&sub);
+        rows.extend(out?);
+        Ok(())
+    };
+    let p = plan;
+    step("fsync floor", &mut rows, &mut |d| {
+        Ok(vec![fsync_floor::measure(d, p.warmup, p.floor_ops)?])
+    })?;
+    step("redb", &mut rows, &mut |d| raw_redb::measure(d, p))?;
+    step("sqlite", &mut rows, &mut |d| sqlite::measure(d, p))?;
+    step("fjall", &mut rows, &mut |d| fjall::measure(d, p))?;
+    for &submitter in tradestore::SUBMITTERS {
+        for &threads in &p.threads {
+            let name = format!("tradestore {} {threads}", submitter.0);
+            step(&name, &mut rows, &mut |d| {
+                Ok(vec![tradestore::measure(
+                    d,
+                    submitter,
+                    threads,
+                    p.warmup,
+                    p.per_trade,
+                )?])
+            })?;
+        }
+    }
+    Ok(Report::new(dir.display().to_string(), plan.name, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_run_measures_every_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = run_all(dir.path(), &Plan::tiny(), &mut |_| {}).unwrap();
+        let engines: Vec<_> = report.rows.iter().map(|r| r.engine).collect();
+        assert_eq!(
+            engines,
+            [
+                "fsync floor",
+                "redb",
+                "redb",
+                "redb",
+                "sqlite",
+                "sqlite",
+                "fjall",
+                "fjall",
+                "fjall",
+                "tradestore",
+                "tradestore"
+            ]
+        );
+        assert!(report.rows[9].ratios.over_sqlite_per_trade.is_some());
+        // Every peer's folder is gone afterwards.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
