@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,12 +19,13 @@ use crate::error::{Error, Result, guard_read};
 use crate::ids::Ids;
 use crate::journal::{FileIo, Journal, JournalOptions};
 use crate::keys;
+use crate::lock::{DeadlockRecord, LockManager, LockOptions};
 use crate::layout::{self, IndexSpec};
 use crate::state::{
     Entry, INDEX_BASE, Published, RowChange, apply_rows, read_applied_seq, write_applied_seq,
 };
 use crate::stats::{Metrics, Stats};
-use crate::txn::{Mode, ReadTx, Snapshot, WriteTx};
+use crate::txn::{LockGuard, Mode, ReadTx, Snapshot, WriteTx};
 
 /// The redb file inside a store's directory.
 pub const DB_FILE: &str = "tradestore.redb";
@@ -190,6 +191,7 @@ impl Store {
                 }
             }
         }
+        let config_lock_timeout = config.lock_timeout_ms;
         let shared = Arc::new(Shared {
             db,
             config,
@@ -208,6 +210,11 @@ impl Store {
             poisoned: AtomicBool::new(false),
             ids,
             metrics: Metrics::default(),
+            locks: Arc::new(LockManager::new(LockOptions {
+                wait_timeout: Duration::from_millis(config_lock_timeout),
+                ..LockOptions::default()
+            })),
+            next_tx: AtomicU64::new(1),
         });
         let applier = {
             let s = Arc::clone(&shared);
@@ -277,9 +284,16 @@ impl Store {
         }
         let epoch = self.shared.commit.lock().epoch;
         let max = usize::try_from(self.shared.config.max_value_bytes).unwrap_or(usize::MAX);
-        let mut tx = WriteTx::new(self.snapshot()?, Arc::clone(&self.shared.ids), max);
+        let mut tx = WriteTx::new(self.snapshot()?, Arc::clone(&self.shared.ids), max, self.lock_guard());
         tx.set_mode(mode);
         Ok((tx, epoch))
+    }
+
+    fn lock_guard(&self) -> LockGuard {
+        LockGuard {
+            manager: Arc::clone(&self.shared.locks),
+            tx: self.shared.next_tx.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     /// Runs `f` in a write transaction and commits it when `f` returns `Ok`; returns after
@@ -289,8 +303,9 @@ impl Store {
     pub fn write<T>(&self, f: impl FnOnce(&mut WriteTx) -> Result<T>) -> Result<T> {
         let started = Instant::now();
         let (mut tx, epoch) = self.begin(Mode::Api)?;
-        let out = f(&mut tx)?;
-        self.shared.commit(tx.into_parts(), epoch, started, true)?;
+        let out = f(&mut tx).inspect_err(|e| self.note_failure(e))?;
+        let (parts, _locks) = tx.into_parts();
+        self.shared.commit(parts, epoch, started, true)?;
         Ok(out)
     }
 
@@ -303,8 +318,11 @@ impl Store {
     ) -> Result<(T, CommitTicket)> {
         let started = Instant::now();
         let (mut tx, epoch) = self.begin(Mode::Api)?;
-        let out = f(&mut tx)?;
-        let seq = self.shared.commit(tx.into_parts(), epoch, started, false)?;
+        let out = f(&mut tx).inspect_err(|e| self.note_failure(e))?;
+        // Locks are released once the transaction is ordered (validated and queued):
+        // every later transaction sees it or conflicts with it.
+        let (parts, _locks) = tx.into_parts();
+        let seq = self.shared.commit(parts, epoch, started, false)?;
         Ok((
             out,
             CommitTicket {
@@ -367,10 +385,10 @@ impl Store {
             shared.commit_cv.wait_for(&mut st, Duration::from_millis(2));
         }
         let max = usize::try_from(shared.config.max_value_bytes).unwrap_or(usize::MAX);
-        let mut tx = WriteTx::new(self.snapshot()?, Arc::clone(&shared.ids), max);
+        let mut tx = WriteTx::new(self.snapshot()?, Arc::clone(&shared.ids), max, self.lock_guard());
         tx.set_mode(mode);
         let out = f(&mut tx)?;
-        let parts = tx.into_parts();
+        let (parts, _locks) = tx.into_parts();
         let changes: Vec<RowChange> = parts
             .writes
             .iter()
@@ -400,6 +418,17 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    fn note_failure(&self, e: &Error) {
+        if e.kind() == crate::ErrorKind::Deadlock {
+            Metrics::count(&self.shared.metrics.deadlocks);
+        }
+    }
+
+    /// The last deadlocks the lock manager broke (transactions, keys, time, victim).
+    pub fn deadlocks(&self) -> Vec<DeadlockRecord> {
+        self.shared.locks.deadlocks()
     }
 
     /// Checks the consistency of the whole store ([`check::check`](crate::check::check)).

@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     pub poisoned: AtomicBool,
     pub ids: Arc<Ids>,
     pub metrics: Metrics,
+    pub locks: Arc<crate::lock::LockManager>,
+    pub next_tx: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {

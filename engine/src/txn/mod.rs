@@ -10,4 +10,4 @@ pub use ops::{IndexScan, ReadOps, Source, Visit};
 pub use read::ReadTx;
 pub(crate) use snapshot::Snapshot;
 pub use write::{FillOutcome, WriteTx};
-pub(crate) use write::{Mode, WriteParts, entry_key, show_values};
+pub(crate) use write::{LockGuard, Mode, WriteParts, entry_key, show_values};

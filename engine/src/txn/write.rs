@@ -16,6 +16,7 @@ use super::read::find_index;
 use super::snapshot::Snapshot;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::Ids;
+use crate::lock::{LockManager, TxId};
 use crate::keys;
 use crate::layout::IndexSpec;
 use crate::state::{Entry, OKey, space_of_table};
@@ -71,12 +72,26 @@ impl ReadSet {
 /// writes). Its changes become visible and durable together when the closure returns `Ok`
 /// and the commit validates; they vanish if it returns `Err`.
 pub struct WriteTx {
+    locks: LockGuard,
     snap: Snapshot,
     writes: BTreeMap<OKey, Entry>,
     reads: RefCell<ReadSet>,
     ids: Arc<Ids>,
     max_value_bytes: usize,
     mode: Mode,
+}
+
+/// The pessimistic locks of one transaction: released when dropped (after its commit, or
+/// when it aborts or panics).
+pub(crate) struct LockGuard {
+    pub manager: Arc<LockManager>,
+    pub tx: TxId,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.manager.release_all(self.tx);
+    }
 }
 
 /// The parts of a finished write transaction that commit needs.
@@ -87,8 +102,9 @@ pub(crate) struct WriteParts {
 }
 
 impl WriteTx {
-    pub(crate) fn new(snap: Snapshot, ids: Arc<Ids>, max_value_bytes: usize) -> WriteTx {
+    pub(crate) fn new(snap: Snapshot, ids: Arc<Ids>, max_value_bytes: usize, locks: LockGuard) -> WriteTx {
         WriteTx {
+            locks,
             snap,
             writes: BTreeMap::new(),
             reads: RefCell::new(ReadSet::default()),
@@ -102,12 +118,25 @@ impl WriteTx {
         self.mode = mode;
     }
 
-    pub(crate) fn into_parts(self) -> WriteParts {
-        WriteParts {
+    /// The transaction's parts for commit, and its locks, to release once the commit is
+    /// done.
+    pub(crate) fn into_parts(self) -> (WriteParts, LockGuard) {
+        let parts = WriteParts {
             snapshot_seq: self.snap.seq,
             writes: self.writes,
             reads: self.reads.into_inner(),
-        }
+        };
+        (parts, self.locks)
+    }
+
+    /// Takes an exclusive pessimistic lock on `key` (say `b"account/7"`) until this
+    /// transaction commits or aborts, waiting while another transaction holds it. Two
+    /// transactions waiting for each other is a deadlock: the younger gets a retryable
+    /// [`ErrorKind::Deadlock`]; a wait longer than `lock_timeout_ms` is an
+    /// [`ErrorKind::Capacity`] error. Use it around read-modify-write of hot rows
+    /// (a transfer between accounts) to wait instead of failing validation.
+    pub fn lock(&mut self, key: &[u8]) -> Result<()> {
+        self.locks.manager.lock(self.locks.tx, key)
     }
 
     fn put_entry(&mut self, space: u16, key: Vec<u8>, entry: Entry) {
