@@ -1,0 +1,354 @@
+//! Opening a journal: scanning every segment, telling a torn write at the tail from damage
+//! before it, and erasing the torn tail.
+
+use std::fmt;
+use std::io::ErrorKind as IoKind;
+use std::path::{Path, PathBuf};
+
+use super::frame::{self, Decoded};
+use super::io::JournalIo;
+use super::segment::{self, Active, Segment};
+use crate::error::{Error, Result};
+
+/// What [`Journal::open`](super::Journal::open) found: the records to replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// `(seq, payload)` of every record with seq > `after`, in seq order.
+    pub records: Vec<(u64, Vec<u8>)>,
+    /// The last good seq in the journal, or `after` if it holds none.
+    pub last_seq: u64,
+    /// The incomplete write found (and erased) at the end of the journal, if any.
+    pub torn_tail: Option<TornTail>,
+}
+
+/// An incomplete write at the end of the last segment: a group whose write or sync did not
+/// finish, so it was never acknowledged. Open erases it (writes zeros over it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// Where the first incomplete frame starts.
+    pub offset: u64,
+    /// How many bytes were erased: from `offset` up to the last nonzero byte.
+    pub discarded_bytes: u64,
+}
+
+impl fmt::Display for TornTail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "torn write at offset {} of journal segment {}: {} bytes of an unacknowledged group discarded",
+            self.offset,
+            self.segment.display(),
+            self.discarded_bytes
+        )
+    }
+}
+
+/// A journal as found on disk, ready to append to.
+pub(crate) struct Recovered {
+    pub(crate) recovery: Recovery,
+    pub(crate) segments: Vec<Segment>,
+    /// The last segment, open for writing (`None` when there are no segments).
+    pub(crate) active: Option<Active>,
+}
+
+/// The first bytes of a segment that are not a good frame.
+struct Damage {
+    offset: usize,
+    reason: String,
+    /// The frame's checksum holds but its seq is wrong: never a torn write.
+    checksummed: bool,
+}
+
+/// One segment's frames, as far as they are good.
+struct Scan {
+    /// The end of the good frames.
+    end: usize,
+    /// How many good frames there are.
+    count: u64,
+    damage: Option<Damage>,
+}
+
+/// Walks the frames of a segment whose first seq must be `first`, pushing each record with
+/// seq > `after` onto `records`.
+fn scan(bytes: &[u8], first: u64, after: u64, records: &mut Vec<(u64, Vec<u8>)>) -> Scan {
+    let mut at = 0;
+    let mut count = 0;
+    let damage = loop {
+        let expected = first + count;
+        match frame::decode(bytes, at) {
+            Decoded::Frame { seq, payload, next } if seq == expected => {
+                if seq > after {
+                    records.push((seq, payload.to_vec()));
+                }
+                count += 1;
+                at = next;
+            }
+            Decoded::Frame { seq, .. } => {
+                break Some(Damage {
+                    offset: at,
+                    reason: format!("frame has seq {seq} where {expected} was expected"),
+                    checksummed: true,
+                });
+            }
+            Decoded::Invalid(reason) => {
+                break Some(Damage {
+                    offset: at,
+                    reason,
+                    checksummed: false,
+                });
+            }
+            Decoded::End => {
+                // Everything after the end of the data is preallocated zeros; anything
+                // else means the end marker itself (a frame's length) was damaged.
+                let stray = bytes
+                    .get(at..)
+                    .and_then(|rest| rest.iter().position(|b| *b != 0));
+                break stray.map(|p| Damage {
+                    offset: at,
+                    reason: format!(
+                        "end-of-data marker followed by a nonzero byte at offset {}",
+                        at + p
+                    ),
+                    checksummed: false,
+                });
+            }
+        }
+    };
+    Scan {
+        end: at,
+        count,
+        damage,
+    }
+}
+
+fn corrupt(path: &Path, offset: usize, reason: impl fmt::Display) -> Error {
+    Error::corruption(format!(
+        "journal segment {} at offset {offset}: {reason}",
+        path.display()
+    ))
+}
+
+/// The segment files of `dir`, in seq order; creates `dir` if it does not exist.
+fn list_segments(io: &dyn JournalIo, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let entries = match io.list(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == IoKind::NotFound => {
+            let fail = |e| Error::io(format!("journal folder {}: create", dir.display()), e);
+            io.create_dir_all(dir).map_err(fail)?;
+            let parent = dir
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            io.sync_dir(parent).map_err(fail)?;
+            Vec::new()
+        }
+        Err(e) => return Err(Error::io(format!("journal folder {}", dir.display()), e)),
+    };
+    let mut segments: Vec<(u64, PathBuf)> = entries
+        .into_iter()
+        .filter_map(|p| segment::parse_name(&p).map(|seq| (seq, p)))
+        .collect();
+    segments.sort();
+    Ok(segments)
+}
+
+/// Scans every segment of `dir` (creating it if needed), checks the journal is whole and
+/// covers `after`, erases a torn tail, and opens the last segment for appending; the last
+/// segment is grown to `segment_bytes` if a crash cut its preallocation short.
+pub(crate) fn recover(
+    io: &dyn JournalIo,
+    dir: &Path,
+    segment_bytes: u64,
+    after: u64,
+) -> Result<Recovered> {
+    let files = list_segments(io, dir)?;
+    let mut records = Vec::new();
+    let mut segments = Vec::with_capacity(files.len());
+    // The last seq of the segments scanned so far.
+    let mut last: Option<u64> = None;
+    let mut tail = None;
+    for (i, (first, path)) in files.iter().enumerate() {
+        let is_last = i + 1 == files.len();
+        if let Some(prev) = last
+            && *first != prev + 1
+        {
+            return Err(corrupt(
+                path,
+                0,
+                format!(
+                    "the segment starts at seq {first} but the previous one ends at seq {prev}: records are missing"
+                ),
+            ));
+        }
+        let Some(before_first) = first.checked_sub(1) else {
+            return Err(corrupt(path, 0, "seq 0 is never written"));
+        };
+        let bytes = io
+            .read(path)
+            .map_err(|e| Error::io(format!("journal segment {}: read", path.display()), e))?;
+        let scan = scan(&bytes, *first, after, &mut records);
+        if let Some(damage) = &scan.damage {
+            let expected = first + scan.count;
+            if !is_last || damage.checksummed {
+                return Err(corrupt(path, damage.offset, &damage.reason));
+            }
+            if let Some((at, seq)) = frame::find_later_frame(&bytes, damage.offset, expected) {
+                return Err(corrupt(
+                    path,
+                    damage.offset,
+                    format!(
+                        "{}, yet a valid frame with seq {seq} follows at offset {at}: the journal is damaged before its end",
+                        damage.reason
+                    ),
+                ));
+            }
+            // Nothing good follows: an unacknowledged group whose write did not finish.
+            let stray_end = bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
+            tail = Some(TornTail {
+                segment: path.clone(),
+                offset: damage.offset as u64,
+                discarded_bytes: stray_end.saturating_sub(damage.offset) as u64,
+            });
+        }
+        if scan.count == 0 && !is_last {
+            return Err(corrupt(
+                path,
+                0,
+                "the segment holds no records but is not the last one",
+            ));
+        }
+        last = Some(before_first + scan.count);
+        segments.push((
+            Segment {
+                first_seq: *first,
+                path: path.clone(),
+                size: bytes.len() as u64,
+            },
+            scan.end as u64,
+        ));
+    }
+
+    if let Some((first, _)) = files.first()
+        && first.saturating_sub(1) > after
+    {
+        return Err(Error::corruption(format!(
+            "journal {} starts at seq {first}, but replay must start after seq {after}: segments with records {} ..= {} are missing",
+            dir.display(),
+            after + 1,
+            first - 1
+        )));
+    }
+    let last_seq = last.unwrap_or(after);
+    if last_seq < after {
+        return Err(Error::corruption(format!(
+            "journal {} ends at seq {last_seq}, before seq {after} that the store has already applied: the journal's tail is missing",
+            dir.display()
+        )));
+    }
+
+    let active = match segments.last_mut() {
+        None => None,
+        Some((segment, end)) => Some(open_active(
+            io,
+            segment,
+            *end,
+            tail.as_ref(),
+            segment_bytes,
+        )?),
+    };
+    Ok(Recovered {
+        recovery: Recovery {
+            records,
+            last_seq,
+            torn_tail: tail,
+        },
+        segments: segments.into_iter().map(|(s, _)| s).collect(),
+        active,
+    })
+}
+
+/// Opens the last segment for appending at `end`: erases the torn tail, restores a
+/// preallocation that a crash cut short, and syncs what it wrote.
+fn open_active(
+    io: &dyn JournalIo,
+    segment: &mut Segment,
+    end: u64,
+    tail: Option<&TornTail>,
+    segment_bytes: u64,
+) -> Result<Active> {
+    let path = segment.path.clone();
+    let fail = |what: &str, e| Error::io(format!("journal segment {}: {what}", path.display()), e);
+    let file = io.open(&path).map_err(|e| fail("open", e))?;
+    let mut wrote = false;
+    if let Some(tail) = tail {
+        let to = tail.offset + tail.discarded_bytes;
+        segment::write_zeros(file.as_ref(), tail.offset, to)
+            .map_err(|e| fail("erase the torn tail", e))?;
+        wrote = true;
+    }
+    if segment.size < segment_bytes {
+        segment::write_zeros(file.as_ref(), segment.size, segment_bytes)
+            .map_err(|e| fail("preallocate", e))?;
+        segment.size = segment_bytes;
+        wrote = true;
+    }
+    if wrote {
+        file.sync_data().map_err(|e| fail("sync", e))?;
+    }
+    Ok(Active { file, end })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment_of(records: &[(u64, &[u8])], zeros: usize) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for (seq, p) in records {
+            frame::encode(&mut buf, *seq, p);
+        }
+        buf.resize(buf.len() + zeros, 0);
+        buf
+    }
+
+    #[test]
+    fn scan_collects_records_after_the_checkpoint() {
+        let bytes = segment_of(&[(5, b"a"), (6, b"bb"), (7, b"ccc")], 64);
+        let mut records = Vec::new();
+        let s = scan(&bytes, 5, 5, &mut records);
+        assert!(s.damage.is_none());
+        assert_eq!(s.count, 3);
+        assert_eq!(s.end, 3 * 16 + 6);
+        assert_eq!(records, vec![(6, b"bb".to_vec()), (7, b"ccc".to_vec())]);
+    }
+
+    #[test]
+    fn scan_stops_at_a_wrong_seq_and_marks_it_checksummed() {
+        let bytes = segment_of(&[(5, b"a"), (7, b"c")], 8);
+        let s = scan(&bytes, 5, 0, &mut Vec::new());
+        let d = s.damage.expect("damage");
+        assert_eq!((d.offset, d.checksummed), (17, true));
+        assert!(d.reason.contains("seq 7 where 6"), "{}", d.reason);
+    }
+
+    #[test]
+    fn scan_reports_stray_bytes_after_the_end_marker() {
+        let mut bytes = segment_of(&[(1, b"a")], 40);
+        bytes[30] = 9;
+        let s = scan(&bytes, 1, 0, &mut Vec::new());
+        let d = s.damage.expect("damage");
+        assert_eq!(d.offset, 17);
+        assert!(d.reason.contains("offset 30"), "{}", d.reason);
+    }
+
+    #[test]
+    fn empty_and_zeroed_segments_have_no_frames() {
+        for bytes in [Vec::new(), vec![0; 3], vec![0; 100]] {
+            let s = scan(&bytes, 1, 0, &mut Vec::new());
+            assert!(s.damage.is_none());
+            assert_eq!((s.count, s.end), (0, 0));
+        }
+    }
+}
