@@ -19,8 +19,8 @@ use crate::error::{Error, Result, guard_read};
 use crate::ids::Ids;
 use crate::journal::{FileIo, Journal, JournalOptions};
 use crate::keys;
-use crate::lock::{DeadlockRecord, LockManager, LockOptions};
 use crate::layout::{self, IndexSpec};
+use crate::lock::{DeadlockRecord, LockManager, LockOptions};
 use crate::state::{
     Entry, INDEX_BASE, Published, RowChange, apply_rows, read_applied_seq, write_applied_seq,
 };
@@ -184,10 +184,10 @@ impl Store {
                 .filter(|t| t.primary_key() == ["id"])
             {
                 let table = txn.open_table(layout::data_table(t))?;
-                if let Some((k, _)) = table.last()? {
-                    if let Some(id) = keys::decode(k.value())?.first().and_then(|v| v.as_u64()) {
-                        ids.observe(t, id);
-                    }
+                if let Some((k, _)) = table.last()?
+                    && let Some(id) = keys::decode(k.value())?.first().and_then(|v| v.as_u64())
+                {
+                    ids.observe(t, id);
                 }
             }
         }
@@ -284,7 +284,12 @@ impl Store {
         }
         let epoch = self.shared.commit.lock().epoch;
         let max = usize::try_from(self.shared.config.max_value_bytes).unwrap_or(usize::MAX);
-        let mut tx = WriteTx::new(self.snapshot()?, Arc::clone(&self.shared.ids), max, self.lock_guard());
+        let mut tx = WriteTx::new(
+            self.snapshot()?,
+            Arc::clone(&self.shared.ids),
+            max,
+            self.lock_guard(),
+        );
         tx.set_mode(mode);
         Ok((tx, epoch))
     }
@@ -385,7 +390,12 @@ impl Store {
             shared.commit_cv.wait_for(&mut st, Duration::from_millis(2));
         }
         let max = usize::try_from(shared.config.max_value_bytes).unwrap_or(usize::MAX);
-        let mut tx = WriteTx::new(self.snapshot()?, Arc::clone(&shared.ids), max, self.lock_guard());
+        let mut tx = WriteTx::new(
+            self.snapshot()?,
+            Arc::clone(&shared.ids),
+            max,
+            self.lock_guard(),
+        );
         tx.set_mode(mode);
         let out = f(&mut tx)?;
         let (parts, _locks) = tx.into_parts();

@@ -16,9 +16,9 @@ use super::read::find_index;
 use super::snapshot::Snapshot;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::Ids;
-use crate::lock::{LockManager, TxId};
 use crate::keys;
 use crate::layout::IndexSpec;
+use crate::lock::{LockManager, TxId};
 use crate::state::{Entry, OKey, space_of_table};
 
 /// Who is writing: the public API enforces the domain's life cycle; a restore loads rows
@@ -48,12 +48,15 @@ pub struct FillOutcome {
     pub cash: Cash,
 }
 
+/// A key range a transaction scanned: space, lower and upper bound.
+pub(crate) type ScannedRange = (u16, Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 /// What a write transaction read: the keys it looked up and the key ranges it scanned.
 /// Commit validates it against every transaction committed since the snapshot.
 #[derive(Default, Debug)]
 pub(crate) struct ReadSet {
     pub points: HashSet<OKey>,
-    pub ranges: Vec<(u16, Bound<Vec<u8>>, Bound<Vec<u8>>)>,
+    pub ranges: Vec<ScannedRange>,
 }
 
 impl ReadSet {
@@ -102,7 +105,12 @@ pub(crate) struct WriteParts {
 }
 
 impl WriteTx {
-    pub(crate) fn new(snap: Snapshot, ids: Arc<Ids>, max_value_bytes: usize, locks: LockGuard) -> WriteTx {
+    pub(crate) fn new(
+        snap: Snapshot,
+        ids: Arc<Ids>,
+        max_value_bytes: usize,
+        locks: LockGuard,
+    ) -> WriteTx {
         WriteTx {
             locks,
             snap,
