@@ -62,5 +62,5 @@ pub use config::{Config, Profile};
 pub use error::{Error, ErrorKind, Result};
 pub use layout::IndexSpec;
 pub use stats::{Stats, Summary};
-pub use store::{CommitTicket, DB_FILE, Recovery, RetryPolicy, SUBDIRS, Store};
+pub use store::{CommitTicket, DB_FILE, Recovery, RetryPolicy, SUBDIRS, Storage, Store};
 pub use txn::{FillOutcome, IndexScan, ReadOps, ReadTx, Source, Visit, WriteTx};

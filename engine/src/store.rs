@@ -17,7 +17,7 @@ use crate::commit::{CommitState, Shared, run_applier};
 use crate::config::Config;
 use crate::error::{Error, Result, guard_read};
 use crate::ids::Ids;
-use crate::journal::{FileIo, Journal, JournalOptions};
+use crate::journal::{FileIo, Journal, JournalIo, JournalOptions};
 use crate::keys;
 use crate::layout::{self, IndexSpec};
 use crate::lock::{DeadlockRecord, LockManager, LockOptions};
@@ -41,6 +41,45 @@ pub struct Recovery {
     /// A partial write at the end of the journal that was cut off (a crash during a group
     /// write; that group was never acknowledged).
     pub torn_tail: Option<String>,
+}
+
+/// Where a store's bytes go: by default the files under its directory.
+pub struct Storage {
+    /// The journal's file operations.
+    pub journal: Arc<dyn JournalIo>,
+    /// A redb storage backend to use instead of the file `tradestore.redb`.
+    pub redb: Option<Box<dyn redb::StorageBackend>>,
+}
+
+impl Default for Storage {
+    fn default() -> Storage {
+        Storage { journal: Arc::new(FileIo), redb: None }
+    }
+}
+
+/// A boxed backend is a backend.
+#[derive(Debug)]
+struct Boxed(Box<dyn redb::StorageBackend>);
+
+impl redb::StorageBackend for Boxed {
+    fn len(&self) -> std::result::Result<u64, std::io::Error> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::result::Result<(), std::io::Error> {
+        self.0.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::result::Result<(), std::io::Error> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> std::result::Result<(), std::io::Error> {
+        self.0.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::result::Result<(), std::io::Error> {
+        self.0.write(offset, data)
+    }
+    fn close(&self) -> std::result::Result<(), std::io::Error> {
+        self.0.close()
+    }
 }
 
 /// How [`Store::transact`] retries conflicts and deadlocks: exponential backoff with full
@@ -106,6 +145,13 @@ impl Store {
     /// Opens the store in `dir`, creating the directory, its folders and the database on
     /// first use, and replaying the journal after the last checkpoint.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Store> {
+        Store::open_with(dir, config, Storage::default())
+    }
+
+    /// Opens the store with explicit storage: the journal's file operations and, optionally,
+    /// a redb storage backend in place of `tradestore.redb`. This is the seam the crash
+    /// tests inject faults through.
+    pub fn open_with(dir: impl AsRef<Path>, config: Config, storage: Storage) -> Result<Store> {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         for sub in SUBDIRS {
@@ -116,9 +162,11 @@ impl Store {
         let path = dir.join(DB_FILE);
         let mut builder = Database::builder();
         builder.set_cache_size(usize::try_from(config.cache_size_mb << 20).unwrap_or(usize::MAX));
-        let mut db = builder
-            .create(&path)
-            .map_err(|e| Error::from(e).context(path.display()))?;
+        let mut db = match storage.redb {
+            Some(backend) => builder.create_with_backend(Boxed(backend)),
+            None => builder.create(&path),
+        }
+        .map_err(|e| Error::from(e).context(path.display()))?;
         if config.check_on_open
             && !db
                 .check_integrity()
@@ -151,7 +199,7 @@ impl Store {
                 .then(|| dir.join("archive").join("journal")),
         };
         let (mut journal, found) =
-            Journal::open(&dir.join("journal"), options, Arc::new(FileIo), applied)?;
+            Journal::open(&dir.join("journal"), options, storage.journal, applied)?;
         let mut recovery = Recovery {
             replayed: found.records.len() as u64,
             torn_tail: found.torn_tail.as_ref().map(|t| t.to_string()),
