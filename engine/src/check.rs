@@ -253,7 +253,8 @@ impl Checker<'_> {
             ..p.clone()
         };
         let want = expected.unwrap_or(&zero);
-        let stale_ts = expected.is_some_and(|e| e.updated_ts != p.updated_ts);
+        let stale_ts = expected
+            .is_some_and(|e| (e.updated_ts, e.last_trade_id) != (p.updated_ts, p.last_trade_id));
         if stale_ts
             || (p.quantity, p.cost_basis, p.realized_pnl)
                 != (want.quantity, want.cost_basis, want.realized_pnl)

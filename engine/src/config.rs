@@ -7,6 +7,11 @@
 //! | `cache_size_mb` | `TRADESTORE_CACHE_SIZE_MB` | 64 | 16 | 1024 | redb page cache, MiB (1..=1048576) |
 //! | `max_value_bytes` | `TRADESTORE_MAX_VALUE_BYTES` | 65536 | 65536 | 65536 | largest encoded record accepted, bytes |
 //! | `check_on_open` | `TRADESTORE_CHECK_ON_OPEN` | false | true | false | run redb's full integrity check when opening |
+//! | `journal_segment_mb` | `TRADESTORE_JOURNAL_SEGMENT_MB` | 8 | 4 | 64 | size of a preallocated journal segment, MiB |
+//! | `keep_journal` | `TRADESTORE_KEEP_JOURNAL` | false | false | false | keep checkpointed segments in `archive/journal` (point-in-time recovery) |
+//! | `checkpoint_interval_ms` | `TRADESTORE_CHECKPOINT_INTERVAL_MS` | 1000 | 200 | 1000 | how often the applier makes a durable redb checkpoint |
+//! | `overlay_max_mb` | `TRADESTORE_OVERLAY_MAX_MB` | 256 | 64 | 1024 | committed-but-unapplied data above which commits wait |
+//! | `lock_timeout_ms` | `TRADESTORE_LOCK_TIMEOUT_MS` | 1000 | 1000 | 1000 | how long a pessimistic lock waits |
 //!
 //! An unknown key or variable, or a value of the wrong type or out of range, is a
 //! [`ErrorKind::Config`](crate::ErrorKind::Config) error that names it.
@@ -82,6 +87,16 @@ pub struct Config {
     pub max_value_bytes: u64,
     /// Run redb's integrity check on open.
     pub check_on_open: bool,
+    /// Size of a journal segment, MiB.
+    pub journal_segment_mb: u64,
+    /// Keep released journal segments (in `archive/journal`) instead of deleting them.
+    pub keep_journal: bool,
+    /// How often the applier makes a durable redb checkpoint, ms.
+    pub checkpoint_interval_ms: u64,
+    /// Overlay size above which commits wait for the applier (backpressure), MiB.
+    pub overlay_max_mb: u64,
+    /// How long a pessimistic lock waits before giving up, ms.
+    pub lock_timeout_ms: u64,
 }
 
 /// The file's shape: every key optional, unknown keys refused.
@@ -92,7 +107,53 @@ struct FileConfig {
     cache_size_mb: Option<u64>,
     max_value_bytes: Option<u64>,
     check_on_open: Option<bool>,
+    journal_segment_mb: Option<u64>,
+    keep_journal: Option<bool>,
+    checkpoint_interval_ms: Option<u64>,
+    overlay_max_mb: Option<u64>,
+    lock_timeout_ms: Option<u64>,
 }
+
+/// The keys of the file (and, upper-cased with `TRADESTORE_`, the environment variables).
+const KEYS: &[&str] = &[
+    "profile",
+    "cache_size_mb",
+    "max_value_bytes",
+    "check_on_open",
+    "journal_segment_mb",
+    "keep_journal",
+    "checkpoint_interval_ms",
+    "overlay_max_mb",
+    "lock_timeout_ms",
+];
+
+macro_rules! layer {
+    ($($field:ident),+) => {
+        impl FileConfig {
+            /// Each value of `self`, or `under`'s where `self` has none.
+            fn or(self, under: FileConfig) -> FileConfig {
+                FileConfig { $($field: self.$field.or(under.$field)),+ }
+            }
+
+            /// Sets every value present (the profile was applied already).
+            fn apply(self, c: &mut Config) {
+                $(if let Some(v) = self.$field { c.$field = v; })+
+            }
+        }
+    };
+}
+
+layer!(
+    profile,
+    cache_size_mb,
+    max_value_bytes,
+    check_on_open,
+    journal_segment_mb,
+    keep_journal,
+    checkpoint_interval_ms,
+    overlay_max_mb,
+    lock_timeout_ms
+);
 
 impl Default for Config {
     fn default() -> Config {
@@ -103,24 +164,32 @@ impl Default for Config {
 impl Config {
     /// The defaults of a profile.
     pub fn for_profile(profile: Profile) -> Config {
+        let base = Config {
+            profile,
+            cache_size_mb: 64,
+            max_value_bytes: 65_536,
+            check_on_open: false,
+            journal_segment_mb: 8,
+            keep_journal: false,
+            checkpoint_interval_ms: 1000,
+            overlay_max_mb: 256,
+            lock_timeout_ms: 1000,
+        };
         match profile {
-            Profile::Dev => Config {
-                profile,
-                cache_size_mb: 64,
-                max_value_bytes: 65_536,
-                check_on_open: false,
-            },
+            Profile::Dev => base,
             Profile::Test => Config {
-                profile,
                 cache_size_mb: 16,
-                max_value_bytes: 65_536,
                 check_on_open: true,
+                journal_segment_mb: 4,
+                checkpoint_interval_ms: 200,
+                overlay_max_mb: 64,
+                ..base
             },
             Profile::Prod => Config {
-                profile,
                 cache_size_mb: 1024,
-                max_value_bytes: 65_536,
-                check_on_open: false,
+                overlay_max_mb: 1024,
+                journal_segment_mb: 64,
+                ..base
             },
         }
     }
@@ -147,82 +216,85 @@ impl Config {
     }
 
     fn build(file: &str, toml_text: Option<&str>, env: &[(String, String)]) -> Result<Config> {
-        let file: FileConfig = match toml_text {
+        let from_file: FileConfig = match toml_text {
             Some(t) => toml::from_str(t)
                 .map_err(|e| Error::config(format!("in {file}: {}", e.to_string().trim())))?,
             None => FileConfig::default(),
         };
-        let env_profile = env
-            .iter()
-            .find(|(k, _)| k == "TRADESTORE_PROFILE")
-            .map(|(_, v)| v.parse::<Profile>())
-            .transpose()?;
-        let mut c = Config::for_profile(env_profile.or(file.profile).unwrap_or_default());
-        if let Some(v) = file.cache_size_mb {
-            c.cache_size_mb = v;
-        }
-        if let Some(v) = file.max_value_bytes {
-            c.max_value_bytes = v;
-        }
-        if let Some(v) = file.check_on_open {
-            c.check_on_open = v;
-        }
-        for (key, value) in env {
-            let parse_u64 = || {
-                value.trim().parse::<u64>().map_err(|_| {
-                    Error::config(format!("{key}={value:?} is not a non-negative integer"))
-                })
-            };
-            match key.as_str() {
-                "TRADESTORE_PROFILE" => {}
-                "TRADESTORE_CACHE_SIZE_MB" => c.cache_size_mb = parse_u64()?,
-                "TRADESTORE_MAX_VALUE_BYTES" => c.max_value_bytes = parse_u64()?,
-                "TRADESTORE_CHECK_ON_OPEN" => {
-                    c.check_on_open = match value.trim() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => {
-                            return Err(Error::config(format!(
-                                "{key}={value:?} is not true/false"
-                            )));
-                        }
-                    }
-                }
-                k if TOOL_ENV_VARS.contains(&k) => {}
-                _ => {
-                    return Err(Error::config(format!(
-                        "unknown environment variable {key}; the configuration variables are TRADESTORE_PROFILE, TRADESTORE_CACHE_SIZE_MB, TRADESTORE_MAX_VALUE_BYTES, TRADESTORE_CHECK_ON_OPEN"
-                    )));
-                }
+        let mut from_env = FileConfig::default();
+        for (name, value) in env {
+            if TOOL_ENV_VARS.contains(&name.as_str()) {
+                continue;
             }
+            let key = name.trim_start_matches("TRADESTORE_").to_ascii_lowercase();
+            if !KEYS.contains(&key.as_str()) {
+                let names: Vec<String> = KEYS
+                    .iter()
+                    .map(|k| format!("TRADESTORE_{}", k.to_ascii_uppercase()))
+                    .collect();
+                return Err(Error::config(format!(
+                    "unknown environment variable {name}; the configuration variables are {}",
+                    names.join(", ")
+                )));
+            }
+            // Each variable is read as the TOML value of its key; a profile is a string.
+            let line = if key == "profile" {
+                format!("{key} = {:?}", value.trim())
+            } else {
+                format!("{key} = {}", value.trim())
+            };
+            let one: FileConfig = toml::from_str(&line).map_err(|_| {
+                Error::config(format!("{name}={value:?} is not a valid value for {key}"))
+            })?;
+            from_env = one.or(from_env);
         }
+        let layered = from_env.or(from_file);
+        let mut c = Config::for_profile(layered.profile.unwrap_or_default());
+        layered.apply(&mut c);
         c.validate()?;
         Ok(c)
     }
 
     /// Checks ranges.
     pub fn validate(&self) -> Result<()> {
-        if !(1..=1_048_576).contains(&self.cache_size_mb) {
-            return Err(Error::config(format!(
-                "cache_size_mb = {} is out of range 1..=1048576",
-                self.cache_size_mb
-            )));
-        }
-        if !(256..=16 << 20).contains(&self.max_value_bytes) {
-            return Err(Error::config(format!(
-                "max_value_bytes = {} is out of range 256..=16777216",
-                self.max_value_bytes
-            )));
-        }
-        Ok(())
+        let range = |key: &str, v: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::config(format!(
+                    "{key} = {v} is out of range {lo}..={hi}"
+                )))
+            }
+        };
+        range("cache_size_mb", self.cache_size_mb, 1, 1_048_576)?;
+        range("max_value_bytes", self.max_value_bytes, 256, 16 << 20)?;
+        range("journal_segment_mb", self.journal_segment_mb, 1, 4096)?;
+        range(
+            "checkpoint_interval_ms",
+            self.checkpoint_interval_ms,
+            10,
+            3_600_000,
+        )?;
+        range("overlay_max_mb", self.overlay_max_mb, 1, 1_048_576)?;
+        range("lock_timeout_ms", self.lock_timeout_ms, 1, 3_600_000)
     }
 
     /// The configuration as the TOML text `init` writes.
     pub fn to_toml(&self) -> String {
         format!(
             "# tradestore configuration; every key is optional and overrides the profile's default.\n\
-             profile = \"{}\"\ncache_size_mb = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n",
-            self.profile, self.cache_size_mb, self.max_value_bytes, self.check_on_open
+             profile = \"{}\"\ncache_size_mb = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
+             journal_segment_mb = {}\nkeep_journal = {}\ncheckpoint_interval_ms = {}\n\
+             overlay_max_mb = {}\nlock_timeout_ms = {}\n",
+            self.profile,
+            self.cache_size_mb,
+            self.max_value_bytes,
+            self.check_on_open,
+            self.journal_segment_mb,
+            self.keep_journal,
+            self.checkpoint_interval_ms,
+            self.overlay_max_mb,
+            self.lock_timeout_ms
         )
     }
 }

@@ -112,7 +112,7 @@ pub fn restore(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Summary> {
     let indexes = store.indexes();
-    store.write_mode(Mode::Restore, |tx| {
+    store.write_direct(Mode::Restore, |tx| {
         let mut summary = Summary::default();
         let mut lines: HashMap<(TableId, Vec<u8>), u64> = HashMap::new();
         let mut line_no = 0u64;

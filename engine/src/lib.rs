@@ -40,13 +40,18 @@
 
 mod catalog;
 pub mod check;
+mod commit;
 pub mod config;
 pub mod dump;
 mod error;
+mod ids;
 pub mod inspect;
 pub mod journal;
 pub mod keys;
 mod layout;
+pub mod lock;
+mod state;
+mod stats;
 mod store;
 mod txn;
 
@@ -56,5 +61,6 @@ pub use catalog::FORMAT_VERSION;
 pub use config::{Config, Profile};
 pub use error::{Error, ErrorKind, Result};
 pub use layout::IndexSpec;
-pub use store::{DB_FILE, SUBDIRS, Store};
+pub use stats::{Stats, Summary};
+pub use store::{CommitTicket, DB_FILE, Recovery, RetryPolicy, SUBDIRS, Storage, Store};
 pub use txn::{FillOutcome, IndexScan, ReadOps, ReadTx, Source, Visit, WriteTx};

@@ -1,36 +1,157 @@
-//! The store: opening a directory, snapshots, and write transactions.
+//! The store: opening a directory (and recovering it), snapshots, write transactions and
+//! their commit through the journal.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
-use redb::{Database, Durability, ReadableDatabase};
+use parking_lot::{Condvar, Mutex, RwLock};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use tradestore_schema::TableId;
 
 use crate::catalog;
+use crate::commit::{CommitState, Shared, run_applier};
 use crate::config::Config;
 use crate::error::{Error, Result, guard_read};
+use crate::ids::Ids;
+use crate::journal::{FileIo, Journal, JournalIo, JournalOptions};
+use crate::keys;
 use crate::layout::{self, IndexSpec};
-use crate::txn::{Mode, ReadTx, WriteTx};
+use crate::lock::{DeadlockRecord, LockManager, LockOptions};
+use crate::state::{
+    Entry, INDEX_BASE, Published, RowChange, apply_rows, read_applied_seq, write_applied_seq,
+};
+use crate::stats::{Metrics, Stats};
+use crate::txn::{LockGuard, Mode, ReadTx, Snapshot, WriteTx};
 
 /// The redb file inside a store's directory.
 pub const DB_FILE: &str = "tradestore.redb";
 /// Folders a store's directory holds besides the redb file.
 pub const SUBDIRS: [&str; 3] = ["journal", "archive", "backups"];
 
-/// An open store. Cheap to share between threads behind an `Arc`; reads run in parallel
-/// with each other and with the one writer.
+/// What opening the store found and did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Recovery {
+    /// Journal records replayed into redb (transactions acknowledged after the last
+    /// checkpoint).
+    pub replayed: u64,
+    /// A partial write at the end of the journal that was cut off (a crash during a group
+    /// write; that group was never acknowledged).
+    pub torn_tail: Option<String>,
+}
+
+/// Where a store's bytes go: by default the files under its directory.
+pub struct Storage {
+    /// The journal's file operations.
+    pub journal: Arc<dyn JournalIo>,
+    /// A redb storage backend to use instead of the file `tradestore.redb`.
+    pub redb: Option<Box<dyn redb::StorageBackend>>,
+}
+
+impl Default for Storage {
+    fn default() -> Storage {
+        Storage { journal: Arc::new(FileIo), redb: None }
+    }
+}
+
+/// A boxed backend is a backend.
+#[derive(Debug)]
+struct Boxed(Box<dyn redb::StorageBackend>);
+
+impl redb::StorageBackend for Boxed {
+    fn len(&self) -> std::result::Result<u64, std::io::Error> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::result::Result<(), std::io::Error> {
+        self.0.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::result::Result<(), std::io::Error> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> std::result::Result<(), std::io::Error> {
+        self.0.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::result::Result<(), std::io::Error> {
+        self.0.write(offset, data)
+    }
+    fn close(&self) -> std::result::Result<(), std::io::Error> {
+        self.0.close()
+    }
+}
+
+/// How [`Store::transact`] retries conflicts and deadlocks: exponential backoff with full
+/// jitter, bounded by attempts and total time.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (default 16).
+    pub max_attempts: u32,
+    /// Upper bound of the first backoff (default 100 us); doubles each retry.
+    pub initial_backoff: Duration,
+    /// Largest backoff (default 50 ms).
+    pub max_backoff: Duration,
+    /// No retry starts after this much time since the first attempt (default 5 s).
+    pub max_total: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 16,
+            initial_backoff: Duration::from_micros(100),
+            max_backoff: Duration::from_millis(50),
+            max_total: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A transaction submitted without waiting: [`CommitTicket::wait`] returns when it is
+/// durable, [`CommitTicket::poll`] says whether it is yet.
+#[must_use = "a ticket says when the transaction is durable"]
+pub struct CommitTicket {
+    shared: Arc<Shared>,
+    seq: u64,
+}
+
+impl CommitTicket {
+    /// Blocks until the transaction is durable (or the store failed).
+    pub fn wait(self) -> Result<()> {
+        self.shared.wait_durable(self.seq)
+    }
+
+    /// `None` while the transaction is not yet durable.
+    pub fn poll(&self) -> Option<Result<()>> {
+        self.shared.poll_durable(self.seq)
+    }
+
+    /// The transaction's sequence number (its position in the journal).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// An open store. Share it between threads behind an `Arc`: reads never block; write
+/// transactions run in parallel on their callers' threads and commit in groups.
 pub struct Store {
-    db: Database,
+    shared: Arc<Shared>,
     dir: PathBuf,
-    config: Config,
-    indexes: RwLock<Arc<Vec<IndexSpec>>>,
+    recovery: Recovery,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Store {
     /// Opens the store in `dir`, creating the directory, its folders and the database on
-    /// first use.
+    /// first use, and replaying the journal after the last checkpoint.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Store> {
+        Store::open_with(dir, config, Storage::default())
+    }
+
+    /// Opens the store with explicit storage: the journal's file operations and, optionally,
+    /// a redb storage backend in place of `tradestore.redb`. This is the seam the crash
+    /// tests inject faults through.
+    pub fn open_with(dir: impl AsRef<Path>, config: Config, storage: Storage) -> Result<Store> {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         for sub in SUBDIRS {
@@ -41,9 +162,11 @@ impl Store {
         let path = dir.join(DB_FILE);
         let mut builder = Database::builder();
         builder.set_cache_size(usize::try_from(config.cache_size_mb << 20).unwrap_or(usize::MAX));
-        let mut db = builder
-            .create(&path)
-            .map_err(|e| Error::from(e).context(path.display()))?;
+        let mut db = match storage.redb {
+            Some(backend) => builder.create_with_backend(Boxed(backend)),
+            None => builder.create(&path),
+        }
+        .map_err(|e| Error::from(e).context(path.display()))?;
         if config.check_on_open
             && !db
                 .check_integrity()
@@ -54,7 +177,8 @@ impl Store {
                 path.display()
             )));
         }
-        let indexes = guard_read(&path.display().to_string(), || {
+        let shown = path.display().to_string();
+        let indexes = guard_read(&shown, || {
             let mut txn = db.begin_write()?;
             txn.set_durability(Durability::Immediate)?;
             for t in TableId::ALL {
@@ -67,11 +191,98 @@ impl Store {
             txn.commit()?;
             Ok(indexes)
         })?;
-        Ok(Store {
+        let applied = read_applied_seq(&db.begin_read()?)?;
+        let options = JournalOptions {
+            segment_bytes: config.journal_segment_mb << 20,
+            keep_released: config
+                .keep_journal
+                .then(|| dir.join("archive").join("journal")),
+        };
+        let (mut journal, found) =
+            Journal::open(&dir.join("journal"), options, storage.journal, applied)?;
+        let mut recovery = Recovery {
+            replayed: found.records.len() as u64,
+            torn_tail: found.torn_tail.as_ref().map(|t| t.to_string()),
+        };
+        if let Some((last, _)) = found.records.last() {
+            let last = *last;
+            guard_read(&shown, || {
+                let mut txn = db.begin_write()?;
+                txn.set_durability(Durability::Immediate)?;
+                txn.set_quick_repair(true);
+                for (seq, payload) in &found.records {
+                    let changes: Vec<RowChange> = postcard::from_bytes(payload).map_err(|e| {
+                        Error::corruption(format!("journal record {seq} does not decode: {e}"))
+                    })?;
+                    apply_rows(&txn, &indexes, &changes)?;
+                }
+                write_applied_seq(&txn, last)?;
+                txn.commit()?;
+                Ok(())
+            })?;
+            journal.release(last)?;
+        }
+        recovery.replayed = found.records.len() as u64;
+        let last_seq = journal.last_seq().max(applied);
+        let ids = Arc::new(Ids::default());
+        {
+            let txn = db.begin_read()?;
+            for t in TableId::ALL
+                .into_iter()
+                .filter(|t| t.primary_key() == ["id"])
+            {
+                let table = txn.open_table(layout::data_table(t))?;
+                if let Some((k, _)) = table.last()?
+                    && let Some(id) = keys::decode(k.value())?.first().and_then(|v| v.as_u64())
+                {
+                    ids.observe(t, id);
+                }
+            }
+        }
+        let config_lock_timeout = config.lock_timeout_ms;
+        let shared = Arc::new(Shared {
             db,
-            dir,
             config,
             indexes: RwLock::new(Arc::new(indexes)),
+            published: RwLock::new(Published {
+                durable: last_seq,
+                ..Published::default()
+            }),
+            commit: Mutex::new(CommitState::new(last_seq)),
+            commit_cv: Condvar::new(),
+            journal: Mutex::new(journal),
+            apply_queue: Mutex::new(VecDeque::new()),
+            apply_cv: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+            poison: Mutex::new(None),
+            poisoned: AtomicBool::new(false),
+            ids,
+            metrics: Metrics::default(),
+            locks: Arc::new(LockManager::new(LockOptions {
+                wait_timeout: Duration::from_millis(config_lock_timeout),
+                ..LockOptions::default()
+            })),
+            next_tx: AtomicU64::new(1),
+        });
+        let applier = {
+            let s = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("tradestore-applier".into())
+                .spawn(move || run_applier(&s, last_seq))
+                .map_err(|e| Error::io("starting the applier thread", e))?
+        };
+        let flusher = {
+            let s = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("tradestore-flusher".into())
+                .spawn(move || s.run_flusher())
+                .map_err(|e| Error::io("starting the flusher thread", e))?
+        };
+        Ok(Store {
+            shared,
+            dir,
+            recovery,
+            threads: vec![applier, flusher],
         })
     }
 
@@ -88,39 +299,194 @@ impl Store {
 
     /// The configuration it was opened with.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.shared.config
+    }
+
+    /// What opening the store recovered.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
     }
 
     /// The secondary indexes.
     pub fn indexes(&self) -> Arc<Vec<IndexSpec>> {
-        Arc::clone(&self.indexes.read())
+        Arc::clone(&self.shared.indexes.read())
     }
 
-    /// A consistent read snapshot.
+    fn snapshot(&self) -> Result<Snapshot> {
+        let (overlay, durable) = {
+            let p = self.shared.published.read();
+            (p.overlay.clone(), p.durable)
+        };
+        let txn = self.shared.db.begin_read()?;
+        Snapshot::new(txn, overlay, durable, self.indexes())
+    }
+
+    /// A consistent read snapshot of every acknowledged write.
     pub fn read(&self) -> Result<ReadTx> {
-        Ok(ReadTx::new(self.db.begin_read()?, self.indexes()))
+        Ok(ReadTx::new(self.snapshot()?))
     }
 
-    /// Runs `f` in a write transaction and commits it durably when `f` returns `Ok`; when it
-    /// returns `Err` nothing it wrote is kept. Returns after the commit is on disk.
+    fn begin(&self, mode: Mode) -> Result<(WriteTx, u64)> {
+        if self.shared.poisoned.load(Ordering::SeqCst) {
+            return Err(self.shared.poison_error());
+        }
+        let epoch = self.shared.commit.lock().epoch;
+        let max = usize::try_from(self.shared.config.max_value_bytes).unwrap_or(usize::MAX);
+        let mut tx = WriteTx::new(
+            self.snapshot()?,
+            Arc::clone(&self.shared.ids),
+            max,
+            self.lock_guard(),
+        );
+        tx.set_mode(mode);
+        Ok((tx, epoch))
+    }
+
+    fn lock_guard(&self) -> LockGuard {
+        LockGuard {
+            manager: Arc::clone(&self.shared.locks),
+            tx: self.shared.next_tx.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `f` in a write transaction and commits it when `f` returns `Ok`; returns after
+    /// the commit is durable (its group's journal fsync returned). When `f` returns `Err`
+    /// nothing it wrote is kept. A concurrent transaction that changed what `f` read makes
+    /// the commit fail with a retryable [`ErrorKind::Conflict`]; [`Store::transact`] retries.
     pub fn write<T>(&self, f: impl FnOnce(&mut WriteTx) -> Result<T>) -> Result<T> {
-        self.write_mode(Mode::Api, f)
+        let started = Instant::now();
+        let (mut tx, epoch) = self.begin(Mode::Api)?;
+        let out = f(&mut tx).inspect_err(|e| self.note_failure(e))?;
+        let (parts, _locks) = tx.into_parts();
+        self.shared.commit(parts, epoch, started, true)?;
+        Ok(out)
     }
 
-    pub(crate) fn write_mode<T>(
+    /// Runs `f` and submits its transaction without waiting for durability: the returned
+    /// ticket says when it is durable. One thread can pipeline many transactions this way;
+    /// a background flusher writes their groups.
+    pub fn submit<T>(
+        &self,
+        f: impl FnOnce(&mut WriteTx) -> Result<T>,
+    ) -> Result<(T, CommitTicket)> {
+        let started = Instant::now();
+        let (mut tx, epoch) = self.begin(Mode::Api)?;
+        let out = f(&mut tx).inspect_err(|e| self.note_failure(e))?;
+        // Locks are released once the transaction is ordered (validated and queued):
+        // every later transaction sees it or conflicts with it.
+        let (parts, _locks) = tx.into_parts();
+        let seq = self.shared.commit(parts, epoch, started, false)?;
+        Ok((
+            out,
+            CommitTicket {
+                shared: Arc::clone(&self.shared),
+                seq,
+            },
+        ))
+    }
+
+    /// Runs `f` in a write transaction like [`Store::write`], retrying it after retryable
+    /// errors (conflicts, deadlocks) with exponential backoff and jitter, within `policy`.
+    pub fn transact<T>(
+        &self,
+        policy: &RetryPolicy,
+        mut f: impl FnMut(&mut WriteTx) -> Result<T>,
+    ) -> Result<T> {
+        let first = Instant::now();
+        let mut backoff = policy.initial_backoff;
+        let mut attempt = 1;
+        loop {
+            match self.write(&mut f) {
+                Err(e)
+                    if e.is_retryable()
+                        && attempt < policy.max_attempts
+                        && first.elapsed() < policy.max_total =>
+                {
+                    Metrics::count(&self.shared.metrics.retries);
+                    let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX).max(1);
+                    std::thread::sleep(Duration::from_nanos(fastrand::u64(0..=nanos)));
+                    backoff = (backoff * 2).min(policy.max_backoff);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs `f` with exclusive access to the store and writes its result straight into
+    /// redb in one durable commit, bypassing the journal (a restore). Waits for the applier
+    /// to drain first; transactions that began before it will conflict.
+    pub(crate) fn write_direct<T>(
         &self,
         mode: Mode,
         f: impl FnOnce(&mut WriteTx) -> Result<T>,
     ) -> Result<T> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        txn.set_quick_repair(true);
-        let max = usize::try_from(self.config.max_value_bytes).unwrap_or(usize::MAX);
-        let mut tx = WriteTx::new(txn, self.indexes(), max);
+        let shared = &self.shared;
+        let mut st = shared.commit.lock();
+        loop {
+            if shared.poisoned.load(Ordering::SeqCst) {
+                return Err(shared.poison_error());
+            }
+            let drained = st.pending.is_empty()
+                && !st.leader
+                && shared.apply_queue.lock().is_empty()
+                && shared.published.read().overlay.is_empty();
+            if drained {
+                break;
+            }
+            shared.apply_cv.notify_one();
+            shared.commit_cv.wait_for(&mut st, Duration::from_millis(2));
+        }
+        let max = usize::try_from(shared.config.max_value_bytes).unwrap_or(usize::MAX);
+        let mut tx = WriteTx::new(
+            self.snapshot()?,
+            Arc::clone(&shared.ids),
+            max,
+            self.lock_guard(),
+        );
         tx.set_mode(mode);
         let out = f(&mut tx)?;
-        tx.into_inner().commit()?;
+        let (parts, _locks) = tx.into_parts();
+        let changes: Vec<RowChange> = parts
+            .writes
+            .iter()
+            .filter(|((space, _), _)| *space < INDEX_BASE)
+            .map(|((space, key), e)| RowChange {
+                table: u8::try_from(*space).unwrap_or(0),
+                key: key.clone(),
+                value: match e {
+                    Entry::Put(v) => Some(v.to_vec()),
+                    Entry::Del => None,
+                },
+            })
+            .collect();
+        let indexes = self.indexes();
+        let mut txn = shared.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.set_quick_repair(true);
+        apply_rows(&txn, &indexes, &changes)?;
+        txn.commit()?;
+        st.epoch += 1;
+        for c in &changes {
+            if let Some(t) = TableId::from_u8(c.table)
+                && t.primary_key() == ["id"]
+                && let Some(id) = keys::decode(&c.key)?.first().and_then(|v| v.as_u64())
+            {
+                shared.ids.observe(t, id);
+            }
+        }
         Ok(out)
+    }
+
+    fn note_failure(&self, e: &Error) {
+        if e.kind() == crate::ErrorKind::Deadlock {
+            Metrics::count(&self.shared.metrics.deadlocks);
+        }
+    }
+
+    /// The last deadlocks the lock manager broke (transactions, keys, time, victim).
+    pub fn deadlocks(&self) -> Vec<DeadlockRecord> {
+        self.shared.locks.deadlocks()
     }
 
     /// Checks the consistency of the whole store ([`check::check`](crate::check::check)).
@@ -130,11 +496,45 @@ impl Store {
         crate::check::check(&tx, tx.indexes(), progress)
     }
 
+    /// Statistics of the write path.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.shared.metrics.snapshot();
+        {
+            let p = self.shared.published.read();
+            s.durable_seq = p.durable;
+            s.overlay_bytes = p.bytes;
+        }
+        s.applied_seq = self
+            .shared
+            .db
+            .begin_read()
+            .ok()
+            .and_then(|t| read_applied_seq(&t).ok())
+            .unwrap_or(0);
+        s.journal_bytes = self.shared.journal.lock().size_bytes();
+        s.poisoned = self.shared.poison.lock().clone();
+        s
+    }
+
     /// Size in bytes of the database file.
     pub fn file_size(&self) -> Result<u64> {
         let p = self.dir.join(DB_FILE);
         std::fs::metadata(&p)
             .map(|m| m.len())
             .map_err(|e| Error::io(format!("reading {}", p.display()), e))
+    }
+}
+
+impl Drop for Store {
+    /// Makes every submitted transaction durable, applies the overlay and checkpoints.
+    fn drop(&mut self) {
+        let target = self.shared.commit.lock().next_seq.saturating_sub(1);
+        let _ = self.shared.wait_durable(target);
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.apply_cv.notify_all();
+        self.shared.commit_cv.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
     }
 }

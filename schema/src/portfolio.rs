@@ -10,8 +10,9 @@
 //!
 //! Fees are subtracted from realised P&L on every fill. Cash moves by `-(notional + fee)` on
 //! a buy and `notional - fee` on a sell. The result depends on the order of fills (rounding
-//! of the removed basis), so fills are applied, and folded by the consistency check, in
-//! increasing trade id order.
+//! of the removed basis), so the fills of each position are applied, and folded by the
+//! consistency check, in increasing trade id order: a position records the id of the last
+//! fill applied and refuses an older one.
 
 use crate::fixed::{Money, Quantity, div_round, notional};
 use crate::records::{Position, Side, Trade};
@@ -33,7 +34,17 @@ pub fn apply_fill(pos: Option<&Position>, t: &Trade) -> Result<Position, RuleVio
         cost_basis: Money::ZERO,
         realized_pnl: Money::ZERO,
         updated_ts: t.ts,
+        last_trade_id: 0,
     });
+    if t.id <= p.last_trade_id {
+        return Err(RuleViolation::new(
+            "fill_order",
+            format!(
+                "trade {}: fills of a position are applied in increasing id order, and trade {} is already applied to account {} instrument {}",
+                t.id, p.last_trade_id, p.account, p.instrument
+            ),
+        ));
+    }
     let d = i128::from(t.quantity.0) * i128::from(t.side.sign());
     let q = i128::from(p.quantity.0);
     let mut cost = i128::from(p.cost_basis.0);
@@ -64,6 +75,7 @@ pub fn apply_fill(pos: Option<&Position>, t: &Trade) -> Result<Position, RuleVio
     p.cost_basis = Money(i64::try_from(cost).map_err(|_| overflow(t))?);
     p.realized_pnl = Money(i64::try_from(realized).map_err(|_| overflow(t))?);
     p.updated_ts = p.updated_ts.max(t.ts);
+    p.last_trade_id = t.id;
     Ok(p)
 }
 

@@ -106,6 +106,7 @@ impl TableId {
                 c!("cost_basis", Money),
                 c!("realized_pnl", Money),
                 c!("updated_ts", Timestamp),
+                c!("last_trade_id", Id),
             ],
             TableId::Cash => &[c!("account", Id), c!("currency", Text), c!("amount", Money)],
         }

@@ -392,7 +392,7 @@ const EDITS: &[Edit] = &[
             l.insert(0, acct.to_string());
             let position = json!({"table": "positions", "record": {"account": 500,
                 "instrument": 1, "quantity": 0, "cost_basis": 0, "realized_pnl": 0,
-                "updated_ts": 0}});
+                "updated_ts": 0, "last_trade_id": 0}});
             l.push(position.to_string());
             Ok(true)
         },

@@ -42,6 +42,7 @@ fn a_fill_writes_trade_order_position_and_cash() -> TestResult {
         cost_basis: money("398"),
         realized_pnl: money("-1"),
         updated_ts: 20,
+        last_trade_id: 1,
     };
     assert_eq!(outcome.order, expected_order);
     assert_eq!(outcome.position, expected_position);

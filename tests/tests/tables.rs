@@ -588,6 +588,7 @@ fn trades_and_positions_are_written_only_by_fills() -> TestResult {
         cost_basis: money("398"),
         realized_pnl: money("-1"),
         updated_ts: 2,
+        last_trade_id: 1,
     };
     let before = dump_bytes(&store)?;
     expect_err(store.write(|tx| tx.insert(&trade)), ErrorKind::Constraint)?;

@@ -83,7 +83,7 @@ const BOOK: &str = r#"{"table":"instruments","record":{"id":1,"symbol":"ACME","t
 {"table":"orders","record":{"id":3,"account":1,"instrument":1,"side":"buy","kind":"market","time_in_force":"ioc","price":null,"quantity":100000000,"filled_quantity":0,"status":"cancelled","created_ts":5,"updated_ts":5}}
 {"table":"trades","record":{"id":1,"order_id":1,"account":1,"instrument":1,"side":"buy","price":9950000000,"quantity":400000000,"fee":0,"ts":2}}
 {"table":"trades","record":{"id":2,"order_id":2,"account":1,"instrument":1,"side":"sell","price":10100000000,"quantity":200000000,"fee":500000,"ts":4}}
-{"table":"positions","record":{"account":1,"instrument":1,"quantity":200000000,"cost_basis":199000000,"realized_pnl":2500000,"updated_ts":4}}
+{"table":"positions","record":{"account":1,"instrument":1,"quantity":200000000,"cost_basis":199000000,"realized_pnl":2500000,"updated_ts":4,"last_trade_id":2}}
 {"table":"cash","record":{"account":1,"currency":"USD","amount":-196500000}}
 "#;
 

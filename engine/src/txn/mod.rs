@@ -2,10 +2,12 @@
 
 mod ops;
 mod read;
+mod snapshot;
 mod walk;
 mod write;
 
 pub use ops::{IndexScan, ReadOps, Source, Visit};
 pub use read::ReadTx;
+pub(crate) use snapshot::Snapshot;
 pub use write::{FillOutcome, WriteTx};
-pub(crate) use write::{Mode, entry_key, show_values};
+pub(crate) use write::{LockGuard, Mode, WriteParts, entry_key, show_values};

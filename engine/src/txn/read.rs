@@ -1,48 +1,45 @@
 //! Read transactions: a consistent snapshot of the whole store.
 
 use std::ops::Bound;
-use std::sync::Arc;
 
-use redb::{ReadOnlyTable, ReadableTableMetadata};
 use tradestore_schema::TableId;
 
 use super::ops::{ReadOps, Source, Visit};
-use super::walk;
-use crate::error::{Error, Result, guard_read};
-use crate::layout::{self, IndexSpec};
+use super::snapshot::Snapshot;
+use crate::error::{Error, Result};
+use crate::layout::IndexSpec;
 
 /// A read-only snapshot. Never blocks writers and is never blocked by them; sees every
-/// transaction committed before it began and nothing after.
+/// transaction acknowledged before it began (a redb snapshot plus the overlay of durable
+/// writes not yet in redb) and nothing after.
 pub struct ReadTx {
-    txn: redb::ReadTransaction,
-    indexes: Arc<Vec<IndexSpec>>,
+    snap: Snapshot,
 }
 
 impl ReadTx {
-    pub(crate) fn new(txn: redb::ReadTransaction, indexes: Arc<Vec<IndexSpec>>) -> ReadTx {
-        ReadTx { txn, indexes }
-    }
-
-    fn table(&self, t: TableId) -> Result<ReadOnlyTable<&'static [u8], &'static [u8]>> {
-        Ok(self.txn.open_table(layout::data_table(t))?)
+    pub(crate) fn new(snap: Snapshot) -> ReadTx {
+        ReadTx { snap }
     }
 
     /// The secondary indexes this snapshot knows.
     pub fn indexes(&self) -> &[IndexSpec] {
-        &self.indexes
+        &self.snap.indexes
     }
 
     /// The number of entries in an index.
     pub fn index_len(&self, spec: &IndexSpec) -> Result<u64> {
-        Ok(self.txn.open_table(spec.redb_table())?.len()?)
+        self.snap.index_len(spec)
+    }
+
+    /// The sequence number of the last transaction this snapshot sees.
+    pub fn seq(&self) -> u64 {
+        self.snap.seq
     }
 }
 
 impl ReadOps for ReadTx {
     fn raw_get(&self, table: TableId, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        guard_read("reading a row", || {
-            Ok(self.table(table)?.get(key)?.map(|g| g.value().to_vec()))
-        })
+        self.snap.get(table, key)
     }
 
     fn raw_range(
@@ -52,20 +49,18 @@ impl ReadOps for ReadTx {
         reverse: bool,
         f: &mut Visit<'_>,
     ) -> Result<()> {
-        guard_read("scanning", || match source {
-            Source::Table(t) => walk::rows(&self.table(t)?, range, reverse, f),
-            Source::Index(spec) => {
-                walk::entries(&self.txn.open_table(spec.redb_table())?, range, reverse, f)
-            }
-        })
+        let upper = self.snap.overlay_range(self.snap.space(source)?, range);
+        self.snap
+            .merged_range(source, range, reverse, upper, f)
+            .map(|_| ())
     }
 
     fn count(&self, table: TableId) -> Result<u64> {
-        guard_read("counting rows", || Ok(self.table(table)?.len()?))
+        self.snap.count(table)
     }
 
     fn index(&self, name: &str) -> Result<IndexSpec> {
-        find_index(&self.indexes, name)
+        find_index(&self.snap.indexes, name)
     }
 }
 

@@ -4,7 +4,8 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use redb::{ReadableTable, ReadableTableMetadata, Table};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
 use tradestore_schema::{
     AnyRecord, Cash, FOREIGN_KEYS, ForeignKey, Instrument, Money, OnDelete, Order, OrderStatus,
     Position, Record, TableId, Trade, Value, codec, portfolio, rules,
@@ -12,10 +13,13 @@ use tradestore_schema::{
 
 use super::ops::{ReadOps, Source, Visit, primary_keys_in};
 use super::read::find_index;
-use super::walk;
+use super::snapshot::Snapshot;
 use crate::error::{Error, ErrorKind, Result};
+use crate::ids::Ids;
 use crate::keys;
-use crate::layout::{self, IndexSpec};
+use crate::layout::IndexSpec;
+use crate::lock::{LockManager, TxId};
+use crate::state::{Entry, OKey, space_of_table};
 
 /// Who is writing: the public API enforces the domain's life cycle; a restore loads rows
 /// as they were; a fill and a cascade are the engine's own derived writes.
@@ -44,25 +48,75 @@ pub struct FillOutcome {
     pub cash: Cash,
 }
 
-/// A write transaction. Created by [`Store::write`](crate::Store::write); its changes
-/// become visible and durable together when the closure returns `Ok`, and vanish if it
-/// returns `Err`.
+/// A key range a transaction scanned: space, lower and upper bound.
+pub(crate) type ScannedRange = (u16, Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// What a write transaction read: the keys it looked up and the key ranges it scanned.
+/// Commit validates it against every transaction committed since the snapshot.
+#[derive(Default, Debug)]
+pub(crate) struct ReadSet {
+    pub points: HashSet<OKey>,
+    pub ranges: Vec<ScannedRange>,
+}
+
+impl ReadSet {
+    /// Whether a write of `key` would change what was read.
+    pub(crate) fn touches(&self, key: &OKey) -> bool {
+        self.points.contains(key)
+            || self
+                .ranges
+                .iter()
+                .any(|(space, lo, hi)| *space == key.0 && in_range(&key.1, lo, hi))
+    }
+}
+
+/// A write transaction. Created by [`Store::write`](crate::Store::write); it runs on the
+/// caller's thread against a snapshot, with a private write set (its reads see its own
+/// writes). Its changes become visible and durable together when the closure returns `Ok`
+/// and the commit validates; they vanish if it returns `Err`.
 pub struct WriteTx {
-    txn: redb::WriteTransaction,
-    indexes: Arc<Vec<IndexSpec>>,
+    locks: LockGuard,
+    snap: Snapshot,
+    writes: BTreeMap<OKey, Entry>,
+    reads: RefCell<ReadSet>,
+    ids: Arc<Ids>,
     max_value_bytes: usize,
     mode: Mode,
 }
 
+/// The pessimistic locks of one transaction: released when dropped (after its commit, or
+/// when it aborts or panics).
+pub(crate) struct LockGuard {
+    pub manager: Arc<LockManager>,
+    pub tx: TxId,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.manager.release_all(self.tx);
+    }
+}
+
+/// The parts of a finished write transaction that commit needs.
+pub(crate) struct WriteParts {
+    pub writes: BTreeMap<OKey, Entry>,
+    pub reads: ReadSet,
+    pub snapshot_seq: u64,
+}
+
 impl WriteTx {
     pub(crate) fn new(
-        txn: redb::WriteTransaction,
-        indexes: Arc<Vec<IndexSpec>>,
+        snap: Snapshot,
+        ids: Arc<Ids>,
         max_value_bytes: usize,
+        locks: LockGuard,
     ) -> WriteTx {
         WriteTx {
-            txn,
-            indexes,
+            locks,
+            snap,
+            writes: BTreeMap::new(),
+            reads: RefCell::new(ReadSet::default()),
+            ids,
             max_value_bytes,
             mode: Mode::Api,
         }
@@ -72,12 +126,33 @@ impl WriteTx {
         self.mode = mode;
     }
 
-    pub(crate) fn into_inner(self) -> redb::WriteTransaction {
-        self.txn
+    /// The transaction's parts for commit, and its locks, to release once the commit is
+    /// done.
+    pub(crate) fn into_parts(self) -> (WriteParts, LockGuard) {
+        let parts = WriteParts {
+            snapshot_seq: self.snap.seq,
+            writes: self.writes,
+            reads: self.reads.into_inner(),
+        };
+        (parts, self.locks)
     }
 
-    fn table(&self, t: TableId) -> Result<Table<'_, &'static [u8], &'static [u8]>> {
-        Ok(self.txn.open_table(layout::data_table(t))?)
+    /// Takes an exclusive pessimistic lock on `key` (say `b"account/7"`) until this
+    /// transaction commits or aborts, waiting while another transaction holds it. Two
+    /// transactions waiting for each other is a deadlock: the younger gets a retryable
+    /// [`ErrorKind::Deadlock`]; a wait longer than `lock_timeout_ms` is an
+    /// [`ErrorKind::Capacity`] error. Use it around read-modify-write of hot rows
+    /// (a transfer between accounts) to wait instead of failing validation.
+    pub fn lock(&mut self, key: &[u8]) -> Result<()> {
+        self.locks.manager.lock(self.locks.tx, key)
+    }
+
+    fn put_entry(&mut self, space: u16, key: Vec<u8>, entry: Entry) {
+        self.writes.insert((space, key), entry);
+    }
+
+    fn index_space(&self, spec: &IndexSpec) -> Result<u16> {
+        self.snap.space(Source::Index(spec))
     }
 
     /// Inserts a new row; a row with the same primary key is a constraint error.
@@ -106,37 +181,17 @@ impl WriteTx {
             .transpose()
     }
 
-    /// The next unused id of a table keyed by `id` (one more than the largest).
+    /// A new id for a table keyed by `id`, larger than every id committed so far. Ids come
+    /// from a counter outside the transaction (so concurrent transactions never conflict on
+    /// it): an aborted transaction leaves a gap.
     pub fn next_id(&self, table: TableId) -> Result<u64> {
-        if table.primary_key() != ["id"] {
-            return Err(Error::invalid(format!("{table} is not keyed by an id")));
-        }
-        match self.last_id(table)? {
-            None => Ok(1),
-            Some(id) => id
-                .checked_add(1)
-                .ok_or_else(|| Error::new(ErrorKind::Capacity, format!("{table} ids are used up"))),
-        }
-    }
-
-    fn last_id(&self, table: TableId) -> Result<Option<u64>> {
-        let mut last = None;
-        self.raw_range(
-            Source::Table(table),
-            (Bound::Unbounded, Bound::Unbounded),
-            true,
-            &mut |k, _| {
-                last = keys::decode(k)?.first().and_then(Value::as_u64);
-                Ok(false)
-            },
-        )?;
-        Ok(last)
+        self.ids.next(table)
     }
 
     /// Records a fill as one atomic write: the trade row, the order's filled quantity and
     /// status, the account's position (quantity, cost basis, realised P&L) and its cash in
-    /// the instrument's currency. Trade ids must increase: positions are folds of fills in
-    /// id order.
+    /// the instrument's currency. The fills of one position must come in increasing id
+    /// order: a position is the fold of its fills in id order.
     pub fn record_fill(&mut self, trade: &Trade) -> Result<FillOutcome> {
         let order: Order = self.get_id(trade.order_id)?.ok_or_else(|| {
             Error::constraint(format!(
@@ -150,14 +205,6 @@ impl WriteTx {
                 order.id, order.instrument
             ))
         })?;
-        if let Some(last) = self.last_id(TableId::Trades)?
-            && trade.id <= last
-        {
-            return Err(Error::constraint(format!(
-                "trade {}: trade ids must increase, and trade {last} is already recorded",
-                trade.id
-            )));
-        }
         rules::validate_fill(trade, &order, &instrument)?;
         let order = rules::order_after_fill(&order, trade);
         let old_position: Option<Position> =
@@ -226,7 +273,7 @@ impl WriteTx {
                 ),
             ));
         }
-        let indexes = Arc::clone(&self.indexes);
+        let indexes = Arc::clone(&self.snap.indexes);
         for spec in indexes.iter().filter(|s| s.def.table == table) {
             let new_key = entry_key(spec, &new, &pk);
             let old_key = old.as_ref().map(|o| entry_key(spec, o, &pk));
@@ -236,13 +283,18 @@ impl WriteTx {
             if spec.def.unique {
                 self.check_unique(spec, &new, &pk)?;
             }
-            let mut t = self.txn.open_table(spec.redb_table())?;
+            let space = self.index_space(spec)?;
             if let Some(k) = old_key {
-                t.remove(k.as_slice())?;
+                self.put_entry(space, k, Entry::Del);
             }
-            t.insert(new_key.as_slice(), ())?;
+            self.put_entry(space, new_key, Entry::Put(Arc::from(&[][..])));
         }
-        self.table(table)?.insert(pk.as_slice(), bytes.as_slice())?;
+        if let Some(id) = new.column("id").and_then(|v| v.as_u64())
+            && table.primary_key() == ["id"]
+        {
+            self.ids.observe(table, id);
+        }
+        self.put_entry(space_of_table(table), pk, Entry::Put(Arc::from(bytes)));
         Ok(old_bytes)
     }
 
@@ -438,14 +490,13 @@ impl WriteTx {
                 }
             }
         }
-        let indexes = Arc::clone(&self.indexes);
+        let indexes = Arc::clone(&self.snap.indexes);
         for spec in indexes.iter().filter(|s| s.def.table == table) {
             let k = entry_key(spec, &old, pk);
-            self.txn
-                .open_table(spec.redb_table())?
-                .remove(k.as_slice())?;
+            let space = self.index_space(spec)?;
+            self.put_entry(space, k, Entry::Del);
         }
-        self.table(table)?.remove(pk)?;
+        self.put_entry(space_of_table(table), pk.to_vec(), Entry::Del);
         Ok(Some(old_bytes))
     }
 
@@ -475,6 +526,7 @@ impl WriteTx {
                 Ok(out.len() < limit)
             })?;
         } else if let Some(spec) = self
+            .snap
             .indexes
             .iter()
             .find(|s| s.def.table == fk.child && s.leads_with(fk.column))
@@ -497,15 +549,76 @@ impl WriteTx {
         Ok(out)
     }
 
-    /// The number of entries of an index.
+    /// The number of entries of an index, as this transaction sees it.
     pub fn index_len(&self, spec: &IndexSpec) -> Result<u64> {
-        Ok(self.txn.open_table(spec.redb_table())?.len()?)
+        let mut n = 0u64;
+        self.raw_range(
+            Source::Index(spec),
+            (Bound::Unbounded, Bound::Unbounded),
+            false,
+            &mut |_, _| {
+                n += 1;
+                Ok(true)
+            },
+        )?;
+        Ok(n)
+    }
+
+    fn own_range(&self, space: u16, range: (Bound<&[u8]>, Bound<&[u8]>)) -> Vec<(Vec<u8>, Entry)> {
+        let lo = range.0.map(|k| (space, k.to_vec()));
+        let hi = match range.1 {
+            Bound::Unbounded => Bound::Excluded((space + 1, Vec::new())),
+            b => b.map(|k| (space, k.to_vec())),
+        };
+        let lo = match lo {
+            Bound::Unbounded => Bound::Included((space, Vec::new())),
+            b => b,
+        };
+        if !ordered(&lo, &hi) {
+            return Vec::new();
+        }
+        self.writes
+            .range((lo, hi))
+            .map(|((_, k), e)| (k.clone(), e.clone()))
+            .collect()
+    }
+}
+
+fn in_range(k: &[u8], lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
+    let above = match lo {
+        Bound::Included(l) => k >= l.as_slice(),
+        Bound::Excluded(l) => k > l.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let below = match hi {
+        Bound::Included(h) => k <= h.as_slice(),
+        Bound::Excluded(h) => k < h.as_slice(),
+        Bound::Unbounded => true,
+    };
+    above && below
+}
+
+fn ordered<T: Ord>(lo: &Bound<T>, hi: &Bound<T>) -> bool {
+    match (lo, hi) {
+        (Bound::Included(a), Bound::Included(b)) => a <= b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b)) => a < b,
+        _ => true,
     }
 }
 
 impl ReadOps for WriteTx {
     fn raw_get(&self, table: TableId, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.table(table)?.get(key)?.map(|g| g.value().to_vec()))
+        let k = (space_of_table(table), key.to_vec());
+        if let Some(e) = self.writes.get(&k) {
+            return Ok(match e {
+                Entry::Put(v) => Some(v.to_vec()),
+                Entry::Del => None,
+            });
+        }
+        let out = self.snap.get(table, key)?;
+        self.reads.borrow_mut().points.insert(k);
+        Ok(out)
     }
 
     fn raw_range(
@@ -515,20 +628,47 @@ impl ReadOps for WriteTx {
         reverse: bool,
         f: &mut Visit<'_>,
     ) -> Result<()> {
-        match source {
-            Source::Table(t) => walk::rows(&self.table(t)?, range, reverse, f),
-            Source::Index(spec) => {
-                walk::entries(&self.txn.open_table(spec.redb_table())?, range, reverse, f)
-            }
-        }
+        let space = self.snap.space(source)?;
+        let own = self.own_range(space, range);
+        let mut upper: std::collections::BTreeMap<Vec<u8>, Entry> =
+            self.snap.overlay_range(space, range).into_iter().collect();
+        upper.extend(own);
+        let stopped =
+            self.snap
+                .merged_range(source, range, reverse, upper.into_iter().collect(), f)?;
+        let (lo, hi) = (range.0.map(<[u8]>::to_vec), range.1.map(<[u8]>::to_vec));
+        let extent = match (stopped, reverse) {
+            (None, _) => (lo, hi),
+            (Some(k), false) => (lo, Bound::Included(k)),
+            (Some(k), true) => (Bound::Included(k), hi),
+        };
+        self.reads
+            .borrow_mut()
+            .ranges
+            .push((space, extent.0, extent.1));
+        Ok(())
     }
 
     fn count(&self, table: TableId) -> Result<u64> {
-        Ok(self.table(table)?.len()?)
+        let mut n = i128::from(self.snap.count(table)?);
+        for (k, e) in self.own_range(space_of_table(table), (Bound::Unbounded, Bound::Unbounded)) {
+            let before = self.snap.get(table, &k)?.is_some();
+            match (e, before) {
+                (Entry::Put(_), false) => n += 1,
+                (Entry::Del, true) => n -= 1,
+                _ => {}
+            }
+        }
+        self.reads.borrow_mut().ranges.push((
+            space_of_table(table),
+            Bound::Unbounded,
+            Bound::Unbounded,
+        ));
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     fn index(&self, name: &str) -> Result<IndexSpec> {
-        find_index(&self.indexes, name)
+        find_index(&self.snap.indexes, name)
     }
 }
 

@@ -131,6 +131,8 @@ pub struct Position {
     pub realized_pnl: Money,
     /// Time of the last fill applied.
     pub updated_ts: i64,
+    /// Id of the last fill applied; fills of a position are applied in increasing id order.
+    pub last_trade_id: u64,
 }
 
 /// An account's balance in one currency.
@@ -236,6 +238,7 @@ impl Record for Position {
             "cost_basis" => Value::I64(self.cost_basis.0),
             "realized_pnl" => Value::I64(self.realized_pnl.0),
             "updated_ts" => Value::I64(self.updated_ts),
+            "last_trade_id" => Value::U64(self.last_trade_id),
             _ => return None,
         })
     }

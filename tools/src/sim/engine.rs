@@ -14,7 +14,7 @@ use tradestore::schema::{
     Account, AccountStatus, Cash, Instrument, Money, Order, OrderKind, OrderStatus, Quantity, Side,
     TableId, TimeInForce, Trade, notional,
 };
-use tradestore::{IndexScan, ReadOps, Store};
+use tradestore::{IndexScan, ReadOps, RetryPolicy, Store};
 
 use super::book::{Book, Match, Resting};
 use super::flow::{Action, Flow, LOT, NewOrder, TICK};
@@ -178,6 +178,7 @@ pub fn run(store: Arc<Store>, cfg: &SimConfig, live: Arc<Live>) -> Result<Report
             live: Arc::clone(&live),
             lat: Latencies::default(),
             counts: Counts::default(),
+            retry: RetryPolicy::default(),
         };
         let stop = Arc::clone(&stop);
         let budget = Arc::clone(&budget);
@@ -296,6 +297,7 @@ struct Writer {
     live: Arc<Live>,
     lat: Latencies,
     counts: Counts,
+    retry: RetryPolicy,
 }
 
 impl Writer {
@@ -322,7 +324,7 @@ impl Writer {
                     return Ok(std::ops::ControlFlow::Continue(()));
                 };
                 let t = Instant::now();
-                self.store.write(|tx| {
+                self.store.transact(&self.retry, |tx| {
                     let Some(mut o) = tx.get_id::<Order>(id)? else {
                         return Ok(());
                     };
@@ -360,7 +362,7 @@ impl Writer {
             o.kind == OrderKind::Limit && matches!(o.tif, TimeInForce::Gtc | TimeInForce::Day);
         let t = Instant::now();
         let ts = now_ns();
-        let (order_id, trade_ids, status) = self.store.write(|tx| {
+        let (order_id, trade_ids, status) = self.store.transact(&self.retry, |tx| {
             let id = tx.next_id(TableId::Orders)?;
             let rejected = kill || plan.is_empty() && o.kind == OrderKind::Market;
             let mut order = Order {

@@ -1,0 +1,111 @@
+//! The applier: a background thread that moves durable transactions from the overlay into
+//! redb in large batches with `Durability::None`, and every `checkpoint_interval_ms` (or
+//! when it stops) makes a checkpoint: a `Durability::Immediate` commit (with quick repair)
+//! that records the last transaction it contains, after which the journal segments it
+//! covers are released. A failed redb commit poisons the store.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use redb::Durability;
+
+use super::pipeline::{Shared, entry_bytes};
+use crate::error::Result;
+use crate::state::{OKey, RowChange, apply_rows, write_applied_seq};
+use crate::stats::Metrics;
+
+/// Largest number of transactions applied in one redb commit.
+const MAX_BATCH: usize = 50_000;
+
+/// One durable transaction waiting to be applied.
+pub(crate) struct ApplyJob {
+    pub seq: u64,
+    pub changes: Arc<Vec<RowChange>>,
+    pub keys: Vec<OKey>,
+}
+
+/// Runs until the store shuts down, then applies what is left and checkpoints.
+pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
+    let interval = Duration::from_millis(shared.config.checkpoint_interval_ms);
+    let mut last_checkpoint = Instant::now();
+    let mut applied = checkpointed;
+    loop {
+        let stopping = shared.shutdown.load(Ordering::SeqCst);
+        let batch: Vec<ApplyJob> = {
+            let mut q = shared.apply_queue.lock();
+            if q.is_empty() && !stopping {
+                shared
+                    .apply_cv
+                    .wait_for(&mut q, interval.min(Duration::from_millis(20)));
+            }
+            let n = q.len().min(MAX_BATCH);
+            q.drain(..n).collect()
+        };
+        let due = last_checkpoint.elapsed() >= interval || stopping;
+        if batch.is_empty() && !(due && applied > checkpointed) {
+            if stopping && shared.apply_queue.lock().is_empty() {
+                return;
+            }
+            continue;
+        }
+        let checkpoint = due;
+        let t = Instant::now();
+        match apply(shared, &batch, checkpoint, applied) {
+            Ok(last) => applied = last,
+            Err(e) => {
+                shared.poison(format!("applying to the database failed: {e}"));
+                return;
+            }
+        }
+        shared.metrics.apply(t.elapsed());
+        remove_applied(shared, &batch, applied);
+        if checkpoint {
+            last_checkpoint = Instant::now();
+            checkpointed = applied;
+            Metrics::count(&shared.metrics.checkpoints);
+            if let Err(e) = shared.journal.lock().release(applied) {
+                shared.poison(format!("releasing journal segments failed: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+fn apply(shared: &Shared, batch: &[ApplyJob], checkpoint: bool, applied: u64) -> Result<u64> {
+    let mut txn = shared.db.begin_write()?;
+    if checkpoint {
+        txn.set_durability(Durability::Immediate)?;
+        txn.set_quick_repair(true);
+    } else {
+        txn.set_durability(Durability::None)?;
+    }
+    let indexes = shared.indexes.read().clone();
+    let mut last = applied;
+    for job in batch {
+        apply_rows(&txn, &indexes, &job.changes)?;
+        last = job.seq;
+    }
+    write_applied_seq(&txn, last)?;
+    txn.commit()?;
+    Ok(last)
+}
+
+/// Drops from the overlay what redb now holds (unless a later transaction rewrote it).
+fn remove_applied(shared: &Shared, batch: &[ApplyJob], applied: u64) {
+    if batch.is_empty() {
+        return;
+    }
+    {
+        let mut published = shared.published.write();
+        for job in batch {
+            for k in &job.keys {
+                let stale = matches!(published.overlay.get(k), Some((seq, _)) if *seq <= applied);
+                if stale && let Some((_, e)) = published.overlay.remove(k) {
+                    published.bytes = published.bytes.saturating_sub(entry_bytes(k, &e));
+                }
+            }
+        }
+    }
+    shared.commit_cv.notify_all();
+}

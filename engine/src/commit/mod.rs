@@ -1,0 +1,8 @@
+//! The commit path: validation, group commit through the journal, publication into the
+//! overlay, and the background applier that moves the overlay into redb.
+
+mod applier;
+mod pipeline;
+
+pub(crate) use applier::run_applier;
+pub(crate) use pipeline::{CommitState, Shared};

@@ -1,0 +1,342 @@
+//! Group commit, leader/follower style.
+//!
+//! A committing transaction validates its read set against every transaction committed
+//! since its snapshot, takes the next sequence number and joins the pending group, all
+//! under the commit lock. Then the first waiter with no leader running becomes the leader:
+//! it takes the whole pending group, appends it to the journal with one write and one
+//! fdatasync (the durability point), publishes it into the overlay (the visibility point),
+//! hands it to the applier, and wakes everyone whose transaction is now durable. A leader
+//! does the work on its own thread: no hand-off sits on the ack path. A failed journal write
+//! poisons the store: every waiter and every later commit gets an error until it is reopened.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use tradestore_schema::TableId;
+
+use super::applier::ApplyJob;
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::Ids;
+use crate::journal::Journal;
+use crate::keys;
+use crate::layout::IndexSpec;
+use crate::state::{Entry, INDEX_BASE, OKey, Published, RowChange};
+use crate::stats::Metrics;
+use crate::txn::WriteParts;
+
+/// How many committed transactions' write keys are kept for validation. A transaction whose
+/// snapshot is older than all of them gets a conflict.
+const HISTORY: usize = 1 << 16;
+
+/// A transaction that passed validation and waits for its group's fsync.
+pub(crate) struct Pending {
+    seq: u64,
+    payload: Vec<u8>,
+    entries: Vec<(OKey, Entry)>,
+    changes: Arc<Vec<RowChange>>,
+}
+
+/// Everything under the commit lock.
+pub(crate) struct CommitState {
+    pub next_seq: u64,
+    pub durable: u64,
+    /// Bumped by a direct commit (restore): older snapshots can no longer be validated.
+    pub epoch: u64,
+    history: VecDeque<(u64, Arc<Vec<OKey>>)>,
+    pub(crate) pending: Vec<Pending>,
+    /// Pending transactions whose submitter is not waiting: the flusher leads for them.
+    submitted: usize,
+    pub(crate) leader: bool,
+}
+
+impl CommitState {
+    pub(crate) fn new(last_seq: u64) -> CommitState {
+        CommitState {
+            next_seq: last_seq + 1,
+            durable: last_seq,
+            epoch: 0,
+            history: VecDeque::new(),
+            pending: Vec::new(),
+            submitted: 0,
+            leader: false,
+        }
+    }
+}
+
+/// The state shared by the store handle, committers, the applier and readers.
+pub(crate) struct Shared {
+    pub db: redb::Database,
+    pub config: Config,
+    pub indexes: RwLock<Arc<Vec<IndexSpec>>>,
+    pub published: RwLock<Published>,
+    pub commit: Mutex<CommitState>,
+    /// Signalled when a group becomes durable, leadership frees up, or space frees up.
+    pub commit_cv: Condvar,
+    pub journal: Mutex<Journal>,
+    pub apply_queue: Mutex<VecDeque<ApplyJob>>,
+    pub apply_cv: Condvar,
+    pub shutdown: AtomicBool,
+    pub poison: Mutex<Option<String>>,
+    pub poisoned: AtomicBool,
+    pub ids: Arc<Ids>,
+    pub metrics: Metrics,
+    pub locks: Arc<crate::lock::LockManager>,
+    pub next_tx: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    /// Marks the store as failed: writes are refused until it is reopened.
+    pub(crate) fn poison(&self, why: String) {
+        let mut p = self.poison.lock();
+        if p.is_none() {
+            *p = Some(why);
+        }
+        self.poisoned.store(true, Ordering::SeqCst);
+        self.commit_cv.notify_all();
+    }
+
+    pub(crate) fn poison_error(&self) -> Error {
+        let why = self.poison.lock().clone().unwrap_or_default();
+        Error::new(
+            ErrorKind::Io,
+            format!("the store refuses writes after a storage failure ({why}); reopen it"),
+        )
+    }
+
+    /// Validates and commits a finished write transaction; returns once it is durable
+    /// (`wait`), or right after it joined the pending group (returns its sequence number).
+    pub(crate) fn commit(
+        &self,
+        parts: WriteParts,
+        epoch: u64,
+        started: Instant,
+        wait: bool,
+    ) -> Result<u64> {
+        if parts.writes.is_empty() {
+            return Ok(parts.snapshot_seq);
+        }
+        let changes: Vec<RowChange> = parts
+            .writes
+            .iter()
+            .filter(|((space, _), _)| *space < INDEX_BASE)
+            .map(|((space, key), e)| RowChange {
+                table: u8::try_from(*space).unwrap_or(0),
+                key: key.clone(),
+                value: match e {
+                    Entry::Put(v) => Some(v.to_vec()),
+                    Entry::Del => None,
+                },
+            })
+            .collect();
+        let payload = postcard::to_stdvec(&changes).map_err(|e| {
+            Error::new(
+                ErrorKind::Invalid,
+                format!("encoding a journal record: {e}"),
+            )
+        })?;
+        let keys: Arc<Vec<OKey>> = Arc::new(parts.writes.keys().cloned().collect());
+        let limit = self.config.overlay_max_mb << 20;
+
+        let mut st = self.commit.lock();
+        // Backpressure: wait while the applier is too far behind.
+        while self.published.read().bytes > limit && !self.poisoned.load(Ordering::SeqCst) {
+            self.commit_cv
+                .wait_for(&mut st, std::time::Duration::from_millis(10));
+        }
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(self.poison_error());
+        }
+        if epoch != st.epoch {
+            crate::stats::Metrics::count(&self.metrics.conflicts);
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "the store was restored during this transaction; retry it",
+            ));
+        }
+        if st
+            .history
+            .front()
+            .is_some_and(|(oldest, _)| *oldest > parts.snapshot_seq + 1)
+            && st.next_seq > parts.snapshot_seq + 1
+        {
+            crate::stats::Metrics::count(&self.metrics.conflicts);
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "the transaction's snapshot is too old to validate; retry it",
+            ));
+        }
+        for (seq, written) in st.history.iter().rev() {
+            if *seq <= parts.snapshot_seq {
+                break;
+            }
+            if let Some(k) = written.iter().find(|k| parts.reads.touches(k)) {
+                crate::stats::Metrics::count(&self.metrics.conflicts);
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "a concurrent transaction (#{seq}) changed {} read by this one; retry it",
+                        describe(k)
+                    ),
+                ));
+            }
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.history.push_back((seq, keys));
+        while st.history.len() > HISTORY {
+            st.history.pop_front();
+        }
+        let entries = parts.writes.into_iter().collect();
+        st.pending.push(Pending {
+            seq,
+            payload,
+            entries,
+            changes: Arc::new(changes),
+        });
+        if !wait {
+            st.submitted += 1;
+            self.commit_cv.notify_all();
+            return Ok(seq);
+        }
+        drop(st);
+        self.wait_durable(seq)?;
+        self.metrics.commit(started.elapsed());
+        Ok(seq)
+    }
+
+    /// Waits until `seq` is durable, leading groups while no one else does.
+    pub(crate) fn wait_durable(&self, seq: u64) -> Result<()> {
+        let mut st = self.commit.lock();
+        loop {
+            if st.durable >= seq {
+                return Ok(());
+            }
+            if self.poisoned.load(Ordering::SeqCst) {
+                return Err(self.poison_error());
+            }
+            if !st.leader && !st.pending.is_empty() {
+                st.leader = true;
+                st.submitted = 0;
+                let group = std::mem::take(&mut st.pending);
+                drop(st);
+                let outcome = self.write_group(group);
+                st = self.commit.lock();
+                st.leader = false;
+                if let Ok(last) = outcome {
+                    st.durable = st.durable.max(last);
+                }
+                self.commit_cv.notify_all();
+                continue;
+            }
+            self.commit_cv.wait(&mut st);
+        }
+    }
+
+    /// Whether `seq` is durable yet (an error if the store was poisoned first).
+    pub(crate) fn poll_durable(&self, seq: u64) -> Option<Result<()>> {
+        let st = self.commit.lock();
+        if st.durable >= seq {
+            Some(Ok(()))
+        } else if self.poisoned.load(Ordering::SeqCst) {
+            Some(Err(self.poison_error()))
+        } else {
+            None
+        }
+    }
+
+    /// Makes pending groups durable from a background thread, for transactions submitted
+    /// without waiting. Returns when shut down.
+    pub(crate) fn run_flusher(&self) {
+        let mut st = self.commit.lock();
+        while !self.shutdown.load(Ordering::SeqCst) {
+            if !st.leader && st.submitted > 0 && !self.poisoned.load(Ordering::SeqCst) {
+                let target = st.pending.last().map_or(0, |p| p.seq);
+                drop(st);
+                // Becomes the leader like any waiter; errors reach the submitters' tickets.
+                let _ = self.wait_durable(target);
+                st = self.commit.lock();
+                continue;
+            }
+            self.commit_cv
+                .wait_for(&mut st, std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Appends a group to the journal (one write, one fdatasync), then publishes it.
+    fn write_group(&self, group: Vec<Pending>) -> Result<u64> {
+        let records: Vec<(u64, &[u8])> = group
+            .iter()
+            .map(|p| (p.seq, p.payload.as_slice()))
+            .collect();
+        let t = Instant::now();
+        let appended = self.journal.lock().append(&records);
+        if let Err(e) = appended {
+            self.poison(format!("journal write failed: {e}"));
+            return Err(e);
+        }
+        self.metrics.fsync(t.elapsed(), group.len());
+        let last = group.last().map_or(0, |p| p.seq);
+        {
+            let mut published = self.published.write();
+            for p in &group {
+                for (k, e) in &p.entries {
+                    published.bytes += entry_bytes(k, e);
+                    if let Some((_, old)) = published.overlay.insert(k.clone(), (p.seq, e.clone()))
+                    {
+                        published.bytes = published.bytes.saturating_sub(entry_bytes(k, &old));
+                    }
+                    if k.0 < INDEX_BASE {
+                        self.observe_id(k);
+                    }
+                }
+            }
+            published.durable = last;
+        }
+        let mut q = self.apply_queue.lock();
+        for p in group {
+            let keys = p.entries.into_iter().map(|(k, _)| k).collect();
+            q.push_back(ApplyJob {
+                seq: p.seq,
+                changes: p.changes,
+                keys,
+            });
+        }
+        self.apply_cv.notify_one();
+        Ok(last)
+    }
+
+    fn observe_id(&self, k: &OKey) {
+        let Some(table) = u8::try_from(k.0).ok().and_then(TableId::from_u8) else {
+            return;
+        };
+        if table.primary_key() == ["id"]
+            && let Ok(v) = keys::decode(&k.1)
+            && let Some(id) = v.first().and_then(|v| v.as_u64())
+        {
+            self.ids.observe(table, id);
+        }
+    }
+}
+
+pub(crate) fn entry_bytes(k: &OKey, e: &Entry) -> u64 {
+    let v = match e {
+        Entry::Put(v) => v.len(),
+        Entry::Del => 0,
+    };
+    (k.1.len() + v + 48) as u64
+}
+
+fn describe(k: &OKey) -> String {
+    let what = match u8::try_from(k.0).ok().and_then(TableId::from_u8) {
+        Some(t) => t.name().to_owned(),
+        None => "an index entry".to_owned(),
+    };
+    match keys::decode(&k.1) {
+        Ok(v) => format!("{what} {}", crate::txn::show_values(&v)),
+        Err(_) => what,
+    }
+}

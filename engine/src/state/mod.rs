@@ -1,0 +1,8 @@
+//! The engine's state between the journal and redb: the overlay of committed writes not yet
+//! applied to redb, and the one function that applies row changes to redb.
+
+mod apply;
+mod overlay;
+
+pub(crate) use apply::{RowChange, apply_rows, read_applied_seq, write_applied_seq};
+pub(crate) use overlay::{Entry, INDEX_BASE, OKey, Overlay, Published, space_of_table};

@@ -1,0 +1,195 @@
+//! Latency histograms and counters of the write path, and the [`Stats`] snapshot of them
+//! that `store.stats()` returns.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use serde::Serialize;
+
+fn histogram() -> Histogram<u64> {
+    // 1 us .. 1 h at 3 significant digits: fixed, valid bounds.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .unwrap_or_else(|e| unreachable!("valid bounds: {e}"))
+}
+
+/// The live metrics, updated on the write path.
+pub(crate) struct Metrics {
+    commit: Mutex<Histogram<u64>>,
+    fsync: Mutex<Histogram<u64>>,
+    apply: Mutex<Histogram<u64>>,
+    group: Mutex<Histogram<u64>>,
+    pub commits: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub deadlocks: AtomicU64,
+    pub retries: AtomicU64,
+    pub checkpoints: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            commit: Mutex::new(histogram()),
+            fsync: Mutex::new(histogram()),
+            apply: Mutex::new(histogram()),
+            group: Mutex::new(histogram()),
+            commits: AtomicU64::new(0),
+            conflicts: AtomicU64::new(0),
+            deadlocks: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+        }
+    }
+}
+
+fn us(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+impl Metrics {
+    pub(crate) fn commit(&self, d: Duration) {
+        self.commit.lock().saturating_record(us(d));
+        self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn fsync(&self, d: Duration, group: usize) {
+        self.fsync.lock().saturating_record(us(d));
+        self.group.lock().saturating_record(group.max(1) as u64);
+    }
+
+    pub(crate) fn apply(&self, d: Duration) {
+        self.apply.lock().saturating_record(us(d));
+    }
+
+    pub(crate) fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            commit_us: Summary::of(&self.commit.lock()),
+            fsync_us: Summary::of(&self.fsync.lock()),
+            apply_us: Summary::of(&self.apply.lock()),
+            group_size: Summary::of(&self.group.lock()),
+            commits: get(&self.commits),
+            conflicts: get(&self.conflicts),
+            deadlocks: get(&self.deadlocks),
+            retries: get(&self.retries),
+            checkpoints: get(&self.checkpoints),
+            ..Stats::default()
+        }
+    }
+}
+
+/// Percentiles of one histogram.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Summary {
+    fn of(h: &Histogram<u64>) -> Summary {
+        if h.is_empty() {
+            return Summary::default();
+        }
+        Summary {
+            count: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// The write path's statistics at one moment. Latencies are in microseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    commit_us: Summary,
+    fsync_us: Summary,
+    apply_us: Summary,
+    group_size: Summary,
+    commits: u64,
+    conflicts: u64,
+    deadlocks: u64,
+    retries: u64,
+    checkpoints: u64,
+    pub(crate) durable_seq: u64,
+    pub(crate) applied_seq: u64,
+    pub(crate) overlay_bytes: u64,
+    pub(crate) journal_bytes: u64,
+    pub(crate) poisoned: Option<String>,
+}
+
+impl Stats {
+    /// Submit-to-ack latency of committed write transactions.
+    pub fn commit_us(&self) -> Summary {
+        self.commit_us
+    }
+    /// Journal write + fdatasync latency per group.
+    pub fn fsync_us(&self) -> Summary {
+        self.fsync_us
+    }
+    /// Latency of one applier batch into redb.
+    pub fn apply_us(&self) -> Summary {
+        self.apply_us
+    }
+    /// Transactions per journal group.
+    pub fn group_size(&self) -> Summary {
+        self.group_size
+    }
+    /// Committed write transactions.
+    pub fn commits(&self) -> u64 {
+        self.commits
+    }
+    /// Commits refused because a concurrent transaction changed what they read.
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts
+    }
+    /// Transactions chosen as deadlock victims.
+    pub fn deadlocks(&self) -> u64 {
+        self.deadlocks
+    }
+    /// Retries made by `transact`.
+    pub fn retries(&self) -> u64 {
+        self.retries
+    }
+    /// Checkpoints (durable redb commits) made by the applier.
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints
+    }
+    /// Last durable (acknowledged) transaction.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq
+    }
+    /// Last transaction applied to redb.
+    pub fn applied_seq(&self) -> u64 {
+        self.applied_seq
+    }
+    /// Bytes held by the overlay (committed, not yet in redb).
+    pub fn overlay_bytes(&self) -> u64 {
+        self.overlay_bytes
+    }
+    /// Bytes of journal segments on disk.
+    pub fn journal_bytes(&self) -> u64 {
+        self.journal_bytes
+    }
+    /// Why the store refuses writes, if a storage failure poisoned it.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+}

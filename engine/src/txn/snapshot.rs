@@ -1,0 +1,232 @@
+//! A snapshot: a redb read transaction plus the overlay as it was when the snapshot was
+//! taken. Reads merge the two (the overlay wins), and a write transaction adds its own write
+//! set on top.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use redb::{ReadOnlyTable, ReadableTableMetadata};
+use tradestore_schema::TableId;
+
+use super::ops::{Source, Visit};
+use super::walk;
+use crate::error::{Error, Result, guard_read};
+use crate::layout::{self, IndexSpec};
+use crate::state::{Entry, INDEX_BASE, Overlay, space_of_table};
+
+/// Upper-layer entries of a range, in ascending key order.
+pub(crate) type Upper = Vec<(Vec<u8>, Entry)>;
+
+pub(crate) struct Snapshot {
+    txn: redb::ReadTransaction,
+    overlay: Overlay,
+    /// The last transaction contained in the redb snapshot: overlay entries at or below it
+    /// are already in redb (or superseded there) and are ignored.
+    applied: u64,
+    /// Every transaction up to this one is visible.
+    pub(crate) seq: u64,
+    pub(crate) indexes: Arc<Vec<IndexSpec>>,
+}
+
+impl Snapshot {
+    pub(crate) fn new(
+        txn: redb::ReadTransaction,
+        overlay: Overlay,
+        durable: u64,
+        indexes: Arc<Vec<IndexSpec>>,
+    ) -> Result<Snapshot> {
+        let applied = crate::state::read_applied_seq(&txn)?;
+        Ok(Snapshot {
+            txn,
+            overlay,
+            applied,
+            seq: durable.max(applied),
+            indexes,
+        })
+    }
+
+    /// The space number of a source.
+    pub(crate) fn space(&self, source: Source<'_>) -> Result<u16> {
+        match source {
+            Source::Table(t) => Ok(space_of_table(t)),
+            Source::Index(spec) => self
+                .indexes
+                .iter()
+                .position(|s| s.def.name == spec.def.name)
+                .and_then(|i| u16::try_from(i).ok())
+                .map(|i| INDEX_BASE + i)
+                .ok_or_else(|| Error::not_found(format!("no index named {}", spec.def.name))),
+        }
+    }
+
+    fn table(&self, t: TableId) -> Result<ReadOnlyTable<&'static [u8], &'static [u8]>> {
+        Ok(self.txn.open_table(layout::data_table(t))?)
+    }
+
+    /// The overlay's entry for a key, if newer than the redb snapshot.
+    pub(crate) fn overlay_get(&self, space: u16, key: &[u8]) -> Option<&Entry> {
+        match self.overlay.get(&(space, key.to_vec())) {
+            Some((seq, e)) if *seq > self.applied => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Overlay entries of a space in a range, newer than the redb snapshot, ascending.
+    pub(crate) fn overlay_range(&self, space: u16, range: (Bound<&[u8]>, Bound<&[u8]>)) -> Upper {
+        let lo = match range.0 {
+            Bound::Included(k) => Bound::Included((space, k.to_vec())),
+            Bound::Excluded(k) => Bound::Excluded((space, k.to_vec())),
+            Bound::Unbounded => Bound::Included((space, Vec::new())),
+        };
+        let hi = match range.1 {
+            Bound::Included(k) => Bound::Included((space, k.to_vec())),
+            Bound::Excluded(k) => Bound::Excluded((space, k.to_vec())),
+            Bound::Unbounded => Bound::Excluded((space + 1, Vec::new())),
+        };
+        if !bounds_ordered(&lo, &hi) {
+            return Vec::new();
+        }
+        self.overlay
+            .range((lo, hi))
+            .filter(|(_, (seq, _))| *seq > self.applied)
+            .map(|((_, k), (_, e))| (k.clone(), e.clone()))
+            .collect()
+    }
+
+    /// A row as stored in redb.
+    pub(crate) fn redb_get(&self, table: TableId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        guard_read("reading a row", || {
+            Ok(self.table(table)?.get(key)?.map(|g| g.value().to_vec()))
+        })
+    }
+
+    /// A row as of the snapshot (overlay, then redb).
+    pub(crate) fn get(&self, table: TableId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.overlay_get(space_of_table(table), key) {
+            Some(Entry::Put(v)) => Ok(Some(v.to_vec())),
+            Some(Entry::Del) => Ok(None),
+            None => self.redb_get(table, key),
+        }
+    }
+
+    /// Walks `source` in `range`, merging `upper` (ascending, already merged from the layers
+    /// above redb) over redb's entries. Returns the last key visited when `f` stopped early.
+    pub(crate) fn merged_range(
+        &self,
+        source: Source<'_>,
+        range: (Bound<&[u8]>, Bound<&[u8]>),
+        reverse: bool,
+        upper: Upper,
+        f: &mut Visit<'_>,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut up: Box<dyn Iterator<Item = (Vec<u8>, Entry)>> = if reverse {
+            Box::new(upper.into_iter().rev())
+        } else {
+            Box::new(upper.into_iter())
+        };
+        let mut next = up.next();
+        let mut stopped_at: Option<Vec<u8>> = None;
+        let before = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
+        guard_read("scanning", || {
+            let mut visit = |k: &[u8], v: &[u8]| -> Result<bool> {
+                while let Some((uk, ue)) = next.take() {
+                    if before(&uk, k) {
+                        if let Entry::Put(val) = &ue
+                            && !f(&uk, val)?
+                        {
+                            stopped_at = Some(uk);
+                            return Ok(false);
+                        }
+                        next = up.next();
+                    } else if uk.as_slice() == k {
+                        next = up.next();
+                        return match ue {
+                            Entry::Put(val) => {
+                                let go = f(&uk, &val)?;
+                                if !go {
+                                    stopped_at = Some(uk);
+                                }
+                                Ok(go)
+                            }
+                            Entry::Del => Ok(true),
+                        };
+                    } else {
+                        next = Some((uk, ue));
+                        break;
+                    }
+                }
+                let go = f(k, v)?;
+                if !go {
+                    stopped_at = Some(k.to_vec());
+                }
+                Ok(go)
+            };
+            match source {
+                Source::Table(t) => walk::rows(&self.table(t)?, range, reverse, &mut visit),
+                Source::Index(spec) => walk::entries(
+                    &self.txn.open_table(spec.redb_table())?,
+                    range,
+                    reverse,
+                    &mut visit,
+                ),
+            }
+        })?;
+        if stopped_at.is_some() {
+            return Ok(stopped_at);
+        }
+        while let Some((uk, ue)) = next.take() {
+            if let Entry::Put(val) = &ue
+                && !f(&uk, val)?
+            {
+                return Ok(Some(uk));
+            }
+            next = up.next();
+        }
+        Ok(None)
+    }
+
+    /// Rows of a table as of the snapshot.
+    pub(crate) fn count(&self, table: TableId) -> Result<u64> {
+        let base = guard_read("counting rows", || Ok(self.table(table)?.len()?))?;
+        let mut n = i128::from(base);
+        for (k, e) in
+            self.overlay_range(space_of_table(table), (Bound::Unbounded, Bound::Unbounded))
+        {
+            let in_redb = self.redb_get(table, &k)?.is_some();
+            match (e, in_redb) {
+                (Entry::Put(_), false) => n += 1,
+                (Entry::Del, true) => n -= 1,
+                _ => {}
+            }
+        }
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Entries of an index as of the snapshot.
+    pub(crate) fn index_len(&self, spec: &IndexSpec) -> Result<u64> {
+        let mut n = 0u64;
+        self.merged_range(
+            Source::Index(spec),
+            (Bound::Unbounded, Bound::Unbounded),
+            false,
+            self.overlay_range(
+                self.space(Source::Index(spec))?,
+                (Bound::Unbounded, Bound::Unbounded),
+            ),
+            &mut |_, _| {
+                n += 1;
+                Ok(true)
+            },
+        )?;
+        Ok(n)
+    }
+}
+
+fn bounds_ordered<T: Ord>(lo: &Bound<T>, hi: &Bound<T>) -> bool {
+    match (lo, hi) {
+        (Bound::Included(a), Bound::Included(b)) => a <= b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b)) => a < b,
+        _ => true,
+    }
+}
