@@ -12,6 +12,8 @@
 //! | `checkpoint_interval_ms` | `TRADESTORE_CHECKPOINT_INTERVAL_MS` | 1000 | 200 | 1000 | how often the applier makes a durable redb checkpoint |
 //! | `overlay_max_mb` | `TRADESTORE_OVERLAY_MAX_MB` | 256 | 64 | 1024 | committed-but-unapplied data above which commits wait |
 //! | `lock_timeout_ms` | `TRADESTORE_LOCK_TIMEOUT_MS` | 1000 | 1000 | 1000 | how long a pessimistic lock waits |
+//! | `breaker_failures` | `TRADESTORE_BREAKER_FAILURES` | 5 | 5 | 5 | consecutive storage failures that open the circuit breaker |
+//! | `breaker_cooldown_ms` | `TRADESTORE_BREAKER_COOLDOWN_MS` | 1000 | 1000 | 1000 | how long an open breaker refuses I/O before probing |
 //!
 //! An unknown key or variable, or a value of the wrong type or out of range, is a
 //! [`ErrorKind::Config`](crate::ErrorKind::Config) error that names it.
@@ -97,6 +99,10 @@ pub struct Config {
     pub overlay_max_mb: u64,
     /// How long a pessimistic lock waits before giving up, ms.
     pub lock_timeout_ms: u64,
+    /// Consecutive storage failures that open the circuit breaker.
+    pub breaker_failures: u64,
+    /// How long an open circuit breaker refuses storage I/O before a probe, ms.
+    pub breaker_cooldown_ms: u64,
 }
 
 /// The file's shape: every key optional, unknown keys refused.
@@ -112,6 +118,8 @@ struct FileConfig {
     checkpoint_interval_ms: Option<u64>,
     overlay_max_mb: Option<u64>,
     lock_timeout_ms: Option<u64>,
+    breaker_failures: Option<u64>,
+    breaker_cooldown_ms: Option<u64>,
 }
 
 /// The keys of the file (and, upper-cased with `TRADESTORE_`, the environment variables).
@@ -125,6 +133,8 @@ const KEYS: &[&str] = &[
     "checkpoint_interval_ms",
     "overlay_max_mb",
     "lock_timeout_ms",
+    "breaker_failures",
+    "breaker_cooldown_ms",
 ];
 
 macro_rules! layer {
@@ -152,7 +162,9 @@ layer!(
     keep_journal,
     checkpoint_interval_ms,
     overlay_max_mb,
-    lock_timeout_ms
+    lock_timeout_ms,
+    breaker_failures,
+    breaker_cooldown_ms
 );
 
 impl Default for Config {
@@ -174,6 +186,8 @@ impl Config {
             checkpoint_interval_ms: 1000,
             overlay_max_mb: 256,
             lock_timeout_ms: 1000,
+            breaker_failures: 5,
+            breaker_cooldown_ms: 1000,
         };
         match profile {
             Profile::Dev => base,
@@ -276,25 +290,35 @@ impl Config {
             3_600_000,
         )?;
         range("overlay_max_mb", self.overlay_max_mb, 1, 1_048_576)?;
-        range("lock_timeout_ms", self.lock_timeout_ms, 1, 3_600_000)
+        range("lock_timeout_ms", self.lock_timeout_ms, 1, 3_600_000)?;
+        range("breaker_failures", self.breaker_failures, 1, 1_000_000)?;
+        range(
+            "breaker_cooldown_ms",
+            self.breaker_cooldown_ms,
+            1,
+            3_600_000,
+        )
     }
 
     /// The configuration as the TOML text `init` writes.
     pub fn to_toml(&self) -> String {
+        let c = self;
         format!(
             "# tradestore configuration; every key is optional and overrides the profile's default.\n\
              profile = \"{}\"\ncache_size_mb = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
              journal_segment_mb = {}\nkeep_journal = {}\ncheckpoint_interval_ms = {}\n\
-             overlay_max_mb = {}\nlock_timeout_ms = {}\n",
-            self.profile,
-            self.cache_size_mb,
-            self.max_value_bytes,
-            self.check_on_open,
-            self.journal_segment_mb,
-            self.keep_journal,
-            self.checkpoint_interval_ms,
-            self.overlay_max_mb,
-            self.lock_timeout_ms
+             overlay_max_mb = {}\nlock_timeout_ms = {}\nbreaker_failures = {}\nbreaker_cooldown_ms = {}\n",
+            c.profile,
+            c.cache_size_mb,
+            c.max_value_bytes,
+            c.check_on_open,
+            c.journal_segment_mb,
+            c.keep_journal,
+            c.checkpoint_interval_ms,
+            c.overlay_max_mb,
+            c.lock_timeout_ms,
+            c.breaker_failures,
+            c.breaker_cooldown_ms
         )
     }
 }

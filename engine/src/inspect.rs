@@ -66,6 +66,10 @@ pub struct Inspection {
     pub files: Vec<FileInfo>,
     /// Sum of the files' sizes.
     pub total_bytes: u64,
+    /// What opening the store recovered from the journal.
+    pub recovery: crate::Recovery,
+    /// The write path's counters and latency percentiles since the store was opened.
+    pub write_path: crate::Stats,
 }
 
 /// Gathers the inspection of a store.
@@ -125,6 +129,8 @@ pub fn inspect(store: &Store) -> Result<Inspection> {
         indexes,
         files,
         total_bytes,
+        recovery: store.recovery().clone(),
+        write_path: store.stats(),
     })
 }
 

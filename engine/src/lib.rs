@@ -38,6 +38,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod breaker;
 mod catalog;
 pub mod check;
 mod commit;
@@ -57,6 +58,7 @@ mod txn;
 
 pub use tradestore_schema as schema;
 
+pub use breaker::BreakerState;
 pub use catalog::FORMAT_VERSION;
 pub use config::{Config, Profile};
 pub use error::{Error, ErrorKind, Result};

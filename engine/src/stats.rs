@@ -133,6 +133,7 @@ pub struct Stats {
     pub(crate) overlay_bytes: u64,
     pub(crate) journal_bytes: u64,
     pub(crate) poisoned: Option<String>,
+    pub(crate) breaker: Option<crate::breaker::BreakerState>,
 }
 
 impl Stats {
@@ -188,6 +189,11 @@ impl Stats {
     pub fn journal_bytes(&self) -> u64 {
         self.journal_bytes
     }
+    /// The storage circuit breaker's state.
+    pub fn breaker(&self) -> crate::breaker::BreakerState {
+        self.breaker.unwrap_or(crate::breaker::BreakerState::Closed)
+    }
+
     /// Why the store refuses writes, if a storage failure poisoned it.
     pub fn poisoned(&self) -> Option<&str> {
         self.poisoned.as_deref()

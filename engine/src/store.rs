@@ -12,6 +12,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use tradestore_schema::TableId;
 
+use crate::breaker::Breaker;
 use crate::catalog;
 use crate::commit::{CommitState, Shared, run_applier};
 use crate::config::Config;
@@ -53,7 +54,10 @@ pub struct Storage {
 
 impl Default for Storage {
     fn default() -> Storage {
-        Storage { journal: Arc::new(FileIo), redb: None }
+        Storage {
+            journal: Arc::new(FileIo),
+            redb: None,
+        }
     }
 }
 
@@ -240,6 +244,8 @@ impl Store {
             }
         }
         let config_lock_timeout = config.lock_timeout_ms;
+        let (breaker_failures, breaker_cooldown_ms) =
+            (config.breaker_failures, config.breaker_cooldown_ms);
         let shared = Arc::new(Shared {
             db,
             config,
@@ -263,6 +269,10 @@ impl Store {
                 ..LockOptions::default()
             })),
             next_tx: AtomicU64::new(1),
+            breaker: Breaker::new(
+                u32::try_from(breaker_failures).unwrap_or(u32::MAX),
+                Duration::from_millis(breaker_cooldown_ms),
+            ),
         });
         let applier = {
             let s = Arc::clone(&shared);
@@ -313,12 +323,14 @@ impl Store {
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
-        let (overlay, durable) = {
-            let p = self.shared.published.read();
-            (p.overlay.clone(), p.durable)
-        };
-        let txn = self.shared.db.begin_read()?;
-        Snapshot::new(txn, overlay, durable, self.indexes())
+        self.shared.breaker.run(|| {
+            let (overlay, durable) = {
+                let p = self.shared.published.read();
+                (p.overlay.clone(), p.durable)
+            };
+            let txn = self.shared.db.begin_read()?;
+            Snapshot::new(txn, overlay, durable, self.indexes())
+        })
     }
 
     /// A consistent read snapshot of every acknowledged write.
@@ -513,6 +525,7 @@ impl Store {
             .unwrap_or(0);
         s.journal_bytes = self.shared.journal.lock().size_bytes();
         s.poisoned = self.shared.poison.lock().clone();
+        s.breaker = Some(self.shared.breaker.state());
         s
     }
 

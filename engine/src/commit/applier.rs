@@ -51,7 +51,9 @@ pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
         }
         let checkpoint = due;
         let t = Instant::now();
-        match apply(shared, &batch, checkpoint, applied) {
+        let outcome = apply(shared, &batch, checkpoint, applied);
+        shared.breaker.record(outcome.is_ok(), Instant::now());
+        match outcome {
             Ok(last) => applied = last,
             Err(e) => {
                 shared.poison(format!("applying to the database failed: {e}"));

@@ -85,6 +85,7 @@ pub(crate) struct Shared {
     pub ids: Arc<Ids>,
     pub metrics: Metrics,
     pub locks: Arc<crate::lock::LockManager>,
+    pub breaker: crate::breaker::Breaker,
     pub next_tx: std::sync::atomic::AtomicU64,
 }
 
@@ -274,6 +275,7 @@ impl Shared {
             .collect();
         let t = Instant::now();
         let appended = self.journal.lock().append(&records);
+        self.breaker.record(appended.is_ok(), Instant::now());
         if let Err(e) = appended {
             self.poison(format!("journal write failed: {e}"));
             return Err(e);

@@ -95,7 +95,71 @@ fn write_human(out: &mut dyn Write, i: &Inspection) -> std::io::Result<()> {
         .map(|f| vec![f.path.clone(), size(f.bytes)])
         .collect();
     rows.push(vec!["total".to_owned(), size(i.total_bytes)]);
-    table::write(out, &[("FILE", Align::Left), ("SIZE", Align::Right)], &rows)
+    table::write(out, &[("FILE", Align::Left), ("SIZE", Align::Right)], &rows)?;
+    writeln!(out)?;
+
+    let r = &i.recovery;
+    writeln!(
+        out,
+        "recovery        {} journal records replayed{}",
+        r.replayed,
+        match &r.torn_tail {
+            Some(t) => format!("; torn tail cut: {t}"),
+            None => String::new(),
+        }
+    )?;
+    let w = &i.write_path;
+    writeln!(
+        out,
+        "write path      durable seq {}, applied seq {}, overlay {}, journal {}, breaker {:?}{}",
+        w.durable_seq(),
+        w.applied_seq(),
+        size(w.overlay_bytes()),
+        size(w.journal_bytes()),
+        w.breaker(),
+        w.poisoned()
+            .map(|p| format!(", POISONED: {p}"))
+            .unwrap_or_default()
+    )?;
+    writeln!(
+        out,
+        "counters        commits {}, conflicts {}, deadlocks {}, retries {}, checkpoints {}",
+        w.commits(),
+        w.conflicts(),
+        w.deadlocks(),
+        w.retries(),
+        w.checkpoints()
+    )?;
+    let rows: Vec<Vec<String>> = [
+        ("commit (us)", w.commit_us()),
+        ("journal fsync (us)", w.fsync_us()),
+        ("redb apply (us)", w.apply_us()),
+        ("group size", w.group_size()),
+    ]
+    .iter()
+    .map(|(name, s)| {
+        vec![
+            (*name).to_owned(),
+            s.count.to_string(),
+            s.p50.to_string(),
+            s.p99.to_string(),
+            s.p999.to_string(),
+            s.max.to_string(),
+        ]
+    })
+    .collect();
+    table::write(
+        out,
+        &[
+            ("LATENCY", Align::Left),
+            ("COUNT", Align::Right),
+            ("P50", Align::Right),
+            ("P99", Align::Right),
+            ("P99.9", Align::Right),
+            ("MAX", Align::Right),
+        ],
+        &rows,
+    )
 }
 
 /// A size for people: bytes below 1 KiB, otherwise KiB, MiB, GiB with two decimals.

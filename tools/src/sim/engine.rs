@@ -264,6 +264,7 @@ pub fn run(store: Arc<Store>, cfg: &SimConfig, live: Arc<Live>) -> Result<Report
         &counts,
         &lat,
         store.file_size()?,
+        store.stats(),
     ))
 }
 

@@ -103,6 +103,9 @@ pub struct Report {
     pub latency: BTreeMap<String, Percentiles>,
     /// Size of the database file after the run, bytes.
     pub store_bytes: u64,
+    /// The store's write path during the run: commits, conflicts, retries, group sizes,
+    /// journal fsync and redb apply latency.
+    pub write_path: tradestore::Stats,
 }
 
 impl Report {
@@ -113,6 +116,7 @@ impl Report {
         c: &Counts,
         lat: &Latencies,
         store_bytes: u64,
+        write_path: tradestore::Stats,
     ) -> Report {
         let secs = elapsed.as_secs_f64().max(1e-9);
         Report {
@@ -134,6 +138,7 @@ impl Report {
                 .map(|(op, h)| ((*op).to_owned(), Percentiles::of(h)))
                 .collect(),
             store_bytes,
+            write_path,
         }
     }
 }
@@ -167,6 +172,21 @@ impl fmt::Display for Report {
                 p.count, p.p50_us, p.p90_us, p.p99_us, p.p999_us, p.max_us
             )?;
         }
+        let w = &self.write_path;
+        let (g, fs) = (w.group_size(), w.fsync_us());
+        writeln!(
+            f,
+            "write path: {} commits, {} conflicts, {} retries; group size p50 {} p99 {} max {}; journal fsync p50 {} us p99 {} us; {} checkpoints",
+            w.commits(),
+            w.conflicts(),
+            w.retries(),
+            g.p50,
+            g.p99,
+            g.max,
+            fs.p50,
+            fs.p99,
+            w.checkpoints()
+        )?;
         write!(
             f,
             "store file: {:.1} MiB",
