@@ -3,7 +3,7 @@
 //! set on top.
 
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use redb::{ReadOnlyTable, ReadableTableMetadata};
 use tradestore_schema::TableId;
@@ -19,6 +19,8 @@ pub(crate) type Upper = Vec<(Vec<u8>, Entry)>;
 
 pub(crate) struct Snapshot {
     txn: redb::ReadTransaction,
+    /// Tables opened once per snapshot (opening one walks redb's table directory).
+    tables: [OnceLock<ReadOnlyTable<&'static [u8], &'static [u8]>>; 8],
     overlay: Overlay,
     /// The last transaction contained in the redb snapshot: overlay entries at or below it
     /// are already in redb (or superseded there) and are ignored.
@@ -38,6 +40,7 @@ impl Snapshot {
         let applied = crate::state::read_applied_seq(&txn)?;
         Ok(Snapshot {
             txn,
+            tables: Default::default(),
             overlay,
             applied,
             seq: durable.max(applied),
@@ -59,8 +62,13 @@ impl Snapshot {
         }
     }
 
-    fn table(&self, t: TableId) -> Result<ReadOnlyTable<&'static [u8], &'static [u8]>> {
-        Ok(self.txn.open_table(layout::data_table(t))?)
+    fn table(&self, t: TableId) -> Result<&ReadOnlyTable<&'static [u8], &'static [u8]>> {
+        let slot = &self.tables[t as usize];
+        if let Some(table) = slot.get() {
+            return Ok(table);
+        }
+        let table = self.txn.open_table(layout::data_table(t))?;
+        Ok(slot.get_or_init(|| table))
     }
 
     /// The overlay's entry for a key, if newer than the redb snapshot.
@@ -162,7 +170,7 @@ impl Snapshot {
                 Ok(go)
             };
             match source {
-                Source::Table(t) => walk::rows(&self.table(t)?, range, reverse, &mut visit),
+                Source::Table(t) => walk::rows(self.table(t)?, range, reverse, &mut visit),
                 Source::Index(spec) => walk::entries(
                     &self.txn.open_table(spec.redb_table())?,
                     range,
