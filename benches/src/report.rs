@@ -13,6 +13,22 @@ pub const FLOOR: &str = "fsync floor";
 pub const SQLITE: &str = "sqlite";
 /// Engine name of the fjall rows.
 pub const FJALL: &str = "fjall";
+/// Engine name of the tradestore rows.
+pub const TRADESTORE: &str = "tradestore";
+/// Mode prefix of tradestore's `store.transact` rows.
+pub const TRANSACT: &str = "store.transact";
+/// Mode prefix of tradestore's pipelined `store.submit` row.
+pub const PIPELINED: &str = "store.submit pipelined";
+
+/// The targets the issue sets: tradestore's 1-writer p50 at most this many times the fsync
+/// floor's p50.
+pub const TARGET_P50_OVER_FLOOR: f64 = 1.3;
+/// tradestore's concurrent and pipelined trades/s at least this many times SQLite's
+/// one-trade-per-commit rate.
+pub const TARGET_OVER_SQLITE: f64 = 40.0;
+/// tradestore's concurrent and pipelined trades/s at least this many times fjall's
+/// one-trade-per-commit rate.
+pub const TARGET_OVER_FJALL: f64 = 25.0;
 
 /// One measured mode of one engine.
 #[derive(Clone, Debug, Serialize)]
@@ -36,6 +52,62 @@ pub struct Measurement {
     pub latency: Latency,
     /// Comparisons with the reference rows, filled in by [`Report::new`].
     pub ratios: Ratios,
+    /// tradestore's write-path statistics (`store.stats()`) for its rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_path: Option<WritePath>,
+}
+
+/// What `store.stats()` said after a tradestore row: group commit at work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WritePath {
+    /// Journal groups written (one write + one fdatasync each).
+    pub groups: u64,
+    /// Median transactions per group.
+    pub group_p50: u64,
+    /// 99th percentile of transactions per group.
+    pub group_p99: u64,
+    /// Largest group.
+    pub group_max: u64,
+    /// Median journal write + fdatasync of a group, microseconds.
+    pub fsync_p50_us: u64,
+    /// 99th percentile of it.
+    pub fsync_p99_us: u64,
+    /// Median latency of `store.write` (and `transact` attempts) as the store measures it.
+    pub commit_p50_us: u64,
+    /// Transactions made durable during the measured part (written or submitted).
+    pub commits: u64,
+    /// Commits refused as conflicts during the measured part.
+    pub conflicts: u64,
+    /// Retries `store.transact` made during the measured part.
+    pub retries: u64,
+}
+
+/// One target of the issue, checked against this run's numbers.
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    /// What is compared, e.g. `store.transact, 1 thread: p50 / fsync floor p50`.
+    pub what: String,
+    /// The measured ratio, `None` when a row it needs is missing.
+    pub value: Option<f64>,
+    /// The bound.
+    pub bound: f64,
+    /// Whether `value` must be at most (`true`) or at least `bound`.
+    pub at_most: bool,
+    /// Whether the target is met.
+    pub met: bool,
+}
+
+impl Target {
+    fn new(what: String, value: Option<f64>, bound: f64, at_most: bool) -> Target {
+        let met = value.is_some_and(|v| if at_most { v <= bound } else { v >= bound });
+        Target {
+            what,
+            value,
+            bound,
+            at_most,
+            met,
+        }
+    }
 }
 
 /// How a row compares with the reference rows; `None` where a reference is missing.
@@ -70,7 +142,19 @@ impl Measurement {
             trades_per_sec: rate(trades, timed.elapsed),
             latency,
             ratios: Ratios::default(),
+            write_path: None,
         }
+    }
+
+    /// The row with the store's write-path statistics.
+    #[must_use]
+    pub fn with_write_path(mut self, write_path: WritePath) -> Measurement {
+        self.write_path = Some(write_path);
+        self
+    }
+
+    fn is_tradestore(&self, mode: &str) -> bool {
+        self.engine == TRADESTORE && self.mode.starts_with(mode)
     }
 
     fn is_per_trade(&self, engine: &str) -> bool {
@@ -92,6 +176,8 @@ pub struct Report {
     pub plan: &'static str,
     /// The rows, in measuring order.
     pub rows: Vec<Measurement>,
+    /// The issue's targets, checked against these rows.
+    pub targets: Vec<Target>,
 }
 
 impl Report {
@@ -116,7 +202,77 @@ impl Report {
                 over_fjall_per_trade: over(r.trades_per_sec, fjall),
             };
         }
-        Report { dir, plan, rows }
+        let targets = targets(&rows);
+        Report {
+            dir,
+            plan,
+            rows,
+            targets,
+        }
+    }
+
+    /// The write-path block: one line of `store.stats()` per tradestore row.
+    fn write_path_table(&self) -> String {
+        let head = [
+            "tradestore mode",
+            "commits",
+            "conflicts",
+            "retries",
+            "groups",
+            "group p50",
+            "group p99",
+            "group max",
+            "fsync p50 us",
+            "fsync p99 us",
+        ];
+        let cells: Vec<[String; 10]> = self
+            .rows
+            .iter()
+            .filter_map(|r| r.write_path.map(|w| (r, w)))
+            .map(|(r, w)| {
+                [
+                    r.mode.clone(),
+                    w.commits.to_string(),
+                    w.conflicts.to_string(),
+                    w.retries.to_string(),
+                    w.groups.to_string(),
+                    w.group_p50.to_string(),
+                    w.group_p99.to_string(),
+                    w.group_max.to_string(),
+                    w.fsync_p50_us.to_string(),
+                    w.fsync_p99_us.to_string(),
+                ]
+            })
+            .collect();
+        if cells.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from("\nwrite path (store.stats() after each tradestore row):\n");
+        out.push_str(&grid(&head, &cells, 1));
+        out.push_str(
+            "commits, conflicts, retries: measured part only; groups, group sizes and fsync \
+             (journal write + fdatasync per group): whole store, set-up and warm-up included.\n",
+        );
+        out
+    }
+
+    /// The targets block.
+    fn targets_block(&self) -> String {
+        let mut out = String::from("\ntargets (this run's numbers):\n");
+        let width = self.targets.iter().map(|t| t.what.len()).max().unwrap_or(0);
+        for t in &self.targets {
+            let value = t
+                .value
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x"));
+            let bound = format!("{} {:.1}x", if t.at_most { "<=" } else { ">=" }, t.bound);
+            let verdict = if t.met { "met" } else { "NOT met" };
+            let _ = writeln!(
+                out,
+                "  {:<width$}  {value:>9}  {bound:>9}  {verdict}",
+                t.what
+            );
+        }
+        out
     }
 
     /// The report as one JSON document.
@@ -156,46 +312,99 @@ impl Report {
                 ]
             })
             .collect();
-        let mut width = head.map(str::len);
-        for row in &cells {
-            for (w, c) in width.iter_mut().zip(row) {
-                *w = (*w).max(c.chars().count());
-            }
-        }
-        let mut out = String::new();
-        let line = |out: &mut String, row: &[&str]| {
-            for (i, (c, w)) in row.iter().zip(width).enumerate() {
-                let sep = if i == 0 { "" } else { "  " };
-                // Text columns to the left, numbers to the right.
-                if i < 2 {
-                    let _ = write!(out, "{sep}{c:<w$}");
-                } else {
-                    let _ = write!(out, "{sep}{c:>w$}");
-                }
-            }
-            out.push('\n');
-        };
-        line(&mut out, &head);
-        let rule: Vec<String> = width.iter().map(|w| "-".repeat(*w)).collect();
-        line(
-            &mut out,
-            &rule.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
-        for row in &cells {
-            line(
-                &mut out,
-                &row.iter().map(String::as_str).collect::<Vec<_>>(),
-            );
-        }
+        let mut out = grid(&head, &cells, 2);
         let _ = writeln!(
             out,
             "\n{} plan, files in {}. Latency is per durable commit (per 4 KiB write for the \
-             floor); p50/floor = p50 over the fsync floor's p50; x sqlite / x fjall = trades/s \
+             floor; for the pipelined row, from each submit until its ticket was seen \
+             durable); p50/floor = p50 over the fsync floor's p50; x sqlite / x fjall = trades/s \
              over that engine's one-trade-per-commit rate.",
             self.plan, self.dir
         );
+        out.push_str(&self.write_path_table());
+        out.push_str(&self.targets_block());
         out
     }
+}
+
+/// The targets of the issue, from `rows`: tradestore's 1-writer `store.transact` p50 over
+/// the fsync floor's; its most-threads `store.transact` row and its pipelined row over
+/// SQLite's and fjall's one-trade-per-commit rates.
+fn targets(rows: &[Measurement]) -> Vec<Target> {
+    let one = rows
+        .iter()
+        .find(|r| r.is_tradestore(TRANSACT) && r.threads == 1);
+    let most = rows
+        .iter()
+        .filter(|r| r.is_tradestore(TRANSACT))
+        .max_by_key(|r| r.threads)
+        .filter(|r| r.threads > 1);
+    let pipelined = rows.iter().find(|r| r.is_tradestore(PIPELINED));
+    let mut out = vec![Target::new(
+        format!("{TRANSACT}, 1 thread: p50 / fsync floor p50"),
+        one.and_then(|r| r.ratios.p50_over_floor),
+        TARGET_P50_OVER_FLOOR,
+        true,
+    )];
+    let named = [
+        (
+            most.map(|r| format!("{TRANSACT}, {} threads", r.threads)),
+            most,
+        ),
+        (Some(PIPELINED.to_owned()), pipelined),
+    ];
+    for (name, row) in named {
+        let name = name.unwrap_or_else(|| format!("{TRANSACT}, many threads"));
+        out.push(Target::new(
+            format!("{name}: trades/s / sqlite 1 trade/commit"),
+            row.and_then(|r| r.ratios.over_sqlite_per_trade),
+            TARGET_OVER_SQLITE,
+            false,
+        ));
+        out.push(Target::new(
+            format!("{name}: trades/s / fjall 1 trade/commit"),
+            row.and_then(|r| r.ratios.over_fjall_per_trade),
+            TARGET_OVER_FJALL,
+            false,
+        ));
+    }
+    out
+}
+
+/// A text grid: a header, a rule, the rows; the first `text` columns to the left, the
+/// others (numbers) to the right.
+fn grid<const N: usize>(head: &[&str; N], cells: &[[String; N]], text: usize) -> String {
+    let mut width = head.map(str::len);
+    for row in cells {
+        for (w, c) in width.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, row: &[&str]| {
+        for (i, (c, w)) in row.iter().zip(width).enumerate() {
+            let sep = if i == 0 { "" } else { "  " };
+            if i < text {
+                let _ = write!(out, "{sep}{c:<w$}");
+            } else {
+                let _ = write!(out, "{sep}{c:>w$}");
+            }
+        }
+        out.push('\n');
+    };
+    line(&mut out, head);
+    let rule: Vec<String> = width.iter().map(|w| "-".repeat(*w)).collect();
+    line(
+        &mut out,
+        &rule.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    for row in cells {
+        line(
+            &mut out,
+            &row.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -234,5 +443,45 @@ mod tests {
         assert_eq!(t.ratios.over_fjall_per_trade, Some(2.0));
         assert!(r.table().contains("tradestore"));
         assert!(r.json().contains("\"p50_over_floor\""));
+        // No store.transact or pipelined row: every target is unmet, none invented.
+        assert_eq!(r.targets.len(), 5);
+        assert!(r.targets.iter().all(|t| !t.met && t.value.is_none()));
+    }
+
+    #[test]
+    fn targets_come_from_the_rows() {
+        let mut one = row(TRADESTORE, 1, 120_000, 10);
+        one.mode = format!("{TRANSACT}, 1 thread");
+        let mut many = row(TRADESTORE, 1, 400_000, 8_000);
+        many.mode = format!("{TRANSACT}, 64 threads");
+        many.threads = 64;
+        let mut piped = row(TRADESTORE, 1, 900_000, 3_000);
+        piped.mode = format!("{PIPELINED}, window 4096");
+        piped = piped.with_write_path(WritePath {
+            group_p50: 100,
+            group_max: 128,
+            ..WritePath::default()
+        });
+        let r = Report::new(
+            "d".into(),
+            "quick",
+            vec![
+                row(FLOOR, 0, 100_000, 10),
+                row(SQLITE, 1, 200_000, 100),
+                row(FJALL, 1, 300_000, 100),
+                one,
+                many,
+                piped,
+            ],
+        );
+        let got: Vec<_> = r.targets.iter().map(|t| (t.value, t.met)).collect();
+        let near = |v: Option<f64>, want: f64| (v.unwrap() - want).abs() < 0.01;
+        assert!(near(got[0].0, 1.2) && got[0].1);
+        assert!(near(got[1].0, 80.0) && got[1].1);
+        assert!(near(got[3].0, 30.0) && !got[3].1);
+        assert!(r.targets[1].what.contains("64 threads"));
+        let table = r.table();
+        assert!(table.contains("NOT met"), "{table}");
+        assert!(table.contains("group max"), "{table}");
     }
 }

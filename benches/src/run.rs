@@ -97,13 +97,14 @@ pub fn run_all(dir: &Path, plan: &Plan, progress: &mut dyn FnMut(&str)) -> Resul
     step("redb", &mut rows, &mut |d| raw_redb::measure(d, p))?;
     step("sqlite", &mut rows, &mut |d| sqlite::measure(d, p))?;
     step("fjall", &mut rows, &mut |d| fjall::measure(d, p))?;
-    for &submitter in tradestore::SUBMITTERS {
-        for &threads in &p.threads {
-            let name = format!("tradestore {} {threads}", submitter.0);
+    for way in tradestore::SUBMITTERS {
+        let threads: &[usize] = if way.concurrent { &p.threads } else { &[1] };
+        for &threads in threads {
+            let name = format!("tradestore {} {threads}", way.name);
             step(&name, &mut rows, &mut |d| {
                 Ok(vec![tradestore::measure(
                     d,
-                    submitter,
+                    way,
                     threads,
                     p.warmup,
                     p.per_trade,
@@ -136,10 +137,15 @@ mod tests {
                 "fjall",
                 "fjall",
                 "tradestore",
+                "tradestore",
                 "tradestore"
             ]
         );
         assert!(report.rows[9].ratios.over_sqlite_per_trade.is_some());
+        assert!(report.rows[11].mode.starts_with(tradestore::PIPELINED));
+        assert!(report.rows[9..].iter().all(|r| r.write_path.is_some()));
+        assert_eq!(report.targets.len(), 5);
+        assert!(report.targets.iter().all(|t| t.value.is_some()));
         // Every peer's folder is gone afterwards.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
