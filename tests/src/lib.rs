@@ -10,6 +10,8 @@
 //!   computed from rows in memory.
 //! - [`Rng`] and [`workload`]: a deterministic, seeded stream of valid operations.
 
+pub mod faulty_redb;
+
 use std::collections::BTreeSet;
 use std::ops::Deref;
 
