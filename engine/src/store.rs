@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -115,19 +115,39 @@ impl Default for RetryPolicy {
 /// durable, [`CommitTicket::poll`] says whether it is yet.
 #[must_use = "a ticket says when the transaction is durable"]
 pub struct CommitTicket {
-    shared: Arc<Shared>,
+    // Weak: a ticket does not keep a closed store's database open.
+    shared: Weak<Shared>,
+    closed_durable: Arc<AtomicU64>,
     seq: u64,
 }
 
 impl CommitTicket {
     /// Blocks until the transaction is durable (or the store failed).
     pub fn wait(self) -> Result<()> {
-        self.shared.wait_durable(self.seq)
+        match self.shared.upgrade() {
+            Some(shared) => shared.wait_durable(self.seq),
+            None => self.after_close(),
+        }
     }
 
     /// `None` while the transaction is not yet durable.
     pub fn poll(&self) -> Option<Result<()>> {
-        self.shared.poll_durable(self.seq)
+        match self.shared.upgrade() {
+            Some(shared) => shared.poll_durable(self.seq),
+            None => Some(self.after_close()),
+        }
+    }
+
+    /// Closing a store makes every submitted transaction durable unless storage failed.
+    fn after_close(&self) -> Result<()> {
+        if self.seq <= self.closed_durable.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                crate::ErrorKind::Io,
+                "the store closed after a storage failure, before this transaction became durable",
+            ))
+        }
     }
 
     /// The transaction's sequence number (its position in the journal).
@@ -143,6 +163,8 @@ pub struct Store {
     dir: PathBuf,
     recovery: Recovery,
     threads: Vec<JoinHandle<()>>,
+    /// Set when the store closes: the last durable transaction, for tickets outliving it.
+    closed_durable: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -293,6 +315,7 @@ impl Store {
             dir,
             recovery,
             threads: vec![applier, flusher],
+            closed_durable: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -323,14 +346,7 @@ impl Store {
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
-        self.shared.breaker.run(|| {
-            let (overlay, durable) = {
-                let p = self.shared.published.read();
-                (p.overlay.clone(), p.durable)
-            };
-            let txn = self.shared.db.begin_read()?;
-            Snapshot::new(txn, overlay, durable, self.indexes())
-        })
+        self.shared.snapshot()
     }
 
     /// A consistent read snapshot of every acknowledged write.
@@ -346,7 +362,7 @@ impl Store {
         let max = usize::try_from(self.shared.config.max_value_bytes).unwrap_or(usize::MAX);
         let mut tx = WriteTx::new(
             self.snapshot()?,
-            Arc::clone(&self.shared.ids),
+            Arc::clone(&self.shared),
             max,
             self.lock_guard(),
         );
@@ -391,7 +407,8 @@ impl Store {
         Ok((
             out,
             CommitTicket {
-                shared: Arc::clone(&self.shared),
+                shared: Arc::downgrade(&self.shared),
+                closed_durable: Arc::clone(&self.closed_durable),
                 seq,
             },
         ))
@@ -450,12 +467,7 @@ impl Store {
             shared.commit_cv.wait_for(&mut st, Duration::from_millis(2));
         }
         let max = usize::try_from(shared.config.max_value_bytes).unwrap_or(usize::MAX);
-        let mut tx = WriteTx::new(
-            self.snapshot()?,
-            Arc::clone(&shared.ids),
-            max,
-            self.lock_guard(),
-        );
+        let mut tx = WriteTx::new(self.snapshot()?, Arc::clone(shared), max, self.lock_guard());
         tx.set_mode(mode);
         let out = f(&mut tx)?;
         let (parts, _locks) = tx.into_parts();
@@ -543,6 +555,8 @@ impl Drop for Store {
     fn drop(&mut self) {
         let target = self.shared.commit.lock().next_seq.saturating_sub(1);
         let _ = self.shared.wait_durable(target);
+        let durable = self.shared.commit.lock().durable;
+        self.closed_durable.store(durable, Ordering::SeqCst);
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.shared.apply_cv.notify_all();
         self.shared.commit_cv.notify_all();

@@ -312,9 +312,6 @@ fn a_burst_survives_drop_and_reopen() -> TestResult {
 /// validation. A transaction that begins, then waits for a lock held by another that
 /// commits a change to the locked row, must read that change and commit at its first try.
 #[test]
-#[ignore = "engine bug: a write transaction's snapshot is taken at begin, before lock() waits, \
-            so after the wait it reads the row as it was before the holder's commit and fails \
-            validation with a Conflict: locks do not spare read-modify-writes a retry"]
 fn a_transaction_that_waited_for_a_lock_reads_the_holders_commit() -> TestResult {
     let dir = tempfile::tempdir()?;
     let store = open_with_accounts(dir.path())?;

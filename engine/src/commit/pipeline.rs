@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
+use redb::ReadableDatabase;
 use tradestore_schema::TableId;
 
 use super::applier::ApplyJob;
@@ -90,6 +91,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// A snapshot: the overlay as published now, then a redb read transaction (in that
+    /// order, so that together they hold every transaction up to the published one).
+    pub(crate) fn snapshot(&self) -> Result<crate::txn::Snapshot> {
+        self.breaker.run(|| {
+            let (overlay, durable) = {
+                let p = self.published.read();
+                (p.overlay.clone(), p.durable)
+            };
+            let txn = self.db.begin_read()?;
+            crate::txn::Snapshot::new(txn, overlay, durable, self.indexes.read().clone())
+        })
+    }
+
     /// Marks the store as failed: writes are refused until it is reopened.
     pub(crate) fn poison(&self, why: String) {
         let mut p = self.poison.lock();
@@ -104,7 +118,10 @@ impl Shared {
         let why = self.poison.lock().clone().unwrap_or_default();
         Error::new(
             ErrorKind::Io,
-            format!("the store refuses writes after a storage failure ({why}); reopen it"),
+            format!(
+                "the store refuses writes after a storage failure ({why}); reopen it. A transaction \
+                 in flight when it failed may or may not have become durable: check before redoing it"
+            ),
         )
     }
 
@@ -216,7 +233,8 @@ impl Shared {
             if st.durable >= seq {
                 return Ok(());
             }
-            if self.poisoned.load(Ordering::SeqCst) {
+            // A group being written decides its own fate: wait for its leader.
+            if self.poisoned.load(Ordering::SeqCst) && !st.leader {
                 return Err(self.poison_error());
             }
             if !st.leader && !st.pending.is_empty() {

@@ -14,8 +14,8 @@ use tradestore_schema::{
 use super::ops::{ReadOps, Source, Visit, primary_keys_in};
 use super::read::find_index;
 use super::snapshot::Snapshot;
+use crate::commit::Shared;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::Ids;
 use crate::keys;
 use crate::layout::IndexSpec;
 use crate::lock::{LockManager, TxId};
@@ -79,7 +79,7 @@ pub struct WriteTx {
     snap: Snapshot,
     writes: BTreeMap<OKey, Entry>,
     reads: RefCell<ReadSet>,
-    ids: Arc<Ids>,
+    shared: Arc<Shared>,
     max_value_bytes: usize,
     mode: Mode,
 }
@@ -107,7 +107,7 @@ pub(crate) struct WriteParts {
 impl WriteTx {
     pub(crate) fn new(
         snap: Snapshot,
-        ids: Arc<Ids>,
+        shared: Arc<Shared>,
         max_value_bytes: usize,
         locks: LockGuard,
     ) -> WriteTx {
@@ -116,7 +116,7 @@ impl WriteTx {
             snap,
             writes: BTreeMap::new(),
             reads: RefCell::new(ReadSet::default()),
-            ids,
+            shared,
             max_value_bytes,
             mode: Mode::Api,
         }
@@ -143,8 +143,19 @@ impl WriteTx {
     /// [`ErrorKind::Deadlock`]; a wait longer than `lock_timeout_ms` is an
     /// [`ErrorKind::Capacity`] error. Use it around read-modify-write of hot rows
     /// (a transfer between accounts) to wait instead of failing validation.
+    ///
+    /// Locking before the transaction reads or writes anything also moves its snapshot to
+    /// the moment the lock was granted, so it sees what the previous holder committed.
     pub fn lock(&mut self, key: &[u8]) -> Result<()> {
-        self.locks.manager.lock(self.locks.tx, key)
+        self.locks.manager.lock(self.locks.tx, key)?;
+        let untouched = {
+            let reads = self.reads.get_mut();
+            self.writes.is_empty() && reads.points.is_empty() && reads.ranges.is_empty()
+        };
+        if untouched {
+            self.snap = self.shared.snapshot()?;
+        }
+        Ok(())
     }
 
     fn put_entry(&mut self, space: u16, key: Vec<u8>, entry: Entry) {
@@ -185,7 +196,7 @@ impl WriteTx {
     /// from a counter outside the transaction (so concurrent transactions never conflict on
     /// it): an aborted transaction leaves a gap.
     pub fn next_id(&self, table: TableId) -> Result<u64> {
-        self.ids.next(table)
+        self.shared.ids.next(table)
     }
 
     /// Records a fill as one atomic write: the trade row, the order's filled quantity and
@@ -292,7 +303,7 @@ impl WriteTx {
         if let Some(id) = new.column("id").and_then(|v| v.as_u64())
             && table.primary_key() == ["id"]
         {
-            self.ids.observe(table, id);
+            self.shared.ids.observe(table, id);
         }
         self.put_entry(space_of_table(table), pk, Entry::Put(Arc::from(bytes)));
         Ok(old_bytes)
