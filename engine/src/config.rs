@@ -10,6 +10,7 @@
 //! | `journal_segment_mb` | `TRADESTORE_JOURNAL_SEGMENT_MB` | 8 | 4 | 64 | size of a preallocated journal segment, MiB |
 //! | `keep_journal` | `TRADESTORE_KEEP_JOURNAL` | false | false | false | keep checkpointed segments in `archive/journal` (point-in-time recovery) |
 //! | `checkpoint_interval_ms` | `TRADESTORE_CHECKPOINT_INTERVAL_MS` | 1000 | 200 | 1000 | how often the applier makes a durable redb checkpoint |
+//! | `checkpoint_mb` | `TRADESTORE_CHECKPOINT_MB` | 64 | 64 | 64 | or after this much journal has been applied since the last one |
 //! | `overlay_max_mb` | `TRADESTORE_OVERLAY_MAX_MB` | 256 | 64 | 1024 | committed-but-unapplied data above which commits wait |
 //! | `lock_timeout_ms` | `TRADESTORE_LOCK_TIMEOUT_MS` | 1000 | 1000 | 1000 | how long a pessimistic lock waits |
 //! | `breaker_failures` | `TRADESTORE_BREAKER_FAILURES` | 5 | 5 | 5 | consecutive storage failures that open the circuit breaker |
@@ -95,6 +96,8 @@ pub struct Config {
     pub keep_journal: bool,
     /// How often the applier makes a durable redb checkpoint, ms.
     pub checkpoint_interval_ms: u64,
+    /// Journal bytes applied since the last checkpoint that trigger the next one, MiB.
+    pub checkpoint_mb: u64,
     /// Overlay size above which commits wait for the applier (backpressure), MiB.
     pub overlay_max_mb: u64,
     /// How long a pessimistic lock waits before giving up, ms.
@@ -116,6 +119,7 @@ struct FileConfig {
     journal_segment_mb: Option<u64>,
     keep_journal: Option<bool>,
     checkpoint_interval_ms: Option<u64>,
+    checkpoint_mb: Option<u64>,
     overlay_max_mb: Option<u64>,
     lock_timeout_ms: Option<u64>,
     breaker_failures: Option<u64>,
@@ -131,6 +135,7 @@ const KEYS: &[&str] = &[
     "journal_segment_mb",
     "keep_journal",
     "checkpoint_interval_ms",
+    "checkpoint_mb",
     "overlay_max_mb",
     "lock_timeout_ms",
     "breaker_failures",
@@ -161,6 +166,7 @@ layer!(
     journal_segment_mb,
     keep_journal,
     checkpoint_interval_ms,
+    checkpoint_mb,
     overlay_max_mb,
     lock_timeout_ms,
     breaker_failures,
@@ -184,6 +190,7 @@ impl Config {
             journal_segment_mb: 8,
             keep_journal: false,
             checkpoint_interval_ms: 1000,
+            checkpoint_mb: 64,
             overlay_max_mb: 256,
             lock_timeout_ms: 1000,
             breaker_failures: 5,
@@ -289,6 +296,7 @@ impl Config {
             10,
             3_600_000,
         )?;
+        range("checkpoint_mb", self.checkpoint_mb, 1, 1_048_576)?;
         range("overlay_max_mb", self.overlay_max_mb, 1, 1_048_576)?;
         range("lock_timeout_ms", self.lock_timeout_ms, 1, 3_600_000)?;
         range("breaker_failures", self.breaker_failures, 1, 1_000_000)?;
@@ -306,7 +314,7 @@ impl Config {
         format!(
             "# tradestore configuration; every key is optional and overrides the profile's default.\n\
              profile = \"{}\"\ncache_size_mb = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
-             journal_segment_mb = {}\nkeep_journal = {}\ncheckpoint_interval_ms = {}\n\
+             journal_segment_mb = {}\nkeep_journal = {}\ncheckpoint_interval_ms = {}\ncheckpoint_mb = {}\n\
              overlay_max_mb = {}\nlock_timeout_ms = {}\nbreaker_failures = {}\nbreaker_cooldown_ms = {}\n",
             c.profile,
             c.cache_size_mb,
@@ -315,6 +323,7 @@ impl Config {
             c.journal_segment_mb,
             c.keep_journal,
             c.checkpoint_interval_ms,
+            c.checkpoint_mb,
             c.overlay_max_mb,
             c.lock_timeout_ms,
             c.breaker_failures,

@@ -23,6 +23,8 @@ pub(crate) struct ApplyJob {
     pub seq: u64,
     pub changes: Arc<Vec<RowChange>>,
     pub keys: Vec<OKey>,
+    /// Size of its journal record.
+    pub bytes: u64,
 }
 
 /// Runs until the store shuts down, then applies what is left and checkpoints.
@@ -30,6 +32,8 @@ pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
     let interval = Duration::from_millis(shared.config.checkpoint_interval_ms);
     let mut last_checkpoint = Instant::now();
     let mut applied = checkpointed;
+    let bytes_limit = shared.config.checkpoint_mb << 20;
+    let mut bytes_since = 0u64;
     loop {
         let stopping = shared.shutdown.load(Ordering::SeqCst);
         let batch: Vec<ApplyJob> = {
@@ -42,7 +46,8 @@ pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
             let n = q.len().min(MAX_BATCH);
             q.drain(..n).collect()
         };
-        let due = last_checkpoint.elapsed() >= interval || stopping;
+        bytes_since += batch.iter().map(|j| j.bytes).sum::<u64>();
+        let due = last_checkpoint.elapsed() >= interval || bytes_since >= bytes_limit || stopping;
         if batch.is_empty() && !(due && applied > checkpointed) {
             if stopping && shared.apply_queue.lock().is_empty() {
                 return;
@@ -64,6 +69,7 @@ pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
         remove_applied(shared, &batch, applied);
         if checkpoint {
             last_checkpoint = Instant::now();
+            bytes_since = 0;
             checkpointed = applied;
             Metrics::count(&shared.metrics.checkpoints);
             if let Err(e) = shared.journal.lock().release(applied) {

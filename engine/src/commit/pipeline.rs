@@ -320,6 +320,7 @@ impl Shared {
         for p in group {
             let keys = p.entries.into_iter().map(|(k, _)| k).collect();
             q.push_back(ApplyJob {
+                bytes: p.payload.len() as u64,
                 seq: p.seq,
                 changes: p.changes,
                 keys,
