@@ -236,12 +236,14 @@ impl Store {
                 let mut txn = db.begin_write()?;
                 txn.set_durability(Durability::Immediate)?;
                 txn.set_quick_repair(true);
+                let mut changes: Vec<RowChange> = Vec::new();
                 for (seq, payload) in &found.records {
-                    let changes: Vec<RowChange> = postcard::from_bytes(payload).map_err(|e| {
+                    let record: Vec<RowChange> = postcard::from_bytes(payload).map_err(|e| {
                         Error::corruption(format!("journal record {seq} does not decode: {e}"))
                     })?;
-                    apply_rows(&txn, &indexes, &changes)?;
+                    changes.extend(record);
                 }
+                apply_rows(&txn, &indexes, &changes)?;
                 write_applied_seq(&txn, last)?;
                 txn.commit()?;
                 Ok(())

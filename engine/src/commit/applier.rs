@@ -89,11 +89,12 @@ fn apply(shared: &Shared, batch: &[ApplyJob], checkpoint: bool, applied: u64) ->
         txn.set_durability(Durability::None)?;
     }
     let indexes = shared.indexes.read().clone();
-    let mut last = applied;
-    for job in batch {
-        apply_rows(&txn, &indexes, &job.changes)?;
-        last = job.seq;
-    }
+    apply_rows(
+        &txn,
+        &indexes,
+        batch.iter().flat_map(|job| job.changes.iter()),
+    )?;
+    let last = batch.last().map_or(applied, |job| job.seq);
     write_applied_seq(&txn, last)?;
     txn.commit()?;
     Ok(last)

@@ -2,7 +2,7 @@
 //! applier for committed transactions and by recovery for journal replay. Index entries are
 //! derived here from the old and new rows, so the journal holds only row changes.
 
-use redb::{ReadableTable, TableDefinition};
+use redb::{ReadableTable, Table, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tradestore_schema::{TableId, codec};
 
@@ -39,18 +39,27 @@ pub(crate) fn write_applied_seq(txn: &redb::WriteTransaction, seq: u64) -> Resul
     Ok(())
 }
 
-/// Applies row changes in order, maintaining every index from the old and new rows.
-pub(crate) fn apply_rows(
+/// Applies row changes in order, maintaining every index from the old and new rows. Each
+/// redb table is opened once for the whole run of changes (opening one walks redb's table
+/// directory, which would otherwise dominate the cost of a small change).
+pub(crate) fn apply_rows<'c>(
     txn: &redb::WriteTransaction,
     indexes: &[IndexSpec],
-    changes: &[RowChange],
+    changes: impl IntoIterator<Item = &'c RowChange>,
 ) -> Result<()> {
+    let mut rows: Vec<Option<Table<'_, &'static [u8], &'static [u8]>>> =
+        (0..8).map(|_| None).collect();
+    let mut idx: Vec<Option<Table<'_, &'static [u8], ()>>> = indexes.iter().map(|_| None).collect();
     for c in changes {
         let table = TableId::from_u8(c.table).ok_or_else(|| {
             Error::corruption(format!("row change names unknown table {}", c.table))
         })?;
-        let mut rows = txn.open_table(layout::data_table(table))?;
-        let old = match rows.get(c.key.as_slice())? {
+        let slot = &mut rows[table as usize];
+        if slot.is_none() {
+            *slot = Some(txn.open_table(layout::data_table(table))?);
+        }
+        let Some(data) = slot.as_mut() else { continue };
+        let old = match data.get(c.key.as_slice())? {
             Some(g) => Some(codec::decode_any(table, g.value())?),
             None => None,
         };
@@ -60,17 +69,24 @@ pub(crate) fn apply_rows(
             .map(|v| codec::decode_any(table, v))
             .transpose()?;
         match &c.value {
-            Some(v) => rows.insert(c.key.as_slice(), v.as_slice())?,
-            None => rows.remove(c.key.as_slice())?,
+            Some(v) => data.insert(c.key.as_slice(), v.as_slice())?,
+            None => data.remove(c.key.as_slice())?,
         };
-        drop(rows);
-        for spec in indexes.iter().filter(|s| s.def.table == table) {
+        for (i, spec) in indexes
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.def.table == table)
+        {
             let old_key = old.as_ref().map(|o| entry_key(spec, o, &c.key));
             let new_key = new.as_ref().map(|n| entry_key(spec, n, &c.key));
             if old_key == new_key {
                 continue;
             }
-            let mut t = txn.open_table(spec.redb_table())?;
+            let slot = &mut idx[i];
+            if slot.is_none() {
+                *slot = Some(txn.open_table(spec.redb_table())?);
+            }
+            let Some(t) = slot.as_mut() else { continue };
             if let Some(k) = old_key {
                 t.remove(k.as_slice())?;
             }
