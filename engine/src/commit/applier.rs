@@ -17,6 +17,10 @@ use crate::stats::Metrics;
 
 /// Largest number of transactions applied in one redb commit.
 const MAX_BATCH: usize = 50_000;
+/// A batch this large is applied at once.
+const FULL_BATCH: usize = 8_192;
+/// How long the applier gathers a batch after the first job arrives.
+const GATHER: Duration = Duration::from_millis(50);
 
 /// One durable transaction waiting to be applied.
 pub(crate) struct ApplyJob {
@@ -37,11 +41,25 @@ pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
     loop {
         let stopping = shared.shutdown.load(Ordering::SeqCst);
         let batch: Vec<ApplyJob> = {
+            // Every redb commit copies the pages it touches, so wait for a large batch: until
+            // GATHER has passed since the first job arrived, the queue holds FULL_BATCH jobs,
+            // or commits are waiting for overlay space.
             let mut q = shared.apply_queue.lock();
-            if q.is_empty() && !stopping {
-                shared
-                    .apply_cv
-                    .wait_for(&mut q, interval.min(Duration::from_millis(20)));
+            let started = Instant::now();
+            while !stopping && !shared.shutdown.load(Ordering::SeqCst) && q.len() < FULL_BATCH {
+                let waited = started.elapsed();
+                let gather = if q.is_empty() {
+                    interval.min(Duration::from_millis(20))
+                } else {
+                    GATHER
+                };
+                if waited >= gather || shared.overlay_pressed() {
+                    break;
+                }
+                shared.apply_cv.wait_for(&mut q, gather - waited);
+                if q.is_empty() {
+                    break;
+                }
             }
             let n = q.len().min(MAX_BATCH);
             q.drain(..n).collect()

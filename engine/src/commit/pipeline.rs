@@ -104,6 +104,11 @@ impl Shared {
         })
     }
 
+    /// Whether the overlay is over half its limit (commits will soon wait for the applier).
+    pub(crate) fn overlay_pressed(&self) -> bool {
+        self.published.read().bytes > (self.config.overlay_max_mb << 20) / 2
+    }
+
     /// Marks the store as failed: writes are refused until it is reopened.
     pub(crate) fn poison(&self, why: String) {
         let mut p = self.poison.lock();

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use tradestore_schema::{
     AnyRecord, Cash, FOREIGN_KEYS, ForeignKey, Instrument, Money, OnDelete, Order, OrderStatus,
     Position, Record, TableId, Trade, Value, codec, portfolio, rules,
@@ -55,7 +55,7 @@ pub(crate) type ScannedRange = (u16, Bound<Vec<u8>>, Bound<Vec<u8>>);
 /// Commit validates it against every transaction committed since the snapshot.
 #[derive(Default, Debug)]
 pub(crate) struct ReadSet {
-    pub points: HashSet<OKey>,
+    pub points: BTreeSet<OKey>,
     pub ranges: Vec<ScannedRange>,
 }
 
