@@ -31,6 +31,8 @@ pub enum ErrorKind {
     Capacity,
     /// The input given (a dump line, a query) is malformed.
     Invalid,
+    /// Another process (or another handle in this one) has the store open.
+    Busy,
 }
 
 impl ErrorKind {
@@ -46,6 +48,7 @@ impl ErrorKind {
             ErrorKind::Config => "config",
             ErrorKind::Capacity => "capacity",
             ErrorKind::Invalid => "invalid",
+            ErrorKind::Busy => "busy",
         }
     }
 }
@@ -144,6 +147,7 @@ impl Error {
                 "a limit was reached; wait and retry, or raise the limit in the configuration"
             }
             ErrorKind::Invalid => "fix the input and try again; nothing was changed",
+            ErrorKind::Busy => "close the other process or handle using the store, then retry",
         }
     }
 }
@@ -219,7 +223,7 @@ macro_rules! from_redb {
                     }
                     redb::Error::Io(io) => Error::io("database file", io),
                     redb::Error::DatabaseAlreadyOpen => Error::new(
-                        ErrorKind::Io,
+                        ErrorKind::Busy,
                         "the store is already open in another process or handle; close it first",
                     ),
                     redb::Error::UpgradeRequired(v) => Error::corruption(format!(
