@@ -22,9 +22,7 @@ use crate::journal::{FileIo, Journal, JournalIo, JournalOptions};
 use crate::keys;
 use crate::layout::{self, IndexSpec};
 use crate::lock::{DeadlockRecord, LockManager, LockOptions};
-use crate::state::{
-    Entry, INDEX_BASE, Published, RowChange, apply_rows, read_applied_seq, write_applied_seq,
-};
+use crate::state::{Published, RowChange, apply_rows, read_applied_seq, write_applied_seq};
 use crate::stats::{Metrics, Stats};
 use crate::txn::{LockGuard, Mode, ReadTx, Snapshot, WriteTx};
 
@@ -473,19 +471,7 @@ impl Store {
         tx.set_mode(mode);
         let out = f(&mut tx)?;
         let (parts, _locks) = tx.into_parts();
-        let changes: Vec<RowChange> = parts
-            .writes
-            .iter()
-            .filter(|((space, _), _)| *space < INDEX_BASE)
-            .map(|((space, key), e)| RowChange {
-                table: u8::try_from(*space).unwrap_or(0),
-                key: key.clone(),
-                value: match e {
-                    Entry::Put(v) => Some(v.to_vec()),
-                    Entry::Del => None,
-                },
-            })
-            .collect();
+        let changes = RowChange::of_writes(&parts.writes);
         let indexes = self.indexes();
         let mut txn = shared.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
@@ -493,14 +479,6 @@ impl Store {
         apply_rows(&txn, &indexes, &changes)?;
         txn.commit()?;
         st.epoch += 1;
-        for c in &changes {
-            if let Some(t) = TableId::from_u8(c.table)
-                && t.primary_key() == ["id"]
-                && let Some(id) = keys::decode(&c.key)?.first().and_then(|v| v.as_u64())
-            {
-                shared.ids.observe(t, id);
-            }
-        }
         Ok(out)
     }
 

@@ -25,7 +25,7 @@ use crate::ids::Ids;
 use crate::journal::Journal;
 use crate::keys;
 use crate::layout::IndexSpec;
-use crate::state::{Entry, INDEX_BASE, OKey, Published, RowChange};
+use crate::state::{Entry, OKey, Published, RowChange};
 use crate::stats::Metrics;
 use crate::txn::WriteParts;
 
@@ -142,19 +142,7 @@ impl Shared {
         if parts.writes.is_empty() {
             return Ok(parts.snapshot_seq);
         }
-        let changes: Vec<RowChange> = parts
-            .writes
-            .iter()
-            .filter(|((space, _), _)| *space < INDEX_BASE)
-            .map(|((space, key), e)| RowChange {
-                table: u8::try_from(*space).unwrap_or(0),
-                key: key.clone(),
-                value: match e {
-                    Entry::Put(v) => Some(v.to_vec()),
-                    Entry::Del => None,
-                },
-            })
-            .collect();
+        let changes = RowChange::of_writes(&parts.writes);
         let payload = postcard::to_stdvec(&changes).map_err(|e| {
             Error::new(
                 ErrorKind::Invalid,
@@ -314,9 +302,6 @@ impl Shared {
                     {
                         published.bytes = published.bytes.saturating_sub(entry_bytes(k, &old));
                     }
-                    if k.0 < INDEX_BASE {
-                        self.observe_id(k);
-                    }
                 }
             }
             published.durable = last;
@@ -333,18 +318,6 @@ impl Shared {
         }
         self.apply_cv.notify_one();
         Ok(last)
-    }
-
-    fn observe_id(&self, k: &OKey) {
-        let Some(table) = u8::try_from(k.0).ok().and_then(TableId::from_u8) else {
-            return;
-        };
-        if table.primary_key() == ["id"]
-            && let Ok(v) = keys::decode(&k.1)
-            && let Some(id) = v.first().and_then(|v| v.as_u64())
-        {
-            self.ids.observe(table, id);
-        }
     }
 }
 

@@ -8,6 +8,9 @@ use tradestore_schema::{TableId, codec};
 
 use crate::error::{Error, Result};
 use crate::layout::{self, IndexSpec};
+use std::collections::BTreeMap;
+
+use super::overlay::{Entry, INDEX_BASE, OKey};
 use crate::txn::entry_key;
 
 /// One row change of a committed transaction: the journal's record body is a list of these.
@@ -19,6 +22,24 @@ pub(crate) struct RowChange {
     pub key: Vec<u8>,
     /// The new encoded record, or `None` for a delete.
     pub value: Option<Vec<u8>>,
+}
+
+impl RowChange {
+    /// The row changes of a write set (index entries are derived again when applied).
+    pub(crate) fn of_writes(writes: &BTreeMap<OKey, Entry>) -> Vec<RowChange> {
+        writes
+            .iter()
+            .filter(|((space, _), _)| *space < INDEX_BASE)
+            .map(|((space, key), e)| RowChange {
+                table: u8::try_from(*space).unwrap_or(0),
+                key: key.clone(),
+                value: match e {
+                    Entry::Put(v) => Some(v.to_vec()),
+                    Entry::Del => None,
+                },
+            })
+            .collect()
+    }
 }
 
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
