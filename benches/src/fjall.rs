@@ -12,13 +12,15 @@ use crate::report::{FJALL, Measurement};
 use crate::run::Plan;
 use crate::workload::{TradeRow, decode, encode, keys, trades};
 
-/// A fjall database with the four keyspaces.
+/// A fjall database with the four keyspaces (and the positions keyspace of the read
+/// benchmark).
 pub struct Fjall {
-    db: Database,
-    trades: Keyspace,
-    by_instrument_ts: Keyspace,
-    by_account_ts: Keyspace,
-    by_order: Keyspace,
+    pub(crate) db: Database,
+    pub(crate) trades: Keyspace,
+    pub(crate) by_instrument_ts: Keyspace,
+    pub(crate) by_account_ts: Keyspace,
+    pub(crate) by_order: Keyspace,
+    pub(crate) positions: Keyspace,
 }
 
 impl Fjall {
@@ -32,6 +34,7 @@ impl Fjall {
             by_instrument_ts: ks("by_instrument_ts")?,
             by_account_ts: ks("by_account_ts")?,
             by_order: ks("by_order")?,
+            positions: ks("positions")?,
             db,
         })
     }

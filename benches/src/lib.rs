@@ -1,10 +1,13 @@
-//! The comparative write benchmark of tradestore: how fast a trade becomes durable in
-//! tradestore, next to the disk's fsync floor and to raw redb, SQLite and fjall doing the
-//! same job (a trade row plus three secondary indexes), all measured in one run on one disk.
+//! The comparative benchmark of tradestore: how fast a trade becomes durable in tradestore,
+//! next to the disk's fsync floor and to raw redb, SQLite and fjall doing the same job (a
+//! trade row plus three secondary indexes); and how fast each of them restores and reads one
+//! data set (point gets, an instrument's last trades, an account's positions). All measured
+//! in one run on one disk, reported as ratios of tradestore over each peer.
 //!
 //! Run it with `cargo run --release -p tradestore-benches --bin compare -- [--quick] [--json]`.
-//! Each peer lives in its own module; [`run::run_all`] measures them in turn and
-//! [`report::Report`] prints the table.
+//! The same run is `tradestore bench`, which can also compare it with a baseline
+//! ([`baseline`]). Each peer's writes live in its own module, its reads in [`reads`];
+//! [`run::run_all`] measures them in turn and [`report::Report`] prints the table.
 //!
 //! ```no_run
 //! use tradestore_benches::{report::Report, run::{Plan, run_all}};
@@ -16,10 +19,12 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod baseline;
 pub mod fjall;
 pub mod fsync_floor;
 pub mod latency;
 pub mod raw_redb;
+pub mod reads;
 pub mod report;
 pub mod run;
 pub mod sqlite;

@@ -14,14 +14,17 @@ use crate::workload::{TradeRow, decode, encode, keys, trades};
 /// Engine name in the report.
 pub const NAME: &str = "redb";
 
-const TRADES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("trades");
-const BY_INSTRUMENT_TS: TableDefinition<&[u8], ()> = TableDefinition::new("by_instrument_ts");
-const BY_ACCOUNT_TS: TableDefinition<&[u8], ()> = TableDefinition::new("by_account_ts");
-const BY_ORDER: TableDefinition<&[u8], ()> = TableDefinition::new("by_order");
+pub(crate) const TRADES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("trades");
+pub(crate) const BY_INSTRUMENT_TS: TableDefinition<&[u8], ()> =
+    TableDefinition::new("by_instrument_ts");
+pub(crate) const BY_ACCOUNT_TS: TableDefinition<&[u8], ()> = TableDefinition::new("by_account_ts");
+pub(crate) const BY_ORDER: TableDefinition<&[u8], ()> = TableDefinition::new("by_order");
+/// Positions keyed (account, instrument), for the read benchmark.
+pub(crate) const POSITIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("positions");
 
-/// A redb file with the four tables.
+/// A redb file with the four tables (and the positions table of the read benchmark).
 pub struct RawRedb {
-    db: Database,
+    pub(crate) db: Database,
 }
 
 impl RawRedb {
@@ -34,6 +37,7 @@ impl RawRedb {
         txn.open_table(BY_INSTRUMENT_TS)?;
         txn.open_table(BY_ACCOUNT_TS)?;
         txn.open_table(BY_ORDER)?;
+        txn.open_table(POSITIONS)?;
         txn.commit()?;
         Ok(RawRedb { db })
     }

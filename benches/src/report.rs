@@ -1,11 +1,15 @@
 //! One row per measurement, the ratios against the references, and the table.
+//!
+//! Every ratio of tradestore over a peer is also listed by name in [`Report::comparisons`],
+//! which is what a later run compares against (see [`crate::baseline`]).
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::latency::{Latency, Timed};
+use crate::reads::{self, ReadMeasurement};
 
 /// Engine name of the fsync floor row.
 pub const FLOOR: &str = "fsync floor";
@@ -93,21 +97,50 @@ pub struct Target {
     pub bound: f64,
     /// Whether `value` must be at most (`true`) or at least `bound`.
     pub at_most: bool,
+    /// The unit of `value` and `bound`: `x` for a ratio.
+    pub unit: &'static str,
     /// Whether the target is met.
     pub met: bool,
 }
 
 impl Target {
-    fn new(what: String, value: Option<f64>, bound: f64, at_most: bool) -> Target {
+    /// A ratio target: met when `value` is at most (`at_most`) or at least `bound`.
+    pub(crate) fn new(what: String, value: Option<f64>, bound: f64, at_most: bool) -> Target {
         let met = value.is_some_and(|v| if at_most { v <= bound } else { v >= bound });
         Target {
             what,
             value,
             bound,
             at_most,
+            unit: "x",
             met,
         }
     }
+
+    /// The target with `value` and `bound` in `unit` instead of a ratio.
+    #[must_use]
+    pub(crate) fn with_unit(mut self, unit: &'static str) -> Target {
+        self.unit = unit;
+        self
+    }
+
+    fn show(&self, v: f64) -> String {
+        if self.unit == "x" {
+            format!("{v:.2}x")
+        } else {
+            format!("{v:.0}{}", self.unit)
+        }
+    }
+}
+
+/// One ratio of tradestore over a peer, named so that two runs can be compared; higher is
+/// better for tradestore.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// What is compared, e.g. `point get by id: tradestore / sqlite`.
+    pub name: String,
+    /// tradestore's rate over the peer's.
+    pub value: f64,
 }
 
 /// How a row compares with the reference rows; `None` where a reference is missing.
@@ -176,8 +209,12 @@ pub struct Report {
     pub plan: &'static str,
     /// The rows, in measuring order.
     pub rows: Vec<Measurement>,
+    /// The reads and bulk restores, every engine on the same data set.
+    pub reads: Vec<ReadMeasurement>,
     /// The targets, checked against these rows.
     pub targets: Vec<Target>,
+    /// Every ratio of tradestore over a peer in this run, by name.
+    pub comparisons: Vec<Comparison>,
 }
 
 impl Report {
@@ -203,12 +240,25 @@ impl Report {
             };
         }
         let targets = targets(&rows);
+        let comparisons = write_comparisons(&rows);
         Report {
             dir,
             plan,
             rows,
+            reads: Vec::new(),
             targets,
+            comparisons,
         }
+    }
+
+    /// The report with the read rows (their ratios filled in, as
+    /// [`reads::run_reads`] returns them), their targets and their comparisons.
+    #[must_use]
+    pub fn with_reads(mut self, reads: Vec<ReadMeasurement>) -> Report {
+        self.targets.extend(reads::report::targets(&reads));
+        self.comparisons.extend(reads::report::comparisons(&reads));
+        self.reads = reads;
+        self
     }
 
     /// The write-path block: one line of `store.stats()` per tradestore row.
@@ -261,14 +311,16 @@ impl Report {
         let mut out = String::from("\ntargets (this run's numbers):\n");
         let width = self.targets.iter().map(|t| t.what.len()).max().unwrap_or(0);
         for t in &self.targets {
-            let value = t
-                .value
-                .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x"));
-            let bound = format!("{} {:.1}x", if t.at_most { "<=" } else { ">=" }, t.bound);
+            let value = t.value.map_or_else(|| "-".to_owned(), |v| t.show(v));
+            let bound = format!(
+                "{} {}",
+                if t.at_most { "<=" } else { ">=" },
+                t.show(t.bound)
+            );
             let verdict = if t.met { "met" } else { "NOT met" };
             let _ = writeln!(
                 out,
-                "  {:<width$}  {value:>9}  {bound:>9}  {verdict}",
+                "  {:<width$}  {value:>15}  {bound:>18}  {verdict}",
                 t.what
             );
         }
@@ -322,6 +374,7 @@ impl Report {
             self.plan, self.dir
         );
         out.push_str(&self.write_path_table());
+        out.push_str(&reads::report::table(&self.reads));
         out.push_str(&self.targets_block());
         out
     }
@@ -371,9 +424,29 @@ fn targets(rows: &[Measurement]) -> Vec<Target> {
     out
 }
 
+/// tradestore's write rows over the per-trade SQLite and fjall rows, by name.
+fn write_comparisons(rows: &[Measurement]) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for r in rows.iter().filter(|r| r.engine == TRADESTORE) {
+        let named = [
+            ("sqlite 1 trade/tx", r.ratios.over_sqlite_per_trade),
+            ("fjall 1 trade/batch", r.ratios.over_fjall_per_trade),
+        ];
+        for (peer, value) in named {
+            if let Some(value) = value {
+                out.push(Comparison {
+                    name: format!("write {}: tradestore / {peer}", r.mode),
+                    value,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// A text grid: a header, a rule, the rows; the first `text` columns to the left, the
 /// others (numbers) to the right.
-fn grid<const N: usize>(head: &[&str; N], cells: &[[String; N]], text: usize) -> String {
+pub(crate) fn grid<const N: usize>(head: &[&str; N], cells: &[[String; N]], text: usize) -> String {
     let mut width = head.map(str::len);
     for row in cells {
         for (w, c) in width.iter_mut().zip(row) {

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::reads::run_reads;
 use crate::report::{Measurement, Report};
 use crate::{Result, fjall, fsync_floor, raw_redb, sqlite, tradestore};
 
@@ -28,6 +29,16 @@ pub struct Plan {
     /// Threads of the extra concurrent one-trade-per-commit row of raw redb and fjall
     /// (none when below 2).
     pub peer_threads: usize,
+    /// Trades of the data set every engine loads (the bulk restore) and reads.
+    pub read_trades: u64,
+    /// Point gets by id.
+    pub gets: u64,
+    /// Reads of an instrument's last 100 trades.
+    pub recent_reads: u64,
+    /// Reads of an account's positions.
+    pub position_reads: u64,
+    /// Operations per read transaction (snapshot), in every engine.
+    pub per_snapshot: usize,
 }
 
 impl Plan {
@@ -42,6 +53,11 @@ impl Plan {
             batches: 20,
             threads: vec![1, 4, 16, 64],
             peer_threads: 64,
+            read_trades: 20_000,
+            gets: 100_000,
+            recent_reads: 2_000,
+            position_reads: 50_000,
+            per_snapshot: 1_000,
         }
     }
 
@@ -56,6 +72,11 @@ impl Plan {
             batches: 100,
             threads: vec![1, 4, 16, 64],
             peer_threads: 64,
+            read_trades: 200_000,
+            gets: 500_000,
+            recent_reads: 10_000,
+            position_reads: 200_000,
+            per_snapshot: 1_000,
         }
     }
 
@@ -70,13 +91,26 @@ impl Plan {
             batches: 2,
             threads: vec![1, 2],
             peer_threads: 2,
+            read_trades: 300,
+            gets: 50,
+            recent_reads: 10,
+            position_reads: 20,
+            per_snapshot: 16,
         }
     }
 }
 
-/// Measures every peer in a fresh folder of its own under `dir` (removed after it), on the
-/// same disk, one after another. `progress` hears what is being measured.
+/// Measures every peer's writes, then every engine's reads ([`run_reads`]), each in a fresh
+/// folder of its own under `dir` (removed after it), on the same disk, one after another.
+/// `progress` hears what is being measured.
 pub fn run_all(dir: &Path, plan: &Plan, progress: &mut dyn FnMut(&str)) -> Result<Report> {
+    let report = run_writes(dir, plan, progress)?;
+    let reads = run_reads(dir, plan, progress)?;
+    Ok(report.with_reads(reads))
+}
+
+/// Measures every peer's writes in a fresh folder of its own under `dir` (removed after it).
+pub fn run_writes(dir: &Path, plan: &Plan, progress: &mut dyn FnMut(&str)) -> Result<Report> {
     let mut rows: Vec<Measurement> = Vec::new();
     let mut step = |name: &str,
                     rows: &mut Vec<Measurement>,
@@ -144,8 +178,11 @@ mod tests {
         assert!(report.rows[9].ratios.over_sqlite_per_trade.is_some());
         assert!(report.rows[11].mode.starts_with(tradestore::PIPELINED));
         assert!(report.rows[9..].iter().all(|r| r.write_path.is_some()));
-        assert_eq!(report.targets.len(), 5);
+        assert_eq!(report.reads.len(), 16);
+        assert_eq!(report.targets.len(), 12);
         assert!(report.targets.iter().all(|t| t.value.is_some()));
+        // 3 tradestore write rows over 2 peers, 4 reads over 3 peers.
+        assert_eq!(report.comparisons.len(), 6 + 12);
         // Every peer's folder is gone afterwards.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

@@ -27,14 +27,24 @@ CREATE TABLE trades (
 CREATE INDEX trades_by_instrument_ts ON trades (instrument, ts, id);
 CREATE INDEX trades_by_account_ts ON trades (account, ts, id);
 CREATE INDEX trades_by_order ON trades (order_id, id);
+CREATE TABLE positions (
+    account INTEGER NOT NULL,
+    instrument INTEGER NOT NULL,
+    quantity INTEGER NOT NULL,
+    cost_basis INTEGER NOT NULL,
+    realized_pnl INTEGER NOT NULL,
+    updated_ts INTEGER NOT NULL,
+    last_trade_id INTEGER NOT NULL,
+    PRIMARY KEY (account, instrument)
+) WITHOUT ROWID;
 ";
 
-const INSERT: &str = "INSERT INTO trades (id, order_id, account, instrument, side, price, \
+pub(crate) const INSERT: &str = "INSERT INTO trades (id, order_id, account, instrument, side, price, \
                       quantity, fee, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
-/// A SQLite database with the trades table.
+/// A SQLite database with the trades table (and the positions table of the read benchmark).
 pub struct Sqlite {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 impl Sqlite {
@@ -120,7 +130,7 @@ impl Sqlite {
 }
 
 /// An id as SQLite's signed 64-bit integer.
-fn int(v: u64) -> Result<i64> {
+pub(crate) fn int(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| format!("{v} does not fit SQLite's INTEGER").into())
 }
 

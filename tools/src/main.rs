@@ -39,6 +39,7 @@ enum Command {
     Restore(cli::restore::Args),
     Check(cli::check::Args),
     Simulate(cli::simulate::Args),
+    Bench(cli::bench::Args),
 }
 
 /// The message of the last panic, kept by the panic hook so that the error printed for a
@@ -89,6 +90,7 @@ fn dispatch(cli: Cli) -> ExitCode {
         Command::Restore(args) => (cli::restore::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Check(args) => (cli::check::run(&args), 2),
         Command::Simulate(args) => (cli::simulate::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Bench(args) => (cli::bench::run(&args), 1),
     };
     match result {
         Ok(status) => status,

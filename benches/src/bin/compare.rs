@@ -1,6 +1,6 @@
-//! `compare`: the comparative write benchmark. Measures the fsync floor, raw redb, SQLite,
-//! fjall and tradestore writing the same trades on the same disk, and prints one table (or,
-//! with `--json`, one JSON document).
+//! `compare`: the comparative benchmark. Measures the fsync floor, raw redb, SQLite, fjall
+//! and tradestore writing the same trades on the same disk, then each engine restoring and
+//! reading one data set, and prints the tables (or, with `--json`, one JSON document).
 //!
 //! ```text
 //! cargo run --release -p tradestore-benches --bin compare -- [--quick] [--json] [--dir DIR]
@@ -14,10 +14,10 @@ use tradestore_benches::run::{Plan, run_all};
 
 #[derive(Parser)]
 #[command(
-    about = "Durable trade writes: tradestore against the fsync floor, redb, SQLite and fjall"
+    about = "Durable trade writes and reads: tradestore against the fsync floor, redb, SQLite and fjall"
 )]
 struct Args {
-    /// Small counts: the whole run takes under a minute.
+    /// Small counts: the whole run takes under two minutes.
     #[arg(long)]
     quick: bool,
     /// Print the results as one JSON document instead of a table.

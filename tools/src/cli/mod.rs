@@ -1,5 +1,6 @@
 //! The subcommands, one file each, and the helpers they share.
 
+pub mod bench;
 pub mod check;
 pub mod dump;
 pub mod init;

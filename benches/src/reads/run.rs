@@ -1,0 +1,292 @@
+//! Loads the data set into each engine in turn (timed: the bulk restore) and times its reads.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Instant;
+
+use super::data::{DataSet, Picks, PositionRow};
+use super::report::{RECENT_LIMIT, ReadMeasurement, ReadOp, fill_ratios};
+use super::{fjall, raw_redb, sqlite, tradestore};
+use crate::Result;
+use crate::latency::{Timed, histogram};
+use crate::run::Plan;
+use crate::workload::TradeRow;
+
+/// An engine loaded with the data set. Each call opens one read transaction (snapshot), runs
+/// every operation of the batch in it, and hands each result to `out` as soon as it has it.
+pub trait Reader {
+    /// Engine name in the report.
+    fn name(&self) -> &'static str;
+    /// The trade of each id.
+    fn gets(&self, ids: &[u64], out: &mut dyn FnMut(Option<TradeRow>)) -> Result<()>;
+    /// The last `limit` trades of each instrument, newest (largest ts, then id) first.
+    fn recent(
+        &self,
+        instruments: &[u64],
+        limit: usize,
+        out: &mut dyn FnMut(Vec<TradeRow>),
+    ) -> Result<()>;
+    /// The positions of each account, in instrument order.
+    fn positions(&self, accounts: &[u64], out: &mut dyn FnMut(Vec<PositionRow>)) -> Result<()>;
+}
+
+/// One batch of reads: the operations, and where each result goes.
+type Batch<'a, T> = dyn FnMut(&[u64], &mut dyn FnMut(T)) -> Result<()> + 'a;
+
+/// Times `batch` over `ops` in chunks of `per_snapshot`, after one unmeasured chunk. Each
+/// result's latency runs from the previous result of its chunk (from the chunk's start for
+/// the first, so opening the snapshot counts). `check` sees every measured result; a chunk
+/// that yields fewer or more results than it has operations is an error.
+fn timed_reads<T>(
+    name: &str,
+    ops: &[u64],
+    per_snapshot: usize,
+    batch: &mut Batch<'_, T>,
+    check: &mut dyn FnMut(&T) -> Result<()>,
+) -> Result<Timed> {
+    let per_snapshot = per_snapshot.max(1);
+    if let Some(first) = ops.chunks(per_snapshot).next() {
+        batch(first, &mut |r| drop(black_box(r)))?;
+    }
+    let mut hist = histogram();
+    let mut failed = Ok(());
+    let start = Instant::now();
+    for chunk in ops.chunks(per_snapshot) {
+        let mut seen = 0;
+        let mut last = Instant::now();
+        batch(chunk, &mut |r| {
+            let now = Instant::now();
+            let ns = u64::try_from((now - last).as_nanos()).unwrap_or(u64::MAX);
+            hist.saturating_record(ns);
+            last = now;
+            seen += 1;
+            if failed.is_ok() {
+                failed = check(&r);
+            }
+            drop(black_box(r));
+        })?;
+        if seen != chunk.len() {
+            return Err(format!("{name}: {seen} results for {} operations", chunk.len()).into());
+        }
+    }
+    let elapsed = start.elapsed();
+    failed?;
+    Ok(Timed { hist, elapsed })
+}
+
+/// Times the three reads of `reader`.
+fn measure_reads(reader: &dyn Reader, plan: &Plan, picks: &Picks) -> Result<Vec<ReadMeasurement>> {
+    let engine = reader.name();
+    let per = plan.per_snapshot;
+    let mode = format!("{per} per read tx");
+    let get = timed_reads(
+        "point get",
+        &picks.ids,
+        per,
+        &mut |ids, out| reader.gets(ids, out),
+        &mut |r: &Option<TradeRow>| match r {
+            Some(_) => Ok(()),
+            None => Err(format!("{engine}: a point get found no trade").into()),
+        },
+    )?;
+    let recent = timed_reads(
+        "last trades",
+        &picks.instruments,
+        per,
+        &mut |is, out| reader.recent(is, RECENT_LIMIT, out),
+        &mut |r: &Vec<TradeRow>| {
+            if r.is_empty() || r.len() > RECENT_LIMIT {
+                return Err(format!("{engine}: {} recent trades", r.len()).into());
+            }
+            Ok(())
+        },
+    )?;
+    let positions = timed_reads(
+        "positions",
+        &picks.accounts,
+        per,
+        &mut |accts, out| reader.positions(accts, out),
+        &mut |r: &Vec<PositionRow>| {
+            if r.is_empty() {
+                return Err(format!("{engine}: an account without positions").into());
+            }
+            Ok(())
+        },
+    )?;
+    Ok(vec![
+        ReadMeasurement::new(engine, ReadOp::Get, &mode, &get),
+        ReadMeasurement::new(engine, ReadOp::Recent, &mode, &recent),
+        ReadMeasurement::new(engine, ReadOp::Positions, &mode, &positions),
+    ])
+}
+
+/// Opens an engine in `dir`, times its load of `data`, then its reads.
+fn engine<R: Reader>(
+    dir: &Path,
+    data: &DataSet,
+    plan: &Plan,
+    picks: &Picks,
+    load_mode: &str,
+    open: fn(&Path) -> Result<R>,
+    load: fn(&mut R, &DataSet) -> Result<()>,
+) -> Result<Vec<ReadMeasurement>> {
+    let mut db = open(dir)?;
+    let start = Instant::now();
+    load(&mut db, data)?;
+    let elapsed = start.elapsed();
+    let trades = data.trades.len() as u64;
+    let mut rows = vec![ReadMeasurement::restore(
+        db.name(),
+        load_mode,
+        trades,
+        elapsed,
+    )];
+    rows.extend(measure_reads(&db, plan, picks)?);
+    Ok(rows)
+}
+
+/// Builds the data set of `plan.read_trades` trades, loads it into tradestore, raw redb,
+/// SQLite and fjall in turn (each in a fresh folder under `dir`, removed after it), and
+/// times each one's reads. `progress` hears what is being measured.
+pub fn run_reads(
+    dir: &Path,
+    plan: &Plan,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<ReadMeasurement>> {
+    progress(&format!(
+        "building the read data set ({} trades) ...",
+        plan.read_trades
+    ));
+    let data = DataSet::build(&dir.join("read-data"), plan.read_trades)?;
+    let picks = Picks::new(
+        plan.read_trades,
+        plan.gets,
+        plan.recent_reads,
+        plan.position_reads,
+    );
+    let (p, d) = (plan, &data);
+    type Step<'a> = (
+        &'a str,
+        Box<dyn Fn(&Path) -> Result<Vec<ReadMeasurement>> + 'a>,
+    );
+    let steps: Vec<Step<'_>> = vec![
+        (
+            "tradestore",
+            Box::new(|dir| {
+                let mode = "dump::restore, 1 commit";
+                engine(
+                    dir,
+                    d,
+                    p,
+                    &picks,
+                    mode,
+                    tradestore::TradestoreReads::open,
+                    |s, d| s.load(d),
+                )
+            }),
+        ),
+        (
+            "redb",
+            Box::new(|dir| {
+                engine(dir, d, p, &picks, "1 write tx", raw_redb::open, |s, d| {
+                    s.load(d)
+                })
+            }),
+        ),
+        (
+            "sqlite",
+            Box::new(|dir| {
+                engine(dir, d, p, &picks, "1 tx, prepared", sqlite::open, |s, d| {
+                    s.load(d)
+                })
+            }),
+        ),
+        (
+            "fjall",
+            Box::new(|dir| {
+                let mode = format!("batches of {}", fjall::LOAD_BATCH);
+                engine(dir, d, p, &picks, &mode, fjall::open, |s, d| s.load(d))
+            }),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, step) in steps {
+        progress(&format!("measuring {name} reads ..."));
+        let sub = dir.join(format!("{name}-reads"));
+        let out = step(&sub);
+        // Free the disk for the next engine whatever happened.
+        let _ = std::fs::remove_dir_all(&sub);
+        rows.extend(out?);
+    }
+    fill_ratios(&mut rows);
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::INSTRUMENTS;
+
+    /// Every engine loaded with the same small data set answers every read the same, and
+    /// correctly.
+    #[test]
+    fn every_engine_reads_the_same_correct_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataSet::build(&dir.path().join("scratch"), 500).unwrap();
+        let mut ts = tradestore::TradestoreReads::open(&dir.path().join("t")).unwrap();
+        ts.load(&data).unwrap();
+        let mut redb = raw_redb::open(&dir.path().join("r")).unwrap();
+        redb.load(&data).unwrap();
+        let mut lite = sqlite::open(&dir.path().join("s")).unwrap();
+        lite.load(&data).unwrap();
+        let mut fj = fjall::open(&dir.path().join("f")).unwrap();
+        fj.load(&data).unwrap();
+        let readers: [&dyn Reader; 4] = [&ts, &redb, &lite, &fj];
+        for r in readers {
+            let name = r.name();
+            let mut got = Vec::new();
+            r.gets(&[1, 250, 500, 501], &mut |t| got.push(t)).unwrap();
+            let want = [
+                Some(data.trades[0]),
+                Some(data.trades[249]),
+                Some(data.trades[499]),
+                None,
+            ];
+            assert_eq!(got, want, "{name}");
+
+            let mut recent = Vec::new();
+            r.recent(&[3, INSTRUMENTS + 1], 10, &mut |v| recent.push(v))
+                .unwrap();
+            let mut of3: Vec<_> = data.trades.iter().filter(|t| t.instrument == 3).collect();
+            of3.sort_by_key(|t| (std::cmp::Reverse(t.ts), std::cmp::Reverse(t.id)));
+            let want: Vec<TradeRow> = of3.into_iter().take(10).copied().collect();
+            assert_eq!(recent[0], want, "{name}: newest first");
+            assert!(recent[1].is_empty(), "{name}");
+
+            let mut positions = Vec::new();
+            r.positions(&[5, 1_000], &mut |v| positions.push(v))
+                .unwrap();
+            let want: Vec<_> = data
+                .positions
+                .iter()
+                .filter(|p| p.account == 5)
+                .copied()
+                .collect();
+            assert_eq!(want.len(), 1);
+            assert_eq!(positions[0], want, "{name}");
+            assert!(positions[1].is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn tiny_run_reads_every_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = run_reads(dir.path(), &Plan::tiny(), &mut |_| {}).unwrap();
+        assert_eq!(rows.len(), 16);
+        assert!(rows.iter().all(|r| r.ops > 0));
+        let peers = rows.iter().filter(|r| r.engine != "tradestore");
+        assert!(peers.clone().all(|r| r.tradestore_over_this.is_some()));
+        assert_eq!(peers.count(), 12);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

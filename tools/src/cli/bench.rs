@@ -1,0 +1,108 @@
+//! `tradestore bench`: the comparative benchmark (`tradestore-benches`), optionally checked
+//! against a baseline.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use tradestore_benches::baseline::Baseline;
+use tradestore_benches::run::{Plan, run_all};
+
+/// The exit status when a ratio regressed beyond the threshold.
+pub const REGRESSED: u8 = 3;
+
+/// Measure tradestore against raw redb, SQLite and fjall on this machine.
+#[derive(Debug, clap::Args)]
+#[command(long_about = "\
+Measure tradestore against raw redb (untyped tables), SQLite (WAL) and fjall, all in one run \
+on the same disk, and print tables of ratios: durable trade writes (one trade per commit, \
+concurrent and pipelined, next to the disk's fsync floor), then one data set loaded into \
+each engine (the bulk restore, trades/s) and read back (point gets by id, an instrument's \
+last 100 trades, an account's positions; ops/s, p50 and p99). The issue's targets are \
+computed from this run's numbers and shown as met or not met.
+
+Scratch data goes to a temporary folder inside --dir, removed afterwards. --quick takes \
+under two minutes; the default counts take several.
+
+With --baseline FILE (an earlier run's --json output) every ratio of tradestore over a peer \
+is compared with the baseline's (absolute timings never are): the command exits 3 and lists \
+each ratio that fell by more than --threshold percent, and exits 0 otherwise. The baseline \
+is read and checked before anything is measured; an unreadable or malformed one exits 1.")]
+pub struct Args {
+    /// Small counts: the whole run takes under two minutes.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Print the whole run as one JSON document (the baseline comparison goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+
+    /// An earlier run's --json output to compare the ratios with.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// How many percent a ratio may fall below the baseline's before it counts as a
+    /// regression.
+    #[arg(long, value_name = "PCT", default_value_t = 25.0)]
+    pub threshold: f64,
+
+    /// Where to write scratch data (a temporary folder is made inside it and removed
+    /// afterwards). Default: the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Runs `bench`: 0 when no ratio regressed, [`REGRESSED`] when one did.
+pub fn run(args: &Args) -> Result<ExitCode> {
+    if !args.threshold.is_finite() || !(0.0..100.0).contains(&args.threshold) {
+        bail!(
+            "--threshold {} is not a percentage in 0..100",
+            args.threshold
+        );
+    }
+    // Checked before anything is measured: a bad baseline should not cost a whole run.
+    let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
+    let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("tradestore-bench-")
+        .tempdir_in(&base)
+        .with_context(|| format!("creating a folder in {}", base.display()))?;
+    let plan = if args.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    let report = run_all(dir.path(), &plan, &mut |msg| eprintln!("{msg}"))
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("running the benchmark")?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", report.json())?;
+    } else {
+        write!(out, "{}", report.table())?;
+    }
+    let Some(baseline) = baseline else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let verdict = baseline.compare(&report, args.threshold);
+    let mut text = verdict.text(args.threshold);
+    if baseline.plan != report.plan {
+        text.push_str(&format!(
+            "  note: the baseline ran the {} plan, this run the {} plan\n",
+            baseline.plan, report.plan
+        ));
+    }
+    if args.json {
+        eprint!("{text}");
+    } else {
+        write!(out, "{text}")?;
+    }
+    out.flush()?;
+    if verdict.regressions.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(REGRESSED))
+    }
+}
