@@ -20,8 +20,9 @@ configuration is read from tradestore.toml in that directory, then TRADESTORE_* 
 variables.
 
 Exit status: 0 on success. On an error the message goes to stderr as `error: ...` and the \
-status is 1, except for `check`, which exits 1 when it finds violations and 2 on an error. \
-A command line that does not parse exits 2.";
+status is 1, except for `check`, which exits 1 when it finds violations and 2 on an error, \
+and `bench`, which exits 3 when a ratio regressed against --baseline. A command line that \
+does not parse exits 2.";
 
 /// The command line.
 #[derive(Debug, Parser)]
