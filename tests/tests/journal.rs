@@ -628,3 +628,45 @@ fn random_payload_sizes_with_reopens_and_releases() -> TestResult {
     }
     Ok(())
 }
+
+/// A spare made off the ack path becomes the next segment by a rename: the spare file is
+/// gone, the new segment holds the records, and everything replays after a reopen (also
+/// with a leftover spare lying around, which recovery ignores).
+#[test]
+fn a_spare_becomes_the_next_segment() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (mut journal, _) = open(dir.path(), 0)?;
+    let mut model = Records::new();
+    assert!(
+        journal.wants_spare().is_none(),
+        "an empty journal wants no spare yet"
+    );
+    while journal.wants_spare().is_none() {
+        append_acked(&mut journal, &mut model, &[1000])?;
+    }
+    let request = journal
+        .wants_spare()
+        .ok_or("a half-full segment wants a spare")?;
+    journal.install_spare(Journal::make_spare(request)?);
+    assert!(journal.wants_spare().is_none(), "one spare at a time");
+    let spare = dir.path().join(tradestore::journal::SPARE_NAME);
+    assert!(spare.exists());
+    let segments_before = fs::read_dir(dir.path())?.count();
+    while spare.exists() {
+        append_acked(&mut journal, &mut model, &[1000])?;
+    }
+    assert_eq!(
+        fs::read_dir(dir.path())?.count(),
+        segments_before,
+        "renamed, not added"
+    );
+    append_acked(&mut journal, &mut model, &[10, 20])?;
+    // A leftover spare (say from a crash while making one) is not a segment.
+    fs::write(&spare, b"half-written spare")?;
+    drop(journal);
+    let (journal, recovery) = open(dir.path(), 0)?;
+    assert_eq!(recovery.records, model);
+    assert!(recovery.torn_tail.is_none());
+    assert_eq!(journal.last_seq(), model.len() as u64);
+    Ok(())
+}

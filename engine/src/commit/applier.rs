@@ -85,6 +85,7 @@ pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
         }
         shared.metrics.apply(t.elapsed());
         remove_applied(shared, &batch, applied);
+        prepare_spare(shared);
         if checkpoint {
             last_checkpoint = Instant::now();
             bytes_since = 0;
@@ -116,6 +117,20 @@ fn apply(shared: &Shared, batch: &[ApplyJob], checkpoint: bool, applied: u64) ->
     write_applied_seq(&txn, last)?;
     txn.commit()?;
     Ok(last)
+}
+
+/// Preallocates the journal's next segment here, off the ack path, once the active one is
+/// half full. A failed write or sync of it is a failed journal write: it poisons the store,
+/// like one on the ack path would.
+fn prepare_spare(shared: &Shared) {
+    let request = shared.journal.lock().wants_spare();
+    let Some(request) = request else { return };
+    let made = crate::journal::Journal::make_spare(request);
+    shared.breaker.record(made.is_ok(), Instant::now());
+    match made {
+        Ok(spare) => shared.journal.lock().install_spare(spare),
+        Err(e) => shared.poison(format!("preparing the next journal segment failed: {e}")),
+    }
 }
 
 /// Drops from the overlay what redb now holds (unless a later transaction rewrote it).

@@ -38,4 +38,4 @@ pub use frame::MAX_PAYLOAD;
 pub use io::{FileIo, JournalFile, JournalIo};
 pub use options::JournalOptions;
 pub use recover::{Recovery, TornTail};
-pub use writer::Journal;
+pub use writer::{Journal, SPARE_NAME, Spare, SpareRequest};

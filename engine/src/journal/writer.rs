@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::frame::{self, MAX_PAYLOAD};
-use super::io::JournalIo;
+use super::io::{JournalFile, JournalIo};
 use super::options::JournalOptions;
 use super::recover::{self, Recovered, Recovery};
 use super::segment::{self, Active, Segment};
@@ -32,6 +32,28 @@ pub struct Journal {
     buf: Vec<u8>,
     /// Whether `keep_released` exists (it is created on first use).
     keep_ready: bool,
+    /// A preallocated file, made off the ack path, that the next segment is renamed from.
+    spare: Option<Spare>,
+}
+
+/// A preallocated, synced file of zeros named [`SPARE_NAME`], waiting to become the next
+/// segment. Made by [`Journal::make_spare`] outside the journal's lock (by a background
+/// thread), so that starting a segment on the ack path is a rename, not a preallocation.
+pub struct Spare {
+    path: PathBuf,
+    file: Box<dyn JournalFile>,
+    size: u64,
+}
+
+/// The file name of a spare segment. Recovery ignores it (it is not a segment name); a
+/// leftover one is replaced.
+pub const SPARE_NAME: &str = "spare.tmp";
+
+/// What it takes to make a spare: see [`Journal::wants_spare`].
+pub struct SpareRequest {
+    io: Arc<dyn JournalIo>,
+    dir: PathBuf,
+    size: u64,
 }
 
 impl fmt::Debug for Journal {
@@ -75,6 +97,7 @@ impl Journal {
             poisoned: None,
             buf: Vec::new(),
             keep_ready: false,
+            spare: None,
         };
         Ok((journal, recovery))
     }
@@ -144,8 +167,13 @@ impl Journal {
                 active
             }
             _ => {
-                let size = self.opts.segment_bytes.max(needed);
-                let (segment, file) = segment::create(self.io.as_ref(), &self.dir, first, size)?;
+                let (segment, file) = match self.spare.take() {
+                    Some(spare) if spare.size >= needed => self.adopt_spare(spare, first)?,
+                    _ => {
+                        let size = self.opts.segment_bytes.max(needed);
+                        segment::create(self.io.as_ref(), &self.dir, first, size)?
+                    }
+                };
                 self.segments.push(segment);
                 self.active.insert(Active { file, end: 0 })
             }
@@ -168,6 +196,73 @@ impl Journal {
             active.end += needed;
         }
         Ok(())
+    }
+
+    /// Renames the spare to the segment starting at `first` and makes the name durable.
+    fn adopt_spare(&self, spare: Spare, first: u64) -> Result<(Segment, Box<dyn JournalFile>)> {
+        let path = self.dir.join(segment::file_name(first));
+        let fail = |e| {
+            Error::io(
+                format!("journal segment {}: rename from the spare", path.display()),
+                e,
+            )
+        };
+        self.io.rename(&spare.path, &path).map_err(fail)?;
+        self.io.sync_dir(&self.dir).map_err(fail)?;
+        // Reopened by its new name: the file system seam tracks files by path.
+        drop(spare.file);
+        let file = self.io.open(&path).map_err(fail)?;
+        Ok((
+            Segment {
+                first_seq: first,
+                path,
+                size: spare.size,
+            },
+            file,
+        ))
+    }
+
+    /// What [`Journal::make_spare`] needs, when the active segment is more than half full and
+    /// no spare is ready (and the journal is not poisoned).
+    pub fn wants_spare(&self) -> Option<SpareRequest> {
+        let half_full = match (self.active.as_ref(), self.segments.last()) {
+            (Some(active), Some(segment)) => active.end * 2 >= segment.size,
+            _ => false,
+        };
+        (half_full && self.spare.is_none() && self.poisoned.is_none()).then(|| SpareRequest {
+            io: Arc::clone(&self.io),
+            dir: self.dir.clone(),
+            size: self.opts.segment_bytes,
+        })
+    }
+
+    /// Makes a spare segment file: zeros written and synced. Slow (it writes a whole
+    /// segment); call it without holding the journal.
+    pub fn make_spare(req: SpareRequest) -> Result<Spare> {
+        let path = req.dir.join(SPARE_NAME);
+        let fail =
+            |what: &str, e| Error::io(format!("journal spare {}: {what}", path.display()), e);
+        match req.io.remove(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail("remove a leftover", e)),
+        }
+        let file = req.io.create(&path).map_err(|e| fail("create", e))?;
+        segment::write_zeros(file.as_ref(), 0, req.size).map_err(|e| fail("preallocate", e))?;
+        file.sync_data().map_err(|e| fail("sync", e))?;
+        Ok(Spare {
+            path,
+            file,
+            size: req.size,
+        })
+    }
+
+    /// Keeps a spare for the next segment (a second one is dropped: its file stays until the
+    /// next spare replaces it).
+    pub fn install_spare(&mut self, spare: Spare) {
+        if self.spare.is_none() {
+            self.spare = Some(spare);
+        }
     }
 
     /// Deletes the segments whose records all have seq <= `upto` (or moves them to
