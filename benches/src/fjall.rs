@@ -7,10 +7,10 @@ use std::path::Path;
 use ::fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::Result;
-use crate::latency::{concurrent, timed};
+use crate::latency::measure_peer;
 use crate::report::{FJALL, Measurement};
 use crate::run::Plan;
-use crate::workload::{TradeRow, decode, encode, keys, trades};
+use crate::workload::{TradeRow, decode, encode, keys};
 
 /// A fjall database with the four keyspaces (and the positions keyspace of the read
 /// benchmark).
@@ -71,28 +71,8 @@ impl Fjall {
 /// Measures one trade per batch (`warmup` + `commits`), then `batches` batches of `batch`
 /// trades, in a fresh database under `dir`.
 pub fn measure(dir: &Path, plan: &Plan) -> Result<Vec<Measurement>> {
-    let (warmup, commits, batch, batches) = (plan.warmup, plan.per_trade, plan.batch, plan.batches);
     let db = Fjall::open(dir)?;
-    let per_trade = timed(warmup, commits, |i| db.write(&trades(i..i + 1)))?;
-    let base = warmup + commits;
-    let batched = timed(1, batches, |i| {
-        let from = base + i * batch;
-        db.write(&trades(from..from + batch))
-    })?;
-    let mut rows = vec![
-        Measurement::new(FJALL, "1 trade/batch", 1, 1, &per_trade),
-        Measurement::new(FJALL, format!("{batch} trades/batch"), 1, batch, &batched),
-    ];
-    if plan.peer_threads > 1 {
-        let threads = plan.peer_threads;
-        let base = base + (batches + 1) * batch;
-        let per_thread = commits.div_ceil(threads as u64);
-        let op = |seq: u64| db.write(&trades(base + seq..base + seq + 1));
-        let timed = concurrent(threads, warmup, per_thread, &op)?;
-        let mode = format!("1 trade/batch, {threads} threads");
-        rows.push(Measurement::new(FJALL, mode, threads, 1, &timed));
-    }
-    Ok(rows)
+    measure_peer(FJALL, "batch", plan, &|t| db.write(t))
 }
 
 #[cfg(test)]

@@ -128,6 +128,40 @@ impl Latency {
     }
 }
 
+/// The write rows of a key-value peer: one trade per `unit` (commit or batch), then
+/// `plan.batches` of `plan.batch` trades each, then (with `plan.peer_threads > 1`) one trade
+/// per `unit` from that many threads.
+pub fn measure_peer(
+    engine: &'static str,
+    unit: &str,
+    plan: &crate::run::Plan,
+    write: &(dyn Fn(&[crate::workload::TradeRow]) -> Result<()> + Sync),
+) -> Result<Vec<crate::report::Measurement>> {
+    use crate::report::Measurement;
+    use crate::workload::trades;
+    let (warmup, commits, batch, batches) = (plan.warmup, plan.per_trade, plan.batch, plan.batches);
+    let per_trade = timed(warmup, commits, |i| write(&trades(i..i + 1)))?;
+    let base = warmup + commits;
+    let batched = timed(1, batches, |i| {
+        let from = base + i * batch;
+        write(&trades(from..from + batch))
+    })?;
+    let mut rows = vec![
+        Measurement::new(engine, format!("1 trade/{unit}"), 1, 1, &per_trade),
+        Measurement::new(engine, format!("{batch} trades/{unit}"), 1, batch, &batched),
+    ];
+    if plan.peer_threads > 1 {
+        let threads = plan.peer_threads;
+        let base = base + (batches + 1) * batch;
+        let per_thread = commits.div_ceil(threads as u64);
+        let op = |seq: u64| write(&trades(base + seq..base + seq + 1));
+        let timed = concurrent(threads, warmup, per_thread, &op)?;
+        let mode = format!("1 trade/{unit}, {threads} threads");
+        rows.push(Measurement::new(engine, mode, threads, 1, &timed));
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

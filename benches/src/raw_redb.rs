@@ -6,10 +6,10 @@ use std::path::Path;
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 
 use crate::Result;
-use crate::latency::{concurrent, timed};
+use crate::latency::measure_peer;
 use crate::report::Measurement;
 use crate::run::Plan;
-use crate::workload::{TradeRow, decode, encode, keys, trades};
+use crate::workload::{TradeRow, decode, encode, keys};
 
 /// Engine name in the report.
 pub const NAME: &str = "redb";
@@ -87,28 +87,8 @@ impl RawRedb {
 /// Measures one trade per commit (`warmup` + `commits`), then `batches` commits of `batch`
 /// trades, in a fresh file under `dir`.
 pub fn measure(dir: &Path, plan: &Plan) -> Result<Vec<Measurement>> {
-    let (warmup, commits, batch, batches) = (plan.warmup, plan.per_trade, plan.batch, plan.batches);
     let db = RawRedb::open(dir)?;
-    let per_trade = timed(warmup, commits, |i| db.write(&trades(i..i + 1)))?;
-    let base = warmup + commits;
-    let batched = timed(1, batches, |i| {
-        let from = base + i * batch;
-        db.write(&trades(from..from + batch))
-    })?;
-    let mut rows = vec![
-        Measurement::new(NAME, "1 trade/commit", 1, 1, &per_trade),
-        Measurement::new(NAME, format!("{batch} trades/commit"), 1, batch, &batched),
-    ];
-    if plan.peer_threads > 1 {
-        let threads = plan.peer_threads;
-        let base = base + (batches + 1) * batch;
-        let per_thread = commits.div_ceil(threads as u64);
-        let op = |seq: u64| db.write(&trades(base + seq..base + seq + 1));
-        let timed = concurrent(threads, warmup, per_thread, &op)?;
-        let mode = format!("1 trade/commit, {threads} threads");
-        rows.push(Measurement::new(NAME, mode, threads, 1, &timed));
-    }
-    Ok(rows)
+    measure_peer(NAME, "commit", plan, &|t| db.write(t))
 }
 
 #[cfg(test)]
