@@ -575,6 +575,15 @@ impl WriteTx {
         Ok(n)
     }
 
+    /// Records a scanned range in the read set (a restore, validated as a whole instead,
+    /// records nothing).
+    fn note_range(&self, space: u16, range: (Bound<&[u8]>, Bound<&[u8]>)) {
+        if self.mode != Mode::Restore {
+            let (lo, hi) = (range.0.map(<[u8]>::to_vec), range.1.map(<[u8]>::to_vec));
+            self.reads.borrow_mut().ranges.push((space, lo, hi));
+        }
+    }
+
     fn own_range(&self, space: u16, range: (Bound<&[u8]>, Bound<&[u8]>)) -> Vec<(Vec<u8>, Entry)> {
         let lo = range.0.map(|k| (space, k.to_vec()));
         let hi = match range.1 {
@@ -628,7 +637,10 @@ impl ReadOps for WriteTx {
             });
         }
         let out = self.snap.get(table, key)?;
-        self.reads.borrow_mut().points.insert(k);
+        if self.mode != Mode::Restore {
+            // A restore commits directly, with no validation: nothing to record.
+            self.reads.borrow_mut().points.insert(k);
+        }
         Ok(out)
     }
 
@@ -647,16 +659,12 @@ impl ReadOps for WriteTx {
         let stopped =
             self.snap
                 .merged_range(source, range, reverse, upper.into_iter().collect(), f)?;
-        let (lo, hi) = (range.0.map(<[u8]>::to_vec), range.1.map(<[u8]>::to_vec));
-        let extent = match (stopped, reverse) {
-            (None, _) => (lo, hi),
-            (Some(k), false) => (lo, Bound::Included(k)),
-            (Some(k), true) => (Bound::Included(k), hi),
+        let extent = match (&stopped, reverse) {
+            (None, _) => range,
+            (Some(k), false) => (range.0, Bound::Included(k.as_slice())),
+            (Some(k), true) => (Bound::Included(k.as_slice()), range.1),
         };
-        self.reads
-            .borrow_mut()
-            .ranges
-            .push((space, extent.0, extent.1));
+        self.note_range(space, extent);
         Ok(())
     }
 
@@ -670,11 +678,7 @@ impl ReadOps for WriteTx {
                 _ => {}
             }
         }
-        self.reads.borrow_mut().ranges.push((
-            space_of_table(table),
-            Bound::Unbounded,
-            Bound::Unbounded,
-        ));
+        self.note_range(space_of_table(table), (Bound::Unbounded, Bound::Unbounded));
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
