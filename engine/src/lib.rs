@@ -51,6 +51,7 @@ pub mod journal;
 pub mod keys;
 mod layout;
 pub mod lock;
+pub mod query;
 mod state;
 mod stats;
 mod store;
