@@ -190,7 +190,8 @@ pub fn check(
             ),
         );
     }
-    for spec in indexes {
+    // An index still being built is incomplete by design; it is checked once ready.
+    for spec in indexes.iter().filter(|s| s.ready) {
         c.index(tx, spec, rows_of.get(&spec.def.table).copied().unwrap_or(0))?;
     }
     (c.progress)(c.done, c.total);

@@ -27,18 +27,36 @@ pub(crate) fn data_table(t: TableId) -> TableDefinition<'static, &'static [u8], 
 pub(crate) const CATALOG: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("catalog");
 
-/// A secondary index as the engine uses it: its definition and its redb table's name.
+/// A secondary index as the engine uses it: its definition, its redb table's name, its
+/// overlay slot and whether it is complete.
 #[derive(Clone, Debug)]
 pub struct IndexSpec {
     /// The definition from the catalog.
     pub def: IndexDef,
     table_name: String,
+    /// The index's overlay space is `INDEX_BASE + slot`. Slots are handed out once per open
+    /// store and never reused, so overlay entries of a dropped index can never be read as
+    /// entries of a later one.
+    pub(crate) slot: u16,
+    /// `false` while an online build is backfilling it: writes maintain it, but reads
+    /// (queries, foreign key checks) must not rely on it yet.
+    pub(crate) ready: bool,
 }
 
 impl IndexSpec {
-    pub(crate) fn new(def: IndexDef) -> IndexSpec {
+    pub(crate) fn new(def: IndexDef, slot: u16, ready: bool) -> IndexSpec {
         let table_name = format!("i.{}", def.name);
-        IndexSpec { def, table_name }
+        IndexSpec {
+            def,
+            table_name,
+            slot,
+            ready,
+        }
+    }
+
+    /// Whether the index is complete and usable by reads (not still being built online).
+    pub fn is_ready(&self) -> bool {
+        self.ready
     }
 
     /// The redb table of this index.

@@ -46,6 +46,7 @@ pub mod config;
 pub mod dump;
 mod error;
 mod ids;
+pub mod index;
 pub mod inspect;
 pub mod journal;
 pub mod keys;

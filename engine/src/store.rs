@@ -157,7 +157,7 @@ impl CommitTicket {
 /// An open store. Share it between threads behind an `Arc`: reads never block; write
 /// transactions run in parallel on their callers' threads and commit in groups.
 pub struct Store {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     dir: PathBuf,
     recovery: Recovery,
     threads: Vec<JoinHandle<()>>,
@@ -248,6 +248,12 @@ impl Store {
             })?;
             journal.release(last)?;
         }
+        let mut indexes = indexes;
+        guard_read(&shown, || {
+            crate::index::finish_interrupted(&db, &mut indexes)
+        })?;
+        let next_slot = u16::try_from(indexes.len())
+            .map_err(|_| Error::corruption("the catalog lists too many indexes"))?;
         recovery.replayed = found.records.len() as u64;
         let last_seq = journal.last_seq().max(applied);
         let ids = Arc::new(Ids::default());
@@ -272,6 +278,8 @@ impl Store {
             db,
             config,
             indexes: RwLock::new(Arc::new(indexes)),
+            index_ddl: Mutex::new(()),
+            next_slot: std::sync::atomic::AtomicU16::new(next_slot),
             published: RwLock::new(Published {
                 durable: last_seq,
                 ..Published::default()

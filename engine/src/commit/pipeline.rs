@@ -73,6 +73,10 @@ pub(crate) struct Shared {
     pub db: redb::Database,
     pub config: Config,
     pub indexes: RwLock<Arc<Vec<IndexSpec>>>,
+    /// Held by an index creation or drop: one at a time.
+    pub index_ddl: Mutex<()>,
+    /// The overlay slot of the next index created.
+    pub next_slot: std::sync::atomic::AtomicU16,
     pub published: RwLock<Published>,
     pub commit: Mutex<CommitState>,
     /// Signalled when a group becomes durable, leadership frees up, or space frees up.
@@ -93,14 +97,18 @@ pub(crate) struct Shared {
 impl Shared {
     /// A snapshot: the overlay as published now, then a redb read transaction (in that
     /// order, so that together they hold every transaction up to the published one).
+    ///
+    /// The index list is read first: an index marked ready was completed by a redb commit
+    /// that the read transaction, begun after, contains.
     pub(crate) fn snapshot(&self) -> Result<crate::txn::Snapshot> {
         self.breaker.run(|| {
+            let indexes = self.indexes.read().clone();
             let (overlay, durable) = {
                 let p = self.published.read();
                 (p.overlay.clone(), p.durable)
             };
             let txn = self.db.begin_read()?;
-            crate::txn::Snapshot::new(txn, overlay, durable, self.indexes.read().clone())
+            crate::txn::Snapshot::new(txn, overlay, durable, indexes)
         })
     }
 
@@ -165,7 +173,7 @@ impl Shared {
             crate::stats::Metrics::count(&self.metrics.conflicts);
             return Err(Error::new(
                 ErrorKind::Conflict,
-                "the store was restored during this transaction; retry it",
+                "the store was restored or its indexes changed during this transaction; retry it",
             ));
         }
         if st

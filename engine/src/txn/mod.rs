@@ -8,6 +8,7 @@ mod write;
 
 pub use ops::{IndexScan, ReadOps, Source, Visit};
 pub use read::ReadTx;
+pub(crate) use read::find_any_index;
 pub(crate) use snapshot::Snapshot;
 pub use write::{FillOutcome, WriteTx};
 pub(crate) use write::{LockGuard, Mode, WriteParts, entry_key, show_values};

@@ -64,7 +64,20 @@ impl ReadOps for ReadTx {
     }
 }
 
+/// The ready index with this name (an index still being built cannot be read yet).
 pub(crate) fn find_index(indexes: &[IndexSpec], name: &str) -> Result<IndexSpec> {
+    let spec = find_any_index(indexes, name)?;
+    if !spec.ready {
+        return Err(Error::new(
+            crate::ErrorKind::Busy,
+            format!("index {name} is still being built; it can be read once complete"),
+        ));
+    }
+    Ok(spec)
+}
+
+/// The index with this name, complete or not.
+pub(crate) fn find_any_index(indexes: &[IndexSpec], name: &str) -> Result<IndexSpec> {
     indexes
         .iter()
         .find(|s| s.def.name == name)

@@ -55,9 +55,8 @@ impl Snapshot {
             Source::Index(spec) => self
                 .indexes
                 .iter()
-                .position(|s| s.def.name == spec.def.name)
-                .and_then(|i| u16::try_from(i).ok())
-                .map(|i| INDEX_BASE + i)
+                .find(|s| s.def.name == spec.def.name)
+                .map(|s| INDEX_BASE + s.slot)
                 .ok_or_else(|| Error::not_found(format!("no index named {}", spec.def.name))),
         }
     }

@@ -540,7 +540,7 @@ impl WriteTx {
             .snap
             .indexes
             .iter()
-            .find(|s| s.def.table == fk.child && s.leads_with(fk.column))
+            .find(|s| s.ready && s.def.table == fk.child && s.leads_with(fk.column))
         {
             out = primary_keys_in(self, spec, range, false, Some(limit))?;
         } else {
