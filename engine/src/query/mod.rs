@@ -2,3 +2,5 @@
 //! rewriter, a cost-based planner, an executor, a plan cache and the adaptive index manager.
 
 pub mod ast;
+pub mod eval;
+pub mod rewrite;
