@@ -15,6 +15,11 @@
 //! | `lock_timeout_ms` | `TRADESTORE_LOCK_TIMEOUT_MS` | 1000 | 1000 | 1000 | how long a pessimistic lock waits |
 //! | `breaker_failures` | `TRADESTORE_BREAKER_FAILURES` | 5 | 5 | 5 | consecutive storage failures that open the circuit breaker |
 //! | `breaker_cooldown_ms` | `TRADESTORE_BREAKER_COOLDOWN_MS` | 1000 | 1000 | 1000 | how long an open breaker refuses I/O before probing |
+//! | `plan_cache_size` | `TRADESTORE_PLAN_CACHE_SIZE` | 256 | 256 | 1024 | query plans kept, by query shape (1..=1000000) |
+//! | `index_auto` | `TRADESTORE_INDEX_AUTO` | false | false | false | let the index manager build recommended indexes and drop unused ones |
+//! | `index_auto_interval_ms` | `TRADESTORE_INDEX_AUTO_INTERVAL_MS` | 60000 | 60000 | 60000 | how often the index manager reviews the recorded workload |
+//! | `index_auto_min_benefit` | `TRADESTORE_INDEX_AUTO_MIN_BENEFIT` | 100000 | 100000 | 100000 | estimated cost saved (row reads, over the recorded workload) an index must bring to be built |
+//! | `index_unused_drop_s` | `TRADESTORE_INDEX_UNUSED_DROP_S` | 86400 | 86400 | 86400 | an index created at run time and unused this long is dropped (auto mode) |
 //!
 //! An unknown key or variable, or a value of the wrong type or out of range, is a
 //! [`ErrorKind::Config`](crate::ErrorKind::Config) error that names it.
@@ -106,6 +111,16 @@ pub struct Config {
     pub breaker_failures: u64,
     /// How long an open circuit breaker refuses storage I/O before a probe, ms.
     pub breaker_cooldown_ms: u64,
+    /// Query plans kept in the plan cache.
+    pub plan_cache_size: u64,
+    /// Whether the index manager builds and drops indexes by itself.
+    pub index_auto: bool,
+    /// How often the index manager reviews the workload, ms.
+    pub index_auto_interval_ms: u64,
+    /// Estimated cost saved over the recorded workload for an automatic build.
+    pub index_auto_min_benefit: u64,
+    /// Seconds without use after which an index created at run time is dropped (auto).
+    pub index_unused_drop_s: u64,
 }
 
 /// The file's shape: every key optional, unknown keys refused.
@@ -124,6 +139,11 @@ struct FileConfig {
     lock_timeout_ms: Option<u64>,
     breaker_failures: Option<u64>,
     breaker_cooldown_ms: Option<u64>,
+    plan_cache_size: Option<u64>,
+    index_auto: Option<bool>,
+    index_auto_interval_ms: Option<u64>,
+    index_auto_min_benefit: Option<u64>,
+    index_unused_drop_s: Option<u64>,
 }
 
 /// The keys of the file (and, upper-cased with `TRADESTORE_`, the environment variables).
@@ -140,6 +160,11 @@ const KEYS: &[&str] = &[
     "lock_timeout_ms",
     "breaker_failures",
     "breaker_cooldown_ms",
+    "plan_cache_size",
+    "index_auto",
+    "index_auto_interval_ms",
+    "index_auto_min_benefit",
+    "index_unused_drop_s",
 ];
 
 macro_rules! layer {
@@ -170,7 +195,12 @@ layer!(
     overlay_max_mb,
     lock_timeout_ms,
     breaker_failures,
-    breaker_cooldown_ms
+    breaker_cooldown_ms,
+    plan_cache_size,
+    index_auto,
+    index_auto_interval_ms,
+    index_auto_min_benefit,
+    index_unused_drop_s
 );
 
 impl Default for Config {
@@ -195,6 +225,11 @@ impl Config {
             lock_timeout_ms: 1000,
             breaker_failures: 5,
             breaker_cooldown_ms: 1000,
+            plan_cache_size: 256,
+            index_auto: false,
+            index_auto_interval_ms: 60_000,
+            index_auto_min_benefit: 100_000,
+            index_unused_drop_s: 86_400,
         };
         match profile {
             Profile::Dev => base,
@@ -210,6 +245,7 @@ impl Config {
                 cache_size_mb: 1024,
                 overlay_max_mb: 1024,
                 journal_segment_mb: 64,
+                plan_cache_size: 1024,
                 ..base
             },
         }
@@ -305,7 +341,21 @@ impl Config {
             self.breaker_cooldown_ms,
             1,
             3_600_000,
-        )
+        )?;
+        range("plan_cache_size", self.plan_cache_size, 1, 1_000_000)?;
+        range(
+            "index_auto_interval_ms",
+            self.index_auto_interval_ms,
+            100,
+            86_400_000,
+        )?;
+        range(
+            "index_auto_min_benefit",
+            self.index_auto_min_benefit,
+            1,
+            1 << 60,
+        )?;
+        range("index_unused_drop_s", self.index_unused_drop_s, 1, 31_536_000)
     }
 
     /// The configuration as the TOML text `init` writes.
@@ -315,7 +365,9 @@ impl Config {
             "# tradestore configuration; every key is optional and overrides the profile's default.\n\
              profile = \"{}\"\ncache_size_mb = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
              journal_segment_mb = {}\nkeep_journal = {}\ncheckpoint_interval_ms = {}\ncheckpoint_mb = {}\n\
-             overlay_max_mb = {}\nlock_timeout_ms = {}\nbreaker_failures = {}\nbreaker_cooldown_ms = {}\n",
+             overlay_max_mb = {}\nlock_timeout_ms = {}\nbreaker_failures = {}\nbreaker_cooldown_ms = {}\n\
+             plan_cache_size = {}\nindex_auto = {}\nindex_auto_interval_ms = {}\nindex_auto_min_benefit = {}\n\
+             index_unused_drop_s = {}\n",
             c.profile,
             c.cache_size_mb,
             c.max_value_bytes,
@@ -327,7 +379,12 @@ impl Config {
             c.overlay_max_mb,
             c.lock_timeout_ms,
             c.breaker_failures,
-            c.breaker_cooldown_ms
+            c.breaker_cooldown_ms,
+            c.plan_cache_size,
+            c.index_auto,
+            c.index_auto_interval_ms,
+            c.index_auto_min_benefit,
+            c.index_unused_drop_s
         )
     }
 }

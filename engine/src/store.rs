@@ -158,6 +158,7 @@ impl CommitTicket {
 /// transactions run in parallel on their callers' threads and commit in groups.
 pub struct Store {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) queries: Arc<crate::query::QueryEngine>,
     dir: PathBuf,
     recovery: Recovery,
     threads: Vec<JoinHandle<()>>,
@@ -280,6 +281,8 @@ impl Store {
             indexes: RwLock::new(Arc::new(indexes)),
             index_ddl: Mutex::new(()),
             next_slot: std::sync::atomic::AtomicU16::new(next_slot),
+            index_gen: AtomicU64::new(0),
+            row_changes: Default::default(),
             published: RwLock::new(Published {
                 durable: last_seq,
                 ..Published::default()
@@ -318,11 +321,23 @@ impl Store {
                 .spawn(move || s.run_flusher())
                 .map_err(|e| Error::io("starting the flusher thread", e))?
         };
+        let queries = Arc::new(crate::query::QueryEngine::new(shared.config.plan_cache_size));
+        let mut threads = vec![applier, flusher];
+        if shared.config.index_auto {
+            let (s, q) = (Arc::clone(&shared), Arc::clone(&queries));
+            threads.push(
+                std::thread::Builder::new()
+                    .name("tradestore-indexes".into())
+                    .spawn(move || crate::query::run_index_manager(&s, &q))
+                    .map_err(|e| Error::io("starting the index manager thread", e))?,
+            );
+        }
         Ok(Store {
             shared,
+            queries,
             dir,
             recovery,
-            threads: vec![applier, flusher],
+            threads,
             closed_durable: Arc::new(AtomicU64::new(0)),
         })
     }

@@ -77,6 +77,11 @@ pub(crate) struct Shared {
     pub index_ddl: Mutex<()>,
     /// The overlay slot of the next index created.
     pub next_slot: std::sync::atomic::AtomicU16,
+    /// Bumped whenever the index list changes (plans naming indexes go stale).
+    pub index_gen: std::sync::atomic::AtomicU64,
+    /// Rows changed per table (by discriminant) since the store opened: tells the planner's
+    /// statistics when they are stale.
+    pub row_changes: [std::sync::atomic::AtomicU64; 8],
     pub published: RwLock<Published>,
     pub commit: Mutex<CommitState>,
     /// Signalled when a group becomes durable, leadership frees up, or space frees up.
@@ -208,6 +213,11 @@ impl Shared {
         st.history.push_back((seq, keys));
         while st.history.len() > HISTORY {
             st.history.pop_front();
+        }
+        for c in &changes {
+            if let Some(n) = self.row_changes.get(usize::from(c.table)) {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
         }
         let entries = parts.writes.into_iter().collect();
         st.pending.push(Pending {

@@ -143,10 +143,27 @@ impl Store {
     /// queries. Transactions begun before the index existed fail with a retryable conflict.
     /// `reason` is recorded with the decision in the catalog.
     pub fn create_index(&self, def: IndexDef, reason: &str) -> Result<BuildReport> {
+        create(&self.shared, def, reason)
+    }
+
+    /// Drops a secondary index created at run time (built-in indexes cannot be dropped).
+    /// `reason` is recorded with the decision in the catalog.
+    pub fn drop_index(&self, name: &str, reason: &str) -> Result<()> {
+        drop(&self.shared, name, reason)
+    }
+
+    /// Every index decision recorded in the catalog, oldest first.
+    pub fn index_decisions(&self) -> Result<Vec<IndexDecision>> {
+        catalog::decisions(&self.shared.db.begin_read()?)
+    }
+}
+
+/// [`Store::create_index`].
+pub(crate) fn create(shared: &Shared, def: IndexDef, reason: &str) -> Result<BuildReport> {
         let started = Instant::now();
-        let shared = &self.shared;
         let _ddl = shared.index_ddl.lock();
-        validate(&def, &self.indexes())?;
+        let current = shared.indexes.read().clone();
+        validate(&def, &current)?;
         if shared.poisoned.load(Ordering::SeqCst) {
             return Err(shared.poison_error());
         }
@@ -185,6 +202,7 @@ impl Store {
                 s.ready = true;
             }
             *list = Arc::new(next);
+            shared.index_gen.fetch_add(1, Ordering::SeqCst);
         }
         Ok(BuildReport {
             name: def.name,
@@ -192,14 +210,13 @@ impl Store {
             chunks,
             elapsed: started.elapsed(),
         })
-    }
+}
 
-    /// Drops a secondary index created at run time (built-in indexes cannot be dropped).
-    /// `reason` is recorded with the decision in the catalog.
-    pub fn drop_index(&self, name: &str, reason: &str) -> Result<()> {
-        let shared = &self.shared;
+/// [`Store::drop_index`].
+pub(crate) fn drop(shared: &Shared, name: &str, reason: &str) -> Result<()> {
         let _ddl = shared.index_ddl.lock();
-        let spec = crate::txn::find_any_index(&self.indexes(), name)?;
+        let current = shared.indexes.read().clone();
+        let spec = crate::txn::find_any_index(&current, name)?;
         if spec.def.builtin {
             return Err(Error::invalid(format!(
                 "index {name} is built in: the schema needs it"
@@ -209,12 +226,6 @@ impl Store {
             return Err(shared.poison_error());
         }
         remove(shared, &spec, "drop", reason)
-    }
-
-    /// Every index decision recorded in the catalog, oldest first.
-    pub fn index_decisions(&self) -> Result<Vec<IndexDecision>> {
-        catalog::decisions(&self.shared.db.begin_read()?)
-    }
 }
 
 /// Takes the index out of use, waits until the applier no longer writes it, then deletes
@@ -238,6 +249,7 @@ fn publish(shared: &Shared, change: impl FnOnce(&mut Vec<IndexSpec>)) -> u64 {
     let mut next: Vec<IndexSpec> = shared.indexes.read().iter().cloned().collect();
     change(&mut next);
     *shared.indexes.write() = Arc::new(next);
+    shared.index_gen.fetch_add(1, Ordering::SeqCst);
     st.epoch += 1;
     st.next_seq - 1
 }

@@ -21,6 +21,11 @@ impl ReadTx {
         ReadTx { snap }
     }
 
+    /// A table's row count for estimates (see `Snapshot::approx_count`).
+    pub(crate) fn approx_count(&self, table: TableId) -> Result<u64> {
+        self.snap.approx_count(table)
+    }
+
     /// The secondary indexes this snapshot knows.
     pub fn indexes(&self) -> &[IndexSpec] {
         &self.snap.indexes

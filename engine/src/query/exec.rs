@@ -1,0 +1,642 @@
+//! The executor: runs a [`Plan`] against a read snapshot. Rows stream from the access path
+//! through the residual filter (stopping early when a limit was pushed down), then go
+//! through latest-row selection, grouping, sorting, offset/limit and projection. Each stage
+//! counts its rows and time for `EXPLAIN ANALYZE`.
+//!
+//! Ordering: `NULL` sorts before every value (first ascending, last descending); rows equal
+//! on every ORDER BY key come in primary key order, in the direction of the last key.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::time::{Duration, Instant};
+
+use tradestore_schema::{ColumnType, TableId, Value, codec};
+
+use super::ast::{AggFunc, GroupKey, Query, SelectItem};
+use super::eval;
+use super::plan::{Access, Plan, Scan};
+use super::result::{OutputColumn, OutputKind, QueryResult};
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::txn::{IndexScan, ReadOps, ReadTx, Source};
+
+/// A row: the table's column values in column order (columns an index-only scan does not
+/// read are `NULL`).
+pub type Row = Vec<Value>;
+
+/// What one stage of a plan did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageActual {
+    /// The stage.
+    pub name: String,
+    /// Rows it produced.
+    pub rows: u64,
+    /// Time spent in it.
+    pub time: Duration,
+}
+
+/// What running a plan did, stage by stage (access first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Actuals {
+    /// Rows or index entries the access path read.
+    pub examined: u64,
+    /// Per stage.
+    pub stages: Vec<StageActual>,
+}
+
+fn position(table: TableId, column: &str) -> Result<usize> {
+    table
+        .columns()
+        .iter()
+        .position(|c| c.name == column)
+        .ok_or_else(|| Error::invalid(format!("table {table} has no column {column:?}")))
+}
+
+fn row_of(table: TableId, bytes: &[u8]) -> Result<Row> {
+    let r = codec::decode_any(table, bytes)?;
+    Ok(table
+        .columns()
+        .iter()
+        .map(|c| r.column(c.name).unwrap_or(Value::Null))
+        .collect())
+}
+
+/// Runs a plan.
+pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
+    let q = &plan.query;
+    let table = q.table;
+    let mut actuals = Actuals::default();
+    let t = Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    let residual = &plan.residual;
+    let cols = table.columns();
+    let keep = |row: &Row| -> Result<bool> {
+        eval::keeps(residual, &|c| {
+            cols.iter()
+                .position(|x| x.name == c)
+                .map_or(Value::Null, |i| row[i].clone())
+        })
+    };
+    let stop = plan.stop_after.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let mut examined = 0u64;
+    match &plan.access {
+        Access::Empty => {}
+        Access::Get { keys: pks } => {
+            for pk in pks {
+                examined += 1;
+                if let Some(bytes) = tx.raw_get(table, &keys::encode(pk))? {
+                    let row = row_of(table, &bytes)?;
+                    if keep(&row)? {
+                        rows.push(row);
+                    }
+                }
+            }
+        }
+        Access::Scan(scan) => {
+            scan_rows(tx, table, scan, stop, &mut examined, &mut |row| {
+                if keep(&row)? {
+                    rows.push(row);
+                }
+                Ok(rows.len() < stop)
+            })?;
+        }
+        Access::LatestSkip { index, width, keys: fixed } => {
+            let spec = tx.index(index)?;
+            let n = spec.def.columns.len();
+            let probe = |key: &[Value], examined: &mut u64| -> Result<Option<Row>> {
+                let (start, end) = IndexScan::prefix(key.to_vec()).byte_range();
+                let mut found = None;
+                let mut err = None;
+                tx.raw_range(
+                    Source::Index(&spec),
+                    (as_ref(&start), as_ref(&end)),
+                    true,
+                    &mut |k, _| {
+                        *examined += 1;
+                        let pk = &k[keys::len_of_values(k, n)?..];
+                        let Some(bytes) = tx.raw_get(table, pk)? else {
+                            err = Some(Error::corruption(format!("index {} has an entry for a missing row", spec.def.name)));
+                            return Ok(false);
+                        };
+                        let row = row_of(table, &bytes)?;
+                        if keep(&row)? {
+                            found = Some(row);
+                            return Ok(false);
+                        }
+                        Ok(true)
+                    },
+                )?;
+                match err {
+                    Some(e) => Err(e),
+                    None => Ok(found),
+                }
+            };
+            match fixed {
+                Some(list) => {
+                    for key in list {
+                        if let Some(r) = probe(key, &mut examined)? {
+                            rows.push(r);
+                        }
+                    }
+                }
+                None => {
+                    // Visit every partition key present: seek to the first entry after the
+                    // previous key, read its key, probe it.
+                    let mut from: Bound<Vec<u8>> = Bound::Unbounded;
+                    loop {
+                        let mut next: Option<Vec<Value>> = None;
+                        tx.raw_range(Source::Index(&spec), (as_ref(&from), Bound::Unbounded), false, &mut |k, _| {
+                            let len = keys::len_of_values(k, *width)?;
+                            next = Some(keys::decode(&k[..len])?);
+                            Ok(false)
+                        })?;
+                        let Some(key) = next else { break };
+                        examined += 1;
+                        if let Some(r) = probe(&key, &mut examined)? {
+                            rows.push(r);
+                        }
+                        match keys::prefix_end(&keys::encode(&key)) {
+                            Some(e) => from = Bound::Included(e),
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+    actuals.examined = examined;
+    actuals.stages.push(StageActual {
+        name: "access+filter".into(),
+        rows: rows.len() as u64,
+        time: t.elapsed(),
+    });
+
+    if let Some(l) = &q.latest
+        && !matches!(plan.access, Access::LatestSkip { .. })
+    {
+        let t = Instant::now();
+        let ts = position(table, &l.ts)?;
+        let parts: Vec<usize> = l.partition_by.iter().map(|c| position(table, c)).collect::<Result<_>>()?;
+        let pk: Vec<usize> = table.primary_key().iter().map(|c| position(table, c)).collect::<Result<_>>()?;
+        let mut best: BTreeMap<Vec<Value>, Row> = BTreeMap::new();
+        for row in rows {
+            let key: Vec<Value> = parts.iter().map(|i| row[*i].clone()).collect();
+            let newer = match best.get(&key) {
+                None => true,
+                Some(b) => {
+                    let a = (&row[ts], pk.iter().map(|i| &row[*i]).collect::<Vec<_>>());
+                    let c = (&b[ts], pk.iter().map(|i| &b[*i]).collect::<Vec<_>>());
+                    a > c
+                }
+            };
+            if newer {
+                best.insert(key, row);
+            }
+        }
+        rows = best.into_values().collect();
+        actuals.stages.push(StageActual {
+            name: "latest".into(),
+            rows: rows.len() as u64,
+            time: t.elapsed(),
+        });
+    }
+
+    let t = Instant::now();
+    let (columns, mut out) = if q.is_aggregate() {
+        let (columns, out) = aggregate(q, rows)?;
+        actuals.stages.push(StageActual {
+            name: "aggregate".into(),
+            rows: out.len() as u64,
+            time: t.elapsed(),
+        });
+        let t = Instant::now();
+        let mut out = out;
+        if !plan.sort.is_empty() {
+            let keys = plan
+                .sort
+                .iter()
+                .map(|o| {
+                    columns
+                        .iter()
+                        .position(|c| c.name == o.name)
+                        .map(|i| (i, o.desc))
+                        .ok_or_else(|| {
+                            Error::invalid(format!(
+                                "ORDER BY {}: an aggregating query orders by its output columns",
+                                o.name
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            out.sort_by(|a, b| {
+                for (i, desc) in &keys {
+                    let o = a[*i].cmp(&b[*i]);
+                    if o != Ordering::Equal {
+                        return if *desc { o.reverse() } else { o };
+                    }
+                }
+                Ordering::Equal
+            });
+            actuals.stages.push(StageActual {
+                name: "sort".into(),
+                rows: out.len() as u64,
+                time: t.elapsed(),
+            });
+        }
+        (columns, out)
+    } else {
+        if !plan.sort.is_empty() {
+            let t = Instant::now();
+            sort_rows(q, &plan.sort, &mut rows)?;
+            actuals.stages.push(StageActual {
+                name: "sort".into(),
+                rows: rows.len() as u64,
+                time: t.elapsed(),
+            });
+        }
+        let t = Instant::now();
+        let skip = usize::try_from(plan.offset).unwrap_or(usize::MAX);
+        let take = plan.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        let rows: Vec<Row> = rows.into_iter().skip(skip).take(take).collect();
+        let (columns, out) = project(q, rows)?;
+        actuals.stages.push(StageActual {
+            name: "limit+project".into(),
+            rows: out.len() as u64,
+            time: t.elapsed(),
+        });
+        return Ok((QueryResult { columns, rows: out }, actuals));
+    };
+    let skip = usize::try_from(plan.offset).unwrap_or(usize::MAX);
+    let take = plan.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    out = out.into_iter().skip(skip).take(take).collect();
+    Ok((QueryResult { columns, rows: out }, actuals))
+}
+
+fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Streams the rows of a range scan to `f` until it returns `false`.
+fn scan_rows(
+    tx: &ReadTx,
+    table: TableId,
+    scan: &Scan,
+    _stop: usize,
+    examined: &mut u64,
+    f: &mut dyn FnMut(Row) -> Result<bool>,
+) -> Result<()> {
+    let spec = scan.index.as_ref().map(|n| tx.index(n)).transpose()?;
+    let prefixes: Vec<&Vec<Value>> = if scan.reverse {
+        scan.prefixes.iter().rev().collect()
+    } else {
+        scan.prefixes.iter().collect()
+    };
+    let cols = table.columns();
+    for prefix in prefixes {
+        let range = IndexScan {
+            prefix: prefix.clone(),
+            lower: scan.lower.clone(),
+            upper: scan.upper.clone(),
+            reverse: scan.reverse,
+            limit: None,
+        };
+        let (start, end) = range.byte_range();
+        let mut go_on = true;
+        let mut err = None;
+        match &spec {
+            None => tx.raw_range(Source::Table(table), (as_ref(&start), as_ref(&end)), scan.reverse, &mut |_, v| {
+                *examined += 1;
+                go_on = f(row_of(table, v)?)?;
+                Ok(go_on)
+            })?,
+            Some(spec) => {
+                let n = spec.def.columns.len();
+                let key_cols: Vec<usize> = spec
+                    .def
+                    .columns
+                    .iter()
+                    .map(String::as_str)
+                    .chain(table.primary_key().iter().copied())
+                    .map(|c| cols.iter().position(|x| x.name == c).unwrap_or(usize::MAX))
+                    .collect();
+                tx.raw_range(Source::Index(spec), (as_ref(&start), as_ref(&end)), scan.reverse, &mut |k, _| {
+                    *examined += 1;
+                    let row = if scan.covering {
+                        let mut row = vec![Value::Null; cols.len()];
+                        for (i, v) in key_cols.iter().zip(keys::decode(k)?) {
+                            if let Some(slot) = row.get_mut(*i) {
+                                *slot = v;
+                            }
+                        }
+                        row
+                    } else {
+                        let pk = &k[keys::len_of_values(k, n)?..];
+                        match tx.raw_get(table, pk)? {
+                            Some(bytes) => row_of(table, &bytes)?,
+                            None => {
+                                err = Some(Error::corruption(format!(
+                                    "index {} has an entry for a missing {table} row",
+                                    spec.def.name
+                                )));
+                                return Ok(false);
+                            }
+                        }
+                    };
+                    go_on = f(row)?;
+                    Ok(go_on)
+                })?
+            }
+        }
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if !go_on {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// How a sort key reads a row.
+enum KeyRef {
+    Column(usize),
+    Bucket(usize, i64),
+}
+
+fn sort_rows(q: &Query, order: &[super::ast::OrderKey], rows: &mut [Row]) -> Result<()> {
+    let table = q.table;
+    let mut keys = Vec::new();
+    for o in order {
+        let col = super::plan::output_column(q, &o.name);
+        let key = match position(table, &col) {
+            Ok(i) => KeyRef::Column(i),
+            Err(_) => match q.select.iter().find(|s| s.output_name() == o.name) {
+                Some(SelectItem::Bucket { column, width_ns, .. }) => KeyRef::Bucket(position(table, column)?, *width_ns),
+                _ => {
+                    return Err(Error::invalid(format!("ORDER BY {}: no such column", o.name)));
+                }
+            },
+        };
+        keys.push((key, o.desc));
+    }
+    let pk: Vec<usize> = table.primary_key().iter().map(|c| position(table, c)).collect::<Result<_>>()?;
+    let last_desc = order.last().is_some_and(|o| o.desc);
+    let value = |k: &KeyRef, r: &Row| -> Value {
+        match k {
+            KeyRef::Column(i) => r[*i].clone(),
+            KeyRef::Bucket(i, w) => bucket(&r[*i], *w),
+        }
+    };
+    rows.sort_by(|a, b| {
+        for (k, desc) in &keys {
+            let o = value(k, a).cmp(&value(k, b));
+            if o != Ordering::Equal {
+                return if *desc { o.reverse() } else { o };
+            }
+        }
+        let o = pk.iter().map(|i| &a[*i]).cmp(pk.iter().map(|i| &b[*i]));
+        if last_desc { o.reverse() } else { o }
+    });
+    Ok(())
+}
+
+/// The start of the bucket of width `w` holding timestamp `v`.
+fn bucket(v: &Value, w: i64) -> Value {
+    match v.as_i64() {
+        Some(t) if w > 0 => Value::I64(t.div_euclid(w) * w),
+        _ => Value::Null,
+    }
+}
+
+fn column_kind(table: TableId, column: &str) -> OutputKind {
+    table
+        .column(column)
+        .map_or(OutputKind::Count, |c| OutputKind::Column(c.ty))
+}
+
+fn project(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)> {
+    let table = q.table;
+    if q.select.is_empty() {
+        let columns = table
+            .columns()
+            .iter()
+            .map(|c| OutputColumn {
+                name: c.name.to_owned(),
+                kind: OutputKind::Column(c.ty),
+            })
+            .collect();
+        return Ok((columns, rows));
+    }
+    let mut columns = Vec::new();
+    let mut refs = Vec::new();
+    for s in &q.select {
+        match s {
+            SelectItem::Column { name, .. } => {
+                refs.push(KeyRef::Column(position(table, name)?));
+                columns.push(OutputColumn {
+                    name: s.output_name(),
+                    kind: column_kind(table, name),
+                });
+            }
+            SelectItem::Bucket { column, width_ns, .. } => {
+                refs.push(KeyRef::Bucket(position(table, column)?, *width_ns));
+                columns.push(OutputColumn {
+                    name: s.output_name(),
+                    kind: OutputKind::Column(ColumnType::Timestamp),
+                });
+            }
+            SelectItem::Agg { .. } => {
+                return Err(Error::invalid("aggregates need an aggregating query"));
+            }
+        }
+    }
+    let out = rows
+        .into_iter()
+        .map(|r| {
+            refs.iter()
+                .map(|k| match k {
+                    KeyRef::Column(i) => r[*i].clone(),
+                    KeyRef::Bucket(i, w) => bucket(&r[*i], *w),
+                })
+                .collect()
+        })
+        .collect();
+    Ok((columns, out))
+}
+
+/// An aggregate's running state.
+#[derive(Clone, Debug)]
+enum Acc {
+    Count(u64),
+    Sum(i128, bool),
+    Min(Option<Value>),
+    Max(Option<Value>),
+    Avg(i128, u64),
+    Vwap(i128, i128),
+}
+
+impl Acc {
+    fn new(f: AggFunc) -> Acc {
+        match f {
+            AggFunc::Count => Acc::Count(0),
+            AggFunc::Sum => Acc::Sum(0, false),
+            AggFunc::Min => Acc::Min(None),
+            AggFunc::Max => Acc::Max(None),
+            AggFunc::Avg => Acc::Avg(0, 0),
+            AggFunc::Vwap => Acc::Vwap(0, 0),
+        }
+    }
+
+    fn add(&mut self, a: Option<&Value>, b: Option<&Value>, star: bool) {
+        let num = |v: Option<&Value>| v.and_then(|v| match v {
+            Value::U64(x) => Some(i128::from(*x)),
+            Value::I64(x) => Some(i128::from(*x)),
+            _ => None,
+        });
+        match self {
+            Acc::Count(n) => {
+                if star || a.is_some_and(|v| *v != Value::Null) {
+                    *n += 1;
+                }
+            }
+            Acc::Sum(s, any) => {
+                if let Some(x) = num(a) {
+                    *s += x;
+                    *any = true;
+                }
+            }
+            Acc::Min(m) => {
+                if let Some(v) = a.filter(|v| **v != Value::Null)
+                    && m.as_ref().is_none_or(|m| v < m)
+                {
+                    *m = Some(v.clone());
+                }
+            }
+            Acc::Max(m) => {
+                if let Some(v) = a.filter(|v| **v != Value::Null)
+                    && m.as_ref().is_none_or(|m| v > m)
+                {
+                    *m = Some(v.clone());
+                }
+            }
+            Acc::Avg(s, n) => {
+                if let Some(x) = num(a) {
+                    *s += x;
+                    *n += 1;
+                }
+            }
+            Acc::Vwap(pq, q) => {
+                if let (Some(p), Some(qty)) = (num(a), num(b)) {
+                    *pq += p * qty;
+                    *q += qty;
+                }
+            }
+        }
+    }
+
+    fn finish(&self) -> Result<Value> {
+        let fit = |x: i128| {
+            i64::try_from(x)
+                .map(Value::I64)
+                .map_err(|_| Error::invalid("an aggregate's result does not fit in 64 bits"))
+        };
+        match self {
+            Acc::Count(n) => Ok(Value::U64(*n)),
+            Acc::Sum(s, any) => if *any { fit(*s) } else { Ok(Value::Null) },
+            Acc::Min(m) | Acc::Max(m) => Ok(m.clone().unwrap_or(Value::Null)),
+            Acc::Avg(s, n) => if *n > 0 { fit(s / i128::from(*n)) } else { Ok(Value::Null) },
+            Acc::Vwap(pq, q) => if *q != 0 { fit(pq / q) } else { Ok(Value::Null) },
+        }
+    }
+}
+
+fn aggregate(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)> {
+    let table = q.table;
+    let group_refs: Vec<KeyRef> = q
+        .group_by
+        .iter()
+        .map(|g| match g {
+            GroupKey::Column(c) => position(table, c).map(KeyRef::Column),
+            GroupKey::Bucket { column, width_ns } => position(table, column).map(|i| KeyRef::Bucket(i, *width_ns)),
+        })
+        .collect::<Result<_>>()?;
+    // Per select item: where its value comes from.
+    enum Item {
+        Group(usize),
+        Agg(usize, Option<usize>, Option<usize>, bool),
+    }
+    let mut items = Vec::new();
+    let mut columns = Vec::new();
+    let mut funcs = Vec::new();
+    for s in &q.select {
+        let name = s.output_name();
+        match s {
+            SelectItem::Column { name: col, .. } => {
+                let g = q
+                    .group_by
+                    .iter()
+                    .position(|g| matches!(g, GroupKey::Column(c) if c == col))
+                    .ok_or_else(|| Error::invalid(format!("column {col} must be in GROUP BY or inside an aggregate")))?;
+                items.push(Item::Group(g));
+                columns.push(OutputColumn { name, kind: column_kind(table, col) });
+            }
+            SelectItem::Bucket { column, width_ns, .. } => {
+                let g = q
+                    .group_by
+                    .iter()
+                    .position(|g| matches!(g, GroupKey::Bucket { column: c, width_ns: w } if c == column && w == width_ns))
+                    .ok_or_else(|| Error::invalid(format!("{name} must be in GROUP BY")))?;
+                items.push(Item::Group(g));
+                columns.push(OutputColumn { name, kind: OutputKind::Column(ColumnType::Timestamp) });
+            }
+            SelectItem::Agg { func, args, .. } => {
+                let a = args.first().map(|c| position(table, c)).transpose()?;
+                let b = args.get(1).map(|c| position(table, c)).transpose()?;
+                let kind = match func {
+                    AggFunc::Count => OutputKind::Count,
+                    AggFunc::Vwap => OutputKind::Column(ColumnType::Price),
+                    _ => args.first().map_or(OutputKind::Count, |c| column_kind(table, c)),
+                };
+                items.push(Item::Agg(funcs.len(), a, b, args.is_empty()));
+                funcs.push(*func);
+                columns.push(OutputColumn { name, kind });
+            }
+        }
+    }
+    let mut groups: BTreeMap<Vec<Value>, Vec<Acc>> = BTreeMap::new();
+    for row in &rows {
+        let key: Vec<Value> = group_refs
+            .iter()
+            .map(|k| match k {
+                KeyRef::Column(i) => row[*i].clone(),
+                KeyRef::Bucket(i, w) => bucket(&row[*i], *w),
+            })
+            .collect();
+        let accs = groups.entry(key).or_insert_with(|| funcs.iter().map(|f| Acc::new(*f)).collect());
+        for it in &items {
+            if let Item::Agg(i, a, b, star) = it {
+                accs[*i].add(a.map(|a| &row[a]), b.map(|b| &row[b]), *star);
+            }
+        }
+    }
+    if groups.is_empty() && q.group_by.is_empty() {
+        groups.insert(Vec::new(), funcs.iter().map(|f| Acc::new(*f)).collect());
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for (key, accs) in groups {
+        let mut r = Vec::with_capacity(items.len());
+        for it in &items {
+            r.push(match it {
+                Item::Group(g) => key[*g].clone(),
+                Item::Agg(i, ..) => accs[*i].finish()?,
+            });
+        }
+        out.push(r);
+    }
+    Ok((columns, out))
+}
