@@ -2,3 +2,4 @@
 //! rewriter, a cost-based planner, an executor, a plan cache and the adaptive index manager.
 
 pub mod ast;
+pub mod sql;
