@@ -355,7 +355,12 @@ impl Config {
             1,
             1 << 60,
         )?;
-        range("index_unused_drop_s", self.index_unused_drop_s, 1, 31_536_000)
+        range(
+            "index_unused_drop_s",
+            self.index_unused_drop_s,
+            1,
+            31_536_000,
+        )
     }
 
     /// The configuration as the TOML text `init` writes.

@@ -321,7 +321,9 @@ impl Store {
                 .spawn(move || s.run_flusher())
                 .map_err(|e| Error::io("starting the flusher thread", e))?
         };
-        let queries = Arc::new(crate::query::QueryEngine::new(shared.config.plan_cache_size));
+        let queries = Arc::new(crate::query::QueryEngine::new(
+            shared.config.plan_cache_size,
+        ));
         let mut threads = vec![applier, flusher];
         if shared.config.index_auto {
             let (s, q) = (Arc::clone(&shared), Arc::clone(&queries));

@@ -1,31 +1,411 @@
-//! Queries end to end through the store: SQL and the typed builder over a seeded workload,
-//! symbols for instrument ids, EXPLAIN, the plan cache, analyze, and pointed errors.
+//! Queries end to end through the store: the access path the planner picks for each kind
+//! of filter (and that its rows equal a filtered full read), rewrites listed in EXPLAIN,
+//! EXPLAIN ANALYZE actuals, the plan cache's hits and invalidation, prepared statements,
+//! symbols and time literals, the builder agreeing with SQL, pointed errors, and the index
+//! manager advising, building and dropping indexes (by hand and in auto mode).
 
-use tradestore::ErrorKind;
+use std::time::{Duration, Instant};
+
+use tradestore::query::ast::{AggFunc, Operand};
+use tradestore::query::builder::{col, select};
+use tradestore::query::plan::{Access, Choice};
+use tradestore::schema::{TableId, Trade, Value};
+use tradestore::{Config, ErrorKind, ReadOps, Store};
 use tradestore_tests::{TempStore, TestResult, expect_err, seed, workload};
 
-#[test]
-fn sql_queries_answer_over_a_workload() -> TestResult {
+fn loaded() -> TestResult<TempStore> {
     let store = TempStore::new()?;
     seed(&store)?;
-    workload(&store, 3, 300)?;
-    let r = store.query("SELECT count(*) FROM trades")?;
-    println!("{}", r.to_table());
-    let r = store.query("SELECT id, instrument, price, ts FROM trades WHERE instrument = 'ACME' ORDER BY ts DESC LIMIT 5")?;
-    println!("{}", r.to_table());
-    let e = store.explain("SELECT id, instrument, price, ts FROM trades WHERE instrument = 'ACME' ORDER BY ts DESC LIMIT 5", true)?;
-    println!("{}", e.text);
-    let e = store.explain("SELECT instrument, count(*), vwap(price, quantity) FROM trades WHERE price > 10 AND price > 20 GROUP BY instrument ORDER BY 2 DESC", true)?;
-    println!("{}", e.text);
-    let e = store.explain("SELECT * FROM trades LATEST ON ts PARTITION BY instrument", true)?;
-    println!("{}", e.text);
-    let e = store.explain("SELECT * FROM orders WHERE account = 1 AND status IN ('new', 'partially_filled')", true)?;
-    println!("{}", e.text);
+    workload(&store, 11, 400)?;
+    Ok(store)
+}
+
+fn trades(store: &Store) -> TestResult<Vec<Trade>> {
+    Ok(store.read()?.all::<Trade>()?)
+}
+
+fn ids(rows: &[Vec<Value>]) -> Vec<u64> {
+    rows.iter().filter_map(|r| r[0].as_u64()).collect()
+}
+
+fn traced(store: &Store, sql: &str) -> TestResult<tradestore::query::Outcome> {
+    let q = match store.prepare(sql)?.statement() {
+        tradestore::query::ast::Statement::Query(q) => q.clone(),
+        other => return Err(format!("not a query: {other:?}").into()),
+    };
+    Ok(store.run_traced(q, &[])?)
+}
+
+#[test]
+fn the_planner_picks_the_access_path_the_filter_allows() -> TestResult {
+    let store = loaded()?;
     store.analyze()?;
-    let e = store.explain("SELECT * FROM orders WHERE account = 1 AND status IN ('new', 'partially_filled')", true)?;
-    println!("{}", e.text);
-    println!("{:?}", store.plan_cache_stats());
-    let err = expect_err(store.query("SELECT nope FROM trades"), ErrorKind::Invalid)?;
-    println!("{err}");
+    let all = trades(&store)?;
+    assert!(all.len() > 50, "the workload made {} trades", all.len());
+    let some = &all[all.len() / 2];
+
+    let o = traced(
+        &store,
+        &format!("SELECT * FROM trades WHERE id = {}", some.id),
+    )?;
+    assert_eq!(o.plan.choice, Choice::Get);
+    assert_eq!(ids(&o.result.rows), vec![some.id]);
+
+    let o = traced(
+        &store,
+        &format!(
+            "SELECT id FROM trades WHERE instrument = {} ORDER BY ts DESC LIMIT 3",
+            some.instrument
+        ),
+    )?;
+    assert!(
+        matches!(&o.plan.choice, Choice::Scan { index: Some(i), reverse: true } if i == "trades_by_instrument_ts"),
+        "{:?}",
+        o.plan.choice
+    );
+    assert!(o.plan.sort.is_empty(), "the index gives the order");
+    assert_eq!(
+        o.plan.stop_after,
+        Some(3),
+        "the limit is pushed into the scan"
+    );
+    assert!(
+        o.actuals.examined <= 3,
+        "read {} entries",
+        o.actuals.examined
+    );
+    let mut expected: Vec<&Trade> = all
+        .iter()
+        .filter(|t| t.instrument == some.instrument)
+        .collect();
+    expected.sort_by(|a, b| (b.ts, b.id).cmp(&(a.ts, a.id)));
+    let expected: Vec<u64> = expected.iter().take(3).map(|t| t.id).collect();
+    assert_eq!(ids(&o.result.rows), expected);
+
+    let o = traced(
+        &store,
+        &format!("SELECT id FROM trades WHERE order_id = {}", some.order_id),
+    )?;
+    match &o.plan.access {
+        Access::Scan(s) => {
+            assert_eq!(s.index.as_deref(), Some("trades_by_order"));
+            assert!(s.covering, "id and order_id are both in the index");
+        }
+        other => return Err(format!("expected an index scan, got {other:?}").into()),
+    }
+    let mut expected: Vec<u64> = all
+        .iter()
+        .filter(|t| t.order_id == some.order_id)
+        .map(|t| t.id)
+        .collect();
+    expected.sort();
+    assert_eq!(ids(&o.result.rows), expected);
+
+    let o = traced(&store, "SELECT * FROM positions WHERE account = 1")?;
+    assert!(
+        matches!(&o.plan.access, Access::Scan(s) if s.index.is_none() && s.prefixes == vec![vec![Value::U64(1)]]),
+        "{:?}",
+        o.plan.access
+    );
+
+    let o = traced(&store, "SELECT id FROM trades WHERE quantity > 0")?;
+    assert!(matches!(&o.plan.choice, Choice::Scan { index: None, .. }));
+    assert_eq!(o.result.rows.len(), all.len());
+
+    let o = traced(&store, "SELECT id FROM trades WHERE id = 1 AND id = 2")?;
+    assert_eq!(o.plan.access, Access::Empty);
+    assert_eq!(o.actuals.examined, 0);
+    assert!(o.result.rows.is_empty());
+    assert!(o.rewrites.iter().any(|f| f.rule.name() == "contradiction"));
+    Ok(())
+}
+
+#[test]
+fn explain_lists_rewrites_and_analyze_reports_actuals() -> TestResult {
+    let store = loaded()?;
+    let cases = [
+        (
+            "SELECT * FROM trades WHERE NOT (price > 10 OR side = 'buy')",
+            "push_not_down",
+        ),
+        (
+            "SELECT * FROM trades WHERE ts > 5 AND ts > 7 AND ts < 2000",
+            "merge_ranges",
+        ),
+        (
+            "SELECT * FROM trades WHERE account = 1 OR account = 2",
+            "or_to_in",
+        ),
+        (
+            "SELECT * FROM trades WHERE ts > now() - interval '1 hour'",
+            "fold_constants",
+        ),
+        (
+            "SELECT * FROM trades WHERE price BETWEEN 1 AND 2",
+            "between_to_range",
+        ),
+        (
+            "SELECT * FROM trades WHERE account = 1 AND account = 2",
+            "contradiction",
+        ),
+    ];
+    for (sql, rule) in cases {
+        let e = store.explain(sql, false)?;
+        assert!(
+            e.text.contains(&format!("Rewrite {rule}")),
+            "{sql}:\n{}",
+            e.text
+        );
+        let fired: Vec<String> = e.json["rewrites"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r["rule"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(fired.iter().any(|r| r == rule), "{sql}: {fired:?}");
+    }
+    let n = trades(&store)?.len();
+    let e = store.explain(
+        "EXPLAIN ANALYZE SELECT count(*) FROM trades WHERE quantity > 0",
+        false,
+    )?;
+    assert!(
+        e.text.contains(&format!("actual examined={n} rows={n}")),
+        "{}",
+        e.text
+    );
+    assert_eq!(e.json["actual"]["rows"], 1);
+    let e = store.explain("SELECT * FROM trades WHERE price > 20", false)?;
+    assert!(
+        e.text.contains("Filter price > 20"),
+        "values show in their column's type:\n{}",
+        e.text
+    );
+    assert!(e.json["actual"].is_null());
+    Ok(())
+}
+
+#[test]
+fn the_plan_cache_hits_by_shape_and_is_invalidated() -> TestResult {
+    let store = loaded()?;
+    let before = store.plan_cache_stats();
+    for i in 1..=5 {
+        store.query(&format!(
+            "SELECT * FROM trades WHERE instrument = {i} ORDER BY ts DESC LIMIT 10"
+        ))?;
+    }
+    let after = store.plan_cache_stats();
+    assert_eq!(after.misses - before.misses, 1, "one shape, planned once");
+    assert_eq!(after.hits - before.hits, 4);
+    store.analyze()?;
+    store.query("SELECT * FROM trades WHERE instrument = 9 ORDER BY ts DESC LIMIT 10")?;
+    assert_eq!(
+        store.plan_cache_stats().misses - after.misses,
+        1,
+        "new statistics, new plan"
+    );
+    let mid = store.plan_cache_stats();
+    store.create_index(
+        tradestore::schema::IndexDef {
+            name: "trades_by_price".into(),
+            table: TableId::Trades,
+            columns: vec!["price".into()],
+            unique: false,
+            builtin: false,
+        },
+        "test",
+    )?;
+    store.query("SELECT * FROM trades WHERE instrument = 9 ORDER BY ts DESC LIMIT 10")?;
+    assert_eq!(
+        store.plan_cache_stats().misses - mid.misses,
+        1,
+        "new index, new plan"
+    );
+    Ok(())
+}
+
+#[test]
+fn prepared_statements_symbols_time_literals_and_the_builder() -> TestResult {
+    let store = loaded()?;
+    let all = trades(&store)?;
+    let acme = all.iter().filter(|t| t.instrument == 1).count() as u64;
+    let p = store.prepare("SELECT count(*) FROM trades WHERE instrument = $1")?;
+    let by_id = store.execute(&p, &[Operand::Number("1".into())])?;
+    let by_symbol = store.execute(&p, &[Operand::Text("ACME".into())])?;
+    assert_eq!(by_id.rows, vec![vec![Value::U64(acme)]]);
+    assert_eq!(by_symbol.rows, by_id.rows);
+    expect_err(store.execute(&p, &[]), ErrorKind::Invalid)?;
+    expect_err(
+        store.query("SELECT * FROM trades WHERE instrument = 'NOPE'"),
+        ErrorKind::NotFound,
+    )?;
+
+    // Timestamps are nanoseconds; RFC 3339 text is the same instant.
+    let late = all.iter().filter(|t| t.ts >= 1_500).count() as u64;
+    let r =
+        store.query("SELECT count(*) FROM trades WHERE ts >= '1970-01-01T00:00:00.0000015Z'")?;
+    assert_eq!(r.rows, vec![vec![Value::U64(late)]]);
+
+    let sql = store.query(
+        "SELECT instrument, count(*), vwap(price, quantity) FROM trades WHERE side = 'buy' \
+         GROUP BY instrument ORDER BY instrument",
+    )?;
+    let built = store.run(
+        select(TableId::Trades)
+            .column("instrument")
+            .aggregate(AggFunc::Count, [])
+            .aggregate(AggFunc::Vwap, ["price", "quantity"])
+            .filter(col("side").eq("buy"))
+            .group_by("instrument")
+            .order_by("instrument")
+            .build(),
+        &[],
+    )?;
+    assert_eq!(sql.rows, built.rows);
+    assert!(!sql.rows.is_empty());
+    for row in &sql.rows {
+        let inst = row[0].as_u64().ok_or("instrument")?;
+        let buys: Vec<&Trade> = all
+            .iter()
+            .filter(|t| t.instrument == inst && t.side == tradestore::schema::Side::Buy)
+            .collect();
+        let pq: i128 = buys
+            .iter()
+            .map(|t| i128::from(t.price.0) * i128::from(t.quantity.0))
+            .sum();
+        let q: i128 = buys.iter().map(|t| i128::from(t.quantity.0)).sum();
+        assert_eq!(row[1], Value::U64(buys.len() as u64));
+        assert_eq!(row[2], Value::I64(i64::try_from(pq / q)?));
+    }
+    Ok(())
+}
+
+#[test]
+fn malformed_and_unsupported_sql_is_refused_with_a_pointer() -> TestResult {
+    let store = loaded()?;
+    let before = store.read()?.count(TableId::Trades)?;
+    for (sql, points_at) in [
+        ("SELEC * FROM trades", "SELEC"),
+        (
+            "SELECT * FROM trades JOIN orders ON trades.order_id = orders.id",
+            "JOIN",
+        ),
+        ("SELECT pricee FROM trades", "pricee"),
+        ("SELECT * FROM tardes", "tardes"),
+        ("SELECT * FROM trades WHERE price = id", "price = id"),
+        ("DELETE FROM trades", "DELETE"),
+    ] {
+        let err = expect_err(store.query(sql), ErrorKind::Invalid)?;
+        let msg = err.to_string();
+        let line = msg
+            .lines()
+            .find(|l| l.trim_start() == sql)
+            .ok_or(format!("{sql}: {msg}"))?;
+        let caret = msg
+            .lines()
+            .find(|l| l.trim_start().starts_with('^'))
+            .ok_or(format!("{sql}: no caret in {msg}"))?;
+        let col = caret.find('^').ok_or("caret")?;
+        let at = line.find(points_at).ok_or("offending text")?;
+        assert_eq!(col, at, "{sql}: the caret points at {points_at:?}:\n{msg}");
+    }
+    assert_eq!(store.read()?.count(TableId::Trades)?, before);
+    Ok(())
+}
+
+fn price_workload(store: &Store, n: usize) -> TestResult {
+    for i in 0..n {
+        let lo = 20 + (i % 50);
+        store.query(&format!(
+            "SELECT id, price FROM trades WHERE price > {lo} AND price < {}",
+            lo + 2
+        ))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn the_index_manager_advises_builds_and_drops() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let config = Config {
+        index_auto_min_benefit: 1,
+        index_unused_drop_s: 1,
+        ..Config::default()
+    };
+    let store = Store::open(dir.path(), config)?;
+    seed(&store)?;
+    workload(&store, 5, 400)?;
+    store.analyze()?;
+    price_workload(&store, 30)?;
+    let advice = store.advise_indexes()?;
+    let best = advice.first().ok_or("no advice")?;
+    assert_eq!(best.def.table, TableId::Trades);
+    assert_eq!(best.def.columns, vec!["price".to_owned()]);
+    assert_eq!(best.executions, 30);
+    assert!(best.benefit > 0.0);
+    let review = store.review_indexes()?;
+    assert_eq!(review.created, vec![best.def.name.clone()]);
+    let o = traced(
+        &store,
+        "SELECT id, price FROM trades WHERE price > 30 AND price < 32",
+    )?;
+    assert!(
+        matches!(&o.plan.choice, Choice::Scan { index: Some(i), .. } if *i == best.def.name),
+        "{:?}",
+        o.plan.choice
+    );
+    assert!(
+        store
+            .advise_indexes()?
+            .iter()
+            .all(|a| a.def.columns != best.def.columns)
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let review = store.review_indexes()?;
+    assert_eq!(review.dropped, vec![best.def.name.clone()]);
+    let log: Vec<(String, String)> = store
+        .index_decisions()?
+        .into_iter()
+        .map(|d| (d.action, d.reason.chars().take(5).collect()))
+        .collect();
+    assert_eq!(
+        log,
+        vec![
+            ("create".to_owned(), "auto:".to_owned()),
+            ("ready".to_owned(), "backf".to_owned()),
+            ("drop".to_owned(), "auto:".to_owned()),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn auto_mode_builds_the_recommended_index_in_the_background() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let config = Config {
+        index_auto: true,
+        index_auto_interval_ms: 100,
+        index_auto_min_benefit: 1,
+        ..Config::default()
+    };
+    let store = Store::open(dir.path(), config)?;
+    seed(&store)?;
+    workload(&store, 6, 300)?;
+    price_workload(&store, 20)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !store
+        .indexes()
+        .iter()
+        .any(|s| s.def.columns == ["price"] && s.is_ready())
+    {
+        if Instant::now() > deadline {
+            return Err("auto mode built no index on trades(price)".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Built-in indexes are never dropped, whatever their use.
+    assert_eq!(store.indexes().iter().filter(|s| s.def.builtin).count(), 7);
     Ok(())
 }

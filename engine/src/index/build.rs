@@ -160,72 +160,72 @@ impl Store {
 
 /// [`Store::create_index`].
 pub(crate) fn create(shared: &Shared, def: IndexDef, reason: &str) -> Result<BuildReport> {
-        let started = Instant::now();
-        let _ddl = shared.index_ddl.lock();
-        let current = shared.indexes.read().clone();
-        validate(&def, &current)?;
-        if shared.poisoned.load(Ordering::SeqCst) {
-            return Err(shared.poison_error());
-        }
-        let slot = shared.next_slot.fetch_add(1, Ordering::SeqCst);
-        let spec = IndexSpec::new(def.clone(), slot, false);
+    let started = Instant::now();
+    let _ddl = shared.index_ddl.lock();
+    let current = shared.indexes.read().clone();
+    validate(&def, &current)?;
+    if shared.poisoned.load(Ordering::SeqCst) {
+        return Err(shared.poison_error());
+    }
+    let slot = shared.next_slot.fetch_add(1, Ordering::SeqCst);
+    let spec = IndexSpec::new(def.clone(), slot, false);
 
-        let mut txn = shared.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        catalog::register_building(&txn, &def)?;
-        txn.open_table(spec.redb_table())?;
-        catalog::record_decision(&txn, &decision("create", &def, reason))?;
-        txn.commit()?;
+    let mut txn = shared.db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    catalog::register_building(&txn, &def)?;
+    txn.open_table(spec.redb_table())?;
+    catalog::record_decision(&txn, &decision("create", &def, reason))?;
+    txn.commit()?;
 
-        let ordered = publish(shared, |list| list.push(spec.clone()));
-        let outcome = wait_applied(shared, ordered).and_then(|()| backfill(shared, &spec));
-        let (backfilled, chunks) = match outcome {
-            Ok(done) => done,
-            Err(e) => {
-                let why = format!("build failed: {e}");
-                // Best effort: a store that cannot even record the abandonment finishes
-                // the build when it is next opened.
-                let _ = remove(shared, &spec, "abandon", &why);
-                return Err(e);
-            }
-        };
-        let mut txn = shared.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        catalog::mark_ready(&txn, &def.name)?;
-        let why = format!("backfilled {backfilled} entries in {chunks} chunks");
-        catalog::record_decision(&txn, &decision("ready", &def, &why))?;
-        txn.commit()?;
-        {
-            let mut list = shared.indexes.write();
-            let mut next: Vec<IndexSpec> = list.iter().cloned().collect();
-            if let Some(s) = next.iter_mut().find(|s| s.def.name == def.name) {
-                s.ready = true;
-            }
-            *list = Arc::new(next);
-            shared.index_gen.fetch_add(1, Ordering::SeqCst);
+    let ordered = publish(shared, |list| list.push(spec.clone()));
+    let outcome = wait_applied(shared, ordered).and_then(|()| backfill(shared, &spec));
+    let (backfilled, chunks) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            let why = format!("build failed: {e}");
+            // Best effort: a store that cannot even record the abandonment finishes
+            // the build when it is next opened.
+            let _ = remove(shared, &spec, "abandon", &why);
+            return Err(e);
         }
-        Ok(BuildReport {
-            name: def.name,
-            backfilled,
-            chunks,
-            elapsed: started.elapsed(),
-        })
+    };
+    let mut txn = shared.db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    catalog::mark_ready(&txn, &def.name)?;
+    let why = format!("backfilled {backfilled} entries in {chunks} chunks");
+    catalog::record_decision(&txn, &decision("ready", &def, &why))?;
+    txn.commit()?;
+    {
+        let mut list = shared.indexes.write();
+        let mut next: Vec<IndexSpec> = list.iter().cloned().collect();
+        if let Some(s) = next.iter_mut().find(|s| s.def.name == def.name) {
+            s.ready = true;
+        }
+        *list = Arc::new(next);
+        shared.index_gen.fetch_add(1, Ordering::SeqCst);
+    }
+    Ok(BuildReport {
+        name: def.name,
+        backfilled,
+        chunks,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// [`Store::drop_index`].
 pub(crate) fn drop(shared: &Shared, name: &str, reason: &str) -> Result<()> {
-        let _ddl = shared.index_ddl.lock();
-        let current = shared.indexes.read().clone();
-        let spec = crate::txn::find_any_index(&current, name)?;
-        if spec.def.builtin {
-            return Err(Error::invalid(format!(
-                "index {name} is built in: the schema needs it"
-            )));
-        }
-        if shared.poisoned.load(Ordering::SeqCst) {
-            return Err(shared.poison_error());
-        }
-        remove(shared, &spec, "drop", reason)
+    let _ddl = shared.index_ddl.lock();
+    let current = shared.indexes.read().clone();
+    let spec = crate::txn::find_any_index(&current, name)?;
+    if spec.def.builtin {
+        return Err(Error::invalid(format!(
+            "index {name} is built in: the schema needs it"
+        )));
+    }
+    if shared.poisoned.load(Ordering::SeqCst) {
+        return Err(shared.poison_error());
+    }
+    remove(shared, &spec, "drop", reason)
 }
 
 /// Takes the index out of use, waits until the applier no longer writes it, then deletes

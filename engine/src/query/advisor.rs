@@ -95,8 +95,16 @@ pub fn shape_of(q: &Query) -> String {
     for p in conjuncts(&q.filter) {
         match p {
             Pred::Cmp { column, op, .. } => parts.push(format!("{column} {}", op_class(*op))),
-            Pred::In { column, negated: false, .. } => parts.push(format!("{column} in")),
-            Pred::In { column, negated: true, .. } => parts.push(format!("{column} not in")),
+            Pred::In {
+                column,
+                negated: false,
+                ..
+            } => parts.push(format!("{column} in")),
+            Pred::In {
+                column,
+                negated: true,
+                ..
+            } => parts.push(format!("{column} not in")),
             Pred::IsNull { column, .. } => parts.push(format!("{column} null")),
             Pred::Between { column, .. } => parts.push(format!("{column} range")),
             Pred::False => parts.push("false".into()),
@@ -105,7 +113,15 @@ pub fn shape_of(q: &Query) -> String {
     }
     parts.sort();
     parts.dedup();
-    let mut s = format!("{}: {}", q.table, if parts.is_empty() { "all".to_owned() } else { parts.join(", ") });
+    let mut s = format!(
+        "{}: {}",
+        q.table,
+        if parts.is_empty() {
+            "all".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    );
     if !q.order_by.is_empty() {
         let o: Vec<String> = q
             .order_by
@@ -115,7 +131,11 @@ pub fn shape_of(q: &Query) -> String {
         s.push_str(&format!("; order {}", o.join(", ")));
     }
     if let Some(l) = &q.latest {
-        s.push_str(&format!("; latest {} by {}", l.ts, l.partition_by.join(", ")));
+        s.push_str(&format!(
+            "; latest {} by {}",
+            l.ts,
+            l.partition_by.join(", ")
+        ));
     }
     s
 }
@@ -125,7 +145,11 @@ fn shape_text(p: &Pred) -> String {
     match p {
         Pred::Cmp { column, op, .. } => format!("{column} {}", op_class(*op)),
         Pred::And(v) | Pred::Or(v) => {
-            let sep = if matches!(p, Pred::And(_)) { " and " } else { " or " };
+            let sep = if matches!(p, Pred::And(_)) {
+                " and "
+            } else {
+                " or "
+            };
             let mut items: Vec<String> = v.iter().map(shape_text).collect();
             items.sort();
             items.join(sep)
@@ -141,28 +165,38 @@ fn shape_text(p: &Pred) -> String {
 
 impl Workload {
     /// Records one execution.
-    pub fn record(&mut self, q: &Query, access: &str, examined: u64, returned: u64, time: Duration) {
+    pub fn record(
+        &mut self,
+        q: &Query,
+        access: &str,
+        examined: u64,
+        returned: u64,
+        time: Duration,
+    ) {
         let key = shape_of(q);
-        if !self.shapes.contains_key(&key) && self.shapes.len() >= MAX_SHAPES {
-            if let Some(victim) = self
+        if !self.shapes.contains_key(&key)
+            && self.shapes.len() >= MAX_SHAPES
+            && let Some(victim) = self
                 .shapes
                 .iter()
                 .min_by_key(|(_, s)| s.executions)
                 .map(|(k, _)| k.clone())
-            {
-                self.shapes.remove(&victim);
-            }
+        {
+            self.shapes.remove(&victim);
         }
-        let s = self.shapes.entry(key.clone()).or_insert_with(|| ShapeStats {
-            shape: key,
-            table: q.table,
-            executions: 0,
-            examined: 0,
-            returned: 0,
-            total_time: Duration::ZERO,
-            last_access: String::new(),
-            sample: None,
-        });
+        let s = self
+            .shapes
+            .entry(key.clone())
+            .or_insert_with(|| ShapeStats {
+                shape: key,
+                table: q.table,
+                executions: 0,
+                examined: 0,
+                returned: 0,
+                total_time: Duration::ZERO,
+                last_access: String::new(),
+                sample: None,
+            });
         s.executions += 1;
         s.examined += examined;
         s.returned += returned;
@@ -197,15 +231,22 @@ fn candidate_columns(q: &Query, stats: Option<&TableStats>) -> Vec<String> {
     let mut range: Option<String> = None;
     for p in conjuncts(&q.filter) {
         match p {
-            Pred::Cmp { column, op: CmpOp::Eq, .. } | Pred::In { column, negated: false, .. } => {
-                if !eq.contains(column) {
-                    eq.push(column.clone());
-                }
+            Pred::Cmp {
+                column,
+                op: CmpOp::Eq,
+                ..
             }
-            Pred::Cmp { column, op, .. } if *op != CmpOp::Ne => {
-                if range.is_none() {
-                    range = Some(column.clone());
-                }
+            | Pred::In {
+                column,
+                negated: false,
+                ..
+            } if !eq.contains(column) => {
+                eq.push(column.clone());
+            }
+            Pred::Cmp { column, op, .. }
+                if *op != CmpOp::Ne && *op != CmpOp::Eq && range.is_none() =>
+            {
+                range = Some(column.clone());
             }
             _ => {}
         }
@@ -259,9 +300,14 @@ pub fn advise(shapes: &[ShapeStats], info: &dyn Fn(TableId) -> Option<TableInfo>
             continue;
         }
         // Already served: the primary key or an index starts with these columns.
-        let pk: Vec<String> = q.table.primary_key().iter().map(|c| (*c).to_owned()).collect();
-        let served = pk.starts_with(&cols)
-            || t.indexes.iter().any(|i| i.def.columns.starts_with(&cols));
+        let pk: Vec<String> = q
+            .table
+            .primary_key()
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect();
+        let served =
+            pk.starts_with(&cols) || t.indexes.iter().any(|i| i.def.columns.starts_with(&cols));
         if served {
             continue;
         }
@@ -296,7 +342,10 @@ pub fn advise(shapes: &[ShapeStats], info: &dyn Fn(TableId) -> Option<TableInfo>
         }
         let benefit = saved * s.executions as f64;
         let entry_bytes = 9 * (cols.len() + pk.len()) as u64 + 16;
-        match by_def.iter_mut().find(|a| a.def.table == def.table && a.def.columns == def.columns) {
+        match by_def
+            .iter_mut()
+            .find(|a| a.def.table == def.table && a.def.columns == def.columns)
+        {
             Some(a) => {
                 a.benefit += benefit;
                 a.executions += s.executions;

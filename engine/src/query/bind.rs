@@ -204,7 +204,9 @@ impl Binder<'_> {
                 _ => return Err(bad(&o, "a timestamp column's value")),
             },
             Operand::Arith { left, minus, right } => match ty {
-                ColumnType::Timestamp | ColumnType::Price | ColumnType::Quantity
+                ColumnType::Timestamp
+                | ColumnType::Price
+                | ColumnType::Quantity
                 | ColumnType::Money => Operand::Arith {
                     left: Box::new(self.value(column, *left)?),
                     minus,
@@ -213,19 +215,28 @@ impl Binder<'_> {
                 _ => return Err(bad(&Operand::Arith { left, minus, right }, "a plain value")),
             },
             Operand::Value(v) => Operand::Value(match (ty, v) {
-                (ColumnType::Id, v) => Value::U64(v.as_u64().ok_or_else(|| bad(&Operand::Value(v.clone()), "an id"))?),
+                (ColumnType::Id, v) => Value::U64(
+                    v.as_u64()
+                        .ok_or_else(|| bad(&Operand::Value(v.clone()), "an id"))?,
+                ),
                 (ColumnType::Text | ColumnType::Enum, Value::Text(s)) => {
                     return self.value(column, Operand::Text(s));
                 }
                 (ColumnType::Text | ColumnType::Enum, v) => {
                     return Err(bad(&Operand::Value(v), "text"));
                 }
-                (_, v) => Value::I64(v.as_i64().ok_or_else(|| bad(&Operand::Value(v.clone()), "a number"))?),
+                (_, v) => Value::I64(
+                    v.as_i64()
+                        .ok_or_else(|| bad(&Operand::Value(v.clone()), "a number"))?,
+                ),
             }),
             Operand::Number(ref s) => Operand::Value(match ty {
                 ColumnType::Id => Value::U64(s.parse().map_err(|_| bad(&o, "an id"))?),
                 ColumnType::Timestamp => Value::I64(s.parse().map_err(|_| {
-                    bad(&o, "a timestamp (nanoseconds, or text like '2026-11-26T10:00:00Z')")
+                    bad(
+                        &o,
+                        "a timestamp (nanoseconds, or text like '2026-11-26T10:00:00Z')",
+                    )
                 })?),
                 ColumnType::Price => Value::I64(
                     Price::from_str(s)
@@ -258,17 +269,16 @@ impl Binder<'_> {
                     }
                     Value::Text(s.clone())
                 }
-                ColumnType::Timestamp => Value::I64(parse_timestamp(s).ok_or_else(|| {
-                    bad(&o, "a timestamp like '2026-11-26T10:00:00Z'")
-                })?),
-                ColumnType::Id if is_instrument_ref(self.table, column) => {
-                    match s.parse::<u64>() {
-                        Ok(id) => Value::U64(id),
-                        Err(_) => Value::U64((self.symbols)(s)?.ok_or_else(|| {
-                            Error::not_found(format!("no instrument has the symbol {o}"))
-                        })?),
-                    }
-                }
+                ColumnType::Timestamp => Value::I64(
+                    parse_timestamp(s)
+                        .ok_or_else(|| bad(&o, "a timestamp like '2026-11-26T10:00:00Z'"))?,
+                ),
+                ColumnType::Id if is_instrument_ref(self.table, column) => match s.parse::<u64>() {
+                    Ok(id) => Value::U64(id),
+                    Err(_) => Value::U64((self.symbols)(s)?.ok_or_else(|| {
+                        Error::not_found(format!("no instrument has the symbol {o}"))
+                    })?),
+                },
                 ColumnType::Id => Value::U64(s.parse().map_err(|_| bad(&o, "an id"))?),
                 ColumnType::Price | ColumnType::Quantity | ColumnType::Money => {
                     return self.value(column, Operand::Number(s.clone()));

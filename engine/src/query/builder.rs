@@ -25,9 +25,7 @@
 
 use tradestore_schema::{TableId, Value};
 
-use super::ast::{
-    AggFunc, CmpOp, GroupKey, Latest, Operand, OrderKey, Pred, Query, SelectItem,
-};
+use super::ast::{AggFunc, CmpOp, GroupKey, Latest, Operand, OrderKey, Pred, Query, SelectItem};
 
 /// Starts a query of `table`.
 pub fn select(table: TableId) -> Builder {
@@ -210,7 +208,11 @@ impl Builder {
     }
 
     /// Adds an aggregate over the given columns (none for `count(*)`).
-    pub fn aggregate<'a>(mut self, func: AggFunc, args: impl IntoIterator<Item = &'a str>) -> Builder {
+    pub fn aggregate<'a>(
+        mut self,
+        func: AggFunc,
+        args: impl IntoIterator<Item = &'a str>,
+    ) -> Builder {
         self.query.select.push(SelectItem::Agg {
             func,
             args: args.into_iter().map(str::to_owned).collect(),
@@ -242,7 +244,9 @@ impl Builder {
 
     /// Groups by a column.
     pub fn group_by(mut self, column: &str) -> Builder {
-        self.query.group_by.push(GroupKey::Column(column.to_owned()));
+        self.query
+            .group_by
+            .push(GroupKey::Column(column.to_owned()));
         self
     }
 
@@ -277,7 +281,11 @@ impl Builder {
     }
 
     /// Keeps the latest row (greatest `ts`) per value of the partition columns.
-    pub fn latest_on<'a>(mut self, ts: &str, partition_by: impl IntoIterator<Item = &'a str>) -> Builder {
+    pub fn latest_on<'a>(
+        mut self,
+        ts: &str,
+        partition_by: impl IntoIterator<Item = &'a str>,
+    ) -> Builder {
         self.query.latest = Some(Latest {
             ts: ts.to_owned(),
             partition_by: partition_by.into_iter().map(str::to_owned).collect(),

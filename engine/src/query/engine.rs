@@ -76,7 +76,9 @@ impl QueryEngine {
     pub(crate) fn new(capacity: u64) -> QueryEngine {
         let capacity = usize::try_from(capacity).unwrap_or(1).max(1);
         QueryEngine {
-            cache: Mutex::new(LruCache::new(NonZeroUsize::MIN.saturating_add(capacity - 1))),
+            cache: Mutex::new(LruCache::new(
+                NonZeroUsize::MIN.saturating_add(capacity - 1),
+            )),
             capacity,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -129,22 +131,38 @@ pub fn normalized_shape(q: &Query) -> String {
             Pred::True => out.push_str("TRUE"),
             Pred::False => out.push_str("FALSE"),
             Pred::Cmp { column, op, .. } => out.push_str(&format!("{column}{}?", op.symbol())),
-            Pred::In { column, values, negated } => out.push_str(&format!(
+            Pred::In {
+                column,
+                values,
+                negated,
+            } => out.push_str(&format!(
                 "{column}{}IN({})",
                 if *negated { " NOT " } else { " " },
                 vec!["?"; values.len()].join(",")
             )),
-            Pred::Between { column, negated, .. } => {
-                out.push_str(&format!("{column}{}BETWEEN ? AND ?", if *negated { " NOT " } else { " " }));
+            Pred::Between {
+                column, negated, ..
+            } => {
+                out.push_str(&format!(
+                    "{column}{}BETWEEN ? AND ?",
+                    if *negated { " NOT " } else { " " }
+                ));
             }
             Pred::IsNull { column, negated } => {
-                out.push_str(&format!("{column} IS{} NULL", if *negated { " NOT" } else { "" }));
+                out.push_str(&format!(
+                    "{column} IS{} NULL",
+                    if *negated { " NOT" } else { "" }
+                ));
             }
             Pred::And(v) | Pred::Or(v) => {
                 out.push('(');
                 for (i, p) in v.iter().enumerate() {
                     if i > 0 {
-                        out.push_str(if matches!(p, Pred::And(_)) { " AND " } else { " & " });
+                        out.push_str(if matches!(p, Pred::And(_)) {
+                            " AND "
+                        } else {
+                            " & "
+                        });
                     }
                     pred(p, out);
                 }
@@ -223,7 +241,12 @@ fn analyze_one(shared: &Shared, qe: &QueryEngine, table: TableId) -> Result<Arc<
 
 /// The statistics of a table; starts a background refresh when they are stale (the table
 /// changed by more than a fifth of its rows since).
-fn stats_for(shared: &Arc<Shared>, qe: &Arc<QueryEngine>, table: TableId, rows: u64) -> Option<Arc<TableStats>> {
+fn stats_for(
+    shared: &Arc<Shared>,
+    qe: &Arc<QueryEngine>,
+    table: TableId,
+    rows: u64,
+) -> Option<Arc<TableStats>> {
     let _ = load_stats(shared, qe);
     let entry = qe
         .stats
@@ -231,7 +254,9 @@ fn stats_for(shared: &Arc<Shared>, qe: &Arc<QueryEngine>, table: TableId, rows: 
         .get(&table)
         .map(|e| (Arc::clone(&e.stats), e.changes_at));
     let (stats, at) = entry?;
-    let changed = shared.row_changes[table as usize].load(Ordering::Relaxed).saturating_sub(at);
+    let changed = shared.row_changes[table as usize]
+        .load(Ordering::Relaxed)
+        .saturating_sub(at);
     if changed > 1000 + rows.max(stats.rows) / 5 && qe.refreshing.lock().insert(table) {
         let (s, q) = (Arc::clone(shared), Arc::clone(qe));
         let spawned = std::thread::Builder::new()
@@ -249,7 +274,12 @@ fn stats_for(shared: &Arc<Shared>, qe: &Arc<QueryEngine>, table: TableId, rows: 
 }
 
 /// Plans (through the cache) and runs a bound query.
-fn run_query(shared: &Arc<Shared>, qe: &Arc<QueryEngine>, query: Query, params: &[Operand]) -> Result<Outcome> {
+fn run_query(
+    shared: &Arc<Shared>,
+    qe: &Arc<QueryEngine>,
+    query: Query,
+    params: &[Operand],
+) -> Result<Outcome> {
     let started = Instant::now();
     let tx = ReadTx::new(shared.snapshot()?);
     let lookup = |symbol: &str| -> Result<Option<u64>> {
@@ -285,7 +315,9 @@ fn run_query(shared: &Arc<Shared>, qe: &Arc<QueryEngine>, query: Query, params: 
     let cached = {
         let mut cache = qe.cache.lock();
         match cache.get(&key) {
-            Some(c) if c.index_gen == index_gen && c.stats_gen == stats_gen => Some(c.choice.clone()),
+            Some(c) if c.index_gen == index_gen && c.stats_gen == stats_gen => {
+                Some(c.choice.clone())
+            }
             _ => None,
         }
     };
@@ -349,9 +381,66 @@ impl Explain {
                 name: "plan".into(),
                 kind: OutputKind::Column(tradestore_schema::ColumnType::Text),
             }],
-            rows: self.text.lines().map(|l| vec![Value::Text(l.to_owned())]).collect(),
+            rows: self
+                .text
+                .lines()
+                .map(|l| vec![Value::Text(l.to_owned())])
+                .collect(),
         }
     }
+}
+
+/// A predicate with its values shown as SQL literals of their columns' types: decimals
+/// for prices, quantities and money, RFC 3339 text for timestamps.
+fn show_pred(table: TableId, p: &Pred) -> String {
+    fn typed(table: TableId, column: &str, o: &Operand) -> Operand {
+        let kind = table.column(column).map(|c| OutputKind::Column(c.ty));
+        match (kind, o) {
+            (Some(kind @ OutputKind::Column(ty)), Operand::Value(v @ Value::I64(_))) => {
+                let text = super::result::format_value(kind, v);
+                if ty == tradestore_schema::ColumnType::Timestamp {
+                    Operand::Text(text)
+                } else {
+                    Operand::Number(text)
+                }
+            }
+            _ => o.clone(),
+        }
+    }
+    fn walk(table: TableId, p: &Pred) -> Pred {
+        match p {
+            Pred::Cmp { column, op, value } => Pred::Cmp {
+                column: column.clone(),
+                op: *op,
+                value: typed(table, column, value),
+            },
+            Pred::In {
+                column,
+                values,
+                negated,
+            } => Pred::In {
+                column: column.clone(),
+                values: values.iter().map(|v| typed(table, column, v)).collect(),
+                negated: *negated,
+            },
+            Pred::Between {
+                column,
+                low,
+                high,
+                negated,
+            } => Pred::Between {
+                column: column.clone(),
+                low: typed(table, column, low),
+                high: typed(table, column, high),
+                negated: *negated,
+            },
+            Pred::And(v) => Pred::And(v.iter().map(|p| walk(table, p)).collect()),
+            Pred::Or(v) => Pred::Or(v.iter().map(|p| walk(table, p)).collect()),
+            Pred::Not(p) => Pred::Not(Box::new(walk(table, p))),
+            other => other.clone(),
+        }
+    }
+    walk(table, p).to_string()
 }
 
 fn explain_of(o: &Outcome, analyze: bool) -> Explain {
@@ -360,7 +449,11 @@ fn explain_of(o: &Outcome, analyze: bool) -> Explain {
     let stage = |name: &str| o.actuals.stages.iter().find(|s| s.name == name);
     let actual = |name: &str| -> String {
         match (analyze, stage(name)) {
-            (true, Some(s)) => format!("  (actual rows={} time={:.3} ms)", s.rows, s.time.as_secs_f64() * 1e3),
+            (true, Some(s)) => format!(
+                "  (actual rows={} time={:.3} ms)",
+                s.rows,
+                s.time.as_secs_f64() * 1e3
+            ),
             _ => String::new(),
         }
     };
@@ -372,7 +465,11 @@ fn explain_of(o: &Outcome, analyze: bool) -> Explain {
             Some(l) => format!("Limit {l} offset {}", p.offset),
             None => format!("Offset {}", p.offset),
         };
-        nodes.push((label, format!("est rows={:.0}", e.output), actual("limit+project")));
+        nodes.push((
+            label,
+            format!("est rows={:.0}", e.output),
+            actual("limit+project"),
+        ));
     }
     if !p.sort.is_empty() {
         let keys: Vec<String> = p
@@ -380,25 +477,48 @@ fn explain_of(o: &Outcome, analyze: bool) -> Explain {
             .iter()
             .map(|k| format!("{}{}", k.name, if k.desc { " desc" } else { "" }))
             .collect();
-        nodes.push((format!("Sort by {}", keys.join(", ")), String::new(), actual("sort")));
+        nodes.push((
+            format!("Sort by {}", keys.join(", ")),
+            String::new(),
+            actual("sort"),
+        ));
     }
     if q.is_aggregate() {
-        let keys = if q.group_by.is_empty() { "all rows".to_owned() } else { format!("{:?}", q.group_by) };
-        nodes.push((format!("Aggregate over {keys}"), String::new(), actual("aggregate")));
+        let keys = if q.group_by.is_empty() {
+            "all rows".to_owned()
+        } else {
+            format!("{:?}", q.group_by)
+        };
+        nodes.push((
+            format!("Aggregate over {keys}"),
+            String::new(),
+            actual("aggregate"),
+        ));
     }
     if let Some(l) = &q.latest
         && !matches!(p.access, Access::LatestSkip { .. })
     {
         nodes.push((
-            format!("Latest on {} partition by {}", l.ts, l.partition_by.join(", ")),
+            format!(
+                "Latest on {} partition by {}",
+                l.ts,
+                l.partition_by.join(", ")
+            ),
             String::new(),
             actual("latest"),
         ));
     }
     if p.residual != Pred::True {
-        nodes.push((format!("Filter {}", p.residual), format!("est rows={:.0}", e.filtered), String::new()));
+        nodes.push((
+            format!("Filter {}", show_pred(q.table, &p.residual)),
+            format!("est rows={:.0}", e.filtered),
+            String::new(),
+        ));
     }
-    let stop = p.stop_after.map(|n| format!(" stop after {n}")).unwrap_or_default();
+    let stop = p
+        .stop_after
+        .map(|n| format!(" stop after {n}"))
+        .unwrap_or_default();
     let access_actual = if analyze {
         format!(
             "  (actual examined={} rows={} time={:.3} ms)",
@@ -425,12 +545,20 @@ fn explain_of(o: &Outcome, analyze: bool) -> Explain {
     for (i, (label, est, act)) in nodes.iter().enumerate() {
         let indent = "  ".repeat(i);
         let arrow = if i == 0 { "" } else { "-> " };
-        let est = if est.is_empty() { String::new() } else { format!("  [{est}]") };
+        let est = if est.is_empty() {
+            String::new()
+        } else {
+            format!("  [{est}]")
+        };
         text.push_str(&format!("{indent}{arrow}{label}{est}{act}\n"));
     }
     text.push_str(&format!("Why: {}\n", p.why));
     if !p.alternatives.is_empty() {
-        let alts: Vec<String> = p.alternatives.iter().map(|(d, c)| format!("{d} (cost {c:.1})")).collect();
+        let alts: Vec<String> = p
+            .alternatives
+            .iter()
+            .map(|(d, c)| format!("{d} (cost {c:.1})"))
+            .collect();
         text.push_str(&format!("Rejected: {}\n", alts.join("; ")));
     }
     if o.rewrites.is_empty() {
@@ -440,7 +568,10 @@ fn explain_of(o: &Outcome, analyze: bool) -> Explain {
             text.push_str(&format!("Rewrite {f}\n"));
         }
     }
-    text.push_str(&format!("Filter after rewriting: {}\n", q.filter));
+    text.push_str(&format!(
+        "Filter after rewriting: {}\n",
+        show_pred(q.table, &q.filter)
+    ));
     if analyze {
         text.push_str(&format!(
             "Actual: {} rows in {:.3} ms\n",
@@ -452,7 +583,7 @@ fn explain_of(o: &Outcome, analyze: bool) -> Explain {
         "table": q.table.name(),
         "access": describe_access(&p.access),
         "choice": format!("{:?}", p.choice),
-        "residual": p.residual.to_string(),
+        "residual": show_pred(q.table, &p.residual),
         "sort": p.sort.iter().map(|k| json!({"name": k.name, "desc": k.desc})).collect::<Vec<_>>(),
         "stop_after": p.stop_after,
         "limit": p.limit,
@@ -499,9 +630,9 @@ impl Store {
     pub fn execute(&self, prepared: &Prepared, params: &[Operand]) -> Result<QueryResult> {
         match &prepared.statement {
             Statement::Query(q) => self.run(q.clone(), params),
-            Statement::Explain { analyze, query } => {
-                Ok(self.explain_query(query.clone(), params, *analyze)?.as_result())
-            }
+            Statement::Explain { analyze, query } => Ok(self
+                .explain_query(query.clone(), params, *analyze)?
+                .as_result()),
         }
     }
 
@@ -521,14 +652,21 @@ impl Store {
     pub fn explain(&self, sql: &str, analyze: bool) -> Result<Explain> {
         match super::sql::parse(sql)? {
             Statement::Query(q) => self.explain_query(q, &[], analyze),
-            Statement::Explain { analyze: a, query } => self.explain_query(query, &[], a || analyze),
+            Statement::Explain { analyze: a, query } => {
+                self.explain_query(query, &[], a || analyze)
+            }
         }
     }
 
     /// `EXPLAIN [ANALYZE]` of a query. Without `analyze` the query is planned and run only
     /// as far as needed to report the plan (it is executed: the plan is exactly the one a
     /// run would use).
-    pub fn explain_query(&self, query: Query, params: &[Operand], analyze: bool) -> Result<Explain> {
+    pub fn explain_query(
+        &self,
+        query: Query,
+        params: &[Operand],
+        analyze: bool,
+    ) -> Result<Explain> {
         let o = run_query(&self.shared, &self.queries, query, params)?;
         Ok(explain_of(&o, analyze))
     }
@@ -546,7 +684,12 @@ impl Store {
     /// The statistics the planner has for a table, if it was analyzed.
     pub fn table_stats(&self, table: TableId) -> Result<Option<TableStats>> {
         load_stats(&self.shared, &self.queries)?;
-        Ok(self.queries.stats.read().get(&table).map(|e| (*e.stats).clone()))
+        Ok(self
+            .queries
+            .stats
+            .read()
+            .get(&table)
+            .map(|e| (*e.stats).clone()))
     }
 
     /// Plan cache counters.
@@ -595,7 +738,8 @@ fn advise_for(shared: &Arc<Shared>, qe: &Arc<QueryEngine>) -> Result<Vec<Advice>
                 .filter(|s| s.ready && s.def.table == table)
                 .cloned()
                 .collect(),
-            writes_per_sec: shared.row_changes[table as usize].load(Ordering::Relaxed) as f64 / uptime,
+            writes_per_sec: shared.row_changes[table as usize].load(Ordering::Relaxed) as f64
+                / uptime,
         })
     };
     Ok(super::advisor::advise(&shapes, &info))
@@ -604,17 +748,27 @@ fn advise_for(shared: &Arc<Shared>, qe: &Arc<QueryEngine>) -> Result<Vec<Advice>
 fn review(shared: &Arc<Shared>, qe: &Arc<QueryEngine>) -> Result<Review> {
     let mut out = Review::default();
     let min = shared.config.index_auto_min_benefit as f64;
-    if let Some(best) = advise_for(shared, qe)?.into_iter().find(|a| a.benefit >= min) {
+    if let Some(best) = advise_for(shared, qe)?
+        .into_iter()
+        .find(|a| a.benefit >= min)
+    {
         let reason = format!("auto: {}", best.reason());
         crate::index::create(shared, best.def.clone(), &reason)?;
         qe.workload.lock().forget_table(best.def.table);
-        qe.index_use.lock().insert(best.def.name.clone(), Instant::now());
+        qe.index_use
+            .lock()
+            .insert(best.def.name.clone(), Instant::now());
         out.created.push(best.def.name);
     }
     let window = Duration::from_secs(shared.config.index_unused_drop_s);
     let list = shared.indexes.read().clone();
     for spec in list.iter().filter(|s| !s.def.builtin && s.ready) {
-        let last = qe.index_use.lock().get(&spec.def.name).copied().unwrap_or(qe.opened);
+        let last = qe
+            .index_use
+            .lock()
+            .get(&spec.def.name)
+            .copied()
+            .unwrap_or(qe.opened);
         if last.elapsed() >= window {
             let reason = format!("auto: no query used it for {} s", last.elapsed().as_secs());
             crate::index::drop(shared, &spec.def.name, &reason)?;
@@ -663,4 +817,3 @@ impl From<&Value> for Operand {
         Operand::Value(v.clone())
     }
 }
-

@@ -78,7 +78,9 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
                 .map_or(Value::Null, |i| row[i].clone())
         })
     };
-    let stop = plan.stop_after.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let stop = plan
+        .stop_after
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
     let mut examined = 0u64;
     match &plan.access {
         Access::Empty => {}
@@ -101,7 +103,11 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
                 Ok(rows.len() < stop)
             })?;
         }
-        Access::LatestSkip { index, width, keys: fixed } => {
+        Access::LatestSkip {
+            index,
+            width,
+            keys: fixed,
+        } => {
             let spec = tx.index(index)?;
             let n = spec.def.columns.len();
             let probe = |key: &[Value], examined: &mut u64| -> Result<Option<Row>> {
@@ -116,7 +122,10 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
                         *examined += 1;
                         let pk = &k[keys::len_of_values(k, n)?..];
                         let Some(bytes) = tx.raw_get(table, pk)? else {
-                            err = Some(Error::corruption(format!("index {} has an entry for a missing row", spec.def.name)));
+                            err = Some(Error::corruption(format!(
+                                "index {} has an entry for a missing row",
+                                spec.def.name
+                            )));
                             return Ok(false);
                         };
                         let row = row_of(table, &bytes)?;
@@ -146,11 +155,16 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
                     let mut from: Bound<Vec<u8>> = Bound::Unbounded;
                     loop {
                         let mut next: Option<Vec<Value>> = None;
-                        tx.raw_range(Source::Index(&spec), (as_ref(&from), Bound::Unbounded), false, &mut |k, _| {
-                            let len = keys::len_of_values(k, *width)?;
-                            next = Some(keys::decode(&k[..len])?);
-                            Ok(false)
-                        })?;
+                        tx.raw_range(
+                            Source::Index(&spec),
+                            (as_ref(&from), Bound::Unbounded),
+                            false,
+                            &mut |k, _| {
+                                let len = keys::len_of_values(k, *width)?;
+                                next = Some(keys::decode(&k[..len])?);
+                                Ok(false)
+                            },
+                        )?;
                         let Some(key) = next else { break };
                         examined += 1;
                         if let Some(r) = probe(&key, &mut examined)? {
@@ -177,8 +191,16 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
     {
         let t = Instant::now();
         let ts = position(table, &l.ts)?;
-        let parts: Vec<usize> = l.partition_by.iter().map(|c| position(table, c)).collect::<Result<_>>()?;
-        let pk: Vec<usize> = table.primary_key().iter().map(|c| position(table, c)).collect::<Result<_>>()?;
+        let parts: Vec<usize> = l
+            .partition_by
+            .iter()
+            .map(|c| position(table, c))
+            .collect::<Result<_>>()?;
+        let pk: Vec<usize> = table
+            .primary_key()
+            .iter()
+            .map(|c| position(table, c))
+            .collect::<Result<_>>()?;
         let mut best: BTreeMap<Vec<Value>, Row> = BTreeMap::new();
         for row in rows {
             let key: Vec<Value> = parts.iter().map(|i| row[*i].clone()).collect();
@@ -257,7 +279,9 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
         }
         let t = Instant::now();
         let skip = usize::try_from(plan.offset).unwrap_or(usize::MAX);
-        let take = plan.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        let take = plan
+            .limit
+            .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
         let rows: Vec<Row> = rows.into_iter().skip(skip).take(take).collect();
         let (columns, out) = project(q, rows)?;
         actuals.stages.push(StageActual {
@@ -268,7 +292,9 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
         return Ok((QueryResult { columns, rows: out }, actuals));
     };
     let skip = usize::try_from(plan.offset).unwrap_or(usize::MAX);
-    let take = plan.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let take = plan
+        .limit
+        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
     out = out.into_iter().skip(skip).take(take).collect();
     Ok((QueryResult { columns, rows: out }, actuals))
 }
@@ -309,11 +335,16 @@ fn scan_rows(
         let mut go_on = true;
         let mut err = None;
         match &spec {
-            None => tx.raw_range(Source::Table(table), (as_ref(&start), as_ref(&end)), scan.reverse, &mut |_, v| {
-                *examined += 1;
-                go_on = f(row_of(table, v)?)?;
-                Ok(go_on)
-            })?,
+            None => tx.raw_range(
+                Source::Table(table),
+                (as_ref(&start), as_ref(&end)),
+                scan.reverse,
+                &mut |_, v| {
+                    *examined += 1;
+                    go_on = f(row_of(table, v)?)?;
+                    Ok(go_on)
+                },
+            )?,
             Some(spec) => {
                 let n = spec.def.columns.len();
                 let key_cols: Vec<usize> = spec
@@ -324,32 +355,37 @@ fn scan_rows(
                     .chain(table.primary_key().iter().copied())
                     .map(|c| cols.iter().position(|x| x.name == c).unwrap_or(usize::MAX))
                     .collect();
-                tx.raw_range(Source::Index(spec), (as_ref(&start), as_ref(&end)), scan.reverse, &mut |k, _| {
-                    *examined += 1;
-                    let row = if scan.covering {
-                        let mut row = vec![Value::Null; cols.len()];
-                        for (i, v) in key_cols.iter().zip(keys::decode(k)?) {
-                            if let Some(slot) = row.get_mut(*i) {
-                                *slot = v;
+                tx.raw_range(
+                    Source::Index(spec),
+                    (as_ref(&start), as_ref(&end)),
+                    scan.reverse,
+                    &mut |k, _| {
+                        *examined += 1;
+                        let row = if scan.covering {
+                            let mut row = vec![Value::Null; cols.len()];
+                            for (i, v) in key_cols.iter().zip(keys::decode(k)?) {
+                                if let Some(slot) = row.get_mut(*i) {
+                                    *slot = v;
+                                }
                             }
-                        }
-                        row
-                    } else {
-                        let pk = &k[keys::len_of_values(k, n)?..];
-                        match tx.raw_get(table, pk)? {
-                            Some(bytes) => row_of(table, &bytes)?,
-                            None => {
-                                err = Some(Error::corruption(format!(
-                                    "index {} has an entry for a missing {table} row",
-                                    spec.def.name
-                                )));
-                                return Ok(false);
+                            row
+                        } else {
+                            let pk = &k[keys::len_of_values(k, n)?..];
+                            match tx.raw_get(table, pk)? {
+                                Some(bytes) => row_of(table, &bytes)?,
+                                None => {
+                                    err = Some(Error::corruption(format!(
+                                        "index {} has an entry for a missing {table} row",
+                                        spec.def.name
+                                    )));
+                                    return Ok(false);
+                                }
                             }
-                        }
-                    };
-                    go_on = f(row)?;
-                    Ok(go_on)
-                })?
+                        };
+                        go_on = f(row)?;
+                        Ok(go_on)
+                    },
+                )?
             }
         }
         if let Some(e) = err {
@@ -376,15 +412,24 @@ fn sort_rows(q: &Query, order: &[super::ast::OrderKey], rows: &mut [Row]) -> Res
         let key = match position(table, &col) {
             Ok(i) => KeyRef::Column(i),
             Err(_) => match q.select.iter().find(|s| s.output_name() == o.name) {
-                Some(SelectItem::Bucket { column, width_ns, .. }) => KeyRef::Bucket(position(table, column)?, *width_ns),
+                Some(SelectItem::Bucket {
+                    column, width_ns, ..
+                }) => KeyRef::Bucket(position(table, column)?, *width_ns),
                 _ => {
-                    return Err(Error::invalid(format!("ORDER BY {}: no such column", o.name)));
+                    return Err(Error::invalid(format!(
+                        "ORDER BY {}: no such column",
+                        o.name
+                    )));
                 }
             },
         };
         keys.push((key, o.desc));
     }
-    let pk: Vec<usize> = table.primary_key().iter().map(|c| position(table, c)).collect::<Result<_>>()?;
+    let pk: Vec<usize> = table
+        .primary_key()
+        .iter()
+        .map(|c| position(table, c))
+        .collect::<Result<_>>()?;
     let last_desc = order.last().is_some_and(|o| o.desc);
     let value = |k: &KeyRef, r: &Row| -> Value {
         match k {
@@ -443,7 +488,9 @@ fn project(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)> {
                     kind: column_kind(table, name),
                 });
             }
-            SelectItem::Bucket { column, width_ns, .. } => {
+            SelectItem::Bucket {
+                column, width_ns, ..
+            } => {
                 refs.push(KeyRef::Bucket(position(table, column)?, *width_ns));
                 columns.push(OutputColumn {
                     name: s.output_name(),
@@ -493,11 +540,13 @@ impl Acc {
     }
 
     fn add(&mut self, a: Option<&Value>, b: Option<&Value>, star: bool) {
-        let num = |v: Option<&Value>| v.and_then(|v| match v {
-            Value::U64(x) => Some(i128::from(*x)),
-            Value::I64(x) => Some(i128::from(*x)),
-            _ => None,
-        });
+        let num = |v: Option<&Value>| {
+            v.and_then(|v| match v {
+                Value::U64(x) => Some(i128::from(*x)),
+                Value::I64(x) => Some(i128::from(*x)),
+                _ => None,
+            })
+        };
         match self {
             Acc::Count(n) => {
                 if star || a.is_some_and(|v| *v != Value::Null) {
@@ -547,10 +596,28 @@ impl Acc {
         };
         match self {
             Acc::Count(n) => Ok(Value::U64(*n)),
-            Acc::Sum(s, any) => if *any { fit(*s) } else { Ok(Value::Null) },
+            Acc::Sum(s, any) => {
+                if *any {
+                    fit(*s)
+                } else {
+                    Ok(Value::Null)
+                }
+            }
             Acc::Min(m) | Acc::Max(m) => Ok(m.clone().unwrap_or(Value::Null)),
-            Acc::Avg(s, n) => if *n > 0 { fit(s / i128::from(*n)) } else { Ok(Value::Null) },
-            Acc::Vwap(pq, q) => if *q != 0 { fit(pq / q) } else { Ok(Value::Null) },
+            Acc::Avg(s, n) => {
+                if *n > 0 {
+                    fit(s / i128::from(*n))
+                } else {
+                    Ok(Value::Null)
+                }
+            }
+            Acc::Vwap(pq, q) => {
+                if *q != 0 {
+                    fit(pq / q)
+                } else {
+                    Ok(Value::Null)
+                }
+            }
         }
     }
 }
@@ -562,7 +629,9 @@ fn aggregate(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)>
         .iter()
         .map(|g| match g {
             GroupKey::Column(c) => position(table, c).map(KeyRef::Column),
-            GroupKey::Bucket { column, width_ns } => position(table, column).map(|i| KeyRef::Bucket(i, *width_ns)),
+            GroupKey::Bucket { column, width_ns } => {
+                position(table, column).map(|i| KeyRef::Bucket(i, *width_ns))
+            }
         })
         .collect::<Result<_>>()?;
     // Per select item: where its value comes from.
@@ -581,18 +650,30 @@ fn aggregate(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)>
                     .group_by
                     .iter()
                     .position(|g| matches!(g, GroupKey::Column(c) if c == col))
-                    .ok_or_else(|| Error::invalid(format!("column {col} must be in GROUP BY or inside an aggregate")))?;
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "column {col} must be in GROUP BY or inside an aggregate"
+                        ))
+                    })?;
                 items.push(Item::Group(g));
-                columns.push(OutputColumn { name, kind: column_kind(table, col) });
+                columns.push(OutputColumn {
+                    name,
+                    kind: column_kind(table, col),
+                });
             }
-            SelectItem::Bucket { column, width_ns, .. } => {
+            SelectItem::Bucket {
+                column, width_ns, ..
+            } => {
                 let g = q
                     .group_by
                     .iter()
                     .position(|g| matches!(g, GroupKey::Bucket { column: c, width_ns: w } if c == column && w == width_ns))
                     .ok_or_else(|| Error::invalid(format!("{name} must be in GROUP BY")))?;
                 items.push(Item::Group(g));
-                columns.push(OutputColumn { name, kind: OutputKind::Column(ColumnType::Timestamp) });
+                columns.push(OutputColumn {
+                    name,
+                    kind: OutputKind::Column(ColumnType::Timestamp),
+                });
             }
             SelectItem::Agg { func, args, .. } => {
                 let a = args.first().map(|c| position(table, c)).transpose()?;
@@ -600,7 +681,9 @@ fn aggregate(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)>
                 let kind = match func {
                     AggFunc::Count => OutputKind::Count,
                     AggFunc::Vwap => OutputKind::Column(ColumnType::Price),
-                    _ => args.first().map_or(OutputKind::Count, |c| column_kind(table, c)),
+                    _ => args
+                        .first()
+                        .map_or(OutputKind::Count, |c| column_kind(table, c)),
                 };
                 items.push(Item::Agg(funcs.len(), a, b, args.is_empty()));
                 funcs.push(*func);
@@ -617,7 +700,9 @@ fn aggregate(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)>
                 KeyRef::Bucket(i, w) => bucket(&row[*i], *w),
             })
             .collect();
-        let accs = groups.entry(key).or_insert_with(|| funcs.iter().map(|f| Acc::new(*f)).collect());
+        let accs = groups
+            .entry(key)
+            .or_insert_with(|| funcs.iter().map(|f| Acc::new(*f)).collect());
         for it in &items {
             if let Item::Agg(i, a, b, star) = it {
                 accs[*i].add(a.map(|a| &row[a]), b.map(|b| &row[b]), *star);

@@ -225,10 +225,18 @@ fn column_conds(filter: &Pred) -> Vec<(String, ColumnConds)> {
                 let c = &mut out[i].1;
                 match op {
                     CmpOp::Eq => c.eq = Some(vec![v.clone()]),
-                    CmpOp::Gt => c.lower = Some(tighter_lower(c.lower.take(), Bound::Excluded(v.clone()))),
-                    CmpOp::Ge => c.lower = Some(tighter_lower(c.lower.take(), Bound::Included(v.clone()))),
-                    CmpOp::Lt => c.upper = Some(tighter_upper(c.upper.take(), Bound::Excluded(v.clone()))),
-                    CmpOp::Le => c.upper = Some(tighter_upper(c.upper.take(), Bound::Included(v.clone()))),
+                    CmpOp::Gt => {
+                        c.lower = Some(tighter_lower(c.lower.take(), Bound::Excluded(v.clone())))
+                    }
+                    CmpOp::Ge => {
+                        c.lower = Some(tighter_lower(c.lower.take(), Bound::Included(v.clone())))
+                    }
+                    CmpOp::Lt => {
+                        c.upper = Some(tighter_upper(c.upper.take(), Bound::Excluded(v.clone())))
+                    }
+                    CmpOp::Le => {
+                        c.upper = Some(tighter_upper(c.upper.take(), Bound::Included(v.clone())))
+                    }
                     CmpOp::Ne => {}
                 }
             }
@@ -237,7 +245,8 @@ fn column_conds(filter: &Pred) -> Vec<(String, ColumnConds)> {
                 values,
                 negated: false,
             } => {
-                let vals: Option<Vec<Value>> = values.iter().map(|o| value_of(o).cloned()).collect();
+                let vals: Option<Vec<Value>> =
+                    values.iter().map(|o| value_of(o).cloned()).collect();
                 if let Some(mut vals) = vals
                     && !vals.contains(&Value::Null)
                 {
@@ -347,12 +356,19 @@ impl Context<'_> {
         (n as f64 / self.distinct(table, column)).min(1.0)
     }
 
-    fn range_sel(&self, column: &str, lower: Option<&Bound<Value>>, upper: Option<&Bound<Value>>) -> f64 {
+    fn range_sel(
+        &self,
+        column: &str,
+        lower: Option<&Bound<Value>>,
+        upper: Option<&Bound<Value>>,
+    ) -> f64 {
         if lower.is_none() && upper.is_none() {
             return 1.0;
         }
         match self.stats.and_then(|s| s.column(column)) {
-            Some(c) if !c.quantiles.is_empty() => c.range_fraction(lower, upper).max(0.5 / self.rows()),
+            Some(c) if !c.quantiles.is_empty() => {
+                c.range_fraction(lower, upper).max(0.5 / self.rows())
+            }
             _ if lower.is_some() && upper.is_some() => 0.1,
             _ => 0.3,
         }
@@ -366,18 +382,34 @@ impl Context<'_> {
             Pred::Cmp { column, op, value } => match (op, value_of(value)) {
                 (CmpOp::Eq, _) => self.eq_sel(table, column, 1),
                 (CmpOp::Ne, _) => 1.0 - self.eq_sel(table, column, 1),
-                (CmpOp::Gt, Some(v)) => self.range_sel(column, Some(&Bound::Excluded(v.clone())), None),
-                (CmpOp::Ge, Some(v)) => self.range_sel(column, Some(&Bound::Included(v.clone())), None),
-                (CmpOp::Lt, Some(v)) => self.range_sel(column, None, Some(&Bound::Excluded(v.clone()))),
-                (CmpOp::Le, Some(v)) => self.range_sel(column, None, Some(&Bound::Included(v.clone()))),
+                (CmpOp::Gt, Some(v)) => {
+                    self.range_sel(column, Some(&Bound::Excluded(v.clone())), None)
+                }
+                (CmpOp::Ge, Some(v)) => {
+                    self.range_sel(column, Some(&Bound::Included(v.clone())), None)
+                }
+                (CmpOp::Lt, Some(v)) => {
+                    self.range_sel(column, None, Some(&Bound::Excluded(v.clone())))
+                }
+                (CmpOp::Le, Some(v)) => {
+                    self.range_sel(column, None, Some(&Bound::Included(v.clone())))
+                }
                 _ => 0.3,
             },
-            Pred::In { column, values, negated } => {
+            Pred::In {
+                column,
+                values,
+                negated,
+            } => {
                 let s = self.eq_sel(table, column, values.len());
                 if *negated { 1.0 - s } else { s }
             }
             Pred::Between { negated, .. } => {
-                if *negated { 0.9 } else { 0.1 }
+                if *negated {
+                    0.9
+                } else {
+                    0.1
+                }
             }
             Pred::IsNull { column, negated } => {
                 let s = match self.stats.and_then(|s| s.column(column)) {
@@ -394,7 +426,14 @@ impl Context<'_> {
     }
 
     /// Selectivity of equality on the first `k` key columns of a source (`n` prefixes).
-    fn prefix_sel(&self, table: TableId, index: Option<&IndexSpec>, cols: &[String], k: usize, n: usize) -> f64 {
+    fn prefix_sel(
+        &self,
+        table: TableId,
+        index: Option<&IndexSpec>,
+        cols: &[String],
+        k: usize,
+        n: usize,
+    ) -> f64 {
         if k == 0 {
             return 1.0;
         }
@@ -455,7 +494,10 @@ pub fn candidates(q: &Query, ctx: &Context<'_>) -> Vec<Choice> {
     let conds = column_conds(&q.filter);
     let mut out = Vec::new();
     let pk = table.primary_key();
-    if pk.iter().all(|c| conds_of(&conds, c).is_some_and(|c| c.eq.is_some())) {
+    if pk
+        .iter()
+        .all(|c| conds_of(&conds, c).is_some_and(|c| c.eq.is_some()))
+    {
         out.push(Choice::Get);
     }
     let order = effective_order(q, &conds);
@@ -465,7 +507,11 @@ pub fn candidates(q: &Query, ctx: &Context<'_>) -> Vec<Choice> {
         reverse,
     });
     let used = referenced(q);
-    for spec in ctx.indexes.iter().filter(|s| s.def.table == table && s.ready) {
+    for spec in ctx
+        .indexes
+        .iter()
+        .filter(|s| s.def.table == table && s.ready)
+    {
         let lead = &spec.def.columns[0];
         let constrained = conds_of(&conds, lead).is_some();
         let cols = key_columns(table, Some(spec));
@@ -490,18 +536,15 @@ pub fn candidates(q: &Query, ctx: &Context<'_>) -> Vec<Choice> {
 
 fn is_covering(spec: &IndexSpec, used: Option<&BTreeSet<String>>) -> bool {
     let Some(used) = used else { return false };
-    used.iter().all(|c| {
-        spec.def.columns.contains(c) || spec.def.table.primary_key().contains(&c.as_str())
-    })
+    used.iter()
+        .all(|c| spec.def.columns.contains(c) || spec.def.table.primary_key().contains(&c.as_str()))
 }
 
 /// Whether an index starts with the partition columns (in any order) then the timestamp.
 fn latest_index(spec: &IndexSpec, l: &Latest) -> bool {
     let n = l.partition_by.len();
     let cols = &spec.def.columns;
-    cols.len() > n
-        && l.partition_by.iter().all(|c| cols[..n].contains(c))
-        && cols[n] == l.ts
+    cols.len() > n && l.partition_by.iter().all(|c| cols[..n].contains(c)) && cols[n] == l.ts
 }
 
 /// The ORDER BY keys that matter for row order: none for aggregating or latest-row queries
@@ -513,12 +556,10 @@ fn effective_order(q: &Query, conds: &[(String, ColumnConds)]) -> Vec<OrderKey> 
     let mut keys = Vec::new();
     for o in &q.order_by {
         let name = output_column(q, &o.name);
-        let fixed = conds_of(conds, &name).is_some_and(|c| c.eq.as_ref().is_some_and(|v| v.len() == 1));
+        let fixed =
+            conds_of(conds, &name).is_some_and(|c| c.eq.as_ref().is_some_and(|v| v.len() == 1));
         if !fixed {
-            keys.push(OrderKey {
-                name,
-                desc: o.desc,
-            });
+            keys.push(OrderKey { name, desc: o.desc });
         }
     }
     keys
@@ -527,7 +568,10 @@ fn effective_order(q: &Query, conds: &[(String, ColumnConds)]) -> Vec<OrderKey> 
 /// The table column an ORDER BY name refers to (an alias of a selected column, or itself).
 pub fn output_column(q: &Query, name: &str) -> String {
     for s in &q.select {
-        if let SelectItem::Column { name: col, alias: Some(a) } = s
+        if let SelectItem::Column {
+            name: col,
+            alias: Some(a),
+        } = s
             && a == name
         {
             return col.clone();
@@ -537,7 +581,11 @@ pub fn output_column(q: &Query, name: &str) -> String {
 }
 
 /// The eq-prefix length and scan direction when the source delivers `order`.
-fn order_from(cols: &[String], conds: &[(String, ColumnConds)], order: &[OrderKey]) -> Option<bool> {
+fn order_from(
+    cols: &[String],
+    conds: &[(String, ColumnConds)],
+    order: &[OrderKey],
+) -> Option<bool> {
     let desc = order.first()?.desc;
     if order.iter().any(|o| o.desc != desc) {
         return None;
@@ -558,8 +606,17 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
     let table = q.table;
     let conds = column_conds(&q.filter);
     let order = effective_order(q, &conds);
-    let limit = q.limit.as_ref().and_then(|l| value_of(l)).and_then(Value::as_u64);
-    let offset = q.offset.as_ref().and_then(|l| value_of(l)).and_then(Value::as_u64).unwrap_or(0);
+    let limit = q
+        .limit
+        .as_ref()
+        .and_then(|l| value_of(l))
+        .and_then(Value::as_u64);
+    let offset = q
+        .offset
+        .as_ref()
+        .and_then(|l| value_of(l))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     let rows = ctx.rows();
     let mut plan = Plan {
         query: q.clone(),
@@ -582,7 +639,11 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
             (0.0, 0.0, Vec::new(), true)
         }
         Choice::Get => {
-            let pk: Vec<String> = table.primary_key().iter().map(|c| (*c).to_owned()).collect();
+            let pk: Vec<String> = table
+                .primary_key()
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect();
             let keys = expand(&pk, &conds, usize::MAX).0;
             let n = keys.len() as f64;
             plan.access = Access::Get { keys };
@@ -590,12 +651,17 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
             (n, n * FETCH, pk, order.is_empty())
         }
         Choice::Scan { index, reverse } => {
-            let spec = index.as_ref().and_then(|n| ctx.indexes.iter().find(|s| s.def.name == *n));
+            let spec = index
+                .as_ref()
+                .and_then(|n| ctx.indexes.iter().find(|s| s.def.name == *n));
             let cols = key_columns(table, spec);
             let (prefixes, k) = expand(&cols, &conds, MAX_PREFIXES);
             let mut consumed: Vec<String> = cols[..k].to_vec();
             let (mut lower, mut upper) = (None, None);
-            if let Some(c) = cols.get(k).and_then(|c| conds_of(&conds, c).map(|cc| (c, cc))) {
+            if let Some(c) = cols
+                .get(k)
+                .and_then(|c| conds_of(&conds, c).map(|cc| (c, cc)))
+            {
                 lower = c.1.lower.clone();
                 upper = c.1.upper.clone();
                 if !nullable(table, c.0) && (lower.is_some() || upper.is_some()) {
@@ -607,8 +673,7 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
                 * ctx.range_sel(&range_col, lower.as_ref(), upper.as_ref());
             let matched = (rows * sel).max(if k > 0 { 0.5 } else { 0.0 });
             let ordered = order.is_empty()
-                || (prefixes.len() == 1
-                    && order_from(&cols, &conds, &order) == Some(*reverse));
+                || (prefixes.len() == 1 && order_from(&cols, &conds, &order) == Some(*reverse));
             let covering = spec.is_some_and(|s| is_covering(s, referenced(q).as_ref()));
             let per = match (spec, covering) {
                 (None, _) => ROW,
@@ -617,11 +682,23 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
             };
             let seeks = prefixes.len() as f64 * SEEK;
             plan.why = match (spec, k, covering) {
-                (None, 0, _) if lower.is_none() && upper.is_none() => "full scan of the table".into(),
-                (None, _, _) => format!("primary key range on {}", cols[..(k + 1).min(cols.len())].join(", ")),
-                (Some(s), _, true) => format!("index {} holds every column needed (covering)", s.def.name),
-                (Some(s), 0, _) if lower.is_none() && upper.is_none() => format!("index {} gives the order", s.def.name),
-                (Some(s), _, _) => format!("index {} narrows to about {matched:.0} of {rows:.0} rows", s.def.name),
+                (None, 0, _) if lower.is_none() && upper.is_none() => {
+                    "full scan of the table".into()
+                }
+                (None, _, _) => format!(
+                    "primary key range on {}",
+                    cols[..(k + 1).min(cols.len())].join(", ")
+                ),
+                (Some(s), _, true) => {
+                    format!("index {} holds every column needed (covering)", s.def.name)
+                }
+                (Some(s), 0, _) if lower.is_none() && upper.is_none() => {
+                    format!("index {} gives the order", s.def.name)
+                }
+                (Some(s), _, _) => format!(
+                    "index {} narrows to about {matched:.0} of {rows:.0} rows",
+                    s.def.name
+                ),
             };
             plan.access = Access::Scan(Scan {
                 index: index.clone(),
@@ -636,13 +713,18 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
         Choice::LatestSkip { index } => {
             let spec = ctx.indexes.iter().find(|s| s.def.name == *index);
             let width = q.latest.as_ref().map_or(0, |l| l.partition_by.len());
-            let cols: Vec<String> = spec.map(|s| s.def.columns[..width].to_vec()).unwrap_or_default();
+            let cols: Vec<String> = spec
+                .map(|s| s.def.columns[..width].to_vec())
+                .unwrap_or_default();
             let (keys, k) = expand(&cols, &conds, MAX_PREFIXES);
             let fixed = k == width && width > 0;
             let groups = if fixed {
                 keys.len() as f64
             } else {
-                cols.iter().map(|c| ctx.distinct(table, c)).product::<f64>().min(rows)
+                cols.iter()
+                    .map(|c| ctx.distinct(table, c))
+                    .product::<f64>()
+                    .min(rows)
             };
             let tries = 1.0 / residual_all.max(1e-3);
             plan.access = Access::LatestSkip {
@@ -650,9 +732,15 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
                 width,
                 keys: fixed.then_some(keys),
             };
-            plan.why = format!("about {groups:.0} partition keys: one backwards probe of {index} each");
+            plan.why =
+                format!("about {groups:.0} partition keys: one backwards probe of {index} each");
             let cost = groups * (2.0 * SEEK + tries.min(rows / groups.max(1.0)) * (ENTRY + FETCH));
-            (groups * tries.min(rows / groups.max(1.0)), cost, Vec::new(), true)
+            (
+                groups * tries.min(rows / groups.max(1.0)),
+                cost,
+                Vec::new(),
+                true,
+            )
         }
     };
     // Drop the conjuncts the access path guarantees.
@@ -680,7 +768,12 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
     }
     let filtered = filtered_full.min(examined * residual_sel);
     let n_conj = conjuncts(&plan.residual).len() as f64;
-    let mut cost = access_cost * if filtered_full > 0.0 { examined / (filtered_full / residual_sel.max(1e-9)).max(examined) } else { 1.0 };
+    let mut cost = access_cost
+        * if filtered_full > 0.0 {
+            examined / (filtered_full / residual_sel.max(1e-9)).max(examined)
+        } else {
+            1.0
+        };
     cost += examined * FILTER * n_conj;
     if ordered && !aggregate && q.latest.is_none() {
         plan.sort = Vec::new();
@@ -690,12 +783,20 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
         if !matches!(choice, Choice::LatestSkip { .. }) {
             cost += filtered * GROUP;
         }
-        let groups: f64 = l.partition_by.iter().map(|c| ctx.distinct(table, c)).product();
+        let groups: f64 = l
+            .partition_by
+            .iter()
+            .map(|c| ctx.distinct(table, c))
+            .product();
         output = output.min(groups);
     }
     if aggregate {
         cost += filtered * GROUP;
-        output = if q.group_by.is_empty() { 1.0 } else { output.min(rows.sqrt().max(1.0)) };
+        output = if q.group_by.is_empty() {
+            1.0
+        } else {
+            output.min(rows.sqrt().max(1.0))
+        };
     }
     if !plan.sort.is_empty() {
         cost += output * output.max(2.0).log2() * SORT;
@@ -729,7 +830,11 @@ fn consumes(p: &Pred, columns: &[String]) -> bool {
 
 /// The prefixes of key values fixed by equality/IN conditions on the leading key columns
 /// (their cartesian product, at most `cap`), and how many columns they cover.
-fn expand(cols: &[String], conds: &[(String, ColumnConds)], cap: usize) -> (Vec<Vec<Value>>, usize) {
+fn expand(
+    cols: &[String],
+    conds: &[(String, ColumnConds)],
+    cap: usize,
+) -> (Vec<Vec<Value>>, usize) {
     let mut prefixes: Vec<Vec<Value>> = vec![Vec::new()];
     let mut k = 0;
     for c in cols {
@@ -757,23 +862,45 @@ fn expand(cols: &[String], conds: &[(String, ColumnConds)], cap: usize) -> (Vec<
 /// One line describing an access path.
 pub fn describe_access(a: &Access) -> String {
     let show = |vals: &[Value]| -> String {
-        vals.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+        vals.iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     match a {
         Access::Empty => "Empty (nothing read)".into(),
-        Access::Get { keys } => format!("PrimaryKeyLookup {} key{}", keys.len(), if keys.len() == 1 { "" } else { "s" }),
+        Access::Get { keys } => format!(
+            "PrimaryKeyLookup {} key{}",
+            keys.len(),
+            if keys.len() == 1 { "" } else { "s" }
+        ),
         Access::Scan(s) => {
             let what = match (&s.index, s.covering) {
-                (None, _) if s.prefixes.iter().all(Vec::is_empty) && s.lower.is_none() && s.upper.is_none() => "FullScan".to_owned(),
+                (None, _)
+                    if s.prefixes.iter().all(Vec::is_empty)
+                        && s.lower.is_none()
+                        && s.upper.is_none() =>
+                {
+                    "FullScan".to_owned()
+                }
                 (None, _) => "PrimaryKeyRange".to_owned(),
                 (Some(i), true) => format!("CoveringIndexScan {i}"),
                 (Some(i), false) => format!("IndexScan {i}"),
             };
             let mut parts = vec![what];
-            let fixed: Vec<String> = s.prefixes.iter().filter(|p| !p.is_empty()).map(|p| format!("({})", show(p))).collect();
+            let fixed: Vec<String> = s
+                .prefixes
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| format!("({})", show(p)))
+                .collect();
             if !fixed.is_empty() {
                 if fixed.len() > 4 {
-                    parts.push(format!("prefixes {} … ({} in all)", fixed[..4].join(" "), fixed.len()));
+                    parts.push(format!(
+                        "prefixes {} … ({} in all)",
+                        fixed[..4].join(" "),
+                        fixed.len()
+                    ));
                 } else {
                     parts.push(format!("prefix {}", fixed.join(" ")));
                 }
@@ -783,7 +910,10 @@ pub fn describe_access(a: &Access) -> String {
                 Some(Bound::Excluded(v)) => Some(format!("{} {v}", if lo { ">" } else { "<" })),
                 _ => None,
             };
-            let range: Vec<String> = [b(&s.lower, true), b(&s.upper, false)].into_iter().flatten().collect();
+            let range: Vec<String> = [b(&s.lower, true), b(&s.upper, false)]
+                .into_iter()
+                .flatten()
+                .collect();
             if !range.is_empty() {
                 parts.push(format!("range {}", range.join(" and ")));
             }
@@ -793,7 +923,11 @@ pub fn describe_access(a: &Access) -> String {
             parts.join(" ")
         }
         Access::LatestSkip { index, keys, .. } => match keys {
-            Some(k) => format!("LatestSkipScan {index} over {} key{}", k.len(), if k.len() == 1 { "" } else { "s" }),
+            Some(k) => format!(
+                "LatestSkipScan {index} over {} key{}",
+                k.len(),
+                if k.len() == 1 { "" } else { "s" }
+            ),
             None => format!("LatestSkipScan {index} over every key"),
         },
     }

@@ -49,7 +49,10 @@ pub fn format_value(kind: OutputKind, v: &Value) -> String {
 impl QueryResult {
     /// The value of row `r`, column `c` as text ([`format_value`]).
     pub fn cell(&self, r: usize, c: usize) -> String {
-        match (self.rows.get(r).and_then(|row| row.get(c)), self.columns.get(c)) {
+        match (
+            self.rows.get(r).and_then(|row| row.get(c)),
+            self.columns.get(c),
+        ) {
             (Some(v), Some(col)) => format_value(col.kind, v),
             _ => String::new(),
         }
@@ -66,8 +69,12 @@ impl QueryResult {
                 for (col, v) in self.columns.iter().zip(row) {
                     let j = match (col.kind, v) {
                         (_, Value::Null) => serde_json::Value::Null,
-                        (OutputKind::Count | OutputKind::Column(ColumnType::Id), Value::U64(x)) => json!(x),
-                        (OutputKind::Column(ColumnType::Id) | OutputKind::Count, Value::I64(x)) => json!(x),
+                        (OutputKind::Count | OutputKind::Column(ColumnType::Id), Value::U64(x)) => {
+                            json!(x)
+                        }
+                        (OutputKind::Column(ColumnType::Id) | OutputKind::Count, Value::I64(x)) => {
+                            json!(x)
+                        }
                         (kind, v) => json!(format_value(kind, v)),
                     };
                     obj.insert(col.name.clone(), j);
@@ -102,12 +109,28 @@ impl QueryResult {
             out.push_str(parts.join("  ").trim_end());
             out.push('\n');
         };
-        line(&mut out, self.columns.iter().map(|c| c.name.as_str()).collect());
-        line(&mut out, widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect());
+        line(
+            &mut out,
+            self.columns.iter().map(|c| c.name.as_str()).collect(),
+        );
+        line(
+            &mut out,
+            widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect(),
+        );
         for row in &cells {
             line(&mut out, row.iter().map(String::as_str).collect());
         }
-        out.push_str(&format!("({} row{})\n", self.rows.len(), if self.rows.len() == 1 { "" } else { "s" }));
+        out.push_str(&format!(
+            "({} row{})\n",
+            self.rows.len(),
+            if self.rows.len() == 1 { "" } else { "s" }
+        ));
         out
     }
 }

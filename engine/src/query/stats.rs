@@ -74,7 +74,11 @@ impl TableStats {
 impl ColumnStats {
     /// The fraction of non-null values `v` with `lower < v < upper` (bounds as given),
     /// interpolated between the sampled quantiles.
-    pub fn range_fraction(&self, lower: Option<&Bound<Value>>, upper: Option<&Bound<Value>>) -> f64 {
+    pub fn range_fraction(
+        &self,
+        lower: Option<&Bound<Value>>,
+        upper: Option<&Bound<Value>>,
+    ) -> f64 {
         let pos = |b: Option<&Bound<Value>>, default: f64| match b {
             None | Some(Bound::Unbounded) => default,
             Some(Bound::Included(v) | Bound::Excluded(v)) => self.position(v),
@@ -105,16 +109,29 @@ impl ColumnStats {
 }
 
 /// Scans a table and computes its statistics.
-pub fn analyze_table(tx: &ReadTx, table: TableId, indexes: &[IndexSpec], now_ns: u64) -> Result<TableStats> {
+pub fn analyze_table(
+    tx: &ReadTx,
+    table: TableId,
+    indexes: &[IndexSpec],
+    now_ns: u64,
+) -> Result<TableStats> {
     let columns = table.columns();
     let indexes: Vec<&IndexSpec> = indexes.iter().filter(|s| s.def.table == table).collect();
     let mut distinct: Vec<HashSet<Value>> = columns.iter().map(|_| HashSet::new()).collect();
     let mut capped_at: Vec<Option<u64>> = vec![None; columns.len()];
     let mut nulls = vec![0u64; columns.len()];
     let mut samples: Vec<Vec<Value>> = columns.iter().map(|_| Vec::new()).collect();
-    let mut prefix_sets: Vec<Vec<(HashSet<Vec<Value>>, Option<u64>)>> = indexes
+    // Per index, per prefix length: the distinct prefixes, and when counting stopped.
+    type PrefixSet = (HashSet<Vec<Value>>, Option<u64>);
+    let mut prefix_sets: Vec<Vec<PrefixSet>> = indexes
         .iter()
-        .map(|s| s.def.columns.iter().map(|_| (HashSet::new(), None)).collect())
+        .map(|s| {
+            s.def
+                .columns
+                .iter()
+                .map(|_| (HashSet::new(), None))
+                .collect()
+        })
         .collect();
     let mut rows = 0u64;
     tx.raw_range(
