@@ -78,7 +78,7 @@ fn the_planner_picks_the_access_path_the_filter_allows() -> TestResult {
         .iter()
         .filter(|t| t.instrument == some.instrument)
         .collect();
-    expected.sort_by(|a, b| (b.ts, b.id).cmp(&(a.ts, a.id)));
+    expected.sort_by_key(|t| std::cmp::Reverse((t.ts, t.id)));
     let expected: Vec<u64> = expected.iter().take(3).map(|t| t.id).collect();
     assert_eq!(ids(&o.result.rows), expected);
 
