@@ -568,5 +568,6 @@ impl Drop for Store {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        self.queries.join_background();
     }
 }

@@ -260,12 +260,22 @@ fn wait_applied(shared: &Shared, seq: u64) -> Result<()> {
         if shared.poisoned.load(Ordering::SeqCst) {
             return Err(shared.poison_error());
         }
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return Err(closing());
+        }
         if read_applied_seq(&shared.db.begin_read()?)? >= seq {
             return Ok(());
         }
         shared.apply_cv.notify_one();
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+fn closing() -> Error {
+    Error::new(
+        crate::ErrorKind::Busy,
+        "the store is closing; the index build is finished when it is next opened",
+    )
 }
 
 /// Writes the entries of every row in redb, chunk by chunk; returns (entries, chunks).
@@ -275,6 +285,9 @@ fn backfill(shared: &Shared, spec: &IndexSpec) -> Result<(u64, u64)> {
     loop {
         if shared.poisoned.load(Ordering::SeqCst) {
             return Err(shared.poison_error());
+        }
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return Err(closing());
         }
         let mut txn = shared.db.begin_write()?;
         txn.set_durability(Durability::None)?;

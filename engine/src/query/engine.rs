@@ -67,12 +67,22 @@ pub(crate) struct QueryEngine {
     stats_loaded: Mutex<bool>,
     stats_gen: AtomicU64,
     refreshing: Mutex<HashSet<TableId>>,
+    /// Background re-analyses, joined when the store closes.
+    analyzers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     workload: Mutex<Workload>,
     index_use: Mutex<HashMap<String, Instant>>,
     opened: Instant,
 }
 
 impl QueryEngine {
+    /// Waits for background analyses (the store is closing).
+    pub(crate) fn join_background(&self) {
+        let threads: Vec<_> = self.analyzers.lock().drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
     pub(crate) fn new(capacity: u64) -> QueryEngine {
         let capacity = usize::try_from(capacity).unwrap_or(1).max(1);
         QueryEngine {
@@ -86,6 +96,7 @@ impl QueryEngine {
             stats_loaded: Mutex::new(false),
             stats_gen: AtomicU64::new(0),
             refreshing: Mutex::new(HashSet::new()),
+            analyzers: Mutex::new(Vec::new()),
             workload: Mutex::new(Workload::default()),
             index_use: Mutex::new(HashMap::new()),
             opened: Instant::now(),
@@ -266,8 +277,15 @@ fn stats_for(
                 let _ = analyze_one(&s, &q, table);
                 q.refreshing.lock().remove(&table);
             });
-        if spawned.is_err() {
-            qe.refreshing.lock().remove(&table);
+        match spawned {
+            Ok(h) => {
+                let mut threads = qe.analyzers.lock();
+                threads.retain(|t| !t.is_finished());
+                threads.push(h);
+            }
+            Err(_) => {
+                qe.refreshing.lock().remove(&table);
+            }
         }
     }
     Some(stats)

@@ -760,6 +760,7 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
     let filtered_full = examined * residual_sel;
     let aggregate = q.is_aggregate();
     let streaming = !aggregate && q.latest.is_none() && ordered;
+    let examined_all = examined;
     let mut examined = examined;
     if streaming && let Some(l) = limit {
         let need = (l + offset) as f64;
@@ -768,12 +769,13 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
     }
     let filtered = filtered_full.min(examined * residual_sel);
     let n_conj = conjuncts(&plan.residual).len() as f64;
-    let mut cost = access_cost
-        * if filtered_full > 0.0 {
-            examined / (filtered_full / residual_sel.max(1e-9)).max(examined)
-        } else {
-            1.0
-        };
+    // A pushed-down limit reads only part of the range.
+    let fraction = if examined_all > 0.0 {
+        (examined / examined_all).min(1.0)
+    } else {
+        1.0
+    };
+    let mut cost = access_cost * fraction;
     cost += examined * FILTER * n_conj;
     if ordered && !aggregate && q.latest.is_none() {
         plan.sort = Vec::new();
