@@ -164,6 +164,21 @@ pub(crate) fn scan_json<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
+/// The JSON value under `key`, if any.
+pub(crate) fn get_json<T: serde::de::DeserializeOwned>(
+    txn: &redb::ReadTransaction,
+    key: &str,
+) -> Result<Option<T>> {
+    let catalog = txn.open_table(CATALOG)?;
+    catalog
+        .get(key)?
+        .map(|v| {
+            serde_json::from_slice(v.value())
+                .map_err(|e| Error::corruption(format!("catalog entry {key}: {e}")))
+        })
+        .transpose()
+}
+
 /// Stores a JSON value under `key`.
 pub(crate) fn put_json<T: Serialize>(
     txn: &redb::WriteTransaction,

@@ -324,6 +324,9 @@ impl Store {
         let queries = Arc::new(crate::query::QueryEngine::new(
             shared.config.plan_cache_size,
         ));
+        // The workload recorded by earlier processes is advisory: an unreadable one is
+        // skipped (and replaced when this process saves its own).
+        let _ = queries.load_workload(&shared);
         let mut threads = vec![applier, flusher];
         if shared.config.index_auto {
             let (s, q) = (Arc::clone(&shared), Arc::clone(&queries));
@@ -569,5 +572,9 @@ impl Drop for Store {
             let _ = t.join();
         }
         self.queries.join_background();
+        if !self.shared.poisoned.load(Ordering::SeqCst) {
+            // Best effort: the workload is advisory.
+            let _ = self.queries.save_workload(&self.shared);
+        }
     }
 }

@@ -409,3 +409,34 @@ fn auto_mode_builds_the_recommended_index_in_the_background() -> TestResult {
     assert_eq!(store.indexes().iter().filter(|s| s.def.builtin).count(), 7);
     Ok(())
 }
+
+#[test]
+fn the_recorded_workload_outlives_the_process() -> TestResult {
+    let store = loaded()?;
+    price_workload(&store, 12)?;
+    let store = store.reopen()?;
+    let shapes = store.workload();
+    let price = shapes
+        .iter()
+        .find(|s| s.shape.starts_with("trades: price range"))
+        .ok_or(format!("no price shape in {shapes:?}"))?;
+    assert_eq!(price.executions, 12);
+    let advice = store.advise_indexes()?;
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.def.columns == ["price"] && a.executions == 12),
+        "{advice:?}"
+    );
+    // Queries of the new process add to it.
+    price_workload(&store, 3)?;
+    let store = store.reopen()?;
+    let total: u64 = store
+        .workload()
+        .iter()
+        .filter(|s| s.shape.starts_with("trades: price range"))
+        .map(|s| s.executions)
+        .sum();
+    assert_eq!(total, 15);
+    Ok(())
+}

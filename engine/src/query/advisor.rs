@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tradestore_schema::{IndexDef, TableId};
 
 use super::ast::{CmpOp, Pred, Query};
@@ -20,7 +20,7 @@ use crate::layout::IndexSpec;
 const MAX_SHAPES: usize = 1024;
 
 /// What was recorded about one predicate shape.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ShapeStats {
     /// The shape, e.g. `trades: account =, ts range; order ts desc`.
     pub shape: String,
@@ -37,7 +37,6 @@ pub struct ShapeStats {
     /// The access path of the last execution.
     pub last_access: String,
     /// The last execution's query (bound and rewritten), replanned by the advisor.
-    #[serde(skip)]
     pub sample: Option<Query>,
 }
 
@@ -212,6 +211,29 @@ impl Workload {
         v
     }
 
+    /// Adds shapes recorded earlier (by another process, kept in the catalog): counts add
+    /// up, this process's samples win.
+    pub fn merge(&mut self, saved: Vec<ShapeStats>) {
+        for mut old in saved {
+            if let Some(q) = old.sample.as_mut() {
+                retype(q);
+            }
+            let room = self.shapes.len() < MAX_SHAPES;
+            match self.shapes.get_mut(&old.shape) {
+                Some(s) => {
+                    s.executions += old.executions;
+                    s.examined += old.examined;
+                    s.returned += old.returned;
+                    s.total_time += old.total_time;
+                }
+                None if room => {
+                    self.shapes.insert(old.shape.clone(), old);
+                }
+                None => {}
+            }
+        }
+    }
+
     /// Forgets the shapes of a table (after an index was built for them).
     pub fn forget_table(&mut self, table: TableId) {
         self.shapes.retain(|_, s| s.table != table);
@@ -363,4 +385,43 @@ pub fn advise(shapes: &[ShapeStats], info: &dyn Fn(TableId) -> Option<TableInfo>
     }
     by_def.sort_by(|a, b| b.benefit.total_cmp(&a.benefit));
     by_def
+}
+
+/// Gives every value of a reloaded query its column's variant again (JSON does not tell
+/// an id from a non-negative signed integer).
+fn retype(q: &mut Query) {
+    fn fix(table: TableId, column: &str, o: &mut super::ast::Operand) {
+        use tradestore_schema::{ColumnType, Value};
+        let Some(ty) = table.column(column).map(|c| c.ty) else {
+            return;
+        };
+        if let super::ast::Operand::Value(v) = o {
+            let typed = match (ty, &*v) {
+                (ColumnType::Id, v) => v.as_u64().map(Value::U64),
+                (ColumnType::Text | ColumnType::Enum, _) => None,
+                (_, v) => v.as_i64().map(Value::I64),
+            };
+            if let Some(t) = typed {
+                *v = t;
+            }
+        }
+    }
+    fn walk(table: TableId, p: &mut Pred) {
+        match p {
+            Pred::Cmp { column, value, .. } => fix(table, column, value),
+            Pred::In { column, values, .. } => {
+                values.iter_mut().for_each(|v| fix(table, column, v))
+            }
+            Pred::Between {
+                column, low, high, ..
+            } => {
+                fix(table, column, low);
+                fix(table, column, high);
+            }
+            Pred::And(v) | Pred::Or(v) => v.iter_mut().for_each(|p| walk(table, p)),
+            Pred::Not(p) => walk(table, p),
+            Pred::True | Pred::False | Pred::IsNull { .. } => {}
+        }
+    }
+    walk(q.table, &mut q.filter);
 }

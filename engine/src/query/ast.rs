@@ -8,10 +8,12 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use tradestore_schema::{TableId, Value};
 
 /// A statement of the SQL subset.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Statement {
     /// `SELECT ...`
     Query(Query),
@@ -25,7 +27,7 @@ pub enum Statement {
 }
 
 /// A query over one table.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Query {
     /// The table read.
     pub table: TableId,
@@ -71,7 +73,7 @@ impl Query {
 }
 
 /// One output column.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum SelectItem {
     /// A column of the table.
     Column {
@@ -125,7 +127,7 @@ impl SelectItem {
 }
 
 /// Aggregate functions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AggFunc {
     /// `count(*)` (no argument) or `count(col)` (non-null values).
     Count,
@@ -170,7 +172,7 @@ impl AggFunc {
 }
 
 /// A `GROUP BY` key.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum GroupKey {
     /// A column's value.
     Column(String),
@@ -184,7 +186,7 @@ pub enum GroupKey {
 }
 
 /// An `ORDER BY` key.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OrderKey {
     /// A column of the table, or the output name of a select item (an alias or
     /// `count(*)`-style name).
@@ -194,7 +196,7 @@ pub struct OrderKey {
 }
 
 /// Keep only the row with the greatest `ts` per distinct value of `partition_by`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Latest {
     /// The column whose greatest value wins (a timestamp, or an id).
     pub ts: String,
@@ -204,7 +206,7 @@ pub struct Latest {
 
 /// A predicate over one row. Evaluated in SQL's three-valued logic: a comparison with a
 /// NULL column is unknown, and a row is kept only when the filter is true.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Pred {
     /// Always true (no filter).
     True,
@@ -255,7 +257,7 @@ pub enum Pred {
 }
 
 /// A comparison operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CmpOp {
     /// `=`
     Eq,
@@ -309,7 +311,7 @@ impl CmpOp {
 }
 
 /// The value side of a comparison.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Operand {
     /// A typed value (from the builder, or after binding).
     Value(Value),

@@ -70,6 +70,8 @@ pub(crate) struct QueryEngine {
     /// Background re-analyses, joined when the store closes.
     analyzers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     workload: Mutex<Workload>,
+    /// Set when a query is recorded; cleared when the workload is saved.
+    workload_dirty: std::sync::atomic::AtomicBool,
     index_use: Mutex<HashMap<String, Instant>>,
     opened: Instant,
 }
@@ -98,6 +100,7 @@ impl QueryEngine {
             refreshing: Mutex::new(HashSet::new()),
             analyzers: Mutex::new(Vec::new()),
             workload: Mutex::new(Workload::default()),
+            workload_dirty: std::sync::atomic::AtomicBool::new(false),
             index_use: Mutex::new(HashMap::new()),
             opened: Instant::now(),
         }
@@ -205,6 +208,34 @@ fn uses_index(choice: &Choice) -> Option<&str> {
     match choice {
         Choice::Scan { index: Some(n), .. } | Choice::LatestSkip { index: n } => Some(n),
         _ => None,
+    }
+}
+
+/// The catalog key of the recorded workload.
+const WORKLOAD_KEY: &str = "workload";
+
+impl QueryEngine {
+    /// Adds the workload recorded by earlier processes (kept in the catalog).
+    pub(crate) fn load_workload(&self, shared: &Shared) -> Result<()> {
+        let txn = shared.db.begin_read()?;
+        if let Some(saved) = catalog::get_json::<Vec<ShapeStats>>(&txn, WORKLOAD_KEY)? {
+            self.workload.lock().merge(saved);
+        }
+        Ok(())
+    }
+
+    /// Keeps the recorded workload in the catalog, for `tradestore index advise` and the
+    /// next process.
+    pub(crate) fn save_workload(&self, shared: &Shared) -> Result<()> {
+        if !self.workload_dirty.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let shapes = self.workload.lock().shapes();
+        let mut txn = shared.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        catalog::put_json(&txn, WORKLOAD_KEY, &shapes)?;
+        txn.commit()?;
+        Ok(())
     }
 }
 
@@ -365,6 +396,7 @@ fn run_query(
     if let Some(name) = uses_index(&plan.choice) {
         qe.index_use.lock().insert(name.to_owned(), Instant::now());
     }
+    qe.workload_dirty.store(true, Ordering::SeqCst);
     qe.workload.lock().record(
         &plan.query,
         &describe_access(&plan.access),
@@ -808,6 +840,8 @@ pub(crate) fn run_index_manager(shared: &Arc<Shared>, qe: &Arc<QueryEngine>) {
             continue;
         }
         last = Instant::now();
+        // Best effort: the workload is advisory.
+        let _ = qe.save_workload(shared);
         if let Err(e) = review(shared, qe) {
             let note = IndexDecision {
                 at_ns: now_ns(),
