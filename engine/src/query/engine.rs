@@ -529,7 +529,7 @@ fn explain_of(o: &Outcome, analyze: bool) -> Explain {
             .collect();
         nodes.push((
             format!("Sort by {}", keys.join(", ")),
-            String::new(),
+            format!("est rows={:.0}", e.grouped),
             actual("sort"),
         ));
     }
@@ -541,7 +541,7 @@ fn explain_of(o: &Outcome, analyze: bool) -> Explain {
         };
         nodes.push((
             format!("Aggregate over {keys}"),
-            String::new(),
+            format!("est rows={:.0}", e.grouped),
             actual("aggregate"),
         ));
     }
@@ -554,7 +554,7 @@ fn explain_of(o: &Outcome, analyze: bool) -> Explain {
                 l.ts,
                 l.partition_by.join(", ")
             ),
-            String::new(),
+            format!("est rows={:.0}", e.grouped),
             actual("latest"),
         ));
     }
@@ -638,7 +638,7 @@ fn explain_of(o: &Outcome, analyze: bool) -> Explain {
         "stop_after": p.stop_after,
         "limit": p.limit,
         "offset": p.offset,
-        "estimate": {"examined": e.examined, "filtered": e.filtered, "rows": e.output, "cost": e.cost},
+        "estimate": {"examined": e.examined, "filtered": e.filtered, "grouped": e.grouped, "rows": e.output, "cost": e.cost},
         "why": p.why,
         "rejected": p.alternatives.iter().map(|(d, c)| json!({"access": d, "cost": c})).collect::<Vec<_>>(),
         "rewrites": o.rewrites.iter().map(|f| json!({"rule": f.rule.name(), "detail": f.detail})).collect::<Vec<_>>(),

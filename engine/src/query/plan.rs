@@ -102,6 +102,8 @@ pub struct Estimate {
     pub examined: f64,
     /// Rows left after the residual filter.
     pub filtered: f64,
+    /// Rows after latest-row selection or grouping (before offset and limit).
+    pub grouped: f64,
     /// Rows returned.
     pub output: f64,
     /// Total cost, in units of one sequential row read.
@@ -803,12 +805,14 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
     if !plan.sort.is_empty() {
         cost += output * output.max(2.0).log2() * SORT;
     }
+    let grouped = output;
     if let Some(l) = limit {
         output = output.min(l as f64);
     }
     plan.estimate = Estimate {
         examined,
         filtered,
+        grouped,
         output,
         cost,
     };
