@@ -36,6 +36,8 @@ pub(crate) struct Breaker {
     inner: Mutex<Inner>,
     threshold: u32,
     cooldown: Duration,
+    /// Failures recorded since the store opened.
+    failures_total: std::sync::atomic::AtomicU64,
 }
 
 impl Breaker {
@@ -49,6 +51,7 @@ impl Breaker {
             }),
             threshold: threshold.max(1),
             cooldown,
+            failures_total: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -90,10 +93,18 @@ impl Breaker {
             return;
         }
         i.failures = i.failures.saturating_add(1);
+        self.failures_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if i.state == BreakerState::HalfOpen || i.failures >= self.threshold {
             i.state = BreakerState::Open;
             i.opened_at = Some(now);
         }
+    }
+
+    /// Storage failures recorded since the store opened.
+    pub(crate) fn failures_total(&self) -> u64 {
+        self.failures_total
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs a storage operation through the breaker; only I/O and corruption errors count

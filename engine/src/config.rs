@@ -19,6 +19,12 @@
 //! | `index_auto` | `TRADESTORE_INDEX_AUTO` | false | false | false | let the index manager build recommended indexes and drop unused ones |
 //! | `index_auto_interval_ms` | `TRADESTORE_INDEX_AUTO_INTERVAL_MS` | 60000 | 60000 | 60000 | how often the index manager reviews the recorded workload |
 //! | `index_auto_min_benefit` | `TRADESTORE_INDEX_AUTO_MIN_BENEFIT` | 100000 | 100000 | 100000 | estimated cost saved (row reads, over the recorded workload) an index must bring to be built |
+//! | `monitor` | `TRADESTORE_MONITOR` | true | true | true | run the sampler: time series at 1 s, minutes kept in the store |
+//! | `monitor_interval_ms` | `TRADESTORE_MONITOR_INTERVAL_MS` | 1000 | 1000 | 1000 | how often the sampler samples (100..=60000) |
+//! | `metrics_retention_h` | `TRADESTORE_METRICS_RETENTION_H` | 168 | 24 | 720 | hours of downsampled minutes kept in the store |
+//! | `health_checkpoint_age_s` | `TRADESTORE_HEALTH_CHECKPOINT_AGE_S` | 60 | 60 | 60 | checkpoint age that degrades health (5x fails it) |
+//! | `health_disk_min_mb` | `TRADESTORE_HEALTH_DISK_MIN_MB` | 1024 | 64 | 4096 | free disk under which health degrades (a quarter fails it) |
+//! | `health_commit_p99_ms` | `TRADESTORE_HEALTH_COMMIT_P99_MS` | 50 | 50 | 50 | commit p99 objective (10x fails health) |
 //! | `index_unused_drop_s` | `TRADESTORE_INDEX_UNUSED_DROP_S` | 86400 | 86400 | 86400 | an index created at run time and unused this long is dropped (auto mode) |
 //!
 //! An unknown key or variable, or a value of the wrong type or out of range, is a
@@ -121,6 +127,18 @@ pub struct Config {
     pub index_auto_min_benefit: u64,
     /// Seconds without use after which an index created at run time is dropped (auto).
     pub index_unused_drop_s: u64,
+    /// Whether the sampler runs.
+    pub monitor: bool,
+    /// Sampling interval, ms.
+    pub monitor_interval_ms: u64,
+    /// Hours of downsampled metrics kept.
+    pub metrics_retention_h: u64,
+    /// Checkpoint age that degrades health, s.
+    pub health_checkpoint_age_s: u64,
+    /// Free disk under which health degrades, MiB.
+    pub health_disk_min_mb: u64,
+    /// Commit p99 objective, ms.
+    pub health_commit_p99_ms: u64,
 }
 
 /// The file's shape: every key optional, unknown keys refused.
@@ -144,6 +162,12 @@ struct FileConfig {
     index_auto_interval_ms: Option<u64>,
     index_auto_min_benefit: Option<u64>,
     index_unused_drop_s: Option<u64>,
+    monitor: Option<bool>,
+    monitor_interval_ms: Option<u64>,
+    metrics_retention_h: Option<u64>,
+    health_checkpoint_age_s: Option<u64>,
+    health_disk_min_mb: Option<u64>,
+    health_commit_p99_ms: Option<u64>,
 }
 
 /// The keys of the file (and, upper-cased with `TRADESTORE_`, the environment variables).
@@ -165,6 +189,12 @@ const KEYS: &[&str] = &[
     "index_auto_interval_ms",
     "index_auto_min_benefit",
     "index_unused_drop_s",
+    "monitor",
+    "monitor_interval_ms",
+    "metrics_retention_h",
+    "health_checkpoint_age_s",
+    "health_disk_min_mb",
+    "health_commit_p99_ms",
 ];
 
 macro_rules! layer {
@@ -200,7 +230,13 @@ layer!(
     index_auto,
     index_auto_interval_ms,
     index_auto_min_benefit,
-    index_unused_drop_s
+    index_unused_drop_s,
+    monitor,
+    monitor_interval_ms,
+    metrics_retention_h,
+    health_checkpoint_age_s,
+    health_disk_min_mb,
+    health_commit_p99_ms
 );
 
 impl Default for Config {
@@ -230,6 +266,12 @@ impl Config {
             index_auto_interval_ms: 60_000,
             index_auto_min_benefit: 100_000,
             index_unused_drop_s: 86_400,
+            monitor: true,
+            monitor_interval_ms: 1000,
+            metrics_retention_h: 168,
+            health_checkpoint_age_s: 60,
+            health_disk_min_mb: 1024,
+            health_commit_p99_ms: 50,
         };
         match profile {
             Profile::Dev => base,
@@ -239,6 +281,8 @@ impl Config {
                 journal_segment_mb: 4,
                 checkpoint_interval_ms: 200,
                 overlay_max_mb: 64,
+                metrics_retention_h: 24,
+                health_disk_min_mb: 64,
                 ..base
             },
             Profile::Prod => Config {
@@ -246,6 +290,8 @@ impl Config {
                 overlay_max_mb: 1024,
                 journal_segment_mb: 64,
                 plan_cache_size: 1024,
+                metrics_retention_h: 720,
+                health_disk_min_mb: 4096,
                 ..base
             },
         }
@@ -360,6 +406,21 @@ impl Config {
             self.index_unused_drop_s,
             1,
             31_536_000,
+        )?;
+        range("monitor_interval_ms", self.monitor_interval_ms, 100, 60_000)?;
+        range("metrics_retention_h", self.metrics_retention_h, 1, 87_600)?;
+        range(
+            "health_checkpoint_age_s",
+            self.health_checkpoint_age_s,
+            1,
+            86_400,
+        )?;
+        range("health_disk_min_mb", self.health_disk_min_mb, 0, 1 << 30)?;
+        range(
+            "health_commit_p99_ms",
+            self.health_commit_p99_ms,
+            1,
+            3_600_000,
         )
     }
 
@@ -372,7 +433,8 @@ impl Config {
              journal_segment_mb = {}\nkeep_journal = {}\ncheckpoint_interval_ms = {}\ncheckpoint_mb = {}\n\
              overlay_max_mb = {}\nlock_timeout_ms = {}\nbreaker_failures = {}\nbreaker_cooldown_ms = {}\n\
              plan_cache_size = {}\nindex_auto = {}\nindex_auto_interval_ms = {}\nindex_auto_min_benefit = {}\n\
-             index_unused_drop_s = {}\n",
+             index_unused_drop_s = {}\nmonitor = {}\nmonitor_interval_ms = {}\nmetrics_retention_h = {}\n\
+             health_checkpoint_age_s = {}\nhealth_disk_min_mb = {}\nhealth_commit_p99_ms = {}\n",
             c.profile,
             c.cache_size_mb,
             c.max_value_bytes,
@@ -389,7 +451,13 @@ impl Config {
             c.index_auto,
             c.index_auto_interval_ms,
             c.index_auto_min_benefit,
-            c.index_unused_drop_s
+            c.index_unused_drop_s,
+            c.monitor,
+            c.monitor_interval_ms,
+            c.metrics_retention_h,
+            c.health_checkpoint_age_s,
+            c.health_disk_min_mb,
+            c.health_commit_p99_ms
         )
     }
 }

@@ -52,6 +52,7 @@ pub mod journal;
 pub mod keys;
 mod layout;
 pub mod lock;
+pub mod monitor;
 pub mod query;
 mod state;
 mod stats;

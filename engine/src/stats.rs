@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     // 1 us .. 1 h at 3 significant digits: fixed, valid bounds.
     Histogram::new_with_bounds(1, 3_600_000_000, 3)
         .unwrap_or_else(|e| unreachable!("valid bounds: {e}"))
@@ -25,6 +25,10 @@ pub(crate) struct Metrics {
     pub deadlocks: AtomicU64,
     pub retries: AtomicU64,
     pub checkpoints: AtomicU64,
+    /// When the last checkpoint (or the open) made redb durable, ns since the epoch.
+    pub last_checkpoint_ns: AtomicU64,
+    /// Snapshots open now (read transactions, and write transactions' snapshots).
+    pub readers: std::sync::Arc<AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -39,6 +43,8 @@ impl Default for Metrics {
             deadlocks: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
+            last_checkpoint_ns: AtomicU64::new(crate::index::now_ns()),
+            readers: std::sync::Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -60,6 +66,16 @@ impl Metrics {
 
     pub(crate) fn apply(&self, d: Duration) {
         self.apply.lock().saturating_record(us(d));
+    }
+
+    /// Copies of the four histograms: commit, fsync and apply latency (us), group size.
+    pub(crate) fn histograms(&self) -> [(&'static str, Histogram<u64>); 4] {
+        [
+            ("commit", self.commit.lock().clone()),
+            ("fsync", self.fsync.lock().clone()),
+            ("apply", self.apply.lock().clone()),
+            ("group", self.group.lock().clone()),
+        ]
     }
 
     pub(crate) fn count(counter: &AtomicU64) {
@@ -197,5 +213,21 @@ impl Stats {
     /// Why the store refuses writes, if a storage failure poisoned it.
     pub fn poisoned(&self) -> Option<&str> {
         self.poisoned.as_deref()
+    }
+}
+
+/// Counts an open snapshot for as long as it lives.
+pub(crate) struct ReaderGuard(std::sync::Arc<AtomicU64>);
+
+impl ReaderGuard {
+    pub(crate) fn new(counter: &std::sync::Arc<AtomicU64>) -> ReaderGuard {
+        counter.fetch_add(1, Ordering::Relaxed);
+        ReaderGuard(std::sync::Arc::clone(counter))
+    }
+}
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -159,6 +159,7 @@ impl CommitTicket {
 pub struct Store {
     pub(crate) shared: Arc<Shared>,
     pub(crate) queries: Arc<crate::query::QueryEngine>,
+    pub(crate) monitor: Arc<crate::monitor::Monitor>,
     dir: PathBuf,
     recovery: Recovery,
     threads: Vec<JoinHandle<()>>,
@@ -337,9 +338,26 @@ impl Store {
                     .map_err(|e| Error::io("starting the index manager thread", e))?,
             );
         }
+        let monitor = Arc::new(crate::monitor::Monitor::default());
+        if shared.config.monitor {
+            let (s, q, m, d) = (
+                Arc::clone(&shared),
+                Arc::clone(&queries),
+                Arc::clone(&monitor),
+                dir.clone(),
+            );
+            let interval = Duration::from_millis(shared.config.monitor_interval_ms);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("tradestore-sampler".into())
+                    .spawn(move || crate::monitor::run_sampler(&s, &q, &m, &d, interval))
+                    .map_err(|e| Error::io("starting the sampler thread", e))?,
+            );
+        }
         Ok(Store {
             shared,
             queries,
+            monitor,
             dir,
             recovery,
             threads,

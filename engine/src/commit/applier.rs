@@ -91,6 +91,10 @@ pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
             bytes_since = 0;
             checkpointed = applied;
             Metrics::count(&shared.metrics.checkpoints);
+            shared
+                .metrics
+                .last_checkpoint_ns
+                .store(crate::index::now_ns(), std::sync::atomic::Ordering::Relaxed);
             if let Err(e) = shared.journal.lock().release(applied) {
                 shared.poison(format!("releasing journal segments failed: {e}"));
                 return;

@@ -113,7 +113,9 @@ impl Shared {
                 (p.overlay.clone(), p.durable)
             };
             let txn = self.db.begin_read()?;
-            crate::txn::Snapshot::new(txn, overlay, durable, indexes)
+            let mut snap = crate::txn::Snapshot::new(txn, overlay, durable, indexes)?;
+            snap.reader = Some(crate::stats::ReaderGuard::new(&self.metrics.readers));
+            Ok(snap)
         })
     }
 

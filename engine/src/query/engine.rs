@@ -73,10 +73,36 @@ pub(crate) struct QueryEngine {
     /// Set when a query is recorded; cleared when the workload is saved.
     workload_dirty: std::sync::atomic::AtomicBool,
     index_use: Mutex<HashMap<String, Instant>>,
+    /// Latency (us) per query shape, for the metrics; at most `MAX_SHAPE_HISTOGRAMS`
+    /// shapes, the rest counted under `other`.
+    shape_latency: Mutex<HashMap<String, hdrhistogram::Histogram<u64>>>,
     opened: Instant,
 }
 
+/// Query shapes with their own latency histogram in the metrics.
+const MAX_SHAPE_HISTOGRAMS: usize = 32;
+
 impl QueryEngine {
+    /// Copies of the per-shape latency histograms (us).
+    pub(crate) fn shape_latencies(&self) -> Vec<(String, hdrhistogram::Histogram<u64>)> {
+        let mut v: Vec<_> = self
+            .shape_latency
+            .lock()
+            .iter()
+            .map(|(k, h)| (k.clone(), h.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Plan cache hits and misses.
+    pub(crate) fn cache_counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
     /// Waits for background analyses (the store is closing).
     pub(crate) fn join_background(&self) {
         let threads: Vec<_> = self.analyzers.lock().drain(..).collect();
@@ -102,6 +128,7 @@ impl QueryEngine {
             workload: Mutex::new(Workload::default()),
             workload_dirty: std::sync::atomic::AtomicBool::new(false),
             index_use: Mutex::new(HashMap::new()),
+            shape_latency: Mutex::new(HashMap::new()),
             opened: Instant::now(),
         }
     }
@@ -395,6 +422,21 @@ fn run_query(
     let elapsed = started.elapsed();
     if let Some(name) = uses_index(&plan.choice) {
         qe.index_use.lock().insert(name.to_owned(), Instant::now());
+    }
+    {
+        let shape = super::advisor::shape_of(&plan.query);
+        let mut h = qe.shape_latency.lock();
+        let key = if h.contains_key(&shape) || h.len() < MAX_SHAPE_HISTOGRAMS {
+            shape
+        } else {
+            "other".to_owned()
+        };
+        let us = u64::try_from(elapsed.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        h.entry(key)
+            .or_insert_with(crate::stats::histogram)
+            .saturating_record(us);
     }
     qe.workload_dirty.store(true, Ordering::SeqCst);
     qe.workload.lock().record(

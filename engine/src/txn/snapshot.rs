@@ -28,6 +28,8 @@ pub(crate) struct Snapshot {
     /// Every transaction up to this one is visible.
     pub(crate) seq: u64,
     pub(crate) indexes: Arc<Vec<IndexSpec>>,
+    /// Counts this snapshot among the open readers.
+    pub(crate) reader: Option<crate::stats::ReaderGuard>,
 }
 
 impl Snapshot {
@@ -45,6 +47,7 @@ impl Snapshot {
             applied,
             seq: durable.max(applied),
             indexes,
+            reader: None,
         })
     }
 

@@ -1,0 +1,68 @@
+//! The monitoring API of an open store.
+
+use redb::ReadableDatabase;
+
+use super::health::{HealthPolicy, HealthReport, evaluate};
+use super::metrics::{MetricsSnapshot, gather};
+use super::series::{Minute, Point, history};
+use crate::error::Result;
+use crate::store::Store;
+
+impl Store {
+    /// Every metric now: counters, gauges and latency histograms.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        gather(&self.shared, &self.queries, self.dir())
+    }
+
+    /// The metrics in the Prometheus text exposition format.
+    pub fn prometheus(&self) -> String {
+        super::prometheus::render(&self.metrics())
+    }
+
+    /// The health checks, from the metrics now and the recent series.
+    pub fn health(&self) -> HealthReport {
+        let c = self.config();
+        let policy = HealthPolicy {
+            checkpoint_age_s: c.health_checkpoint_age_s as f64,
+            disk_min_bytes: (c.health_disk_min_mb << 20) as f64,
+            commit_p99_s: c.health_commit_p99_ms as f64 / 1e3,
+        };
+        let now = crate::index::now_ns() / 1_000_000_000;
+        let series = self.monitor.series.read();
+        evaluate(&self.metrics(), Some(&series), &policy, now)
+    }
+
+    /// The names of the time series the sampler keeps.
+    pub fn series_names(&self) -> Vec<String> {
+        self.monitor.series.read().names()
+    }
+
+    /// A series' points (1 s resolution, the last hour) from `since` (seconds since the
+    /// epoch) on.
+    pub fn series(&self, name: &str, since: u64) -> Vec<Point> {
+        self.monitor.series.read().range(name, since)
+    }
+
+    /// A series' downsampled minutes kept in the store, from `since` on.
+    pub fn metric_history(&self, name: &str, since: u64) -> Result<Vec<Minute>> {
+        history(&self.shared.db, name, since)
+    }
+
+    /// Takes one sample now (the sampler thread does this every `monitor_interval_ms`);
+    /// for tests and tools that drive the clock themselves.
+    pub fn sample_metrics(&self) -> MetricsSnapshot {
+        let now = crate::index::now_ns() / 1_000_000_000;
+        self.monitor
+            .sample(&self.shared, &self.queries, self.dir(), now)
+    }
+
+    /// Whether any minute of history is in the store.
+    pub fn has_metric_history(&self) -> Result<bool> {
+        let txn = self.shared.db.begin_read()?;
+        match txn.open_table(super::series::METRICS_TABLE) {
+            Ok(t) => Ok(!redb::ReadableTableMetadata::is_empty(&t)?),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
