@@ -280,3 +280,173 @@ pub fn evaluate(
         checks,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::metrics::{Family, Kind, Sample};
+
+    fn snap(values: &[(&str, f64)], breaker: &str) -> MetricsSnapshot {
+        let mut families: Vec<Family> = values
+            .iter()
+            .map(|(n, v)| Family {
+                name: (*n).to_owned(),
+                help: String::new(),
+                kind: Kind::Gauge,
+                samples: vec![Sample {
+                    labels: Vec::new(),
+                    value: *v,
+                    histogram: None,
+                }],
+            })
+            .collect();
+        families.push(Family {
+            name: "tradestore_breaker_state".into(),
+            help: String::new(),
+            kind: Kind::Gauge,
+            samples: ["closed", "half_open", "open"]
+                .iter()
+                .map(|s| Sample {
+                    labels: vec![("state".into(), (*s).to_owned())],
+                    value: if *s == breaker { 1.0 } else { 0.0 },
+                    histogram: None,
+                })
+                .collect(),
+        });
+        MetricsSnapshot { at_ns: 0, families }
+    }
+
+    const POLICY: HealthPolicy = HealthPolicy {
+        checkpoint_age_s: 60.0,
+        disk_min_bytes: 1024.0 * 1024.0 * 1024.0,
+        commit_p99_s: 0.05,
+    };
+
+    fn healthy() -> Vec<(&'static str, f64)> {
+        vec![
+            ("tradestore_overlay_bytes", 0.0),
+            ("tradestore_overlay_limit_bytes", 100.0),
+            ("tradestore_checkpoint_age_seconds", 1.0),
+            ("tradestore_disk_free_bytes", 1e12),
+            ("tradestore_poisoned", 0.0),
+        ]
+    }
+
+    fn with(over: &[(&'static str, f64)]) -> Vec<(&'static str, f64)> {
+        let mut v = healthy();
+        for (n, x) in over {
+            if let Some(slot) = v.iter_mut().find(|(k, _)| k == n) {
+                slot.1 = *x;
+            }
+        }
+        v
+    }
+
+    fn state_of(r: &HealthReport, name: &str) -> HealthState {
+        r.checks
+            .iter()
+            .find(|c| c.name == name)
+            .map_or(HealthState::Ok, |c| c.state)
+    }
+
+    #[test]
+    fn each_check_degrades_and_fails_on_its_threshold() {
+        let r = evaluate(&snap(&healthy(), "closed"), None, &POLICY, 0);
+        assert_eq!(r.state, HealthState::Ok, "{r:?}");
+        let r = evaluate(
+            &snap(&with(&[("tradestore_poisoned", 1.0)]), "closed"),
+            None,
+            &POLICY,
+            0,
+        );
+        assert_eq!(
+            (r.state, state_of(&r, "writes")),
+            (HealthState::Failing, HealthState::Failing)
+        );
+        let r = evaluate(&snap(&healthy(), "half_open"), None, &POLICY, 0);
+        assert_eq!(state_of(&r, "writes"), HealthState::Degraded);
+        let r = evaluate(
+            &snap(&with(&[("tradestore_overlay_bytes", 60.0)]), "closed"),
+            None,
+            &POLICY,
+            0,
+        );
+        assert_eq!(state_of(&r, "journal_lag"), HealthState::Degraded);
+        let r = evaluate(
+            &snap(&with(&[("tradestore_overlay_bytes", 95.0)]), "closed"),
+            None,
+            &POLICY,
+            0,
+        );
+        assert_eq!(state_of(&r, "journal_lag"), HealthState::Failing);
+        let r = evaluate(
+            &snap(
+                &with(&[("tradestore_checkpoint_age_seconds", 61.0)]),
+                "closed",
+            ),
+            None,
+            &POLICY,
+            0,
+        );
+        assert_eq!(state_of(&r, "checkpoint_age"), HealthState::Degraded);
+        let r = evaluate(
+            &snap(
+                &with(&[("tradestore_checkpoint_age_seconds", 301.0)]),
+                "closed",
+            ),
+            None,
+            &POLICY,
+            0,
+        );
+        assert_eq!(state_of(&r, "checkpoint_age"), HealthState::Failing);
+        let r = evaluate(
+            &snap(&with(&[("tradestore_disk_free_bytes", 5e8)]), "closed"),
+            None,
+            &POLICY,
+            0,
+        );
+        assert_eq!(state_of(&r, "disk_headroom"), HealthState::Degraded);
+        let r = evaluate(
+            &snap(&with(&[("tradestore_disk_free_bytes", 1e8)]), "closed"),
+            None,
+            &POLICY,
+            0,
+        );
+        assert_eq!(
+            (r.state, state_of(&r, "disk_headroom")),
+            (HealthState::Failing, HealthState::Failing)
+        );
+    }
+
+    #[test]
+    fn series_drive_error_rate_latency_and_the_disk_trend() {
+        let mut s = SeriesStore::default();
+        for t in 1000..1060 {
+            s.push(
+                "storage_errors_per_sec",
+                t,
+                if t == 1050 { 2.0 } else { 0.0 },
+            );
+            s.push("commit_p99_seconds", t, if t == 1055 { 0.6 } else { 0.01 });
+            // Losing 1 GB a minute from 30 GB: full in about half an hour.
+            s.push("disk_free_bytes", t, 30e9 - (t - 1000) as f64 * 1e9 / 60.0);
+        }
+        let r = evaluate(&snap(&healthy(), "closed"), Some(&s), &POLICY, 1059);
+        assert_eq!(state_of(&r, "error_rate"), HealthState::Degraded);
+        assert_eq!(
+            state_of(&r, "latency_objective"),
+            HealthState::Failing,
+            "{r:?}"
+        );
+        let disk = r
+            .checks
+            .iter()
+            .find(|c| c.name == "disk_headroom")
+            .map(|c| (c.state, c.reason.clone()));
+        assert_eq!(
+            disk.as_ref().map(|d| d.0),
+            Some(HealthState::Degraded),
+            "{disk:?}"
+        );
+    }
+}
