@@ -1,0 +1,87 @@
+//! `tradestore health`: the store's health checks, with an exit status usable as a
+//! readiness probe.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use tradestore::monitor::HealthReport;
+
+use super::store::{StoreDir, open_existing};
+use super::table::{self, Align};
+
+/// Check the store's health: exit 0 when ok, 1 when degraded, 2 when failing.
+#[derive(Debug, clap::Args)]
+#[command(long_about = "\
+Run the health checks (writes possible, journal lag, checkpoint age, disk headroom, error \
+rate, latency objective) and print each with its state and reason. The exit status is the \
+worst state: 0 ok, 1 degraded, 2 failing; an error (no store, unreachable monitor) exits 2, \
+so the command works as a readiness probe.
+
+A store is open in one process at a time: for a store that a running program holds (for \
+instance `tradestore simulate --monitor ADDR`), ask its monitor with --url instead of \
+opening the directory.")]
+pub struct Args {
+    #[command(flatten)]
+    pub store: StoreDir,
+
+    /// Ask a running monitor (e.g. http://127.0.0.1:9187) instead of opening the store.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// The monitor's token, when it requires one.
+    #[arg(long, env = "TRADESTORE_MONITOR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `health`; returns the exit status by state.
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let report: HealthReport = match &args.url {
+        Some(url) => fetch(url, args.token.as_deref())?,
+        None => open_existing(&args.store.dir)?.health(),
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "health  {}", report.state.name())?;
+        writeln!(out)?;
+        let rows: Vec<Vec<String>> = report
+            .checks
+            .iter()
+            .map(|c| vec![c.name.to_owned(), c.state.name().to_owned(), c.reason.clone()])
+            .collect();
+        table::write(
+            &mut out,
+            &[("CHECK", Align::Left), ("STATE", Align::Left), ("REASON", Align::Left)],
+            &rows,
+        )?;
+    }
+    out.flush()?;
+    Ok(ExitCode::from(report.state.exit_code()))
+}
+
+fn fetch(url: &str, token: Option<&str>) -> Result<HealthReport> {
+    let endpoint = format!("{}/health", url.trim_end_matches('/'));
+    let mut request = ureq::get(&endpoint).config().http_status_as_error(false).build();
+    if let Some(t) = token {
+        request = request.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut response = request
+        .call()
+        .with_context(|| format!("asking {endpoint}"))?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .with_context(|| format!("reading the answer of {endpoint}"))?;
+    if status != 200 && status != 503 {
+        bail!("{endpoint} answered {status}: {}", body.trim());
+    }
+    serde_json::from_str(&body).with_context(|| format!("{endpoint} sent no health report"))
+}
