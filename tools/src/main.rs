@@ -12,7 +12,9 @@ mod sim;
 
 const LONG_ABOUT: &str = "\
 Manage a tradestore directory: create it, look inside, dump it to JSON Lines, restore a \
-dump, and check its consistency.
+dump, and check its consistency; query it with SQL (`query`, `explain`), gather the \
+planner's statistics (`analyze`), and manage its secondary indexes (`index advise`, \
+`create`, `drop`, `list`, `log`).
 
 Every command works on the store in --dir (or $TRADESTORE_DIR, default ./tradestore-data). \
 Only `init` creates a store; the others refuse a directory that holds none. The store's \
@@ -41,6 +43,10 @@ enum Command {
     Check(cli::check::Args),
     Simulate(cli::simulate::Args),
     Bench(cli::bench::Args),
+    Query(cli::query::Args),
+    Explain(cli::explain::Args),
+    Analyze(cli::analyze::Args),
+    Index(cli::index::Args),
 }
 
 /// The message of the last panic, kept by the panic hook so that the error printed for a
@@ -92,6 +98,10 @@ fn dispatch(cli: Cli) -> ExitCode {
         Command::Check(args) => (cli::check::run(&args), 2),
         Command::Simulate(args) => (cli::simulate::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Bench(args) => (cli::bench::run(&args), 1),
+        Command::Query(args) => (cli::query::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Explain(args) => (cli::explain::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Analyze(args) => (cli::analyze::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Index(args) => (cli::index::run(&args).map(|()| ExitCode::SUCCESS), 1),
     };
     match result {
         Ok(status) => status,

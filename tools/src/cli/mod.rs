@@ -1,11 +1,15 @@
 //! The subcommands, one file each, and the helpers they share.
 
+pub mod analyze;
 pub mod bench;
 pub mod check;
 pub mod dump;
+pub mod explain;
+pub mod index;
 pub mod init;
 pub mod inspect;
 pub mod progress;
+pub mod query;
 pub mod report;
 pub mod restore;
 pub mod simulate;
