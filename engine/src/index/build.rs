@@ -192,7 +192,11 @@ pub(crate) fn create(shared: &Shared, def: IndexDef, reason: &str) -> Result<Bui
     let mut txn = shared.db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     catalog::mark_ready(&txn, &def.name)?;
-    let why = format!("backfilled {backfilled} entries in {chunks} chunks");
+    let why = format!(
+        "backfilled {backfilled} entr{} in {chunks} chunk{}",
+        if backfilled == 1 { "y" } else { "ies" },
+        if chunks == 1 { "" } else { "s" }
+    );
     catalog::record_decision(&txn, &decision("ready", &def, &why))?;
     txn.commit()?;
     {

@@ -275,7 +275,8 @@ fn load_stats(shared: &Shared, qe: &QueryEngine) -> Result<()> {
     let txn = shared.db.begin_read()?;
     let all: Vec<TableStats> = catalog::scan_json(&txn, "stats/")?;
     let mut map = qe.stats.write();
-    for s in all {
+    for mut s in all {
+        s.retype();
         map.entry(s.table).or_insert(StatsEntry {
             stats: Arc::new(s),
             changes_at: 0,
@@ -579,7 +580,17 @@ fn explain_of(o: &Outcome, analyze: bool) -> Explain {
         let keys = if q.group_by.is_empty() {
             "all rows".to_owned()
         } else {
-            format!("{:?}", q.group_by)
+            q.group_by
+                .iter()
+                .map(|g| match g {
+                    super::ast::GroupKey::Column(c) => c.clone(),
+                    super::ast::GroupKey::Bucket { column, width_ns } => format!(
+                        "time_bucket({}, {column})",
+                        super::ast::show_interval(*width_ns)
+                    ),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         nodes.push((
             format!("Aggregate over {keys}"),
@@ -666,8 +677,9 @@ fn explain_of(o: &Outcome, analyze: bool) -> Explain {
     ));
     if analyze {
         text.push_str(&format!(
-            "Actual: {} rows in {:.3} ms\n",
+            "Actual: {} row{} in {:.3} ms\n",
             o.result.rows.len(),
+            if o.result.rows.len() == 1 { "" } else { "s" },
             o.elapsed.as_secs_f64() * 1e3
         ));
     }
@@ -740,7 +752,7 @@ impl Store {
     }
 
     /// `EXPLAIN` of a SQL text (a plain query, or one starting with `EXPLAIN [ANALYZE]`).
-    /// `analyze` runs it even without `EXPLAIN ANALYZE` in the text.
+    /// `analyze` adds the actuals even without `EXPLAIN ANALYZE` in the text.
     pub fn explain(&self, sql: &str, analyze: bool) -> Result<Explain> {
         match super::sql::parse(sql)? {
             Statement::Query(q) => self.explain_query(q, &[], analyze),
@@ -750,9 +762,9 @@ impl Store {
         }
     }
 
-    /// `EXPLAIN [ANALYZE]` of a query. Without `analyze` the query is planned and run only
-    /// as far as needed to report the plan (it is executed: the plan is exactly the one a
-    /// run would use).
+    /// `EXPLAIN [ANALYZE]` of a query. The query is always planned and run, so the plan
+    /// shown is exactly the one a run uses (and the run counts in the plan cache and the
+    /// recorded workload); `analyze` adds the actual rows and time of each node.
     pub fn explain_query(
         &self,
         query: Query,

@@ -60,6 +60,30 @@ pub struct IndexStats {
 }
 
 impl TableStats {
+    /// Gives every sampled value its column's variant again. JSON cannot tell an id from a
+    /// non-negative signed integer, so statistics read back from the catalog need this
+    /// before their quantiles are compared with query values.
+    pub fn retype(&mut self) {
+        let table = self.table;
+        for c in &mut self.columns {
+            let Some(ty) = table.column(&c.name).map(|col| col.ty) else {
+                continue;
+            };
+            for v in &mut c.quantiles {
+                let typed = match ty {
+                    tradestore_schema::ColumnType::Id => v.as_u64().map(Value::U64),
+                    tradestore_schema::ColumnType::Text | tradestore_schema::ColumnType::Enum => {
+                        None
+                    }
+                    _ => v.as_i64().map(Value::I64),
+                };
+                if let Some(t) = typed {
+                    *v = t;
+                }
+            }
+        }
+    }
+
     /// The statistics of a column.
     pub fn column(&self, name: &str) -> Option<&ColumnStats> {
         self.columns.iter().find(|c| c.name == name)

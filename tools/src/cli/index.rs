@@ -50,11 +50,12 @@ bytes per entry) and the query shapes it serves. When nothing is worth an index 
 `no index recommended`. Either way it then lists the recorded shapes with their \
 executions, rows examined and rows returned, and the access path they used.
 
-The advisor works from the queries run by the process asking it, so the workload is given \
-here: --workload FILE holds one statement per line (blank lines and lines starting with -- \
-are skipped; `N|SELECT ...` runs the statement N times; - reads standard input), and \
---query SQL adds one statement (repeatable). Without either nothing is recorded: the \
-command prints `no index recommended` with a hint on standard error, and exits 0.
+The advisor works from the recorded workload, which the store keeps in its catalog: the \
+queries of every process that used the store (saved when it closes). Statements can be run \
+first to add to it: --workload FILE holds one statement per line (blank lines and lines \
+starting with -- are skipped; `N|SELECT ...` runs the statement N times; - reads standard \
+input), and --query SQL adds one statement (repeatable). With nothing recorded the command \
+prints `no index recommended` with a hint on standard error, and exits 0.
 
 Nothing is created: run `tradestore index create` with the recommendation to build it.")]
 pub struct AdviseArgs {
@@ -266,10 +267,10 @@ fn advise(args: &AdviseArgs) -> Result<()> {
         write_advice(&mut out, &items, executions, &advice, &shapes)?;
     }
     out.flush()?;
-    if items.is_empty() {
+    if shapes.is_empty() {
         eprintln!(
-            "hint: the advisor works from the queries run by this command; give them with \
-             --workload FILE or --query SQL"
+            "hint: no queries are recorded for this store; run some (or give them with \
+             --workload FILE or --query SQL)"
         );
     }
     Ok(())
