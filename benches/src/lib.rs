@@ -9,6 +9,9 @@
 //! ([`baseline`]). Each peer's writes live in its own module, its reads in [`reads`];
 //! [`run::run_all`] measures them in turn and [`report::Report`] prints the table.
 //!
+//! [`queries`] is a benchmark of its own: the latency of the common SQL queries against
+//! SQLite running the same SQL (`cargo run --release -p tradestore-benches --bin queries`).
+//!
 //! ```no_run
 //! use tradestore_benches::{report::Report, run::{Plan, run_all}};
 //!
@@ -23,6 +26,7 @@ pub mod baseline;
 pub mod fjall;
 pub mod fsync_floor;
 pub mod latency;
+pub mod queries;
 pub mod raw_redb;
 pub mod reads;
 pub mod report;

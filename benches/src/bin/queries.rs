@@ -1,0 +1,65 @@
+//! `queries`: the query benchmark. Loads one data set into tradestore and SQLite, runs the
+//! common queries of the SQL front end in both with the same random parameters, with and
+//! without the index tradestore's advisor recommends, and prints each query's p50 and p99
+//! latency in both (or, with `--json`, one JSON document).
+//!
+//! ```text
+//! cargo run --release -p tradestore-benches --bin queries -- [--quick] [--json] [--dir DIR]
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tradestore_benches::queries::{QueryPlan, run_queries};
+
+#[derive(Parser)]
+#[command(about = "Latency of the common queries: tradestore against SQLite running the same SQL")]
+struct Args {
+    /// A small data set (20k trades): the whole run takes well under two minutes.
+    #[arg(long)]
+    quick: bool,
+    /// Print the results as one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Where to write (a temporary folder is made inside it and removed afterwards).
+    /// Default: target/bench-tmp in the workspace, on the same disk as the repository.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("queries: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> tradestore_benches::Result<()> {
+    let base = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-tmp"));
+    std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
+    let base = base.canonicalize().unwrap_or(base);
+    let dir = tempfile::Builder::new()
+        .prefix("queries-")
+        .tempdir_in(&base)
+        .map_err(|e| format!("creating a folder in {}: {e}", base.display()))?;
+    let plan = if args.quick {
+        QueryPlan::quick()
+    } else {
+        QueryPlan::full()
+    };
+    let report = run_queries(dir.path(), &plan, &mut |msg| eprintln!("{msg}"))?;
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
