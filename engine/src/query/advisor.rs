@@ -163,16 +163,16 @@ fn shape_text(p: &Pred) -> String {
 }
 
 impl Workload {
-    /// Records one execution.
+    /// Records one execution of a query whose shape ([`shape_of`]) is `key`.
     pub fn record(
         &mut self,
+        key: String,
         q: &Query,
         access: &str,
         examined: u64,
         returned: u64,
         time: Duration,
     ) {
-        let key = shape_of(q);
         if !self.shapes.contains_key(&key)
             && self.shapes.len() >= MAX_SHAPES
             && let Some(victim) = self

@@ -424,11 +424,11 @@ fn run_query(
     if let Some(name) = uses_index(&plan.choice) {
         qe.index_use.lock().insert(name.to_owned(), Instant::now());
     }
+    let shape = super::advisor::shape_of(&plan.query);
     {
-        let shape = super::advisor::shape_of(&plan.query);
         let mut h = qe.shape_latency.lock();
         let key = if h.contains_key(&shape) || h.len() < MAX_SHAPE_HISTOGRAMS {
-            shape
+            shape.clone()
         } else {
             "other".to_owned()
         };
@@ -441,6 +441,7 @@ fn run_query(
     }
     qe.workload_dirty.store(true, Ordering::SeqCst);
     qe.workload.lock().record(
+        shape,
         &plan.query,
         &describe_access(&plan.access),
         actuals.examined,

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
-use tradestore_schema::{ColumnType, TableId, Value, codec};
+use tradestore_schema::{AnyRecord, ColumnType, TableId, Value, codec};
 
-use super::ast::{AggFunc, GroupKey, Query, SelectItem};
+use super::ast::{AggFunc, GroupKey, Pred, Query, SelectItem};
 use super::eval;
 use super::plan::{Access, Plan, Scan};
 use super::result::{OutputColumn, OutputKind, QueryResult};
@@ -53,13 +53,39 @@ fn position(table: TableId, column: &str) -> Result<usize> {
         .ok_or_else(|| Error::invalid(format!("table {table} has no column {column:?}")))
 }
 
-fn row_of(table: TableId, bytes: &[u8]) -> Result<Row> {
-    let r = codec::decode_any(table, bytes)?;
-    Ok(table
-        .columns()
-        .iter()
-        .map(|c| r.column(c.name).unwrap_or(Value::Null))
-        .collect())
+/// A row read from storage, before the filter decided whether it is kept: the decoded
+/// record (turned into a [`Row`] only when kept), or an index-only scan's values.
+enum Candidate {
+    Record(AnyRecord),
+    Values(Row),
+}
+
+impl Candidate {
+    fn decode(table: TableId, bytes: &[u8]) -> Result<Candidate> {
+        Ok(Candidate::Record(codec::decode_any(table, bytes)?))
+    }
+
+    fn get(&self, table: TableId, column: &str) -> Value {
+        match self {
+            Candidate::Record(r) => r.column(column).unwrap_or(Value::Null),
+            Candidate::Values(row) => table
+                .columns()
+                .iter()
+                .position(|c| c.name == column)
+                .map_or(Value::Null, |i| row[i].clone()),
+        }
+    }
+
+    fn into_row(self, table: TableId) -> Row {
+        match self {
+            Candidate::Record(r) => table
+                .columns()
+                .iter()
+                .map(|c| r.column(c.name).unwrap_or(Value::Null))
+                .collect(),
+            Candidate::Values(row) => row,
+        }
+    }
 }
 
 /// Runs a plan.
@@ -70,13 +96,12 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
     let t = Instant::now();
     let mut rows: Vec<Row> = Vec::new();
     let residual = &plan.residual;
-    let cols = table.columns();
-    let keep = |row: &Row| -> Result<bool> {
-        eval::keeps(residual, &|c| {
-            cols.iter()
-                .position(|x| x.name == c)
-                .map_or(Value::Null, |i| row[i].clone())
-        })
+    let always = *residual == Pred::True;
+    let keep = |row: &Candidate| -> Result<bool> {
+        if always {
+            return Ok(true);
+        }
+        eval::keeps(residual, &|c| row.get(table, c))
     };
     let stop = plan
         .stop_after
@@ -88,17 +113,17 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
             for pk in pks {
                 examined += 1;
                 if let Some(bytes) = tx.raw_get(table, &keys::encode(pk))? {
-                    let row = row_of(table, &bytes)?;
+                    let row = Candidate::decode(table, &bytes)?;
                     if keep(&row)? {
-                        rows.push(row);
+                        rows.push(row.into_row(table));
                     }
                 }
             }
         }
         Access::Scan(scan) => {
-            scan_rows(tx, table, scan, stop, &mut examined, &mut |row| {
+            scan_rows(tx, table, scan, &mut examined, &mut |row| {
                 if keep(&row)? {
-                    rows.push(row);
+                    rows.push(row.into_row(table));
                 }
                 Ok(rows.len() < stop)
             })?;
@@ -128,9 +153,9 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
                             )));
                             return Ok(false);
                         };
-                        let row = row_of(table, &bytes)?;
+                        let row = Candidate::decode(table, &bytes)?;
                         if keep(&row)? {
-                            found = Some(row);
+                            found = Some(row.into_row(table));
                             return Ok(false);
                         }
                         Ok(true)
@@ -312,9 +337,8 @@ fn scan_rows(
     tx: &ReadTx,
     table: TableId,
     scan: &Scan,
-    _stop: usize,
     examined: &mut u64,
-    f: &mut dyn FnMut(Row) -> Result<bool>,
+    f: &mut dyn FnMut(Candidate) -> Result<bool>,
 ) -> Result<()> {
     let spec = scan.index.as_ref().map(|n| tx.index(n)).transpose()?;
     let prefixes: Vec<&Vec<Value>> = if scan.reverse {
@@ -341,7 +365,7 @@ fn scan_rows(
                 scan.reverse,
                 &mut |_, v| {
                     *examined += 1;
-                    go_on = f(row_of(table, v)?)?;
+                    go_on = f(Candidate::decode(table, v)?)?;
                     Ok(go_on)
                 },
             )?,
@@ -368,11 +392,11 @@ fn scan_rows(
                                     *slot = v;
                                 }
                             }
-                            row
+                            Candidate::Values(row)
                         } else {
                             let pk = &k[keys::len_of_values(k, n)?..];
                             match tx.raw_get(table, pk)? {
-                                Some(bytes) => row_of(table, &bytes)?,
+                                Some(bytes) => Candidate::decode(table, &bytes)?,
                                 None => {
                                     err = Some(Error::corruption(format!(
                                         "index {} has an entry for a missing {table} row",
