@@ -1,0 +1,171 @@
+//! The alert manager through the crate's public API: a configuration in TOML, synthetic
+//! series, a controlled clock, the JSON-lines channel, silences, the states as JSON, and
+//! the evaluation thread.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tradestore::ErrorKind;
+use tradestore::monitor::alerts::{
+    AlertManager, AlertState, Matcher, MemorySource, Notification, NotificationStatus, spawn,
+};
+
+const T0: u64 = 1_700_000_000_000;
+
+const CONFIG: &str = r#"
+[[rule]]
+name = "JournalLag"
+kind = "threshold"
+series = "journal_lag_transactions"
+op = ">"
+value = 1000
+window = "30s"
+for = "20s"
+labels = { instance = "db1" }
+annotations = { summary = "lag {{value}} transactions" }
+
+[[rule]]
+name = "Conflicts"
+kind = "rate"
+series = "conflicts_per_sec"
+op = ">="
+value = 5
+window = "1m"
+severity = "critical"
+labels = { instance = "db1" }
+
+[route]
+receiver = "file"
+group_by = ["instance"]
+group_wait = "10s"
+group_interval = "1m"
+
+[[receiver]]
+name = "file"
+[[receiver.jsonl]]
+path = "alerts.jsonl"
+"#;
+
+fn lines(path: &std::path::Path) -> Vec<Notification> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn alerts_from_toml_to_a_jsonl_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = AlertManager::from_toml(CONFIG, "alerts.toml").unwrap();
+    m.resolve_paths(dir.path());
+    let file = dir.path().join("alerts.jsonl");
+    let mut src = MemorySource::new();
+    let s = T0 / 1000;
+    for t in 0..=200 {
+        src.push("journal_lag_transactions", s + t, 5000.0);
+        src.push("conflicts_per_sec", s + t, 8.0);
+    }
+    m.tick(T0 + 40_000, &src);
+    let states = m.states();
+    assert_eq!(states[0].state, AlertState::Pending);
+    assert_eq!(states[1].state, AlertState::Firing);
+    m.tick(T0 + 50_000, &src);
+    let sent = lines(&file);
+    assert_eq!(
+        sent.len(),
+        1,
+        "both in one group, after group_wait, lag still pending"
+    );
+    assert_eq!(
+        sent[0].alert_names(NotificationStatus::Firing),
+        ["Conflicts"]
+    );
+    m.tick(T0 + 60_000, &src);
+    assert_eq!(m.states()[0].state, AlertState::Firing);
+    m.tick(T0 + 110_000, &src);
+    let sent = lines(&file);
+    assert_eq!(sent.len(), 2);
+    let mut names = sent[1].alert_names(NotificationStatus::Firing);
+    names.sort_unstable();
+    assert_eq!(names, ["Conflicts", "JournalLag"]);
+    let lag = &sent[1]
+        .alerts
+        .iter()
+        .find(|a| a.labels["alertname"] == "JournalLag");
+    assert_eq!(
+        lag.and_then(|a| a.annotations.get("summary"))
+            .map(String::as_str),
+        Some("lag 5000 transactions")
+    );
+
+    let id = m.silence(
+        vec![Matcher::parse("alertname = Conflicts").unwrap()],
+        T0 + 3_600_000,
+        "known",
+    );
+    assert_eq!(m.silences()[0].id, id);
+    m.evaluate(T0 + 120_000, &src);
+    let json = serde_json::to_value(m.states()).unwrap();
+    assert_eq!(json[1]["silenced"], true);
+    assert_eq!(json[0]["state"], "firing");
+}
+
+#[test]
+fn a_bad_configuration_is_a_config_error() {
+    let e = AlertManager::from_toml(
+        &CONFIG.replace(
+            "receiver = \"file\"\ngroup_by",
+            "receiver = \"nobody\"\ngroup_by",
+        ),
+        "alerts.toml",
+    )
+    .err()
+    .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.message().contains("alerts.toml"), "{e}");
+    assert!(e.message().contains("unknown receiver \"nobody\""), "{e}");
+}
+
+#[test]
+fn the_evaluation_thread_notifies_a_callback() {
+    let text = CONFIG
+        .replace(
+            "[[receiver.jsonl]]\npath = \"alerts.jsonl\"",
+            "callback = [\"test\"]",
+        )
+        .replace("group_wait = \"10s\"", "group_wait = \"0s\"");
+    let mut m = AlertManager::from_toml(&text, "alerts.toml").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Notification>();
+    let tx = std::sync::Mutex::new(tx);
+    m.register_callback(
+        "test",
+        Arc::new(move |n| {
+            if let Ok(tx) = tx.lock() {
+                let _ = tx.send(n.clone());
+            }
+        }),
+    );
+    let mut src = MemorySource::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for t in now - 30..now + 30 {
+        src.push("conflicts_per_sec", t, 9.0);
+    }
+    let manager = m.into_shared();
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = spawn(
+        manager.clone(),
+        Arc::new(src),
+        Duration::from_millis(20),
+        stop.clone(),
+    );
+    let n = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(n.alert_names(NotificationStatus::Firing), ["Conflicts"]);
+    stop.store(true, Ordering::SeqCst);
+    thread.join().unwrap();
+    assert_eq!(manager.lock().states()[1].state, AlertState::Firing);
+}
