@@ -160,6 +160,9 @@ pub struct Store {
     pub(crate) shared: Arc<Shared>,
     pub(crate) queries: Arc<crate::query::QueryEngine>,
     pub(crate) monitor: Arc<crate::monitor::Monitor>,
+    /// The alert manager, when `alerts.toml` configures one.
+    pub(crate) alerts: Option<Arc<Mutex<crate::monitor::AlertManager>>>,
+    alerts_stop: Arc<AtomicBool>,
     dir: PathBuf,
     recovery: Recovery,
     threads: Vec<JoinHandle<()>>,
@@ -354,10 +357,28 @@ impl Store {
                     .map_err(|e| Error::io("starting the sampler thread", e))?,
             );
         }
+        let alerts_stop = Arc::new(AtomicBool::new(false));
+        let alerts = match crate::monitor::alerts_config(&dir)? {
+            None => None,
+            Some(manager) => {
+                let interval = manager.evaluation_interval();
+                let manager = manager.into_shared();
+                let source: Arc<dyn crate::monitor::MetricSource + Send + Sync> = monitor.clone();
+                threads.push(crate::monitor::alerts::spawn(
+                    Arc::clone(&manager),
+                    source,
+                    interval,
+                    Arc::clone(&alerts_stop),
+                ));
+                Some(manager)
+            }
+        };
         Ok(Store {
             shared,
             queries,
             monitor,
+            alerts,
+            alerts_stop,
             dir,
             recovery,
             threads,
@@ -584,6 +605,7 @@ impl Drop for Store {
         let durable = self.shared.commit.lock().durable;
         self.closed_durable.store(durable, Ordering::SeqCst);
         self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.alerts_stop.store(true, Ordering::SeqCst);
         self.shared.apply_cv.notify_all();
         self.shared.commit_cv.notify_all();
         for t in self.threads.drain(..) {

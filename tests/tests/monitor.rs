@@ -112,7 +112,7 @@ fn the_sampler_keeps_rates_and_percentiles_and_health_reports_every_check() -> T
         assert!(!store.series(name, 0).is_empty(), "series {name}");
     }
     let health = store.health();
-    let names: Vec<&str> = health.checks.iter().map(|c| c.name).collect();
+    let names: Vec<&str> = health.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
         [

@@ -47,6 +47,9 @@ enum Command {
     Explain(cli::explain::Args),
     Analyze(cli::analyze::Args),
     Index(cli::index::Args),
+    Health(cli::health::Args),
+    Monitor(cli::monitor::Args),
+    Alerts(cli::alerts::Args),
 }
 
 /// The message of the last panic, kept by the panic hook so that the error printed for a
@@ -73,7 +76,7 @@ fn main() -> ExitCode {
         }
     }));
     let error_status = match cli.command {
-        Command::Check(_) => 2,
+        Command::Check(_) | Command::Health(_) => 2,
         _ => 1,
     };
     match std::panic::catch_unwind(move || dispatch(cli)) {
@@ -102,6 +105,9 @@ fn dispatch(cli: Cli) -> ExitCode {
         Command::Explain(args) => (cli::explain::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Analyze(args) => (cli::analyze::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Index(args) => (cli::index::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Health(args) => (cli::health::run(&args), 2),
+        Command::Monitor(args) => (cli::monitor::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Alerts(args) => (cli::alerts::run(&args).map(|()| ExitCode::SUCCESS), 1),
     };
     match result {
         Ok(status) => status,

@@ -56,6 +56,30 @@ impl Store {
             .sample(&self.shared, &self.queries, self.dir(), now)
     }
 
+    /// The state of every alert rule (empty when `alerts.toml` configures none).
+    pub fn alert_states(&self) -> Vec<super::AlertStatus> {
+        self.alerts
+            .as_ref()
+            .map(|m| m.lock().states())
+            .unwrap_or_default()
+    }
+
+    /// The alert manager, when `alerts.toml` configures one: to register callbacks, add
+    /// silences, or evaluate on demand.
+    pub fn alert_manager(&self) -> Option<std::sync::Arc<parking_lot::Mutex<super::AlertManager>>> {
+        self.alerts.clone()
+    }
+
+    /// Evaluates the alert rules now against the sampled series and sends what is due
+    /// (the alert thread does this every `evaluation_interval`).
+    pub fn evaluate_alerts(&self) -> usize {
+        let now = crate::index::now_ns() / 1_000_000;
+        match &self.alerts {
+            Some(m) => m.lock().tick(now, &*self.monitor),
+            None => 0,
+        }
+    }
+
     /// Whether any minute of history is in the store.
     pub fn has_metric_history(&self) -> Result<bool> {
         let txn = self.shared.db.begin_read()?;

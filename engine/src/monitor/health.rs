@@ -11,14 +11,14 @@
 //! | `error_rate` | storage errors in the last minute, or over half the commits conflicting | — (the breaker decides) |
 //! | `latency_objective` | commit p99 over `health_commit_p99_ms` | over 10 times it |
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::metrics::MetricsSnapshot;
 use super::series::SeriesStore;
 use super::trend::Trend;
 
 /// A health state; ordered from best to worst.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthState {
     /// Working as intended.
@@ -50,10 +50,10 @@ impl HealthState {
 }
 
 /// One check's verdict.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Check {
     /// The check.
-    pub name: &'static str,
+    pub name: String,
     /// Its state.
     pub state: HealthState,
     /// Why, with the numbers.
@@ -61,7 +61,7 @@ pub struct Check {
 }
 
 /// Every check, and the worst state.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
     /// The worst state of the checks.
     pub state: HealthState,
@@ -80,9 +80,9 @@ pub struct HealthPolicy {
     pub commit_p99_s: f64,
 }
 
-fn check(name: &'static str, state: HealthState, reason: String) -> Check {
+fn check(name: &str, state: HealthState, reason: String) -> Check {
     Check {
-        name,
+        name: name.to_owned(),
         state,
         reason,
     }

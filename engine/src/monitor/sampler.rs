@@ -29,6 +29,19 @@ pub(crate) struct Monitor {
     prev: Mutex<Option<Prev>>,
     /// The minute last written to the store.
     persisted: Mutex<u64>,
+    /// The last sample's metrics.
+    last: RwLock<MetricsSnapshot>,
+}
+
+impl super::alerts::MetricSource for Monitor {
+    fn series(&self, name: &str, since: u64) -> Vec<super::series::Point> {
+        self.series.read().range(name, since)
+    }
+
+    fn value(&self, name: &str) -> Option<f64> {
+        let from_series = self.series.read().last(name).map(|p| p.v);
+        from_series.or_else(|| self.last.read().value(name))
+    }
 }
 
 /// Counters turned into per-second rates: (metric, label value or "", series name).
@@ -163,6 +176,7 @@ impl Monitor {
             counters,
             histograms: hist,
         });
+        *self.last.write() = m.clone();
         m
     }
 

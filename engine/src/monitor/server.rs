@@ -64,7 +64,10 @@ pub fn serve(store: Arc<Store>, options: ServeOptions) -> Result<MonitorServer> 
         ));
     }
     let server = tiny_http::Server::http(options.listen).map_err(|e| {
-        Error::new(ErrorKind::Io, format!("binding the monitor to {}: {e}", options.listen))
+        Error::new(
+            ErrorKind::Io,
+            format!("binding the monitor to {}: {e}", options.listen),
+        )
     })?;
     let addr = server
         .server_addr()
@@ -103,7 +106,11 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 
 /// Compares without stopping at the first difference.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn authorized(request: &tiny_http::Request, query: &str, token: Option<&str>) -> bool {
@@ -113,15 +120,15 @@ fn authorized(request: &tiny_http::Request, query: &str, token: Option<&str>) ->
         .iter()
         .find(|h| h.field.equiv("Authorization"))
         .and_then(|h| h.value.as_str().strip_prefix("Bearer "));
-    header.is_some_and(|t| same(t, token)) || query_param(query, "token").is_some_and(|t| same(t, token))
+    header.is_some_and(|t| same(t, token))
+        || query_param(query, "token").is_some_and(|t| same(t, token))
 }
 
 fn respond(request: tiny_http::Request, status: u16, content_type: &str, body: String) {
-    let header = tiny_http::Header::from_bytes("Content-Type", content_type)
-        .unwrap_or_else(|()| tiny_http::Header::from_bytes("Content-Type", "text/plain").unwrap_or_else(|()| unreachable!("static header")));
-    let response = tiny_http::Response::from_string(body)
-        .with_status_code(status)
-        .with_header(header);
+    let mut response = tiny_http::Response::from_string(body).with_status_code(status);
+    if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", content_type) {
+        response = response.with_header(h);
+    }
     // A client that went away gets nothing more.
     let _ = request.respond(response);
 }
@@ -130,19 +137,43 @@ fn handle(store: &Store, token: Option<&str>, request: tiny_http::Request) {
     let url = request.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
     if !authorized(&request, query, token) {
-        return respond(request, 401, "text/plain", "a valid token is required\n".into());
+        return respond(
+            request,
+            401,
+            "text/plain",
+            "a valid token is required\n".into(),
+        );
     }
     if *request.method() != tiny_http::Method::Get {
         return respond(request, 405, "text/plain", "only GET is served\n".into());
     }
     let json = "application/json";
     match path {
-        "/" | "/index.html" => respond(request, 200, "text/html; charset=utf-8", DASHBOARD.to_owned()),
-        "/metrics" => respond(request, 200, super::prometheus::CONTENT_TYPE, store.prometheus()),
+        "/" | "/index.html" => respond(
+            request,
+            200,
+            "text/html; charset=utf-8",
+            DASHBOARD.to_owned(),
+        ),
+        "/metrics" => respond(
+            request,
+            200,
+            super::prometheus::CONTENT_TYPE,
+            store.prometheus(),
+        ),
         "/health" => {
             let h = store.health();
-            let status = if h.state == HealthState::Failing { 503 } else { 200 };
-            respond(request, status, json, serde_json::to_string(&h).unwrap_or_default())
+            let status = if h.state == HealthState::Failing {
+                503
+            } else {
+                200
+            };
+            respond(
+                request,
+                status,
+                json,
+                serde_json::to_string(&h).unwrap_or_default(),
+            )
         }
         "/api/series" => {
             let now = crate::index::now_ns() / 1_000_000_000;
@@ -157,10 +188,19 @@ fn handle(store: &Store, token: Option<&str>, request: tiny_http::Request) {
             };
             let mut series = serde_json::Map::new();
             for n in names {
-                let pts: Vec<serde_json::Value> = store.series(&n, since).iter().map(|p| json!([p.t, p.v])).collect();
+                let pts: Vec<serde_json::Value> = store
+                    .series(&n, since)
+                    .iter()
+                    .map(|p| json!([p.t, p.v]))
+                    .collect();
                 series.insert(n, serde_json::Value::Array(pts));
             }
-            respond(request, 200, json, json!({"now": now, "series": series}).to_string())
+            respond(
+                request,
+                200,
+                json,
+                json!({"now": now, "series": series}).to_string(),
+            )
         }
         "/api/status" => {
             let body = json!({

@@ -54,11 +54,15 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         let rows: Vec<Vec<String>> = report
             .checks
             .iter()
-            .map(|c| vec![c.name.to_owned(), c.state.name().to_owned(), c.reason.clone()])
+            .map(|c| vec![c.name.clone(), c.state.name().to_owned(), c.reason.clone()])
             .collect();
         table::write(
             &mut out,
-            &[("CHECK", Align::Left), ("STATE", Align::Left), ("REASON", Align::Left)],
+            &[
+                ("CHECK", Align::Left),
+                ("STATE", Align::Left),
+                ("REASON", Align::Left),
+            ],
             &rows,
         )?;
     }
@@ -68,7 +72,10 @@ pub fn run(args: &Args) -> Result<ExitCode> {
 
 fn fetch(url: &str, token: Option<&str>) -> Result<HealthReport> {
     let endpoint = format!("{}/health", url.trim_end_matches('/'));
-    let mut request = ureq::get(&endpoint).config().http_status_as_error(false).build();
+    let mut request = ureq::get(&endpoint)
+        .config()
+        .http_status_as_error(false)
+        .build();
     if let Some(t) = token {
         request = request.header("Authorization", &format!("Bearer {t}"));
     }

@@ -1,13 +1,16 @@
 //! The subcommands, one file each, and the helpers they share.
 
+pub mod alerts;
 pub mod analyze;
 pub mod bench;
 pub mod check;
 pub mod dump;
 pub mod explain;
+pub mod health;
 pub mod index;
 pub mod init;
 pub mod inspect;
+pub mod monitor;
 pub mod progress;
 pub mod query;
 pub mod report;

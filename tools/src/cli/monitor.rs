@@ -43,7 +43,10 @@ pub fn run(args: &Args) -> Result<()> {
         },
     )
     .context("starting the monitor")?;
-    eprintln!("monitor: http://{}/ (metrics at /metrics, health at /health)", server.addr());
+    eprintln!(
+        "monitor: http://{}/ (metrics at /metrics, health at /health)",
+        server.addr()
+    );
     loop {
         std::thread::park();
     }

@@ -71,6 +71,20 @@ pub struct Args {
     /// Print the report as one JSON document.
     #[arg(long)]
     pub json: bool,
+
+    /// Serve the monitor (/metrics, /health, the dashboard at /) on ADDR while simulating,
+    /// e.g. 127.0.0.1:9187. Off loopback it needs --monitor-token.
+    #[arg(long, value_name = "ADDR")]
+    pub monitor: Option<std::net::SocketAddr>,
+
+    /// The token monitor requests must carry.
+    #[arg(long, env = "TRADESTORE_MONITOR_TOKEN", hide_env_values = true)]
+    pub monitor_token: Option<String>,
+
+    /// Keep serving the monitor this long after the simulation ends (e.g. 30s), so the
+    /// final numbers can be read.
+    #[arg(long, value_parser = parse_duration, requires = "monitor")]
+    pub monitor_linger: Option<Duration>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -119,6 +133,21 @@ pub fn run(args: &Args) -> Result<()> {
         profile: args.profile,
         ack_log: args.ack_log.clone(),
     };
+    let server = match args.monitor {
+        Some(listen) => {
+            let server = tradestore::monitor::server::serve(
+                Arc::clone(&store),
+                tradestore::monitor::server::ServeOptions {
+                    listen,
+                    token: args.monitor_token.clone(),
+                },
+            )
+            .context("starting the monitor")?;
+            eprintln!("monitor: http://{}/", server.addr());
+            Some(server)
+        }
+        None => None,
+    };
     let live = Arc::new(Live::default());
     let display = std::io::stderr()
         .is_terminal()
@@ -128,6 +157,10 @@ pub fn run(args: &Args) -> Result<()> {
         bar.finish_and_clear();
         let _ = handle.join();
     }
+    if let (Some(_), Some(linger)) = (&server, args.monitor_linger) {
+        std::thread::sleep(linger);
+    }
+    drop(server);
     let report = result?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
