@@ -56,6 +56,44 @@ impl Store {
             .sample(&self.shared, &self.queries, self.dir(), now)
     }
 
+    /// Trends fitted over the last ten minutes of the series (least squares, like
+    /// Prometheus's `predict_linear`): time until the disk is full, journal and database
+    /// growth, commit latency drift. A trend without two points yet is left out.
+    pub fn trends(&self) -> Vec<TrendReport> {
+        let now = crate::index::now_ns() / 1_000_000_000;
+        let series = self.monitor.series.read();
+        let fit = |name: &str| {
+            let pts: Vec<(f64, f64)> = series
+                .range(name, now.saturating_sub(600))
+                .iter()
+                .map(|p| (p.t as f64, p.v))
+                .collect();
+            super::Trend::fit(&pts)
+        };
+        let mut out = Vec::new();
+        if let Some(t) = fit("disk_free_bytes") {
+            out.push(TrendReport {
+                name: "disk_full_in_seconds".into(),
+                help: "time until the disk is full at the current rate (none: not filling)".into(),
+                value: t.time_to(now as f64, 0.0),
+            });
+        }
+        for (series_name, name, help, scale) in [
+            ("journal_size_bytes", "journal_growth_bytes_per_second", "journal growth", 1.0),
+            ("database_size_bytes", "database_growth_bytes_per_second", "database growth", 1.0),
+            ("commit_p99_seconds", "commit_p99_drift_seconds_per_hour", "commit p99 drift", 3600.0),
+        ] {
+            if let Some(t) = fit(series_name) {
+                out.push(TrendReport {
+                    name: name.into(),
+                    help: help.into(),
+                    value: Some(t.slope * scale),
+                });
+            }
+        }
+        out
+    }
+
     /// The state of every alert rule (empty when `alerts.toml` configures none).
     pub fn alert_states(&self) -> Vec<super::AlertStatus> {
         self.alerts
@@ -89,4 +127,15 @@ impl Store {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// One fitted trend.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TrendReport {
+    /// What it measures, with its unit.
+    pub name: String,
+    /// One line of explanation.
+    pub help: String,
+    /// The value, when the trend heads somewhere.
+    pub value: Option<f64>,
 }

@@ -12,6 +12,7 @@ pub mod server;
 pub mod trend;
 
 pub use alerts::{AlertManager, AlertState, AlertStatus, MetricSource};
+pub use api::TrendReport;
 pub use health::{Check, HealthPolicy, HealthReport, HealthState};
 pub use metrics::{Family, HistogramData, Kind, MetricsSnapshot, Sample};
 pub(crate) use sampler::{Monitor, run_sampler};

@@ -206,6 +206,7 @@ fn handle(store: &Store, token: Option<&str>, request: tiny_http::Request) {
             let body = json!({
                 "health": store.health(),
                 "alerts": store.alert_states(),
+                "trends": store.trends(),
             });
             respond(request, 200, json, body.to_string())
         }

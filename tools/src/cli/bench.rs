@@ -20,7 +20,9 @@ on the same disk, and print tables of ratios: durable trade writes (one trade pe
 concurrent and pipelined, next to the disk's fsync floor), then one data set loaded into \
 each engine (the bulk restore, trades/s) and read back (point gets by id, an instrument's \
 last 100 trades, an account's positions; ops/s, p50 and p99). The issue's targets are \
-computed from this run's numbers and shown as met or not met.
+computed from this run's numbers and shown as met or not met. Last, what monitoring costs: \
+the reference trading engine (simulate) on fresh stores with the sampler on and off, in \
+alternating rounds, compared by median throughput.
 
 Scratch data goes to a temporary folder inside --dir, removed afterwards. --quick takes \
 under two minutes; the default counts take several.
@@ -77,11 +79,20 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let report = run_all(dir.path(), &plan, &mut |msg| eprintln!("{msg}"))
         .map_err(|e| anyhow::anyhow!(e))
         .context("running the benchmark")?;
+    let (rounds, orders) = if args.quick { (3, 3_000) } else { (5, 20_000) };
+    let cost =
+        super::monitor_cost::measure(dir.path(), rounds, orders, &mut |msg| eprintln!("{msg}"))
+            .context("measuring what monitoring costs")?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", report.json())?;
+        let mut doc: serde_json::Value = serde_json::from_str(&report.json())?;
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("monitor_cost".into(), serde_json::to_value(&cost)?);
+        }
+        writeln!(out, "{doc}")?;
     } else {
         write!(out, "{}", report.table())?;
+        write!(out, "{}", cost.text())?;
     }
     let Some(baseline) = baseline else {
         return Ok(ExitCode::SUCCESS);

@@ -11,6 +11,7 @@ pub mod index;
 pub mod init;
 pub mod inspect;
 pub mod monitor;
+pub mod monitor_cost;
 pub mod progress;
 pub mod query;
 pub mod report;
