@@ -79,9 +79,24 @@ impl Store {
             });
         }
         for (series_name, name, help, scale) in [
-            ("journal_size_bytes", "journal_growth_bytes_per_second", "journal growth", 1.0),
-            ("database_size_bytes", "database_growth_bytes_per_second", "database growth", 1.0),
-            ("commit_p99_seconds", "commit_p99_drift_seconds_per_hour", "commit p99 drift", 3600.0),
+            (
+                "journal_size_bytes",
+                "journal_growth_bytes_per_second",
+                "journal growth",
+                1.0,
+            ),
+            (
+                "database_size_bytes",
+                "database_growth_bytes_per_second",
+                "database growth",
+                1.0,
+            ),
+            (
+                "commit_p99_seconds",
+                "commit_p99_drift_seconds_per_hour",
+                "commit p99 drift",
+                3600.0,
+            ),
         ] {
             if let Some(t) = fit(series_name) {
                 out.push(TrendReport {

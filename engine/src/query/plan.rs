@@ -543,25 +543,41 @@ fn is_covering(spec: &IndexSpec, used: Option<&BTreeSet<String>>) -> bool {
 }
 
 /// Whether an index starts with the partition columns (in any order) then the timestamp.
+/// Whether an index is exactly the partition columns (in any order) then the timestamp:
+/// its entries of one key then run in (timestamp, primary key) order, so the first row a
+/// backwards probe keeps is the one with the greatest (timestamp, primary key).
 fn latest_index(spec: &IndexSpec, l: &Latest) -> bool {
     let n = l.partition_by.len();
     let cols = &spec.def.columns;
-    cols.len() > n && l.partition_by.iter().all(|c| cols[..n].contains(c)) && cols[n] == l.ts
+    cols.len() == n + 1 && l.partition_by.iter().all(|c| cols[..n].contains(c)) && cols[n] == l.ts
 }
 
-/// The ORDER BY keys that matter for row order: none for aggregating or latest-row queries
-/// (their sort applies to the output), and without the columns fixed to one value.
+fn fixed(conds: &[(String, ColumnConds)], column: &str) -> bool {
+    conds_of(conds, column).is_some_and(|c| c.eq.as_ref().is_some_and(|v| v.len() == 1))
+}
+
+/// The full row order a query asks for: its ORDER BY keys without the columns the filter
+/// fixes to one value, then the primary key columns (the documented tie-break) in the
+/// direction of the last ORDER BY key. Empty when there is no ORDER BY, and for
+/// aggregating or latest-row queries (their sort applies to the output).
 fn effective_order(q: &Query, conds: &[(String, ColumnConds)]) -> Vec<OrderKey> {
-    if q.is_aggregate() || q.latest.is_some() {
+    if q.is_aggregate() || q.latest.is_some() || q.order_by.is_empty() {
         return Vec::new();
     }
-    let mut keys = Vec::new();
+    let mut keys: Vec<OrderKey> = Vec::new();
     for o in &q.order_by {
         let name = output_column(q, &o.name);
-        let fixed =
-            conds_of(conds, &name).is_some_and(|c| c.eq.as_ref().is_some_and(|v| v.len() == 1));
-        if !fixed {
+        if !fixed(conds, &name) && !keys.iter().any(|k| k.name == name) {
             keys.push(OrderKey { name, desc: o.desc });
+        }
+    }
+    let last_desc = q.order_by.last().is_some_and(|o| o.desc);
+    for c in q.table.primary_key() {
+        if !fixed(conds, c) && !keys.iter().any(|k| k.name == *c) {
+            keys.push(OrderKey {
+                name: (*c).to_owned(),
+                desc: last_desc,
+            });
         }
     }
     keys
@@ -588,19 +604,18 @@ fn order_from(
     conds: &[(String, ColumnConds)],
     order: &[OrderKey],
 ) -> Option<bool> {
-    let desc = order.first()?.desc;
+    let Some(first) = order.first() else {
+        // Every key (the primary key included) is fixed: at most one row.
+        return Some(false);
+    };
+    let desc = first.desc;
     if order.iter().any(|o| o.desc != desc) {
         return None;
     }
-    // Leading columns fixed to a single value do not disturb the order.
-    let mut k = 0;
-    while k < cols.len()
-        && conds_of(conds, &cols[k]).is_some_and(|c| c.eq.as_ref().is_some_and(|v| v.len() == 1))
-    {
-        k += 1;
-    }
-    let rest = &cols[k..];
-    (rest.len() >= order.len() && rest.iter().zip(order).all(|(c, o)| *c == o.name)).then_some(desc)
+    // Columns fixed to a single value do not disturb the order of the rows that pass.
+    let rest: Vec<&String> = cols.iter().filter(|c| !fixed(conds, c)).collect();
+    (rest.len() >= order.len() && rest.iter().zip(order).all(|(c, o)| **c == o.name))
+        .then_some(desc)
 }
 
 /// Builds the plan for one access path choice, with estimates.
