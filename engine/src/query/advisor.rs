@@ -355,7 +355,9 @@ pub fn advise(shapes: &[ShapeStats], info: &dyn Fn(TableId) -> Option<TableInfo>
         };
         let hypo = plan::plan(q, &ctx_with);
         let uses = match &hypo.choice {
-            Choice::Scan { index: Some(n), .. } | Choice::LatestSkip { index: n } => *n == def.name,
+            Choice::Scan { index: Some(n), .. }
+            | Choice::SkipScan { index: n }
+            | Choice::LatestSkip { index: n } => *n == def.name,
             _ => false,
         };
         let saved = now.estimate.cost - hypo.estimate.cost;

@@ -233,7 +233,9 @@ pub fn normalized_shape(q: &Query) -> String {
 
 fn uses_index(choice: &Choice) -> Option<&str> {
     match choice {
-        Choice::Scan { index: Some(n), .. } | Choice::LatestSkip { index: n } => Some(n),
+        Choice::Scan { index: Some(n), .. }
+        | Choice::SkipScan { index: n }
+        | Choice::LatestSkip { index: n } => Some(n),
         _ => None,
     }
 }

@@ -341,15 +341,71 @@ fn scan_rows(
     f: &mut dyn FnMut(Candidate) -> Result<bool>,
 ) -> Result<()> {
     let spec = scan.index.as_ref().map(|n| tx.index(n)).transpose()?;
-    let prefixes: Vec<&Vec<Value>> = if scan.reverse {
+    let given: Vec<&Vec<Value>> = if scan.reverse {
         scan.prefixes.iter().rev().collect()
     } else {
         scan.prefixes.iter().collect()
     };
+    // A skip scan runs the prefixes under each value of the index's first column, found
+    // by seeking past the previous one.
+    let mut leads: Vec<Option<Value>> = vec![None];
+    let mut from: Bound<Vec<u8>> = Bound::Unbounded;
     let cols = table.columns();
-    for prefix in prefixes {
+    while let Some(lead) = leads.pop() {
+        let lead = match (scan.skip, &spec, lead) {
+            (true, Some(spec), _) => {
+                let mut next: Option<Value> = None;
+                tx.raw_range(Source::Index(spec), (as_ref(&from), Bound::Unbounded), false, &mut |k, _| {
+                    let len = keys::len_of_values(k, 1)?;
+                    next = keys::decode(&k[..len])?.into_iter().next();
+                    Ok(false)
+                })?;
+                let Some(v) = next else { break };
+                *examined += 1;
+                match keys::prefix_end(&keys::encode(std::slice::from_ref(&v))) {
+                    Some(e) => {
+                        from = Bound::Included(e);
+                        leads.push(None);
+                    }
+                    None => {}
+                }
+                Some(v)
+            }
+            _ => None,
+        };
+        let mut stopped = false;
+        for prefix in &given {
+            let prefix: Vec<Value> = match &lead {
+                Some(v) => std::iter::once(v.clone()).chain(prefix.iter().cloned()).collect(),
+                None => (*prefix).clone(),
+            };
+            if !scan_prefix(tx, table, scan, spec.as_ref(), cols, prefix, examined, f)? {
+                stopped = true;
+                break;
+            }
+        }
+        if stopped {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Scans one prefix of a [`Scan`]; returns whether to go on.
+#[expect(clippy::too_many_arguments, reason = "one scan's pieces, passed down once")]
+fn scan_prefix(
+    tx: &ReadTx,
+    table: TableId,
+    scan: &Scan,
+    spec: Option<&crate::layout::IndexSpec>,
+    cols: &[tradestore_schema::Column],
+    prefix: Vec<Value>,
+    examined: &mut u64,
+    f: &mut dyn FnMut(Candidate) -> Result<bool>,
+) -> Result<bool> {
+    {
         let range = IndexScan {
-            prefix: prefix.clone(),
+            prefix,
             lower: scan.lower.clone(),
             upper: scan.upper.clone(),
             reverse: scan.reverse,
@@ -358,7 +414,7 @@ fn scan_rows(
         let (start, end) = range.byte_range();
         let mut go_on = true;
         let mut err = None;
-        match &spec {
+        match spec {
             None => tx.raw_range(
                 Source::Table(table),
                 (as_ref(&start), as_ref(&end)),
@@ -415,11 +471,8 @@ fn scan_rows(
         if let Some(e) = err {
             return Err(e);
         }
-        if !go_on {
-            break;
-        }
+        Ok(go_on)
     }
-    Ok(())
 }
 
 /// How a sort key reads a row.

@@ -46,6 +46,12 @@ pub enum Choice {
         /// Largest keys first.
         reverse: bool,
     },
+    /// An index whose first column the filter leaves free but whose next columns it
+    /// narrows: one range per value of the first column.
+    SkipScan {
+        /// The index.
+        index: String,
+    },
     /// For `LATEST ON`: per partition key, a backwards scan of an index on the partition
     /// columns then the timestamp, stopping at the first row that passes the filter.
     LatestSkip {
@@ -93,6 +99,9 @@ pub struct Scan {
     pub reverse: bool,
     /// The index holds every column the query needs: rows are not fetched.
     pub covering: bool,
+    /// A skip scan: the prefixes (and bounds) apply after the index's first column, once
+    /// under each of its values present.
+    pub skip: bool,
 }
 
 /// Estimates of a plan.
@@ -525,6 +534,12 @@ pub fn candidates(q: &Query, ctx: &Context<'_>) -> Vec<Choice> {
                 reverse,
             });
         }
+        let second = spec.def.columns.get(1);
+        if !constrained && second.is_some_and(|c| conds_of(&conds, c).is_some()) {
+            out.push(Choice::SkipScan {
+                index: spec.def.name.clone(),
+            });
+        }
         if let Some(l) = &q.latest
             && latest_index(spec, l)
         {
@@ -724,8 +739,53 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
                 upper,
                 reverse: *reverse,
                 covering,
+                skip: false,
             });
             (matched, seeks + matched * per, consumed, ordered)
+        }
+        Choice::SkipScan { index } => {
+            let spec = ctx.indexes.iter().find(|s| s.def.name == *index);
+            let cols = key_columns(table, spec);
+            let after = cols.get(1..).unwrap_or_default();
+            let (prefixes, k) = expand(after, &conds, MAX_PREFIXES);
+            let mut consumed: Vec<String> = after[..k].to_vec();
+            let (mut lower, mut upper) = (None, None);
+            if let Some(c) = after
+                .get(k)
+                .and_then(|c| conds_of(&conds, c).map(|cc| (c, cc)))
+            {
+                lower = c.1.lower.clone();
+                upper = c.1.upper.clone();
+                if !nullable(table, c.0) && (lower.is_some() || upper.is_some()) {
+                    consumed.push(c.0.clone());
+                }
+            }
+            let range_col = after.get(k).cloned().unwrap_or_default();
+            let groups = cols.first().map_or(1.0, |c| ctx.distinct(table, c).min(rows));
+            let sel = after[..k]
+                .iter()
+                .map(|c| ctx.eq_sel(table, c, 1))
+                .product::<f64>()
+                * prefixes.len() as f64
+                * ctx.range_sel(&range_col, lower.as_ref(), upper.as_ref());
+            let matched = rows * sel.min(1.0);
+            let covering = spec.is_some_and(|s| is_covering(s, referenced(q).as_ref()));
+            let per = if covering { ENTRY } else { ENTRY + FETCH };
+            let seeks = groups * (1.0 + prefixes.len() as f64) * SEEK;
+            plan.why = format!(
+                "skip scan of {index}: about {groups:.0} values of {}, each narrowed to its range",
+                cols.first().map_or("", String::as_str)
+            );
+            plan.access = Access::Scan(Scan {
+                index: Some(index.clone()),
+                prefixes,
+                lower,
+                upper,
+                reverse: false,
+                covering,
+                skip: true,
+            });
+            (matched, seeks + matched * per, consumed, order.is_empty())
         }
         Choice::LatestSkip { index } => {
             let spec = ctx.indexes.iter().find(|s| s.def.name == *index);
@@ -905,6 +965,8 @@ pub fn describe_access(a: &Access) -> String {
                     "FullScan".to_owned()
                 }
                 (None, _) => "PrimaryKeyRange".to_owned(),
+                (Some(i), true) if s.skip => format!("CoveringSkipScan {i}"),
+                (Some(i), false) if s.skip => format!("SkipScan {i}"),
                 (Some(i), true) => format!("CoveringIndexScan {i}"),
                 (Some(i), false) => format!("IndexScan {i}"),
             };
