@@ -10,8 +10,9 @@
 //! `AND`, `OR`, depth up to 3) over values taken from the data (and their neighbours, the
 //! extremes and NULL), `ORDER BY`, `LIMIT`/`OFFSET`, aggregates with `GROUP BY`, and
 //! `LATEST ON ... PARTITION BY`. Each is built with the typed builder and run with
-//! `run_traced` and `explain_query`; about half are also rendered to SQL text and run with
-//! `query` and `explain`.
+//! `run_traced` and `explain_query`; about half are also rendered to SQL text (decimals for
+//! prices, quantities and money; instruments sometimes by symbol and timestamps sometimes
+//! as RFC 3339 text) and run with `query` and `explain`.
 //!
 //! The reference reads every row of the table and applies the documented semantics
 //! literally: SQL's three-valued logic (a comparison with NULL is unknown, `IN` is a chain
@@ -42,13 +43,15 @@ use proptest::option::weighted;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{TestCaseError, TestRunner};
-use tradestore::query::ast::{AggFunc, CmpOp, GroupKey, Operand, Pred, Query, SelectItem};
+use tradestore::query::ast::{
+    AggFunc, CmpOp, GroupKey, Operand, Pred, Query, SelectItem, format_timestamp,
+};
 use tradestore::query::builder::{Builder, col, select};
 use tradestore::query::plan::{Access, Choice, describe_access};
 use tradestore::{ReadOps, ReadTx, Store};
 use tradestore_schema::{
-    Account, AccountStatus, Cash, ColumnType, IndexDef, Money, Order, OrderKind, OrderStatus,
-    Position, Price, Quantity, Record, Side, TableId, TimeInForce, Trade, Value,
+    Account, AccountStatus, Cash, ColumnType, IndexDef, Instrument, Money, Order, OrderKind,
+    OrderStatus, Position, Price, Quantity, Record, Side, TableId, TimeInForce, Trade, Value,
 };
 use tradestore_tests::{ACME, ALPHA, BETA, TempStore, TestResult, seed, workload};
 
@@ -65,6 +68,8 @@ struct Data {
     trades: Vec<Row>,
     positions: Vec<Row>,
     cash: Vec<Row>,
+    /// Instrument symbols by id, for SQL text that names instruments by symbol.
+    symbols: BTreeMap<u64, String>,
 }
 
 fn rows_of<R: Record>(tx: &ReadTx) -> TestResult<Vec<Row>> {
@@ -89,6 +94,11 @@ impl Data {
             trades: rows_of::<Trade>(&tx)?,
             positions: rows_of::<Position>(&tx)?,
             cash: rows_of::<Cash>(&tx)?,
+            symbols: tx
+                .all::<Instrument>()?
+                .into_iter()
+                .map(|i| (i.id, i.symbol))
+                .collect(),
         })
     }
 
@@ -781,6 +791,8 @@ struct QuerySpec {
     offset: Option<u64>,
     /// Also run as SQL text.
     sql: bool,
+    /// Instruments by symbol, timestamps as text in that SQL.
+    text_literals: bool,
     /// `EXPLAIN ANALYZE` rather than `EXPLAIN`.
     analyze: bool,
 }
@@ -891,21 +903,25 @@ fn query_spec() -> impl Strategy<Value = QuerySpec> {
         weighted(0.2, 0u64..6),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(table, filter, contra, shape, latest, limit, offset, sql, analyze)| QuerySpec {
-                table,
-                // Latest-row queries without a filter, often: probing each partition key
-                // is then cheap and the planner takes that path.
-                filter: filter.filter(|_| !latest.as_ref().is_some_and(|l| l.2)),
-                contra,
-                shape,
-                latest: latest.as_ref().map(|l| l.0),
-                latest_keys: latest.and_then(|l| l.1),
-                limit,
-                offset,
-                sql,
-                analyze,
+            |(table, filter, contra, shape, latest, limit, offset, sql, text_literals, analyze)| {
+                QuerySpec {
+                    table,
+                    // Latest-row queries without a filter, often: probing each partition key
+                    // is then cheap and the planner takes that path.
+                    filter: filter.filter(|_| !latest.as_ref().is_some_and(|l| l.2)),
+                    contra,
+                    shape,
+                    latest: latest.as_ref().map(|l| l.0),
+                    latest_keys: latest.and_then(|l| l.1),
+                    limit,
+                    offset,
+                    sql,
+                    text_literals,
+                    analyze,
+                }
             },
         )
 }
@@ -1150,6 +1166,8 @@ struct Built {
     contradiction: bool,
     /// Also run it as SQL text.
     sql: bool,
+    /// That text names instruments by symbol and writes timestamps as text.
+    text_literals: bool,
     analyze: bool,
 }
 
@@ -1296,6 +1314,7 @@ fn build_query(data: &Data, s: &QuerySpec) -> TestResult<Built> {
         query: b.build(),
         contradiction: s.contra.is_some(),
         sql: s.sql,
+        text_literals: s.text_literals,
         analyze: s.analyze,
     })
 }
@@ -1304,13 +1323,35 @@ fn build_query(data: &Data, s: &QuerySpec) -> TestResult<Built> {
 // SQL text
 // ---------------------------------------------------------------------------------------
 
+/// How SQL text writes values.
+#[derive(Clone, Copy)]
+struct Style<'a> {
+    /// Instruments by symbol (`instrument = 'ACME'`) and timestamps as RFC 3339 text
+    /// (`ts >= '1970-01-01T00:00:00.000001Z'`), rather than as numbers.
+    text: Option<&'a BTreeMap<u64, String>>,
+}
+
 /// A value as a SQL literal for `column`: decimals for prices, quantities and money.
-fn literal(table: TableId, column: &str, v: &Value) -> Option<String> {
+fn literal(style: Style<'_>, table: TableId, column: &str, v: &Value) -> Option<String> {
     let ty = table.column(column)?.ty;
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    if let Some(symbols) = style.text {
+        match (v, ty) {
+            (Value::U64(id), ColumnType::Id) if column == "instrument" => {
+                if let Some(sym) = symbols.get(id) {
+                    return Some(quote(sym));
+                }
+            }
+            (Value::I64(ns), ColumnType::Timestamp) if *ns >= 0 => {
+                return Some(quote(&format_timestamp(*ns)));
+            }
+            _ => {}
+        }
+    }
     Some(match v {
         Value::Null => "NULL".to_owned(),
         Value::U64(x) => x.to_string(),
-        Value::Text(s) => format!("'{}'", s.replace('\'', "''")),
+        Value::Text(s) => quote(s),
         Value::I64(x) => match ty {
             ColumnType::Price => Price(*x).to_string(),
             ColumnType::Quantity => Quantity(*x).to_string(),
@@ -1320,15 +1361,15 @@ fn literal(table: TableId, column: &str, v: &Value) -> Option<String> {
     })
 }
 
-fn render_pred(table: TableId, p: &Pred) -> Option<String> {
+fn render_pred(style: Style<'_>, table: TableId, p: &Pred) -> Option<String> {
     let lit = |c: &str, o: &Operand| match o {
-        Operand::Value(v) => literal(table, c, v),
+        Operand::Value(v) => literal(style, table, c, v),
         _ => None,
     };
     let list = |items: &[Pred], sep: &str| -> Option<String> {
         let parts = items
             .iter()
-            .map(|p| render_pred(table, p))
+            .map(|p| render_pred(style, table, p))
             .collect::<Option<Vec<_>>>()?;
         Some(format!("({})", parts.join(sep)))
     };
@@ -1371,12 +1412,12 @@ fn render_pred(table: TableId, p: &Pred) -> Option<String> {
         }
         Pred::And(v) => list(v, " AND ")?,
         Pred::Or(v) => list(v, " OR ")?,
-        Pred::Not(p) => format!("NOT ({})", render_pred(table, p)?),
+        Pred::Not(p) => format!("NOT ({})", render_pred(style, table, p)?),
     })
 }
 
 /// The query as SQL text, when SQL can say it.
-fn render_sql(q: &Query) -> Option<String> {
+fn render_sql(q: &Query, style: Style<'_>) -> Option<String> {
     let t = q.table;
     let mut s = String::from("SELECT ");
     if q.select.is_empty() {
@@ -1395,7 +1436,7 @@ fn render_sql(q: &Query) -> Option<String> {
     }
     s.push_str(&format!(" FROM {t}"));
     if q.filter != Pred::True {
-        s.push_str(&format!(" WHERE {}", render_pred(t, &q.filter)?));
+        s.push_str(&format!(" WHERE {}", render_pred(style, t, &q.filter)?));
     }
     if let Some(l) = &q.latest {
         s.push_str(&format!(
@@ -1487,8 +1528,15 @@ struct Seen {
 
 fn check_query(store: &Store, data: &Data, b: &Built, seen: &mut Seen) -> TestResult {
     let q = &b.query;
-    let sql = render_sql(q);
+    let style = Style {
+        text: b.text_literals.then_some(&data.symbols),
+    };
+    let sql = render_sql(q, style);
     let shown = sql.clone().unwrap_or_else(|| format!("{q:?}"));
+    if std::env::var_os("QUERY_MODEL_SHOW").is_some() {
+        // `QUERY_MODEL_SHOW=1 cargo test ... -- --nocapture` prints every query.
+        eprintln!("{shown}");
+    }
     let mut want = model(q, data).map_err(|e| format!("model of {shown}: {e}"))?;
     let o = store
         .run_traced(q.clone(), &[])
@@ -1861,6 +1909,7 @@ fn queries_through_indexes_built_online_match_the_model() -> TestResult {
             query,
             contradiction: false,
             sql: true,
+            text_literals: false,
             analyze: true,
         };
         check_query(&store, &data, &b, &mut seen)?;
