@@ -23,14 +23,14 @@
 //! integers, one row of count 0 and NULLs for an aggregate without `GROUP BY` over no
 //! rows), groups in ascending key order, NULL first ascending and last descending, and rows
 //! equal on every `ORDER BY` key in primary key order in the direction of the last key.
-//! Results are compared exactly where the order is defined, as multisets where it is not
-//! (see [`KNOWN_BUGS_FIXED`] for the one relaxation).
+//! Results are compared exactly where the order is defined, as multisets where it is not.
 //! Filters built to be contradictions (`x = a AND x = a + 1` and the like) must be planned
 //! as `Access::Empty`.
 //!
 //! A second test builds indexes online while another thread writes, then checks queries
-//! through the new indexes against the same reference. The tests at the end each pin one
-//! engine bug this model found; they fail until the bug is fixed.
+//! through the new indexes against the same reference. The tests at the end are regressions:
+//! each pins one planner bug this model found (ties ordered by an index's other columns, the
+//! direction of a fixed last key lost, a latest-row probe breaking ties on extra columns).
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -1496,21 +1496,6 @@ fn render_sql(q: &Query, style: Style<'_>) -> Option<String> {
 // Running a query both ways
 // ---------------------------------------------------------------------------------------
 
-/// KNOWN BUGS (each pinned by a `known_bug_*` test at the end of this file, which fails
-/// until it is fixed). While this is `false` the property steps around them:
-///
-/// - when the access path delivers the ORDER BY order (the plan has no sort), rows equal on
-///   every ORDER BY key do not always come in primary key order in the direction of the last
-///   key (`known_bug_ties_follow_the_index_not_the_primary_key`,
-///   `known_bug_ties_ignore_the_direction_of_a_fixed_last_key`): such results are checked
-///   on the ORDER BY keys only;
-/// - `LATEST ON` through an index with columns after the timestamp breaks ties on those
-///   columns (`known_bug_latest_skip_ties_follow_the_index_not_the_primary_key`): the index
-///   `trades(side, ts, quantity)` is not created.
-///
-/// Set it to `true` once they are fixed.
-const KNOWN_BUGS_FIXED: bool = false;
-
 /// What the plans of the checked queries used.
 #[derive(Default, Debug)]
 struct Seen {
@@ -1522,8 +1507,6 @@ struct Seen {
     nonempty: usize,
     /// Queries also run as SQL text.
     sql: usize,
-    /// Queries whose order was checked only on the ORDER BY keys.
-    relaxed: usize,
 }
 
 fn check_query(store: &Store, data: &Data, b: &Built, seen: &mut Seen) -> TestResult {
@@ -1541,15 +1524,6 @@ fn check_query(store: &Store, data: &Data, b: &Built, seen: &mut Seen) -> TestRe
     let o = store
         .run_traced(q.clone(), &[])
         .map_err(|e| format!("run_traced {shown}: {e}"))?;
-    if !KNOWN_BUGS_FIXED
-        && want.mode == Mode::Exact
-        && !q.order_by.is_empty()
-        && o.plan.sort.is_empty()
-    {
-        // The access path delivers the order (no sort in the plan): see the constant.
-        want.mode = Mode::Ties;
-        seen.relaxed += 1;
-    }
     let plan = format!(
         "{} (why: {}; residual: {}; sort: {:?}; stop after {:?})",
         describe_access(&o.plan.access),
@@ -1658,8 +1632,7 @@ fn build_store(spec: &StoreSpec) -> TestResult<TempStore> {
         store.analyze()?;
     }
     for (bit, def) in extra_indexes().into_iter().enumerate() {
-        let known_bug = def.name == "trades_by_side_ts_quantity" && !KNOWN_BUGS_FIXED;
-        if spec.indexes & (1 << bit) != 0 && !known_bug {
+        if spec.indexes & (1 << bit) != 0 {
             store.create_index(def, "query_model")?;
         }
     }
@@ -1944,8 +1917,7 @@ fn queries_through_indexes_built_online_match_the_model() -> TestResult {
 }
 
 // ---------------------------------------------------------------------------------------
-// Known engine bugs found by the model. Each test fails until its bug is fixed; then set
-// `KNOWN_BUGS_FIXED` to `true` so the property checks them on every case too.
+// Regressions: planner bugs the model found, each pinned by a small case.
 // ---------------------------------------------------------------------------------------
 
 /// The ids a query returns (its first column).
@@ -1958,14 +1930,14 @@ fn ids(store: &Store, sql: &str) -> TestResult<Vec<Value>> {
         .collect())
 }
 
-/// KNOWN BUG: `ORDER BY account` served by the built-in index `orders_by_account_status`
+/// Regression: `ORDER BY account` served by the built-in index `orders_by_account_status`
 /// (key: account, status, id) returns the rows of one account in status order, not in
 /// primary key order as documented ("rows equal on all ORDER BY keys come in primary key
 /// order in the direction of the last key"). `order_from` in `engine/src/query/plan.rs`
 /// accepts any index whose key columns start with the ORDER BY keys, whatever columns
 /// follow them before the primary key.
 #[test]
-fn known_bug_ties_follow_the_index_not_the_primary_key() -> TestResult {
+fn ties_follow_the_primary_key_not_the_index() -> TestResult {
     let store = TempStore::new()?;
     seed(&store)?;
     store.write(|tx| {
@@ -2003,7 +1975,7 @@ fn known_bug_ties_follow_the_index_not_the_primary_key() -> TestResult {
     Ok(())
 }
 
-/// KNOWN BUG: in `SELECT id FROM orders WHERE account = 1 ORDER BY account DESC` every row
+/// Regression: in `SELECT id FROM orders WHERE account = 1 ORDER BY account DESC` every row
 /// ties on the only ORDER BY key, so they must come in descending primary key order; they
 /// come ascending. Likewise `... ORDER BY status, account DESC` through the index
 /// `orders_by_account_status` gives rows of one status in ascending id order. In
@@ -2012,7 +1984,7 @@ fn known_bug_ties_follow_the_index_not_the_primary_key() -> TestResult {
 /// clears `plan.sort`, and the scan direction comes from the first remaining key: the
 /// direction of the dropped last key, which decides the order of ties, is lost.
 #[test]
-fn known_bug_ties_ignore_the_direction_of_a_fixed_last_key() -> TestResult {
+fn ties_follow_the_direction_of_a_fixed_last_key() -> TestResult {
     let store = TempStore::new()?;
     seed(&store)?;
     // ALPHA's orders 1 and 2 are both new limit orders.
@@ -2032,14 +2004,14 @@ fn known_bug_ties_ignore_the_direction_of_a_fixed_last_key() -> TestResult {
     Ok(())
 }
 
-/// KNOWN BUG: `LATEST ON ts PARTITION BY side` through an index on `(side, ts, quantity)`
+/// Regression: `LATEST ON ts PARTITION BY side` through an index on `(side, ts, quantity)`
 /// keeps, among the rows sharing the greatest `ts`, the one with the greatest quantity
 /// instead of the one with the greatest primary key. `latest_index` in
 /// `engine/src/query/plan.rs` accepts an index with any columns after the timestamp, and
 /// the `LatestSkip` probe in `engine/src/query/exec.rs` takes the first passing row of a
 /// backwards scan, which is in (ts, quantity, id) order.
 #[test]
-fn known_bug_latest_skip_ties_follow_the_index_not_the_primary_key() -> TestResult {
+fn latest_skip_ties_follow_the_primary_key() -> TestResult {
     let store = TempStore::new()?;
     seed(&store)?;
     store.write(|tx| {

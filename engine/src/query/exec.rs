@@ -355,19 +355,21 @@ fn scan_rows(
         let lead = match (scan.skip, &spec, lead) {
             (true, Some(spec), _) => {
                 let mut next: Option<Value> = None;
-                tx.raw_range(Source::Index(spec), (as_ref(&from), Bound::Unbounded), false, &mut |k, _| {
-                    let len = keys::len_of_values(k, 1)?;
-                    next = keys::decode(&k[..len])?.into_iter().next();
-                    Ok(false)
-                })?;
+                tx.raw_range(
+                    Source::Index(spec),
+                    (as_ref(&from), Bound::Unbounded),
+                    false,
+                    &mut |k, _| {
+                        let len = keys::len_of_values(k, 1)?;
+                        next = keys::decode(&k[..len])?.into_iter().next();
+                        Ok(false)
+                    },
+                )?;
                 let Some(v) = next else { break };
                 *examined += 1;
-                match keys::prefix_end(&keys::encode(std::slice::from_ref(&v))) {
-                    Some(e) => {
-                        from = Bound::Included(e);
-                        leads.push(None);
-                    }
-                    None => {}
+                if let Some(e) = keys::prefix_end(&keys::encode(std::slice::from_ref(&v))) {
+                    from = Bound::Included(e);
+                    leads.push(None);
                 }
                 Some(v)
             }
@@ -376,7 +378,9 @@ fn scan_rows(
         let mut stopped = false;
         for prefix in &given {
             let prefix: Vec<Value> = match &lead {
-                Some(v) => std::iter::once(v.clone()).chain(prefix.iter().cloned()).collect(),
+                Some(v) => std::iter::once(v.clone())
+                    .chain(prefix.iter().cloned())
+                    .collect(),
                 None => (*prefix).clone(),
             };
             if !scan_prefix(tx, table, scan, spec.as_ref(), cols, prefix, examined, f)? {
@@ -392,7 +396,10 @@ fn scan_rows(
 }
 
 /// Scans one prefix of a [`Scan`]; returns whether to go on.
-#[expect(clippy::too_many_arguments, reason = "one scan's pieces, passed down once")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one scan's pieces, passed down once"
+)]
 fn scan_prefix(
     tx: &ReadTx,
     table: TableId,

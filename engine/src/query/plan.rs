@@ -761,7 +761,9 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
                 }
             }
             let range_col = after.get(k).cloned().unwrap_or_default();
-            let groups = cols.first().map_or(1.0, |c| ctx.distinct(table, c).min(rows));
+            let groups = cols
+                .first()
+                .map_or(1.0, |c| ctx.distinct(table, c).min(rows));
             let sel = after[..k]
                 .iter()
                 .map(|c| ctx.eq_sel(table, c, 1))
