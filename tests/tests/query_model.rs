@@ -1520,7 +1520,7 @@ fn check_query(store: &Store, data: &Data, b: &Built, seen: &mut Seen) -> TestRe
         // `QUERY_MODEL_SHOW=1 cargo test ... -- --nocapture` prints every query.
         eprintln!("{shown}");
     }
-    let mut want = model(q, data).map_err(|e| format!("model of {shown}: {e}"))?;
+    let want = model(q, data).map_err(|e| format!("model of {shown}: {e}"))?;
     let o = store
         .run_traced(q.clone(), &[])
         .map_err(|e| format!("run_traced {shown}: {e}"))?;
