@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use tradestore::query::ast::{AggFunc, Operand};
 use tradestore::query::builder::{col, select};
 use tradestore::query::plan::{Access, Choice};
-use tradestore::schema::{TableId, Trade, Value};
+use tradestore::schema::{Side, TableId, Trade, Value};
 use tradestore::{Config, ErrorKind, ReadOps, Store};
-use tradestore_tests::{TempStore, TestResult, expect_err, seed, workload};
+use tradestore_tests::{
+    ACME, ALPHA, BETA, DELTA, TempStore, TestResult, expect_err, fill, limit, seed, workload,
+};
 
 fn loaded() -> TestResult<TempStore> {
     let store = TempStore::new()?;
@@ -438,5 +440,63 @@ fn the_recorded_workload_outlives_the_process() -> TestResult {
         .map(|s| s.executions)
         .sum();
     assert_eq!(total, 15);
+    Ok(())
+}
+
+#[test]
+fn one_shape_with_far_apart_values_is_planned_again_and_skip_scans_narrow_ranges() -> TestResult {
+    let store = TempStore::new()?;
+    seed(&store)?;
+    // 3000 fills of ACME, one per order, at ts 10_000 + i.
+    for batch in 0..30i64 {
+        store.write(|tx| {
+            for i in 0..100 {
+                let n = batch * 100 + i;
+                let id = tx.next_id(TableId::Orders)?;
+                let account = [ALPHA, BETA, DELTA][(n % 3) as usize];
+                let o = limit(id, account, ACME, Side::Buy, 1, "100");
+                tx.insert(&o)?;
+                let trade_id = tx.next_id(TableId::Trades)?;
+                tx.record_fill(&fill(trade_id, &o, 1, "100", "0", 10_000 + n))?;
+            }
+            Ok(())
+        })?;
+    }
+    store.analyze()?;
+    let all = trades(&store)?;
+    let run = |from: i64| -> TestResult<tradestore::query::Outcome> {
+        let o = traced(&store, &format!("SELECT * FROM trades WHERE ts >= {from}"))?;
+        let mut expected: Vec<u64> = all.iter().filter(|t| t.ts >= from).map(|t| t.id).collect();
+        expected.sort_unstable();
+        let mut got = ids(&o.result.rows);
+        got.sort_unstable();
+        assert_eq!(got, expected, "ts >= {from}");
+        Ok(o)
+    };
+    // Wide first: a scan of everything is cached for the shape.
+    let wide = run(0)?;
+    assert!(
+        matches!(&wide.plan.access, Access::Scan(s) if !s.skip),
+        "{:?}",
+        wide.plan.access
+    );
+    assert!(wide.actuals.examined >= all.len() as u64);
+    // Narrow next: the filter's estimate is far from the cached one, so it is planned
+    // again, and a skip scan of a (key, ts) index reads only the last rows.
+    let narrow = run(12_990)?;
+    assert!(!narrow.cache_hit, "a far-off estimate is planned again");
+    match &narrow.plan.access {
+        Access::Scan(s) => assert!(s.skip && s.index.is_some(), "{s:?}"),
+        other => return Err(format!("expected a skip scan, got {other:?}").into()),
+    }
+    assert!(
+        narrow.actuals.examined < 50,
+        "read {}",
+        narrow.actuals.examined
+    );
+    // A value close to it reuses that plan.
+    let again = run(12_980)?;
+    assert!(again.cache_hit);
+    assert!(matches!(&again.plan.access, Access::Scan(s) if s.skip));
     Ok(())
 }

@@ -233,3 +233,51 @@ pub(crate) fn run_sampler(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, Store};
+
+    #[test]
+    fn minutes_reach_the_store_and_expire_after_the_retention() -> crate::Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let store = Store::open(
+            dir.path(),
+            Config {
+                monitor: false,
+                metrics_retention_h: 1,
+                ..Config::default()
+            },
+        )?;
+        let m = &store.monitor;
+        // One sample a second through the minute starting at t = 600.
+        for t in 590..660 {
+            m.sample(&store.shared, &store.queries, dir.path(), t);
+        }
+        // The first call only notes the current minute; the next one writes what ended.
+        m.persist_minutes(&store.shared.db, 600, 3600)?;
+        assert!(store.metric_history("database_size_bytes", 0)?.is_empty());
+        m.persist_minutes(&store.shared.db, 665, 3600)?;
+        let minutes = store.metric_history("database_size_bytes", 0)?;
+        assert_eq!(minutes.iter().map(|x| x.t).collect::<Vec<_>>(), vec![600]);
+        assert!(
+            minutes[0].min > 0.0
+                && minutes[0].min <= minutes[0].avg
+                && minutes[0].avg <= minutes[0].max
+        );
+        assert!(store.has_metric_history()?);
+        // Two hours later, with one hour kept, that minute is gone and the new one is in.
+        for t in 7800..7860 {
+            m.sample(&store.shared, &store.queries, dir.path(), t);
+        }
+        m.persist_minutes(&store.shared.db, 7865, 3600)?;
+        let kept: Vec<u64> = store
+            .metric_history("database_size_bytes", 0)?
+            .iter()
+            .map(|x| x.t)
+            .collect();
+        assert!(!kept.contains(&600), "{kept:?}");
+        assert!(kept.contains(&7800), "{kept:?}");
+        Ok(())
+    }
+}

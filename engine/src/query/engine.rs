@@ -42,7 +42,14 @@ struct Cached {
     choice: Choice,
     index_gen: u64,
     stats_gen: u64,
+    /// Rows the filter was estimated to keep when the path was chosen.
+    filtered: f64,
 }
+
+/// How far the rows the filter keeps (estimated for the new values) may stray from the
+/// estimate the cached path was chosen for before the query is planned again: literals of
+/// one shape can select a handful of rows or nearly all of them.
+const REPLAN_FACTOR: f64 = 10.0;
 
 /// Counters of the plan cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -395,15 +402,20 @@ fn run_query(
         let mut cache = qe.cache.lock();
         match cache.get(&key) {
             Some(c) if c.index_gen == index_gen && c.stats_gen == stats_gen => {
-                Some(c.choice.clone())
+                Some((c.choice.clone(), c.filtered))
             }
             _ => None,
         }
     };
-    let (plan, cache_hit) = match cached {
-        Some(choice) => {
+    let reused = cached.and_then(|(choice, was)| {
+        let p = plan::build(&q, &choice, &ctx);
+        let now = p.estimate.filtered.max(1.0);
+        let was = was.max(1.0);
+        (now / was <= REPLAN_FACTOR && was / now <= REPLAN_FACTOR).then_some(p)
+    });
+    let (plan, cache_hit) = match reused {
+        Some(mut p) => {
             qe.hits.fetch_add(1, Ordering::Relaxed);
-            let mut p = plan::build(&q, &choice, &ctx);
             p.why.push_str(" (plan cache hit)");
             (p, true)
         }
@@ -416,6 +428,7 @@ fn run_query(
                     choice: p.choice.clone(),
                     index_gen,
                     stats_gen,
+                    filtered: p.estimate.filtered,
                 },
             );
             (p, false)
