@@ -200,8 +200,14 @@ impl Workload {
         s.examined += examined;
         s.returned += returned;
         s.total_time += time;
-        s.last_access = access.to_owned();
-        s.sample = Some(q.clone());
+        if s.last_access != access {
+            s.last_access = access.to_owned();
+        }
+        // The sample is refreshed at executions 1, 2, 4, 8, ...: recent enough for advice,
+        // without a copy of the query on every run.
+        if s.executions.is_power_of_two() || s.sample.is_none() {
+            s.sample = Some(q.clone());
+        }
     }
 
     /// The recorded shapes, most executed first.

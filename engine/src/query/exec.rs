@@ -76,12 +76,21 @@ impl Candidate {
         }
     }
 
-    fn into_row(self, table: TableId) -> Row {
+    /// The row's values; only the columns in `needed` (all when `None`) are read, the
+    /// others are `NULL`: nothing after the filter reads them.
+    fn into_row(self, table: TableId, needed: Option<&[bool]>) -> Row {
         match self {
             Candidate::Record(r) => table
                 .columns()
                 .iter()
-                .map(|c| r.column(c.name).unwrap_or(Value::Null))
+                .enumerate()
+                .map(|(i, c)| {
+                    if needed.is_none_or(|n| n.get(i).copied().unwrap_or(true)) {
+                        r.column(c.name).unwrap_or(Value::Null)
+                    } else {
+                        Value::Null
+                    }
+                })
                 .collect(),
             Candidate::Values(row) => row,
         }
@@ -97,6 +106,16 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
     let mut rows: Vec<Row> = Vec::new();
     let residual = &plan.residual;
     let always = *residual == Pred::True;
+    // The columns read after the filter (by sorting, latest-row selection, grouping and
+    // projection, and the primary key for ties); `None` for `SELECT *`.
+    let needed: Option<Vec<bool>> = super::plan::referenced(q).map(|cols| {
+        table
+            .columns()
+            .iter()
+            .map(|c| cols.contains(c.name) || table.primary_key().contains(&c.name))
+            .collect()
+    });
+    let needed = needed.as_deref();
     let keep = |row: &Candidate| -> Result<bool> {
         if always {
             return Ok(true);
@@ -115,7 +134,7 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
                 if let Some(bytes) = tx.raw_get(table, &keys::encode(pk))? {
                     let row = Candidate::decode(table, &bytes)?;
                     if keep(&row)? {
-                        rows.push(row.into_row(table));
+                        rows.push(row.into_row(table, needed));
                     }
                 }
             }
@@ -123,7 +142,7 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
         Access::Scan(scan) => {
             scan_rows(tx, table, scan, &mut examined, &mut |row| {
                 if keep(&row)? {
-                    rows.push(row.into_row(table));
+                    rows.push(row.into_row(table, needed));
                 }
                 Ok(rows.len() < stop)
             })?;
@@ -155,7 +174,7 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
                         };
                         let row = Candidate::decode(table, &bytes)?;
                         if keep(&row)? {
-                            found = Some(row.into_row(table));
+                            found = Some(row.into_row(table, needed));
                             return Ok(false);
                         }
                         Ok(true)

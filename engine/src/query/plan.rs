@@ -280,7 +280,7 @@ fn conds_of<'c>(conds: &'c [(String, ColumnConds)], column: &str) -> Option<&'c 
 }
 
 /// Every table column the query reads.
-fn referenced(q: &Query) -> Option<BTreeSet<String>> {
+pub(crate) fn referenced(q: &Query) -> Option<BTreeSet<String>> {
     if q.select.is_empty() {
         return None;
     }
