@@ -2,7 +2,9 @@
 //!
 //! Typed tables for instruments, accounts, orders, trades (fills), positions and cash, with
 //! secondary indexes, business rules and foreign keys checked on every write. Recording a
-//! fill is one atomic write of the trade, the order, the position and the cash.
+//! fill is one atomic write of the trade, the order, the position and the cash. Queries go
+//! through a SQL subset or a typed builder ([`query`]), a cost-based planner and an adaptive
+//! index manager; [`monitor`] has the metrics, health checks, alerts and the HTTP monitor.
 //!
 //! ```
 //! use tradestore::{Config, ReadOps, Store};
@@ -33,6 +35,13 @@
 //! })?;
 //! let snapshot = store.read()?;
 //! assert_eq!(snapshot.recent_trades(1, 10)?.len(), 1);
+//!
+//! // The same through SQL: the planner reads the (instrument, ts) index backwards.
+//! let rows = store.query(
+//!     "SELECT id, price FROM trades WHERE instrument = 'ACME' ORDER BY ts DESC LIMIT 10",
+//! )?;
+//! assert_eq!(rows.rows.len(), 1);
+//! assert_eq!(rows.cell(0, 1), "99.5");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(unsafe_code)]
