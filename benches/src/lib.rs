@@ -39,3 +39,18 @@ pub mod workload;
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// The result of a measurement step.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// A scratch folder for one run, made inside `dir` (default: `target/bench-tmp` in the
+/// workspace, on the same disk as the repository) and removed when dropped.
+pub fn scratch_dir(dir: Option<&std::path::Path>, prefix: &str) -> Result<tempfile::TempDir> {
+    let base = dir.map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-tmp"),
+        std::path::Path::to_path_buf,
+    );
+    std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
+    let base = base.canonicalize().unwrap_or(base);
+    Ok(tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&base)
+        .map_err(|e| format!("creating a folder in {}: {e}", base.display()))?)
+}

@@ -40,16 +40,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> tradestore_benches::Result<()> {
-    let base = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-tmp"));
-    std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
-    let base = base.canonicalize().unwrap_or(base);
-    let dir = tempfile::Builder::new()
-        .prefix("queries-")
-        .tempdir_in(&base)
-        .map_err(|e| format!("creating a folder in {}: {e}", base.display()))?;
+    let dir = tradestore_benches::scratch_dir(args.dir.as_deref(), "queries-")?;
     let plan = if args.quick {
         QueryPlan::quick()
     } else {
