@@ -65,6 +65,18 @@ impl Candidate {
         Ok(Candidate::Record(codec::decode_any(table, bytes)?))
     }
 
+    /// The value of the column at position `i` of the table.
+    fn get_at(&self, table: TableId, i: usize) -> Value {
+        match self {
+            Candidate::Record(r) => table
+                .columns()
+                .get(i)
+                .and_then(|c| r.column(c.name))
+                .unwrap_or(Value::Null),
+            Candidate::Values(row) => row.get(i).cloned().unwrap_or(Value::Null),
+        }
+    }
+
     fn get(&self, table: TableId, column: &str) -> Value {
         match self {
             Candidate::Record(r) => r.column(column).unwrap_or(Value::Null),
@@ -126,6 +138,19 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
         .stop_after
         .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
     let mut examined = 0u64;
+    // Grouping without LATEST ON folds each kept row as it is read: no row is built.
+    let mut streaming = match q.latest {
+        None if q.is_aggregate() => Some(Aggregator::new(q)?),
+        _ => None,
+    };
+    let mut folded = 0u64;
+    let mut emit = |row: Candidate, rows: &mut Vec<Row>| match streaming.as_mut() {
+        Some(agg) => {
+            folded += 1;
+            agg.add(&|i| row.get_at(table, i));
+        }
+        None => rows.push(row.into_row(table, needed)),
+    };
     match &plan.access {
         Access::Empty => {}
         Access::Get { keys: pks } => {
@@ -134,7 +159,7 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
                 if let Some(bytes) = tx.raw_get(table, &keys::encode(pk))? {
                     let row = Candidate::decode(table, &bytes)?;
                     if keep(&row)? {
-                        rows.push(row.into_row(table, needed));
+                        emit(row, &mut rows);
                     }
                 }
             }
@@ -142,7 +167,7 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
         Access::Scan(scan) => {
             scan_rows(tx, table, scan, &mut examined, &mut |row| {
                 if keep(&row)? {
-                    rows.push(row.into_row(table, needed));
+                    emit(row, &mut rows);
                 }
                 Ok(rows.len() < stop)
             })?;
@@ -226,7 +251,7 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
     actuals.examined = examined;
     actuals.stages.push(StageActual {
         name: "access+filter".into(),
-        rows: rows.len() as u64,
+        rows: rows.len() as u64 + folded,
         time: t.elapsed(),
     });
 
@@ -270,7 +295,10 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
 
     let t = Instant::now();
     let (columns, mut out) = if q.is_aggregate() {
-        let (columns, out) = aggregate(q, rows)?;
+        let (columns, out) = match streaming.take() {
+            Some(agg) => agg.finish()?,
+            None => aggregate(q, rows)?,
+        };
         actuals.stages.push(StageActual {
             name: "aggregate".into(),
             rows: out.len() as u64,
@@ -725,106 +753,148 @@ impl Acc {
     }
 }
 
-fn aggregate(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)> {
-    let table = q.table;
-    let group_refs: Vec<KeyRef> = q
-        .group_by
-        .iter()
-        .map(|g| match g {
-            GroupKey::Column(c) => position(table, c).map(KeyRef::Column),
-            GroupKey::Bucket { column, width_ns } => {
-                position(table, column).map(|i| KeyRef::Bucket(i, *width_ns))
-            }
-        })
-        .collect::<Result<_>>()?;
-    // Per select item: where its value comes from.
-    enum Item {
-        Group(usize),
-        Agg(usize, Option<usize>, Option<usize>, bool),
-    }
-    let mut items = Vec::new();
-    let mut columns = Vec::new();
-    let mut funcs = Vec::new();
-    for s in &q.select {
-        let name = s.output_name();
-        match s {
-            SelectItem::Column { name: col, .. } => {
-                let g = q
-                    .group_by
-                    .iter()
-                    .position(|g| matches!(g, GroupKey::Column(c) if c == col))
-                    .ok_or_else(|| {
-                        Error::invalid(format!(
-                            "column {col} must be in GROUP BY or inside an aggregate"
-                        ))
-                    })?;
-                items.push(Item::Group(g));
-                columns.push(OutputColumn {
-                    name,
-                    kind: column_kind(table, col),
-                });
-            }
-            SelectItem::Bucket {
-                column, width_ns, ..
-            } => {
-                let g = q
-                    .group_by
-                    .iter()
-                    .position(|g| matches!(g, GroupKey::Bucket { column: c, width_ns: w } if c == column && w == width_ns))
-                    .ok_or_else(|| Error::invalid(format!("{name} must be in GROUP BY")))?;
-                items.push(Item::Group(g));
-                columns.push(OutputColumn {
-                    name,
-                    kind: OutputKind::Column(ColumnType::Timestamp),
-                });
-            }
-            SelectItem::Agg { func, args, .. } => {
-                let a = args.first().map(|c| position(table, c)).transpose()?;
-                let b = args.get(1).map(|c| position(table, c)).transpose()?;
-                let kind = match func {
-                    AggFunc::Count => OutputKind::Count,
-                    AggFunc::Vwap => OutputKind::Column(ColumnType::Price),
-                    _ => args
-                        .first()
-                        .map_or(OutputKind::Count, |c| column_kind(table, c)),
-                };
-                items.push(Item::Agg(funcs.len(), a, b, args.is_empty()));
-                funcs.push(*func);
-                columns.push(OutputColumn { name, kind });
+/// Where an aggregating query's output column comes from.
+enum Item {
+    /// The group key at this position.
+    Group(usize),
+    /// Accumulator `.0` over the columns at `.1` and `.2`; `.3` for `count(*)`.
+    Agg(usize, Option<usize>, Option<usize>, bool),
+}
+
+/// Groups rows and folds them into their aggregates, one row at a time.
+struct Aggregator {
+    group_refs: Vec<KeyRef>,
+    items: Vec<Item>,
+    columns: Vec<OutputColumn>,
+    funcs: Vec<AggFunc>,
+    groups: BTreeMap<Vec<Value>, Vec<Acc>>,
+    global: bool,
+}
+
+impl Aggregator {
+    fn new(q: &Query) -> Result<Aggregator> {
+        let table = q.table;
+        let group_refs: Vec<KeyRef> = q
+            .group_by
+            .iter()
+            .map(|g| match g {
+                GroupKey::Column(c) => position(table, c).map(KeyRef::Column),
+                GroupKey::Bucket { column, width_ns } => {
+                    position(table, column).map(|i| KeyRef::Bucket(i, *width_ns))
+                }
+            })
+            .collect::<Result<_>>()?;
+        let mut items = Vec::new();
+        let mut columns = Vec::new();
+        let mut funcs = Vec::new();
+        for s in &q.select {
+            let name = s.output_name();
+            match s {
+                SelectItem::Column { name: col, .. } => {
+                    let g = q
+                        .group_by
+                        .iter()
+                        .position(|g| matches!(g, GroupKey::Column(c) if c == col))
+                        .ok_or_else(|| {
+                            Error::invalid(format!(
+                                "column {col} must be in GROUP BY or inside an aggregate"
+                            ))
+                        })?;
+                    items.push(Item::Group(g));
+                    columns.push(OutputColumn {
+                        name,
+                        kind: column_kind(table, col),
+                    });
+                }
+                SelectItem::Bucket {
+                    column, width_ns, ..
+                } => {
+                    let g = q
+                        .group_by
+                        .iter()
+                        .position(|g| matches!(g, GroupKey::Bucket { column: c, width_ns: w } if c == column && w == width_ns))
+                        .ok_or_else(|| Error::invalid(format!("{name} must be in GROUP BY")))?;
+                    items.push(Item::Group(g));
+                    columns.push(OutputColumn {
+                        name,
+                        kind: OutputKind::Column(ColumnType::Timestamp),
+                    });
+                }
+                SelectItem::Agg { func, args, .. } => {
+                    let a = args.first().map(|c| position(table, c)).transpose()?;
+                    let b = args.get(1).map(|c| position(table, c)).transpose()?;
+                    let kind = match func {
+                        AggFunc::Count => OutputKind::Count,
+                        AggFunc::Vwap => OutputKind::Column(ColumnType::Price),
+                        _ => args
+                            .first()
+                            .map_or(OutputKind::Count, |c| column_kind(table, c)),
+                    };
+                    items.push(Item::Agg(funcs.len(), a, b, args.is_empty()));
+                    funcs.push(*func);
+                    columns.push(OutputColumn { name, kind });
+                }
             }
         }
+        Ok(Aggregator {
+            group_refs,
+            items,
+            columns,
+            funcs,
+            groups: BTreeMap::new(),
+            global: q.group_by.is_empty(),
+        })
     }
-    let mut groups: BTreeMap<Vec<Value>, Vec<Acc>> = BTreeMap::new();
-    for row in &rows {
-        let key: Vec<Value> = group_refs
+
+    /// Folds one row, read through `get` (the value at a column position).
+    fn add(&mut self, get: &dyn Fn(usize) -> Value) {
+        let key: Vec<Value> = self
+            .group_refs
             .iter()
             .map(|k| match k {
-                KeyRef::Column(i) => row[*i].clone(),
-                KeyRef::Bucket(i, w) => bucket(&row[*i], *w),
+                KeyRef::Column(i) => get(*i),
+                KeyRef::Bucket(i, w) => bucket(&get(*i), *w),
             })
             .collect();
-        let accs = groups
+        let funcs = &self.funcs;
+        let accs = self
+            .groups
             .entry(key)
             .or_insert_with(|| funcs.iter().map(|f| Acc::new(*f)).collect());
-        for it in &items {
+        for it in &self.items {
             if let Item::Agg(i, a, b, star) = it {
-                accs[*i].add(a.map(|a| &row[a]), b.map(|b| &row[b]), *star);
+                let (av, bv) = (a.map(get), b.map(get));
+                accs[*i].add(av.as_ref(), bv.as_ref(), *star);
             }
         }
     }
-    if groups.is_empty() && q.group_by.is_empty() {
-        groups.insert(Vec::new(), funcs.iter().map(|f| Acc::new(*f)).collect());
-    }
-    let mut out = Vec::with_capacity(groups.len());
-    for (key, accs) in groups {
-        let mut r = Vec::with_capacity(items.len());
-        for it in &items {
-            r.push(match it {
-                Item::Group(g) => key[*g].clone(),
-                Item::Agg(i, ..) => accs[*i].finish()?,
-            });
+
+    /// The output columns and one row per group, in group key order (one row over no rows
+    /// for an aggregate without GROUP BY).
+    fn finish(mut self) -> Result<(Vec<OutputColumn>, Vec<Row>)> {
+        if self.groups.is_empty() && self.global {
+            let accs = self.funcs.iter().map(|f| Acc::new(*f)).collect();
+            self.groups.insert(Vec::new(), accs);
         }
-        out.push(r);
+        let mut out = Vec::with_capacity(self.groups.len());
+        for (key, accs) in self.groups {
+            let mut r = Vec::with_capacity(self.items.len());
+            for it in &self.items {
+                r.push(match it {
+                    Item::Group(g) => key[*g].clone(),
+                    Item::Agg(i, ..) => accs[*i].finish()?,
+                });
+            }
+            out.push(r);
+        }
+        Ok((self.columns, out))
     }
-    Ok((columns, out))
+}
+
+fn aggregate(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)> {
+    let mut agg = Aggregator::new(q)?;
+    for row in &rows {
+        agg.add(&|i| row.get(i).cloned().unwrap_or(Value::Null));
+    }
+    agg.finish()
 }
