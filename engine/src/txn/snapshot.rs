@@ -75,6 +75,10 @@ impl Snapshot {
 
     /// The overlay's entry for a key, if newer than the redb snapshot.
     pub(crate) fn overlay_get(&self, space: u16, key: &[u8]) -> Option<&Entry> {
+        // Most reads find the overlay empty (the applier keeps up): skip building the key.
+        if self.overlay.is_empty() {
+            return None;
+        }
         match self.overlay.get(&(space, key.to_vec())) {
             Some((seq, e)) if *seq > self.applied => Some(e),
             _ => None,
@@ -83,6 +87,9 @@ impl Snapshot {
 
     /// Overlay entries of a space in a range, newer than the redb snapshot, ascending.
     pub(crate) fn overlay_range(&self, space: u16, range: (Bound<&[u8]>, Bound<&[u8]>)) -> Upper {
+        if self.overlay.is_empty() {
+            return Vec::new();
+        }
         let lo = match range.0 {
             Bound::Included(k) => Bound::Included((space, k.to_vec())),
             Bound::Excluded(k) => Bound::Excluded((space, k.to_vec())),
