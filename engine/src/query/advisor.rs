@@ -399,19 +399,8 @@ pub fn advise(shapes: &[ShapeStats], info: &dyn Fn(TableId) -> Option<TableInfo>
 /// an id from a non-negative signed integer).
 fn retype(q: &mut Query) {
     fn fix(table: TableId, column: &str, o: &mut super::ast::Operand) {
-        use tradestore_schema::{ColumnType, Value};
-        let Some(ty) = table.column(column).map(|c| c.ty) else {
-            return;
-        };
         if let super::ast::Operand::Value(v) = o {
-            let typed = match (ty, &*v) {
-                (ColumnType::Id, v) => v.as_u64().map(Value::U64),
-                (ColumnType::Text | ColumnType::Enum, _) => None,
-                (_, v) => v.as_i64().map(Value::I64),
-            };
-            if let Some(t) = typed {
-                *v = t;
-            }
+            super::bind::retype_value(table, column, v);
         }
     }
     fn walk(table: TableId, p: &mut Pred) {

@@ -28,6 +28,19 @@ pub fn enum_names(table: TableId, column: &str) -> Option<&'static [&'static str
     }
 }
 
+/// Gives a value read back from JSON its column's variant again: JSON cannot tell an id
+/// (`U64`) from a non-negative signed integer (`I64`). Text and unknown columns are left.
+pub(crate) fn retype_value(table: TableId, column: &str, v: &mut Value) {
+    let typed = match table.column(column).map(|c| c.ty) {
+        Some(ColumnType::Id) => v.as_u64().map(Value::U64),
+        Some(ColumnType::Text | ColumnType::Enum) | None => None,
+        Some(_) => v.as_i64().map(Value::I64),
+    };
+    if let Some(t) = typed {
+        *v = t;
+    }
+}
+
 /// Whether the column holds an instrument id (so a symbol may stand for it).
 fn is_instrument_ref(table: TableId, column: &str) -> bool {
     column == "instrument" || (table == TableId::Instruments && column == "id")

@@ -68,6 +68,12 @@ impl From<&str> for Operand {
     }
 }
 
+impl From<&Value> for Operand {
+    fn from(v: &Value) -> Operand {
+        Operand::Value(v.clone())
+    }
+}
+
 impl From<Value> for Operand {
     fn from(v: Value) -> Operand {
         Operand::Value(v)

@@ -933,9 +933,3 @@ fn record_note(shared: &Shared, d: &IndexDecision) -> Result<()> {
     txn.commit()?;
     Ok(())
 }
-
-impl From<&Value> for Operand {
-    fn from(v: &Value) -> Operand {
-        Operand::Value(v.clone())
-    }
-}

@@ -66,20 +66,8 @@ impl TableStats {
     pub fn retype(&mut self) {
         let table = self.table;
         for c in &mut self.columns {
-            let Some(ty) = table.column(&c.name).map(|col| col.ty) else {
-                continue;
-            };
             for v in &mut c.quantiles {
-                let typed = match ty {
-                    tradestore_schema::ColumnType::Id => v.as_u64().map(Value::U64),
-                    tradestore_schema::ColumnType::Text | tradestore_schema::ColumnType::Enum => {
-                        None
-                    }
-                    _ => v.as_i64().map(Value::I64),
-                };
-                if let Some(t) = typed {
-                    *v = t;
-                }
+                super::bind::retype_value(table, &c.name, v);
             }
         }
     }
