@@ -7,21 +7,19 @@
 //!
 //! Tables come parents first ([`TableId::ALL`]), rows in primary key order, fields in
 //! declaration order, numbers as raw fixed-point integers: two dumps of the same data are
-//! byte-identical. A restore validates every line and every constraint inside one
-//! transaction and commits only if all of it is good.
+//! byte-identical. A restore validates every line and every constraint of the store as it
+//! would be afterwards, and commits (in one durable redb commit) only if all of it is good.
 
-use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
 use std::ops::Bound;
 
 use serde::Serialize;
 use tradestore_schema::{AnyRecord, TableId, codec};
 
-use crate::check;
-use crate::error::{Error, ErrorKind, Result};
-use crate::keys;
+use crate::bulk::{Batch, Parsed, Row};
+use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::txn::{Mode, ReadOps, Source, WriteTx};
+use crate::txn::{ReadOps, Source};
 
 /// The longest line a dump may hold (a record is at most 64 KiB encoded; its JSON is
 /// bounded well below this).
@@ -101,95 +99,109 @@ pub fn dump(
     Ok(summary)
 }
 
-/// Restores a dump into the store: every line is parsed and validated (rules, foreign keys,
-/// no duplicate keys), then the whole store is checked as it would be after the restore
-/// (fill sums, position folds, indexes). Only if everything is good is it committed; any
-/// error names the line and leaves the store exactly as it was. `progress(bytes_read)`
-/// is called as input is consumed.
+/// Restores a dump into the store. Every line is parsed and encoded first, with no lock
+/// held; then the rows are validated as a whole against the store (no duplicate or clashing
+/// keys, unique indexes, and the consistency check of the store as it would be after the
+/// restore: foreign keys, rules, fill sums, position folds) and, only if everything is good,
+/// written in key order in one durable commit ([`crate::bulk`]). Any error names the line
+/// and leaves the store exactly as it was. `progress(bytes_read)` is called as input is
+/// consumed.
 pub fn restore(
     store: &Store,
     input: &mut dyn BufRead,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Summary> {
-    let indexes = store.indexes();
-    store.write_direct(Mode::Restore, |tx| {
-        let mut summary = Summary::default();
-        let mut lines: HashMap<(TableId, Vec<u8>), u64> = HashMap::new();
-        let mut line_no = 0u64;
-        let mut bytes_read = 0u64;
+    let max = usize::try_from(store.config().max_value_bytes).unwrap_or(usize::MAX);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut batch = Batch::default();
+    let mut summary = Summary::default();
+    let mut line_no = 0u64;
+    let mut bytes_read = 0u64;
+    let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(PARSE_CHUNK);
+    loop {
         let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            let n = input
-                .take(MAX_LINE_BYTES as u64 + 1)
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| Error::io(format!("reading line {}", line_no + 1), e))?;
-            if n == 0 {
-                break;
-            }
+        let n = input
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::io(format!("reading line {}", line_no + 1), e))?;
+        if n > 0 {
             line_no += 1;
             bytes_read += n as u64;
             if buf.len() > MAX_LINE_BYTES {
+                // The lines before it are parsed first, so that an earlier bad line is the
+                // one reported.
+                parse_chunk(&chunk, max, workers, &mut batch, &mut summary)?;
                 return Err(Error::invalid(format!(
                     "line {line_no}: longer than {MAX_LINE_BYTES} bytes"
                 )));
             }
-            let text = std::str::from_utf8(&buf)
-                .map_err(|_| Error::invalid(format!("line {line_no}: not UTF-8")))?
-                .trim_end_matches(['\n', '\r']);
-            if text.trim().is_empty() {
-                continue;
-            }
-            let rec = parse_line(text).map_err(|e| e.context(format!("line {line_no}")))?;
-            let table = rec.table();
-            let pk = keys::encode(&rec.primary_key());
-            insert(tx, rec).map_err(|e| e.context(format!("line {line_no}")))?;
-            lines.insert((table, pk), line_no);
-            summary.add(table);
-            if line_no.is_multiple_of(4096) {
-                progress(bytes_read);
-            }
+            chunk.push((line_no, buf));
         }
-        progress(bytes_read);
-        let report = check::check(&*tx, &indexes, &mut |_, _| {})?;
-        if let Some(v) = report.violations.first() {
-            let line = v.table.parse::<TableId>().ok().and_then(|t| {
-                lines
-                    .iter()
-                    .find(|((lt, pk), _)| *lt == t && pk_matches(pk, &v.key))
-                    .map(|(_, l)| *l)
-            });
-            let at = line.map_or_else(|| "restored data".to_owned(), |l| format!("line {l}"));
-            return Err(Error::new(
-                ErrorKind::Constraint,
-                format!(
-                    "{at}: {} {}: {} ({} violation(s) in all; nothing was restored)",
-                    v.table,
-                    v.key,
-                    v.message,
-                    report.violations.len()
-                ),
-            ));
+        if chunk.len() == PARSE_CHUNK || (n == 0 && !chunk.is_empty()) {
+            parse_chunk(&chunk, max, workers, &mut batch, &mut summary)?;
+            chunk.clear();
+            progress(bytes_read);
         }
-        Ok(summary)
-    })
-}
-
-fn pk_matches(pk: &[u8], shown: &str) -> bool {
-    keys::decode(pk)
-        .map(|v| crate::txn::show_values(&v) == shown)
-        .unwrap_or(false)
-}
-
-fn insert(tx: &mut WriteTx, rec: AnyRecord) -> Result<()> {
-    match rec {
-        AnyRecord::Instruments(r) => tx.insert(&r),
-        AnyRecord::Accounts(r) => tx.insert(&r),
-        AnyRecord::Orders(r) => tx.insert(&r),
-        AnyRecord::Trades(r) => tx.insert(&r),
-        AnyRecord::Positions(r) => tx.insert(&r),
-        AnyRecord::Cash(r) => tx.insert(&r),
+        if n == 0 {
+            break;
+        }
     }
+    progress(bytes_read);
+    store.bulk_load(batch)?;
+    Ok(summary)
+}
+
+/// Lines parsed together, split over the available cores.
+const PARSE_CHUNK: usize = 8192;
+
+/// Parses and encodes a chunk of numbered lines into the batch, in parallel; the error of the
+/// first bad line wins.
+fn parse_chunk(
+    chunk: &[(u64, Vec<u8>)],
+    max: usize,
+    workers: usize,
+    batch: &mut Batch,
+    summary: &mut Summary,
+) -> Result<()> {
+    let part = chunk.len().div_ceil(workers.max(1)).max(1);
+    let parsed: Vec<Result<Vec<Parsed>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunk
+            .chunks(part)
+            .map(|lines| {
+                s.spawn(move || {
+                    lines
+                        .iter()
+                        .filter_map(|(l, b)| parse_numbered(*l, b, max).transpose())
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    for rows in parsed {
+        for (table, row, id) in rows? {
+            summary.add(table);
+            batch.add(table, row, id);
+        }
+    }
+    Ok(())
+}
+
+/// One dump line: `None` when blank.
+fn parse_numbered(line: u64, bytes: &[u8], max: usize) -> Result<Option<Parsed>> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| Error::invalid(format!("line {line}: not UTF-8")))?
+        .trim_end_matches(['\n', '\r']);
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let rec = parse_line(text).map_err(|e| e.context(format!("line {line}")))?;
+    Row::of(line, &rec, max)
+        .map(Some)
+        .map_err(|e| e.context(format!("line {line}")))
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@
 #![warn(missing_docs)]
 
 mod breaker;
+mod bulk;
 mod catalog;
 pub mod check;
 mod commit;

@@ -509,14 +509,12 @@ impl Store {
         }
     }
 
-    /// Runs `f` with exclusive access to the store and writes its result straight into
-    /// redb in one durable commit, bypassing the journal (a restore). Waits for the applier
-    /// to drain first; transactions that began before it will conflict.
-    pub(crate) fn write_direct<T>(
-        &self,
-        mode: Mode,
-        f: impl FnOnce(&mut WriteTx) -> Result<T>,
-    ) -> Result<T> {
+    /// Loads a restore's rows ([`crate::bulk`]): under the commit lock, once every acked
+    /// write is in redb, validates the batch against the store and writes it in one
+    /// durable redb commit (the journal is not involved: the commit itself is the
+    /// durability point). Nothing is written when validation fails. Transactions that
+    /// began before it conflict at commit (the epoch moves).
+    pub(crate) fn bulk_load(&self, mut batch: crate::bulk::Batch) -> Result<()> {
         let shared = &self.shared;
         let mut st = shared.commit.lock();
         loop {
@@ -533,20 +531,24 @@ impl Store {
             shared.apply_cv.notify_one();
             shared.commit_cv.wait_for(&mut st, Duration::from_millis(2));
         }
-        let max = usize::try_from(shared.config.max_value_bytes).unwrap_or(usize::MAX);
-        let mut tx = WriteTx::new(self.snapshot()?, Arc::clone(shared), max, self.lock_guard());
-        tx.set_mode(mode);
-        let out = f(&mut tx)?;
-        let (parts, _locks) = tx.into_parts();
-        let changes = RowChange::of_writes(&parts.writes);
         let indexes = self.indexes();
+        let base = self.read()?;
         let mut txn = shared.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         txn.set_quick_repair(true);
-        apply_rows(&txn, &indexes, &changes)?;
+        // On an error `txn` is dropped uncommitted: nothing was written.
+        batch.load(&base, &indexes, &txn)?;
+        drop(base);
         txn.commit()?;
         st.epoch += 1;
-        Ok(out)
+        drop(st);
+        for (table, id) in batch.max_ids() {
+            shared.ids.observe(table, id);
+        }
+        for (table, n) in batch.counts() {
+            shared.row_changes[table as usize].fetch_add(n, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn note_failure(&self, e: &Error) {

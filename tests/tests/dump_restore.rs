@@ -558,3 +558,71 @@ fn restore_accepts_exactly_the_edits_check_accepts() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn a_value_a_unique_index_has_in_the_store_is_refused() -> TestResult {
+    let store = target()?;
+    let before = dump_bytes(&store)?;
+    // The target has instrument 100 with symbol T100; a new id with that symbol clashes.
+    let line = edited(&lines_of(&dump_bytes(&store)?)?[0], |v| {
+        v["record"]["id"] = json!(7);
+    })?;
+    let dump = join(&[
+        "{\"table\":\"accounts\",\"record\":{\"id\":9,\"name\":\"n\",\"status\":\"active\"}}"
+            .into(),
+        line,
+    ]);
+    let err = expect_err(restore_bytes(&store, &dump), ErrorKind::Constraint)?;
+    assert!(err.message().starts_with("line 2:"), "{err}");
+    assert!(err.message().contains("unique index"), "{err}");
+    assert_eq!(dump_bytes(&store)?, before);
+    Ok(())
+}
+
+/// Accounts `1..=n` as dump lines, in the order of `order`.
+fn account_lines(order: &[u64]) -> Vec<String> {
+    order
+        .iter()
+        .map(|id| {
+            format!(
+                "{{\"table\":\"accounts\",\"record\":{{\"id\":{id},\"name\":\"a{id}\",\"status\":\"active\"}}}}"
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_restore_in_any_key_order_names_lines_and_moves_ids_on() -> TestResult {
+    // More lines than one parse chunk, keys out of order within the table.
+    let n = 20_000u64;
+    // 7919 is prime, so i * 7919 mod n visits every id once, far from key order.
+    let order: Vec<u64> = (0..n).map(|i| i * 7919 % n + 1).collect();
+    let lines = account_lines(&order);
+
+    // A duplicate far into the input is named by its own (later) line.
+    let store = TempStore::new()?;
+    let mut dup = lines.clone();
+    dup.insert(15_000, lines[3].clone());
+    let err = expect_err(restore_bytes(&store, &join(&dup)), ErrorKind::Constraint)?;
+    assert!(err.message().starts_with("line 15001:"), "{err}");
+    assert_eq!(dump_bytes(&store)?, b"");
+
+    // So is a malformed line in a later chunk, though earlier chunks parsed fine.
+    let mut bad = lines.clone();
+    bad[12_345] = "{\"table\":\"accounts\"".into();
+    let err = expect_err(restore_bytes(&store, &join(&bad)), ErrorKind::Invalid)?;
+    assert!(err.message().starts_with("line 12346:"), "{err}");
+    assert_eq!(dump_bytes(&store)?, b"");
+
+    let summary = restore_bytes(&store, &join(&lines))?;
+    assert_eq!(summary.total, n);
+    assert_eq!(
+        lines_of(&dump_bytes(&store)?)?,
+        account_lines(&(1..=n).collect::<Vec<_>>())
+    );
+    assert_clean(&store)?;
+    // New ids continue after the restored ones.
+    let next = store.write(|tx| tx.next_id(TableId::Accounts))?;
+    assert!(next > n, "next id {next} after restoring ids up to {n}");
+    Ok(())
+}

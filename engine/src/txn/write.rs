@@ -21,13 +21,12 @@ use crate::layout::IndexSpec;
 use crate::lock::{LockManager, TxId};
 use crate::state::{Entry, OKey, space_of_table};
 
-/// Who is writing: the public API enforces the domain's life cycle; a restore loads rows
-/// as they were; a fill and a cascade are the engine's own derived writes.
+/// Who is writing: the public API enforces the domain's life cycle; a fill and a cascade
+/// are the engine's own derived writes. (A restore loads rows through [`crate::bulk`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
     Api,
     Fill,
-    Restore,
     Cascade,
 }
 
@@ -427,29 +426,6 @@ impl WriteTx {
                         t.id
                     )));
                 }
-                if mode == Mode::Restore {
-                    let order: Order = self.get_id(t.order_id)?.ok_or_else(|| {
-                        Error::constraint(format!(
-                            "trade {}: order {} does not exist",
-                            t.id, t.order_id
-                        ))
-                    })?;
-                    let instrument: Instrument =
-                        self.get_id(order.instrument)?.ok_or_else(|| {
-                            Error::constraint(format!(
-                                "order {}: instrument {} does not exist",
-                                order.id, order.instrument
-                            ))
-                        })?;
-                    // A historical fill is checked as if it were the order's first one; the
-                    // totals are checked over the whole store once every row is in.
-                    let fresh = Order {
-                        status: OrderStatus::New,
-                        filled_quantity: tradestore_schema::Quantity::ZERO,
-                        ..order
-                    };
-                    rules::validate_fill(t, &fresh, &instrument)?;
-                }
             }
             AnyRecord::Positions(p) => {
                 if mode == Mode::Api {
@@ -575,13 +551,10 @@ impl WriteTx {
         Ok(n)
     }
 
-    /// Records a scanned range in the read set (a restore, validated as a whole instead,
-    /// records nothing).
+    /// Records a scanned range in the read set.
     fn note_range(&self, space: u16, range: (Bound<&[u8]>, Bound<&[u8]>)) {
-        if self.mode != Mode::Restore {
-            let (lo, hi) = (range.0.map(<[u8]>::to_vec), range.1.map(<[u8]>::to_vec));
-            self.reads.borrow_mut().ranges.push((space, lo, hi));
-        }
+        let (lo, hi) = (range.0.map(<[u8]>::to_vec), range.1.map(<[u8]>::to_vec));
+        self.reads.borrow_mut().ranges.push((space, lo, hi));
     }
 
     fn own_range(&self, space: u16, range: (Bound<&[u8]>, Bound<&[u8]>)) -> Vec<(Vec<u8>, Entry)> {
@@ -637,10 +610,7 @@ impl ReadOps for WriteTx {
             });
         }
         let out = self.snap.get(table, key)?;
-        if self.mode != Mode::Restore {
-            // A restore commits directly, with no validation: nothing to record.
-            self.reads.borrow_mut().points.insert(k);
-        }
+        self.reads.borrow_mut().points.insert(k);
         Ok(out)
     }
 

@@ -1,0 +1,490 @@
+//! Bulk loading, the write path of a restore.
+//!
+//! Rows are parsed and encoded by the caller into a [`Batch`] before any lock is taken.
+//! [`Store::bulk_load`](crate::Store) then validates the batch as a whole, under the commit
+//! lock and against a snapshot of the drained store:
+//!
+//! 1. no two rows of the batch share a primary key, and none clashes with a stored row;
+//! 2. no unique index gets the same value twice, within the batch or against the store;
+//! 3. the consistency check ([`check::check`]) passes over the store as it would be after
+//!    the load (a [`BulkView`]: the snapshot with the batch merged in): foreign keys, rules,
+//!    fill sums and position folds.
+//!
+//! Only then does one redb write transaction insert each table's rows in key order and each
+//! index's entries sorted, and commit durably. The batch's index entries are derived from its
+//! rows by the same function the write path uses, so the check does not re-read them.
+//!
+//! Why not a write transaction: its write set is an ordered map (one insert per row and per
+//! index entry, each a key comparison walk), its reads merge that map on every lookup, and
+//! the apply then inserts rows and index entries into redb in row order, which scatters the
+//! index inserts over the whole B-tree. Sorted inserts fill each redb leaf once.
+
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use tradestore_schema::{AnyRecord, FOREIGN_KEYS, ForeignKey, TableId, Value, codec};
+
+use crate::check::{self, Violation};
+use crate::error::{Error, ErrorKind, Result};
+use crate::keys;
+use crate::layout::{self, IndexSpec};
+use crate::txn::{ReadOps, ReadTx, Source, Visit, entry_key, show_values};
+
+/// One row of a batch: its primary key, its encoded record and the input line it came from.
+pub(crate) struct Row {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub line: u64,
+}
+
+/// A parsed row: its table, the row, and its id when the table is keyed by `id`.
+pub(crate) type Parsed = (TableId, Row, Option<u64>);
+
+impl Row {
+    /// The row of a record read from input line `line`, with its table and, for a table keyed
+    /// by `id`, its id. A record whose encoding is larger than `max_value_bytes` is refused.
+    pub(crate) fn of(line: u64, rec: &AnyRecord, max_value_bytes: usize) -> Result<Parsed> {
+        let table = rec.table();
+        let key = keys::encode(&rec.primary_key());
+        let value = codec::encode_any(rec);
+        if value.len() > max_value_bytes {
+            return Err(Error::new(
+                ErrorKind::Capacity,
+                format!(
+                    "{table} {}: encoded record is {} bytes, over max_value_bytes = {max_value_bytes}",
+                    show_values(&rec.primary_key()),
+                    value.len()
+                ),
+            ));
+        }
+        let id = if table.primary_key() == ["id"] {
+            rec.column("id").and_then(|v| v.as_u64())
+        } else {
+            None
+        };
+        Ok((table, Row { key, value, line }, id))
+    }
+}
+
+/// Rows to load, per table (indexed by `TableId as usize`).
+#[derive(Default)]
+pub(crate) struct Batch {
+    tables: [Vec<Row>; 8],
+    max_id: [u64; 8],
+}
+
+impl Batch {
+    /// Adds a row made by [`Row::of`].
+    pub(crate) fn add(&mut self, table: TableId, row: Row, id: Option<u64>) {
+        if let Some(id) = id {
+            let m = &mut self.max_id[table as usize];
+            *m = (*m).max(id);
+        }
+        self.tables[table as usize].push(row);
+    }
+
+    /// The rows of `table`.
+    fn rows(&self, table: TableId) -> &[Row] {
+        &self.tables[table as usize]
+    }
+
+    /// The largest id of each id-keyed table, where the batch has rows.
+    pub(crate) fn max_ids(&self) -> impl Iterator<Item = (TableId, u64)> + '_ {
+        TableId::ALL
+            .into_iter()
+            .filter(|t| !self.rows(*t).is_empty() && t.primary_key() == ["id"])
+            .map(|t| (t, self.max_id[t as usize]))
+    }
+
+    /// Rows per table.
+    pub(crate) fn counts(&self) -> impl Iterator<Item = (TableId, u64)> + '_ {
+        TableId::ALL
+            .into_iter()
+            .map(|t| (t, self.rows(t).len() as u64))
+    }
+
+    /// Validates the batch against `base` (the drained store) and writes it into `txn`,
+    /// which starts from the same state; see the module's steps. The consistency check and
+    /// the inserts run in parallel, on separate tables (redb allows concurrent writes to
+    /// different tables of one transaction); on any error the caller drops `txn`, so nothing
+    /// is written. `indexes` are the store's indexes.
+    pub(crate) fn load(
+        &mut self,
+        base: &ReadTx,
+        indexes: &[IndexSpec],
+        txn: &redb::WriteTransaction,
+    ) -> Result<()> {
+        self.validate_keys(base, indexes)?;
+        let this = &*self;
+        let mut tasks = vec![Task::Check];
+        for table in TableId::ALL {
+            if this.rows(table).is_empty() {
+                continue;
+            }
+            tasks.push(Task::Rows(table));
+            tasks.extend(
+                indexes
+                    .iter()
+                    .filter(|s| s.def.table == table)
+                    .map(Task::Index),
+            );
+        }
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Mutex<Vec<(usize, Result<()>)>> = Mutex::new(Vec::new());
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(tasks.len());
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(task) = tasks.get(i) else { break };
+                        if failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let r = match task {
+                            Task::Check => this.check(base),
+                            Task::Rows(t) => this.insert_rows(*t, txn, &failed),
+                            Task::Index(spec) => this.insert_entries(spec, txn, &failed),
+                        };
+                        if r.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        results.lock().push((i, r));
+                    }
+                });
+            }
+        });
+        let mut results = results.into_inner();
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().try_for_each(|(_, r)| r)
+    }
+
+    /// Refuses duplicate keys within the batch, keys already stored, and values a unique
+    /// index already has; the error names the first offending line.
+    fn validate_keys(&mut self, base: &ReadTx, indexes: &[IndexSpec]) -> Result<()> {
+        let mut first: Option<(u64, Error)> = None;
+        let mut keep = |line: u64, e: Error| {
+            if first.as_ref().is_none_or(|(l, _)| line < *l) {
+                first = Some((line, e));
+            }
+        };
+        for table in TableId::ALL {
+            let rows = &mut self.tables[table as usize];
+            if !rows.is_sorted_by(|a, b| a.key <= b.key) {
+                // Stable: of two rows with one key, the later line stays later.
+                rows.sort_by(|a, b| a.key.cmp(&b.key));
+            }
+            for pair in rows.windows(2) {
+                if pair[0].key == pair[1].key {
+                    let line = pair[0].line.max(pair[1].line);
+                    keep(
+                        line,
+                        exists(table, &pair[0].key).context(format!("line {line}")),
+                    );
+                }
+            }
+            if !rows.is_empty() && base.count(table)? > 0 {
+                for r in rows.iter() {
+                    if base.raw_get(table, &r.key)?.is_some() {
+                        keep(
+                            r.line,
+                            exists(table, &r.key).context(format!("line {}", r.line)),
+                        );
+                    }
+                }
+            }
+        }
+        for spec in indexes.iter().filter(|s| s.def.unique) {
+            if let Some((line, e)) = self.unique_clash(base, spec)? {
+                keep(line, e.context(format!("line {line}")));
+            }
+        }
+        match first {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The consistency check of the store as it would be after the load, after the order
+    /// of the input: a dump lists a parent row before the rows that reference it.
+    fn check(&self, base: &ReadTx) -> Result<()> {
+        self.parents_first()?;
+        let report = check::check(&BulkView { base, batch: self }, &[], &mut |_, _| {})?;
+        match report.violations.first() {
+            Some(v) => Err(self.violation(v, report.violations.len())),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a row listed before the batch's row it references (the first such line).
+    fn parents_first(&self) -> Result<()> {
+        let mut first: Option<(u64, Error)> = None;
+        for table in TableId::ALL {
+            let fks: Vec<&ForeignKey> =
+                FOREIGN_KEYS.iter().filter(|fk| fk.child == table).collect();
+            if fks.iter().all(|fk| self.rows(fk.parent).is_empty()) {
+                continue;
+            }
+            for r in self.rows(table) {
+                if first.as_ref().is_some_and(|(l, _)| *l < r.line) {
+                    continue;
+                }
+                let rec = codec::decode_any(table, &r.value)?;
+                for fk in &fks {
+                    let value = rec.column(fk.column).unwrap_or(Value::Null);
+                    let key = keys::encode(std::slice::from_ref(&value));
+                    let parents = self.rows(fk.parent);
+                    let Ok(i) = parents.binary_search_by(|p| p.key.as_slice().cmp(&key)) else {
+                        continue;
+                    };
+                    if parents[i].line > r.line {
+                        first = Some((
+                            r.line,
+                            Error::constraint(format!(
+                                "line {}: {table} {}: {} {value} is listed later, at line {}; a dump lists the rows of {} before the rows that reference them",
+                                r.line,
+                                show_key(&r.key),
+                                fk.column,
+                                parents[i].line,
+                                fk.parent
+                            )),
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        first.map_or(Ok(()), |(_, e)| Err(e))
+    }
+
+    /// The first row (by line) whose value of a unique index is taken, in the batch by an
+    /// earlier line or in the store.
+    fn unique_clash(&self, base: &ReadTx, spec: &IndexSpec) -> Result<Option<(u64, Error)>> {
+        let table = spec.def.table;
+        let rows = self.rows(table);
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut values = Vec::with_capacity(rows.len());
+        for r in rows {
+            let rec = codec::decode_any(table, &r.value)?;
+            values.push((spec.prefix_of(|c| rec.column(c)), r.line, &r.key));
+        }
+        values.sort();
+        let clash = |line: u64, key: &[u8], other: &[u8]| {
+            (
+                line,
+                Error::constraint(format!(
+                    "{table} {}: unique index {} already has this value for the row with key {}",
+                    show_key(key),
+                    spec.def.name,
+                    show_key(other)
+                )),
+            )
+        };
+        let mut found: Option<(u64, Error)> = None;
+        for pair in values.windows(2) {
+            if pair[0].0 == pair[1].0 && found.as_ref().is_none_or(|(l, _)| pair[1].1 < *l) {
+                found = Some(clash(pair[1].1, pair[1].2, pair[0].2));
+            }
+        }
+        if base.index_len(spec)? > 0 {
+            for (prefix, line, key) in &values {
+                let end = keys::prefix_end(prefix);
+                let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                let mut other = None;
+                base.raw_range(
+                    Source::Index(spec),
+                    (Bound::Included(prefix), end),
+                    false,
+                    &mut |k, _| {
+                        other = Some(k[prefix.len()..].to_vec());
+                        Ok(false)
+                    },
+                )?;
+                if let Some(o) = other
+                    && found.as_ref().is_none_or(|(l, _)| line < l)
+                {
+                    found = Some(clash(*line, key, &o));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The error of a check violation, naming the line of the row it is about when that row
+    /// is in the batch.
+    fn violation(&self, v: &Violation, count: usize) -> Error {
+        let line = v.table.parse::<TableId>().ok().and_then(|t| {
+            self.rows(t)
+                .iter()
+                .find(|r| show_key(&r.key) == v.key)
+                .map(|r| r.line)
+        });
+        let at = line.map_or_else(|| "restored data".to_owned(), |l| format!("line {l}"));
+        Error::new(
+            ErrorKind::Constraint,
+            format!(
+                "{at}: {} {}: {} ({count} violation(s) in all; nothing was restored)",
+                v.table, v.key, v.message
+            ),
+        )
+    }
+
+    /// Inserts the rows of `table`, in key order.
+    fn insert_rows(
+        &self,
+        table: TableId,
+        txn: &redb::WriteTransaction,
+        stop: &AtomicBool,
+    ) -> Result<()> {
+        let mut data = txn.open_table(layout::data_table(table))?;
+        for (i, r) in self.rows(table).iter().enumerate() {
+            if i % 4096 == 0 && stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if data.insert(r.key.as_slice(), r.value.as_slice())?.is_some() {
+                return Err(exists(table, &r.key).context(format!("line {}", r.line)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Derives the batch's entries of one index from its rows and inserts them sorted.
+    fn insert_entries(
+        &self,
+        spec: &IndexSpec,
+        txn: &redb::WriteTransaction,
+        stop: &AtomicBool,
+    ) -> Result<()> {
+        let table = spec.def.table;
+        let rows = self.rows(table);
+        let mut entries = Vec::with_capacity(rows.len());
+        for r in rows {
+            let rec = codec::decode_any(table, &r.value)?;
+            entries.push(entry_key(spec, &rec, &r.key));
+        }
+        // Runs already in order (index columns that grow with the key) make this cheap.
+        entries.sort();
+        let mut index = txn.open_table(spec.redb_table())?;
+        for (i, k) in entries.iter().enumerate() {
+            if i % 4096 == 0 && stop.load(Ordering::Relaxed) {
+                break;
+            }
+            index.insert(k.as_slice(), ())?;
+        }
+        Ok(())
+    }
+}
+
+/// One part of a load: the check, a table's rows, or an index's entries.
+enum Task<'a> {
+    Check,
+    Rows(TableId),
+    Index(&'a IndexSpec),
+}
+
+fn show_key(key: &[u8]) -> String {
+    keys::decode(key)
+        .map(|v| show_values(&v))
+        .unwrap_or_else(|_| format!("{key:02x?}"))
+}
+
+fn exists(table: TableId, key: &[u8]) -> Error {
+    Error::constraint(format!(
+        "{table} {}: a row with this key already exists",
+        show_key(key)
+    ))
+}
+
+/// The store as it would be after a load: a snapshot of the drained store with the batch's
+/// rows merged in (their keys are new: clashes were refused before). It carries rows only;
+/// index entries are not part of the view.
+struct BulkView<'a> {
+    base: &'a ReadTx,
+    batch: &'a Batch,
+}
+
+impl BulkView<'_> {
+    /// The batch's rows of `table` within `range`.
+    fn rows_in(&self, table: TableId, range: (Bound<&[u8]>, Bound<&[u8]>)) -> &[Row] {
+        let rows = self.batch.rows(table);
+        let lo = match range.0 {
+            Bound::Included(a) => rows.partition_point(|r| r.key.as_slice() < a),
+            Bound::Excluded(a) => rows.partition_point(|r| r.key.as_slice() <= a),
+            Bound::Unbounded => 0,
+        };
+        let hi = match range.1 {
+            Bound::Included(b) => rows.partition_point(|r| r.key.as_slice() <= b),
+            Bound::Excluded(b) => rows.partition_point(|r| r.key.as_slice() < b),
+            Bound::Unbounded => rows.len(),
+        };
+        rows.get(lo..hi.max(lo)).unwrap_or(&[])
+    }
+}
+
+impl ReadOps for BulkView<'_> {
+    fn raw_get(&self, table: TableId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let rows = self.batch.rows(table);
+        match rows.binary_search_by(|r| r.key.as_slice().cmp(key)) {
+            Ok(i) => Ok(Some(rows[i].value.clone())),
+            Err(_) => self.base.raw_get(table, key),
+        }
+    }
+
+    fn raw_range(
+        &self,
+        source: Source<'_>,
+        range: (Bound<&[u8]>, Bound<&[u8]>),
+        reverse: bool,
+        f: &mut Visit<'_>,
+    ) -> Result<()> {
+        let Source::Table(table) = source else {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "a bulk load's view has rows only, not index entries",
+            ));
+        };
+        let rows = self.rows_in(table, range);
+        let mut mine: Box<dyn Iterator<Item = &Row>> = if reverse {
+            Box::new(rows.iter().rev())
+        } else {
+            Box::new(rows.iter())
+        };
+        let mut next = mine.next();
+        let before = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
+        let mut stopped = false;
+        if self.base.count(table)? > 0 {
+            self.base.raw_range(source, range, reverse, &mut |k, v| {
+                while let Some(r) = next.filter(|r| before(&r.key, k)) {
+                    if !f(&r.key, &r.value)? {
+                        stopped = true;
+                        return Ok(false);
+                    }
+                    next = mine.next();
+                }
+                let go = f(k, v)?;
+                stopped = !go;
+                Ok(go)
+            })?;
+        }
+        while let Some(r) = next.filter(|_| !stopped) {
+            stopped = !f(&r.key, &r.value)?;
+            next = mine.next();
+        }
+        Ok(())
+    }
+
+    fn count(&self, table: TableId) -> Result<u64> {
+        Ok(self.base.count(table)? + self.batch.rows(table).len() as u64)
+    }
+
+    fn index(&self, name: &str) -> Result<IndexSpec> {
+        self.base.index(name)
+    }
+}
