@@ -40,11 +40,15 @@ pub(crate) struct Row {
 }
 
 /// A parsed row: its table, the row, and its id when the table is keyed by `id`.
-pub(crate) type Parsed = (TableId, Row, Option<u64>);
+pub(crate) struct Parsed {
+    pub table: TableId,
+    row: Row,
+    id: Option<u64>,
+}
 
 impl Row {
-    /// The row of a record read from input line `line`, with its table and, for a table keyed
-    /// by `id`, its id. A record whose encoding is larger than `max_value_bytes` is refused.
+    /// The row of a record read from input line `line`. A record whose encoding is larger
+    /// than `max_value_bytes` is refused.
     pub(crate) fn of(line: u64, rec: &AnyRecord, max_value_bytes: usize) -> Result<Parsed> {
         let table = rec.table();
         let key = keys::encode(&rec.primary_key());
@@ -64,7 +68,11 @@ impl Row {
         } else {
             None
         };
-        Ok((table, Row { key, value, line }, id))
+        Ok(Parsed {
+            table,
+            row: Row { key, value, line },
+            id,
+        })
     }
 }
 
@@ -77,12 +85,12 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// Adds a row made by [`Row::of`].
-    pub(crate) fn add(&mut self, table: TableId, row: Row, id: Option<u64>) {
-        if let Some(id) = id {
-            let m = &mut self.max_id[table as usize];
+    pub(crate) fn add(&mut self, p: Parsed) {
+        if let Some(id) = p.id {
+            let m = &mut self.max_id[p.table as usize];
             *m = (*m).max(id);
         }
-        self.tables[table as usize].push(row);
+        self.tables[p.table as usize].push(p.row);
     }
 
     /// The rows of `table`.
@@ -127,10 +135,20 @@ impl Batch {
             tasks.extend(
                 indexes
                     .iter()
-                    .filter(|s| s.def.table == table)
-                    .map(Task::Index),
+                    .enumerate()
+                    .filter(|(_, s)| s.def.table == table)
+                    .map(|(i, _)| Task::Index(i)),
             );
         }
+        // Longest first (a row insert costs about as much as an index entry's; the check
+        // reads every row), so that the last task to finish is a short one.
+        tasks.sort_by_key(|t| {
+            std::cmp::Reverse(match t {
+                Task::Check => TableId::ALL.iter().map(|t| this.rows(*t).len()).sum(),
+                Task::Rows(table) => this.rows(*table).len(),
+                Task::Index(i) => this.rows(indexes[*i].def.table).len(),
+            })
+        });
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let results: Mutex<Vec<(usize, Result<()>)>> = Mutex::new(Vec::new());
@@ -149,7 +167,7 @@ impl Batch {
                         let r = match task {
                             Task::Check => this.check(base),
                             Task::Rows(t) => this.insert_rows(*t, txn, &failed),
-                            Task::Index(spec) => this.insert_entries(spec, txn, &failed),
+                            Task::Index(i) => this.insert_entries(&indexes[*i], txn, &failed),
                         };
                         if r.is_err() {
                             failed.store(true, Ordering::Relaxed);
@@ -369,8 +387,7 @@ impl Batch {
             let rec = codec::decode_any(table, &r.value)?;
             entries.push(entry_key(spec, &rec, &r.key));
         }
-        // Runs already in order (index columns that grow with the key) make this cheap.
-        entries.sort();
+        entries.sort_unstable();
         let mut index = txn.open_table(spec.redb_table())?;
         for (i, k) in entries.iter().enumerate() {
             if i % 4096 == 0 && stop.load(Ordering::Relaxed) {
@@ -383,10 +400,11 @@ impl Batch {
 }
 
 /// One part of a load: the check, a table's rows, or an index's entries.
-enum Task<'a> {
+enum Task {
     Check,
     Rows(TableId),
-    Index(&'a IndexSpec),
+    /// By position in the index list.
+    Index(usize),
 }
 
 fn show_key(key: &[u8]) -> String {

@@ -84,13 +84,16 @@ pub fn check(
         )?;
         for (k, v) in rows {
             c.tick();
-            let key_text = keys::decode(&k)
-                .map(|vals| show_values(&vals))
-                .unwrap_or_else(|_| format!("{k:02x?}"));
+            // Formatted only for a violation: most rows have none.
+            let key_text = || {
+                keys::decode(&k)
+                    .map(|vals| show_values(&vals))
+                    .unwrap_or_else(|_| format!("{k:02x?}"))
+            };
             let rec = match codec::decode_any(table, &v) {
                 Ok(r) => r,
                 Err(e) => {
-                    c.add("decode", table.name(), &key_text, e.to_string());
+                    c.add("decode", table.name(), &key_text(), e.to_string());
                     continue;
                 }
             };
@@ -98,9 +101,10 @@ pub fn check(
                 c.add(
                     "key",
                     table.name(),
-                    &key_text,
+                    &key_text(),
                     format!(
-                        "stored under key {key_text} but its primary key is {}",
+                        "stored under key {} but its primary key is {}",
+                        key_text(),
                         show_values(&rec.primary_key())
                     ),
                 );
@@ -114,7 +118,7 @@ pub fn check(
                     c.add(
                         "foreign_key",
                         table.name(),
-                        &key_text,
+                        &key_text(),
                         format!("{} {value} does not exist in {}", fk.column, fk.parent),
                     );
                 }
@@ -122,25 +126,25 @@ pub fn check(
             match rec {
                 AnyRecord::Instruments(i) => {
                     if let Err(v) = rules::validate_instrument(&i) {
-                        c.add("rule", table.name(), &key_text, v.to_string());
+                        c.add("rule", table.name(), &key_text(), v.to_string());
                     }
                     instruments.insert(i.id, i);
                 }
                 AnyRecord::Accounts(a) => {
                     if let Err(v) = rules::validate_account(&a) {
-                        c.add("rule", table.name(), &key_text, v.to_string());
+                        c.add("rule", table.name(), &key_text(), v.to_string());
                     }
                 }
                 AnyRecord::Cash(cash) => {
                     if let Err(v) = rules::validate_cash(&cash) {
-                        c.add("rule", table.name(), &key_text, v.to_string());
+                        c.add("rule", table.name(), &key_text(), v.to_string());
                     }
                 }
                 AnyRecord::Orders(o) => {
                     if let Some(i) = instruments.get(&o.instrument)
                         && let Err(v) = rules::validate_order(&o, i)
                     {
-                        c.add("rule", table.name(), &key_text, v.to_string());
+                        c.add("rule", table.name(), &key_text(), v.to_string());
                     }
                     orders.insert(o.id, o);
                 }
@@ -152,7 +156,7 @@ pub fn check(
                         Ok(p) => {
                             folded.insert((t.account, t.instrument), p);
                         }
-                        Err(v) => c.add("position_fold", table.name(), &key_text, v.to_string()),
+                        Err(v) => c.add("position_fold", table.name(), &key_text(), v.to_string()),
                     }
                 }
                 AnyRecord::Positions(p) => {
@@ -226,7 +230,7 @@ impl Checker<'_> {
     fn trade(
         &mut self,
         t: &Trade,
-        key: &str,
+        key: &dyn Fn() -> String,
         orders: &BTreeMap<u64, Order>,
         instruments: &HashMap<u64, Instrument>,
     ) {
@@ -242,11 +246,11 @@ impl Checker<'_> {
             ..order.clone()
         };
         if let Err(v) = rules::validate_fill(t, &fresh, instrument) {
-            self.add("rule", "trades", key, v.to_string());
+            self.add("rule", "trades", &key(), v.to_string());
         }
     }
 
-    fn position(&mut self, p: &Position, expected: Option<&Position>, key: &str) {
+    fn position(&mut self, p: &Position, expected: Option<&Position>, key: &dyn Fn() -> String) {
         let zero = Position {
             quantity: Quantity::ZERO,
             cost_basis: Default::default(),
@@ -263,7 +267,7 @@ impl Checker<'_> {
             self.add(
                 "position_fold",
                 "positions",
-                key,
+                &key(),
                 format!(
                     "stored quantity {} cost_basis {} realized_pnl {} updated_ts {}, but its fills fold to {} / {} / {} / {}",
                     p.quantity,

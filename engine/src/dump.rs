@@ -16,6 +16,8 @@ use std::ops::Bound;
 use serde::Serialize;
 use tradestore_schema::{AnyRecord, TableId, codec};
 
+use parking_lot::Mutex;
+
 use crate::bulk::{Batch, Parsed, Row};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -113,81 +115,123 @@ pub fn restore(
 ) -> Result<Summary> {
     let max = usize::try_from(store.config().max_value_bytes).unwrap_or(usize::MAX);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The reading thread hands chunks of lines to parsers; each chunk's result comes back
+    // with its number, so the first bad line is the one reported, whichever thread saw it.
+    let (send, recv) = std::sync::mpsc::sync_channel::<Chunk>(workers);
+    let recv = Mutex::new(recv);
+    let parsed: Mutex<Vec<(u64, Result<Vec<Parsed>>)>> = Mutex::new(Vec::new());
+    let read = std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let next = recv.lock().recv();
+                    let Ok(chunk) = next else { break };
+                    let rows = chunk.parse(max);
+                    parsed.lock().push((chunk.first_line, rows));
+                }
+            });
+        }
+        let read = read_chunks(input, &send, progress);
+        drop(send);
+        read
+    });
+    let mut chunks = parsed.into_inner();
+    chunks.sort_by_key(|(first, _)| *first);
     let mut batch = Batch::default();
     let mut summary = Summary::default();
-    let mut line_no = 0u64;
-    let mut bytes_read = 0u64;
-    let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(PARSE_CHUNK);
-    loop {
-        let mut buf = Vec::new();
-        let n = input
-            .take(MAX_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(format!("reading line {}", line_no + 1), e))?;
-        if n > 0 {
-            line_no += 1;
-            bytes_read += n as u64;
-            if buf.len() > MAX_LINE_BYTES {
-                // The lines before it are parsed first, so that an earlier bad line is the
-                // one reported.
-                parse_chunk(&chunk, max, workers, &mut batch, &mut summary)?;
-                return Err(Error::invalid(format!(
-                    "line {line_no}: longer than {MAX_LINE_BYTES} bytes"
-                )));
-            }
-            chunk.push((line_no, buf));
-        }
-        if chunk.len() == PARSE_CHUNK || (n == 0 && !chunk.is_empty()) {
-            parse_chunk(&chunk, max, workers, &mut batch, &mut summary)?;
-            chunk.clear();
-            progress(bytes_read);
-        }
-        if n == 0 {
-            break;
+    for (_, rows) in chunks {
+        for p in rows? {
+            summary.add(p.table);
+            batch.add(p);
         }
     }
-    progress(bytes_read);
+    read?;
     store.bulk_load(batch)?;
     Ok(summary)
 }
 
-/// Lines parsed together, split over the available cores.
-const PARSE_CHUNK: usize = 8192;
+/// Lines parsed together by one parser.
+const PARSE_CHUNK: usize = 4096;
 
-/// Parses and encodes a chunk of numbered lines into the batch, in parallel; the error of the
-/// first bad line wins.
-fn parse_chunk(
-    chunk: &[(u64, Vec<u8>)],
-    max: usize,
-    workers: usize,
-    batch: &mut Batch,
-    summary: &mut Summary,
-) -> Result<()> {
-    let part = chunk.len().div_ceil(workers.max(1)).max(1);
-    let parsed: Vec<Result<Vec<Parsed>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = chunk
-            .chunks(part)
-            .map(|lines| {
-                s.spawn(move || {
-                    lines
-                        .iter()
-                        .filter_map(|(l, b)| parse_numbered(*l, b, max).transpose())
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    for rows in parsed {
-        for (table, row, id) in rows? {
-            summary.add(table);
-            batch.add(table, row, id);
+/// Consecutive lines of a dump: their bytes back to back and where each ends.
+struct Chunk {
+    first_line: u64,
+    text: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Chunk {
+    fn new(first_line: u64) -> Chunk {
+        Chunk {
+            first_line,
+            text: Vec::with_capacity(PARSE_CHUNK * 256),
+            ends: Vec::with_capacity(PARSE_CHUNK),
         }
     }
-    Ok(())
+
+    /// The rows of the chunk's lines (blank lines skipped), or the first line's error.
+    fn parse(&self, max: usize) -> Result<Vec<Parsed>> {
+        let mut out = Vec::with_capacity(self.ends.len());
+        let mut start = 0;
+        for (i, &end) in self.ends.iter().enumerate() {
+            let line = self.first_line + i as u64;
+            if let Some(p) = parse_numbered(line, &self.text[start..end], max)? {
+                out.push(p);
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+}
+
+/// Reads `input` into chunks sent to the parsers. Stops at the first line it cannot read
+/// or that is too long, with that error, after sending the lines before it.
+fn read_chunks(
+    input: &mut dyn BufRead,
+    send: &std::sync::mpsc::SyncSender<Chunk>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let mut line_no = 0u64;
+    let mut bytes_read = 0u64;
+    let mut chunk = Chunk::new(1);
+    let result = loop {
+        let before = chunk.text.len();
+        let n = match input
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut chunk.text)
+        {
+            Ok(n) => n,
+            Err(e) => {
+                chunk.text.truncate(before);
+                break Err(Error::io(format!("reading line {}", line_no + 1), e));
+            }
+        };
+        if n == 0 {
+            break Ok(());
+        }
+        line_no += 1;
+        bytes_read += n as u64;
+        if n > MAX_LINE_BYTES {
+            chunk.text.truncate(before);
+            break Err(Error::invalid(format!(
+                "line {line_no}: longer than {MAX_LINE_BYTES} bytes"
+            )));
+        }
+        chunk.ends.push(chunk.text.len());
+        if chunk.ends.len() == PARSE_CHUNK {
+            let full = std::mem::replace(&mut chunk, Chunk::new(line_no + 1));
+            if send.send(full).is_err() {
+                break Ok(());
+            }
+            progress(bytes_read);
+        }
+    };
+    if !chunk.ends.is_empty() {
+        // Only fails when every parser is gone, which they are not while the sender lives.
+        let _ = send.send(chunk);
+    }
+    progress(bytes_read);
+    result
 }
 
 /// One dump line: `None` when blank.
