@@ -14,9 +14,11 @@ use super::store::{StoreDir, open_existing};
 #[derive(Debug, clap::Args)]
 #[command(long_about = "\
 Load a JSON Lines dump (as written by `tradestore dump`) into the store. Every line is \
-parsed and checked against the business rules, foreign keys and unique keys, then the whole \
-store is checked as it would be afterwards (order fills, position folds, indexes). The rows \
-are committed in one transaction only if all of it is good.
+parsed (on all cores), then the rows are checked as a whole: no key twice or already in the \
+store, unique indexes, parents listed before the rows that reference them, and the whole store \
+as it would be afterwards (business rules, foreign keys, order fills, position folds). The rows \
+and their index entries are written in key order and committed in one durable transaction, \
+only if all of it is good.
 
 On any error (a malformed or truncated line, a broken rule, a key already in the store) the \
 message names the line, the command exits 1 and the store is left exactly as it was. Blank \
