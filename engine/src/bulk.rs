@@ -141,7 +141,9 @@ impl Batch {
             );
         }
         // Longest first (a row insert costs about as much as an index entry's; the check
-        // reads every row), so that the last task to finish is a short one.
+        // reads every row), so that the last task to finish is a short one. The sort is
+        // stable and the check is never shorter than another task, so it stays first, and
+        // its error is the one reported when several tasks fail.
         tasks.sort_by_key(|t| {
             std::cmp::Reverse(match t {
                 Task::Check => TableId::ALL.iter().map(|t| this.rows(*t).len()).sum(),
