@@ -268,7 +268,7 @@ impl Batch {
                             Error::constraint(format!(
                                 "line {}: {table} {}: {} {value} is listed later, at line {}; a dump lists the rows of {} before the rows that reference them",
                                 r.line,
-                                show_key(&r.key),
+                                keys::show(&r.key),
                                 fk.column,
                                 parents[i].line,
                                 fk.parent
@@ -301,9 +301,9 @@ impl Batch {
                 line,
                 Error::constraint(format!(
                     "{table} {}: unique index {} already has this value for the row with key {}",
-                    show_key(key),
+                    keys::show(key),
                     spec.def.name,
-                    show_key(other)
+                    keys::show(other)
                 )),
             )
         };
@@ -343,7 +343,7 @@ impl Batch {
         let line = v.table.parse::<TableId>().ok().and_then(|t| {
             self.rows(t)
                 .iter()
-                .find(|r| show_key(&r.key) == v.key)
+                .find(|r| keys::show(&r.key) == v.key)
                 .map(|r| r.line)
         });
         let at = line.map_or_else(|| "restored data".to_owned(), |l| format!("line {l}"));
@@ -409,16 +409,10 @@ enum Task {
     Index(usize),
 }
 
-fn show_key(key: &[u8]) -> String {
-    keys::decode(key)
-        .map(|v| show_values(&v))
-        .unwrap_or_else(|_| format!("{key:02x?}"))
-}
-
 fn exists(table: TableId, key: &[u8]) -> Error {
     Error::constraint(format!(
         "{table} {}: a row with this key already exists",
-        show_key(key)
+        keys::show(key)
     ))
 }
 

@@ -85,11 +85,7 @@ pub fn check(
         for (k, v) in rows {
             c.tick();
             // Formatted only for a violation: most rows have none.
-            let key_text = || {
-                keys::decode(&k)
-                    .map(|vals| show_values(&vals))
-                    .unwrap_or_else(|_| format!("{k:02x?}"))
-            };
+            let key_text = || keys::show(&k);
             let rec = match codec::decode_any(table, &v) {
                 Ok(r) => r,
                 Err(e) => {
@@ -314,9 +310,7 @@ impl Checker<'_> {
                 continue;
             };
             let (prefix, pk) = k.split_at(at);
-            let pk_text = keys::decode(pk)
-                .map(|v| show_values(&v))
-                .unwrap_or_else(|_| format!("{pk:02x?}"));
+            let pk_text = keys::show(pk);
             if spec.def.unique && previous_prefix.as_deref() == Some(prefix) {
                 self.add(
                     "unique",

@@ -64,6 +64,14 @@ pub fn id_key(id: u64) -> [u8; 9] {
     k
 }
 
+/// A key as people read it: its values joined by `/` (`7`, `12/USD`), or its bytes in hex
+/// when it does not decode.
+pub fn show(key: &[u8]) -> String {
+    decode(key)
+        .map(|v| crate::txn::show_values(&v))
+        .unwrap_or_else(|_| format!("{key:02x?}"))
+}
+
 /// Decodes a whole key back into values. Any malformed byte is a corruption error.
 pub fn decode(mut bytes: &[u8]) -> Result<Vec<Value>> {
     let bad = |what: &str| Error::corruption(format!("malformed key: {what}"));
