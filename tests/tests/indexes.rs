@@ -12,8 +12,8 @@ use tradestore_schema::{
     Cash, IndexDef, Instrument, Order, OrderStatus, Position, Record, Side, TableId, Trade, Value,
 };
 use tradestore_tests::{
-    ACME, ALPHA, BOLT, TempStore, TestResult, assert_clean, expect_err, expected_scan, fill,
-    index_key, index_prefixes, instrument, limit, seed, seed_orders, workload,
+    ACME, ALPHA, BETA, BOLT, TempStore, TestResult, assert_clean, expect_err, expected_scan, fill,
+    index_key, index_prefixes, instrument, limit, price, seed, seed_orders, workload,
 };
 
 /// Compares every lookup through `def` with the rows of its table filtered in memory.
@@ -354,5 +354,56 @@ fn a_status_change_moves_the_order_index_entries() -> TestResult {
     );
     assert_eq!(store.read()?.open_orders_of(ALPHA)?, []);
     check_all_indexes(&store.read()?)?;
+    assert_clean(&store)
+}
+
+/// The applier writes only each row's last change of a batch into redb. A row in redb
+/// changed many times, and a row in redb cancelled, deleted and inserted again, all in quick
+/// succession (one apply), end with exactly their final rows and index entries once the store has
+/// applied everything and reads come from redb alone.
+#[test]
+fn rows_changed_many_times_between_applies_keep_only_their_final_index_entries() -> TestResult {
+    let store = TempStore::new()?;
+    seed(&store)?;
+    // The seed goes into redb first, so that the changes below move existing entries.
+    let store = store.reopen()?;
+    let [buy, ..] = seed_orders();
+    // One unit at a time: new -> partially filled (nine times) -> filled.
+    for (id, ts) in (1..=10).zip(100..) {
+        store.write(|tx| tx.record_fill(&fill(id, &buy, 1, "99.5", "0", ts)))?;
+    }
+    let extra = limit(50, BETA, ACME, Side::Buy, 5, "90");
+    store.write(|tx| tx.insert(&extra))?;
+    let store = store.reopen()?;
+    store.write(|tx| {
+        tx.put(&Order {
+            status: OrderStatus::Cancelled,
+            updated_ts: 2,
+            ..extra.clone()
+        })
+        .map(|_| ())
+    })?;
+    store.write(|tx| tx.delete::<Order>(&[Value::U64(extra.id)]).map(|_| ()))?;
+    let again = Order {
+        price: Some(price("91")),
+        ..extra.clone()
+    };
+    store.write(|tx| tx.insert(&again))?;
+
+    // Closing applies the overlay and checkpoints; the reopened store reads redb alone.
+    let store = store.reopen()?;
+    let tx = store.read()?;
+    check_all_indexes(&tx)?;
+    let filled = tx.get_id::<Order>(buy.id)?.ok_or("the buy order is gone")?;
+    assert_eq!(filled.status, OrderStatus::Filled);
+    assert!(tx.open_orders_of(ALPHA)?.iter().all(|o| o.id != buy.id));
+    assert_eq!(tx.open_orders_of(BETA)?.last(), Some(&again));
+    let cancelled = tx.index_scan::<Order>(
+        "orders_by_account_status",
+        &IndexScan::prefix([Value::U64(BETA), Value::from("cancelled")]),
+    )?;
+    assert_eq!(cancelled, []);
+    assert_eq!(tx.recent_trades(ACME, 100)?.len(), 10);
+    drop(tx);
     assert_clean(&store)
 }

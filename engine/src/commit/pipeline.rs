@@ -49,9 +49,15 @@ pub(crate) struct CommitState {
     pub epoch: u64,
     history: VecDeque<(u64, Arc<Vec<OKey>>)>,
     pub(crate) pending: Vec<Pending>,
+    /// An emptied group vector, kept for its capacity.
+    spare: Vec<Pending>,
     /// Pending transactions whose submitter is not waiting: the flusher leads for them.
     submitted: usize,
     pub(crate) leader: bool,
+    /// Threads parked in `wait_durable`, each with the transaction it waits for. A leader
+    /// wakes exactly those its group made durable, and the waiter of the oldest pending
+    /// transaction to lead the next group: no thundering herd on every group.
+    waiters: Vec<(u64, std::thread::Thread)>,
 }
 
 impl CommitState {
@@ -62,8 +68,10 @@ impl CommitState {
             epoch: 0,
             history: VecDeque::new(),
             pending: Vec::new(),
+            spare: Vec::new(),
             submitted: 0,
             leader: false,
+            waiters: Vec::new(),
         }
     }
 }
@@ -240,7 +248,12 @@ impl Shared {
     }
 
     /// Waits until `seq` is durable, leading groups while no one else does.
+    ///
+    /// A waiter parks only while a leader is running (otherwise it leads); that leader
+    /// wakes it when its transaction is durable, when the store is poisoned, or when it is
+    /// chosen to lead the next group.
     pub(crate) fn wait_durable(&self, seq: u64) -> Result<()> {
+        let me = std::thread::current();
         let mut st = self.commit.lock();
         loop {
             if st.durable >= seq {
@@ -253,19 +266,56 @@ impl Shared {
             if !st.leader && !st.pending.is_empty() {
                 st.leader = true;
                 st.submitted = 0;
-                let group = std::mem::take(&mut st.pending);
+                let spare = std::mem::take(&mut st.spare);
+                let group = std::mem::replace(&mut st.pending, spare);
                 drop(st);
                 let outcome = self.write_group(group);
                 st = self.commit.lock();
                 st.leader = false;
-                if let Ok(last) = outcome {
+                if let Ok((last, emptied)) = outcome {
                     st.durable = st.durable.max(last);
+                    if emptied.capacity() > st.spare.capacity() {
+                        st.spare = emptied;
+                    }
                 }
-                self.commit_cv.notify_all();
+                self.wake(&mut st);
                 continue;
             }
-            self.commit_cv.wait(&mut st);
+            st.waiters.push((seq, me.clone()));
+            drop(st);
+            std::thread::park();
+            st = self.commit.lock();
+            // Woken or not (parking may end spuriously), no stale entry stays behind.
+            let id = me.id();
+            st.waiters.retain(|(_, t)| t.id() != id);
         }
+    }
+
+    /// After a group: unparks every waiter whose transaction is now durable (all of them if
+    /// the store is poisoned), and the waiter of the oldest pending transaction, who leads
+    /// the next group. Also signals the condvar's waiters (the flusher, backpressure, drain).
+    fn wake(&self, st: &mut CommitState) {
+        let durable = st.durable;
+        let all = self.poisoned.load(Ordering::SeqCst);
+        st.waiters.retain(|(s, t)| {
+            let done = all || *s <= durable;
+            if done {
+                t.unpark();
+            }
+            !done
+        });
+        if !st.leader && !st.pending.is_empty() {
+            let oldest = st
+                .waiters
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (s, _))| *s)
+                .map(|(i, _)| i);
+            if let Some(i) = oldest {
+                st.waiters.swap_remove(i).1.unpark();
+            }
+        }
+        self.commit_cv.notify_all();
     }
 
     /// Whether `seq` is durable yet (an error if the store was poisoned first).
@@ -299,7 +349,9 @@ impl Shared {
     }
 
     /// Appends a group to the journal (one write, one fdatasync), then publishes it.
-    fn write_group(&self, group: Vec<Pending>) -> Result<u64> {
+    /// Returns the last sequence number it made durable, and the group's emptied vector
+    /// (its capacity serves a later group).
+    fn write_group(&self, mut group: Vec<Pending>) -> Result<(u64, Vec<Pending>)> {
         let records: Vec<(u64, &[u8])> = group
             .iter()
             .map(|p| (p.seq, p.payload.as_slice()))
@@ -327,7 +379,7 @@ impl Shared {
             published.durable = last;
         }
         let mut q = self.apply_queue.lock();
-        for p in group {
+        for p in group.drain(..) {
             let keys = p.entries.into_iter().map(|(k, _)| k).collect();
             q.push_back(ApplyJob {
                 bytes: p.payload.len() as u64,
@@ -337,7 +389,7 @@ impl Shared {
             });
         }
         self.apply_cv.notify_one();
-        Ok(last)
+        Ok((last, group))
     }
 }
 

@@ -2,13 +2,13 @@
 //! applier for committed transactions and by recovery for journal replay. Index entries are
 //! derived here from the old and new rows, so the journal holds only row changes.
 
-use redb::{ReadableTable, Table, TableDefinition};
+use redb::{Table, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tradestore_schema::{TableId, codec};
 
 use crate::error::{Error, Result};
 use crate::layout::{self, IndexSpec};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::overlay::{Entry, INDEX_BASE, OKey};
 use crate::txn::entry_key;
@@ -60,59 +60,80 @@ pub(crate) fn write_applied_seq(txn: &redb::WriteTransaction, seq: u64) -> Resul
     Ok(())
 }
 
-/// Applies row changes in order, maintaining every index from the old and new rows. Each
-/// redb table is opened once for the whole run of changes (opening one walks redb's table
-/// directory, which would otherwise dominate the cost of a small change).
+/// Applies row changes, maintaining every index from the old and new rows.
+///
+/// Only each row's last change is written: nothing between two changes of one redb commit is
+/// ever visible, so a row changed many times in a batch (a hot order, position or cash row)
+/// is written once and its index entries move once, from the row in redb to its final value.
+/// Rows are written in key order, table by table (each table opened once: opening one walks
+/// redb's table directory), then each index's entries in key order; the old row comes back
+/// from redb's own insert or remove, so no row is looked up twice.
 pub(crate) fn apply_rows<'c>(
     txn: &redb::WriteTransaction,
     indexes: &[IndexSpec],
     changes: impl IntoIterator<Item = &'c RowChange>,
 ) -> Result<()> {
-    let mut rows: Vec<Option<Table<'_, &'static [u8], &'static [u8]>>> =
-        (0..8).map(|_| None).collect();
-    let mut idx: Vec<Option<Table<'_, &'static [u8], ()>>> = indexes.iter().map(|_| None).collect();
+    let mut last: HashMap<(u8, &[u8]), &RowChange> = HashMap::new();
     for c in changes {
-        let table = TableId::from_u8(c.table).ok_or_else(|| {
-            Error::corruption(format!("row change names unknown table {}", c.table))
-        })?;
-        let slot = &mut rows[table as usize];
-        if slot.is_none() {
-            *slot = Some(txn.open_table(layout::data_table(table))?);
-        }
-        let Some(data) = slot.as_mut() else { continue };
-        let old = match data.get(c.key.as_slice())? {
-            Some(g) => Some(codec::decode_any(table, g.value())?),
-            None => None,
-        };
-        let new = c
-            .value
-            .as_deref()
-            .map(|v| codec::decode_any(table, v))
-            .transpose()?;
-        match &c.value {
-            Some(v) => data.insert(c.key.as_slice(), v.as_slice())?,
-            None => data.remove(c.key.as_slice())?,
-        };
-        for (i, spec) in indexes
+        last.insert((c.table, c.key.as_slice()), c);
+    }
+    let mut rows: Vec<&RowChange> = last.into_values().collect();
+    rows.sort_unstable_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
+    // Per index, the entries to remove (false) and insert (true). A row's index key ends
+    // with its primary key, so no two rows share one: removals and inserts never collide.
+    let mut edits: Vec<Vec<(Vec<u8>, bool)>> = indexes.iter().map(|_| Vec::new()).collect();
+    let mut start = 0;
+    while start < rows.len() {
+        let code = rows[start].table;
+        let end = start + rows[start..].partition_point(|c| c.table == code);
+        let table = TableId::from_u8(code)
+            .ok_or_else(|| Error::corruption(format!("row change names unknown table {code}")))?;
+        let specs: Vec<(usize, &IndexSpec)> = indexes
             .iter()
             .enumerate()
             .filter(|(_, s)| s.def.table == table)
-        {
-            let old_key = old.as_ref().map(|o| entry_key(spec, o, &c.key));
-            let new_key = new.as_ref().map(|n| entry_key(spec, n, &c.key));
-            if old_key == new_key {
+            .collect();
+        let mut data = txn.open_table(layout::data_table(table))?;
+        for c in &rows[start..end] {
+            let key = c.key.as_slice();
+            let old = match &c.value {
+                Some(v) => data.insert(key, v.as_slice())?,
+                None => data.remove(key)?,
+            };
+            if specs.is_empty() {
                 continue;
             }
-            let slot = &mut idx[i];
-            if slot.is_none() {
-                *slot = Some(txn.open_table(spec.redb_table())?);
+            let old = old
+                .map(|g| codec::decode_any(table, g.value()))
+                .transpose()?;
+            let new = c
+                .value
+                .as_deref()
+                .map(|v| codec::decode_any(table, v))
+                .transpose()?;
+            for &(i, spec) in &specs {
+                let old_key = old.as_ref().map(|o| entry_key(spec, o, key));
+                let new_key = new.as_ref().map(|n| entry_key(spec, n, key));
+                if old_key == new_key {
+                    continue;
+                }
+                edits[i].extend(old_key.map(|k| (k, false)));
+                edits[i].extend(new_key.map(|k| (k, true)));
             }
-            let Some(t) = slot.as_mut() else { continue };
-            if let Some(k) = old_key {
-                t.remove(k.as_slice())?;
-            }
-            if let Some(k) = new_key {
+        }
+        start = end;
+    }
+    for (spec, mut edits) in indexes.iter().zip(edits) {
+        if edits.is_empty() {
+            continue;
+        }
+        edits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut t: Table<'_, &'static [u8], ()> = txn.open_table(spec.redb_table())?;
+        for (k, put) in &edits {
+            if *put {
                 t.insert(k.as_slice(), ())?;
+            } else {
+                t.remove(k.as_slice())?;
             }
         }
     }
