@@ -166,7 +166,12 @@ impl Shared {
             return Ok(parts.snapshot_seq);
         }
         let changes = RowChange::of_writes(&parts.writes);
-        let payload = postcard::to_stdvec(&changes).map_err(|e| {
+        // Sized up front: growing the buffer byte by byte costs more than the encoding.
+        let size: usize = changes
+            .iter()
+            .map(|c| c.key.len() + c.value.as_ref().map_or(0, Vec::len) + 8)
+            .sum();
+        let payload = postcard::to_extend(&changes, Vec::with_capacity(size + 8)).map_err(|e| {
             Error::new(
                 ErrorKind::Invalid,
                 format!("encoding a journal record: {e}"),

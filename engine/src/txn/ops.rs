@@ -121,12 +121,20 @@ pub trait ReadOps {
     /// The index with this name.
     fn index(&self, name: &str) -> Result<IndexSpec>;
 
+    /// The row under an encoded primary key, decoded.
+    fn get_encoded<R: Record>(&self, key: &[u8]) -> Result<Option<R>>
+    where
+        Self: Sized,
+    {
+        decode_row(self.raw_get(R::TABLE, key)?)
+    }
+
     /// The row with this primary key.
     fn get<R: Record>(&self, key: &[Value]) -> Result<Option<R>>
     where
         Self: Sized,
     {
-        decode_row(self.raw_get(R::TABLE, &keys::encode(key))?)
+        self.get_encoded(&keys::encode(key))
     }
 
     /// The row with this id (for tables keyed by `id`).
@@ -134,7 +142,7 @@ pub trait ReadOps {
     where
         Self: Sized,
     {
-        decode_row(self.raw_get(R::TABLE, &keys::id_key(id))?)
+        self.get_encoded(&keys::id_key(id))
     }
 
     /// Calls `f` on every row of `R`'s table in primary key order until it returns `false`.

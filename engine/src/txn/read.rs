@@ -47,6 +47,12 @@ impl ReadOps for ReadTx {
         self.snap.get(table, key)
     }
 
+    fn get_encoded<R: tradestore_schema::Record>(&self, key: &[u8]) -> Result<Option<R>> {
+        // Decoded where redb (or the overlay) holds it: no copy of the row's bytes.
+        self.snap
+            .get_with(R::TABLE, key, |b| Ok(tradestore_schema::codec::decode(b)?))
+    }
+
     fn raw_range(
         &self,
         source: Source<'_>,

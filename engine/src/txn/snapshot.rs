@@ -126,6 +126,25 @@ impl Snapshot {
         }
     }
 
+    /// `f` of the row's bytes as of the snapshot, called where they lie (no copy).
+    pub(crate) fn get_with<T>(
+        &self,
+        table: TableId,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
+        match self.overlay_get(space_of_table(table), key) {
+            Some(Entry::Put(v)) => f(v).map(Some),
+            Some(Entry::Del) => Ok(None),
+            None => guard_read("reading a row", || {
+                self.table(table)?
+                    .get(key)?
+                    .map(|g| f(g.value()))
+                    .transpose()
+            }),
+        }
+    }
+
     /// Walks `source` in `range`, merging `upper` (ascending, already merged from the layers
     /// above redb) over redb's entries. Returns the last key visited when `f` stopped early.
     pub(crate) fn merged_range(

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use tradestore_schema::{
     AnyRecord, Cash, FOREIGN_KEYS, ForeignKey, Instrument, Money, OnDelete, Order, OrderStatus,
     Position, Record, TableId, Trade, Value, codec, portfolio, rules,
@@ -54,14 +54,16 @@ pub(crate) type ScannedRange = (u16, Bound<Vec<u8>>, Bound<Vec<u8>>);
 /// Commit validates it against every transaction committed since the snapshot.
 #[derive(Default, Debug)]
 pub(crate) struct ReadSet {
-    pub points: BTreeSet<OKey>,
+    /// Keys read one by one, each with what the snapshot held: a second read of the same
+    /// row (a fill's foreign keys name rows it has just read) is answered from here.
+    pub points: BTreeMap<OKey, Option<Vec<u8>>>,
     pub ranges: Vec<ScannedRange>,
 }
 
 impl ReadSet {
     /// Whether a write of `key` would change what was read.
     pub(crate) fn touches(&self, key: &OKey) -> bool {
-        self.points.contains(key)
+        self.points.contains_key(key)
             || self
                 .ranges
                 .iter()
@@ -609,8 +611,11 @@ impl ReadOps for WriteTx {
                 Entry::Del => None,
             });
         }
+        if let Some(seen) = self.reads.borrow().points.get(&k) {
+            return Ok(seen.clone());
+        }
         let out = self.snap.get(table, key)?;
-        self.reads.borrow_mut().points.insert(k);
+        self.reads.borrow_mut().points.insert(k, out.clone());
         Ok(out)
     }
 
