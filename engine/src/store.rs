@@ -291,6 +291,7 @@ impl Store {
                 durable: last_seq,
                 ..Published::default()
             }),
+            overlay_bytes: AtomicU64::new(0),
             commit: Mutex::new(CommitState::new(last_seq)),
             commit_cv: Condvar::new(),
             journal: Mutex::new(journal),

@@ -152,6 +152,9 @@ fn remove_applied(shared: &Shared, batch: &[ApplyJob], applied: u64) {
                 }
             }
         }
+        shared
+            .overlay_bytes
+            .store(published.bytes, Ordering::Relaxed);
     }
     shared.commit_cv.notify_all();
 }

@@ -91,6 +91,9 @@ pub(crate) struct Shared {
     /// statistics when they are stale.
     pub row_changes: [std::sync::atomic::AtomicU64; 8],
     pub published: RwLock<Published>,
+    /// `published.bytes` as of its last change: committers check it for backpressure
+    /// without taking the lock a leader holds while it publishes.
+    pub overlay_bytes: std::sync::atomic::AtomicU64,
     pub commit: Mutex<CommitState>,
     /// Signalled when a group becomes durable, leadership frees up, or space frees up.
     pub commit_cv: Condvar,
@@ -129,7 +132,7 @@ impl Shared {
 
     /// Whether the overlay is over half its limit (commits will soon wait for the applier).
     pub(crate) fn overlay_pressed(&self) -> bool {
-        self.published.read().bytes > (self.config.overlay_max_mb << 20) / 2
+        self.overlay_bytes.load(Ordering::Relaxed) > (self.config.overlay_max_mb << 20) / 2
     }
 
     /// Marks the store as failed: writes are refused until it is reopened.
@@ -182,7 +185,9 @@ impl Shared {
 
         let mut st = self.commit.lock();
         // Backpressure: wait while the applier is too far behind.
-        while self.published.read().bytes > limit && !self.poisoned.load(Ordering::SeqCst) {
+        while self.overlay_bytes.load(Ordering::Relaxed) > limit
+            && !self.poisoned.load(Ordering::SeqCst)
+        {
             self.commit_cv
                 .wait_for(&mut st, std::time::Duration::from_millis(10));
         }
@@ -382,6 +387,7 @@ impl Shared {
                 }
             }
             published.durable = last;
+            self.overlay_bytes.store(published.bytes, Ordering::Relaxed);
         }
         let mut q = self.apply_queue.lock();
         for p in group.drain(..) {
