@@ -301,11 +301,7 @@ impl Config {
     /// `dir/tradestore.toml` if it exists, overridden by `TRADESTORE_*` variables.
     pub fn load(dir: &Path) -> Result<Config> {
         let path = dir.join(CONFIG_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => Some(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
-        };
+        let text = read_text_file(&path)?;
         let vars: Vec<(String, String)> = std::env::vars()
             .filter(|(k, _)| k.starts_with("TRADESTORE_"))
             .collect();
@@ -518,4 +514,21 @@ mod tests {
             c
         );
     }
+}
+
+/// The text of a configuration file, `None` if it does not exist. A file that is not UTF-8 is
+/// a configuration error (the file needs fixing), not a storage failure.
+pub(crate) fn read_text_file(path: &Path) -> Result<Option<String>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    String::from_utf8(bytes).map(Some).map_err(|e| {
+        Error::config(format!(
+            "{} is not UTF-8 text (byte {} is not valid): fix or replace the file",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }

@@ -406,6 +406,30 @@ fn an_unknown_config_key_is_named() -> TestResult {
     Ok(())
 }
 
+/// A configuration file that is not UTF-8 is named as a configuration problem, not a failing
+/// disk, and nothing in the store changes.
+#[test]
+fn a_config_file_that_is_not_text_is_a_config_error() -> TestResult {
+    let (_tmp, dir) = new_store()?;
+    for file in ["tradestore.toml", "alerts.toml"] {
+        let path = dir.join(file);
+        let saved = std::fs::read(&path).ok();
+        std::fs::write(&path, b"retention = \xff\xfe\n")?;
+        let r = run(&dir, &["inspect"])?;
+        assert_eq!(r.status, Some(1), "{file}: {}", r.stderr);
+        assert!(r.stderr.contains("config error"), "{file}: {}", r.stderr);
+        assert!(r.stderr.contains(file), "{file}: {}", r.stderr);
+        assert!(r.stderr.contains("not UTF-8"), "{file}: {}", r.stderr);
+        match saved {
+            Some(text) => std::fs::write(&path, text)?,
+            None => std::fs::remove_file(&path)?,
+        }
+    }
+    let r = run(&dir, &["check"])?;
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    Ok(())
+}
+
 #[test]
 fn a_missing_store_is_not_created_and_points_to_init() -> TestResult {
     let tmp = tempfile::tempdir()?;

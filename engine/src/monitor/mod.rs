@@ -26,10 +26,8 @@ pub const ALERTS_FILE: &str = "alerts.toml";
 /// is a [`crate::ErrorKind::Config`] error naming the problem.
 pub fn alerts_config(dir: &std::path::Path) -> crate::Result<Option<AlertManager>> {
     let path = dir.join(ALERTS_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(crate::Error::io(format!("reading {}", path.display()), e)),
+    let Some(text) = crate::config::read_text_file(&path)? else {
+        return Ok(None);
     };
     let mut manager = AlertManager::from_toml(&text, &path.display().to_string())?;
     manager.resolve_paths(dir);
