@@ -458,6 +458,23 @@ impl Config {
     }
 }
 
+/// The text of a configuration file, `None` if it does not exist. A file that is not UTF-8 is
+/// a configuration error (the file needs fixing), not a storage failure.
+pub(crate) fn read_text_file(path: &Path) -> Result<Option<String>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    String::from_utf8(bytes).map(Some).map_err(|e| {
+        Error::config(format!(
+            "{} is not UTF-8 text (byte {} is not valid): fix or replace the file",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,21 +531,4 @@ mod tests {
             c
         );
     }
-}
-
-/// The text of a configuration file, `None` if it does not exist. A file that is not UTF-8 is
-/// a configuration error (the file needs fixing), not a storage failure.
-pub(crate) fn read_text_file(path: &Path) -> Result<Option<String>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
-    };
-    String::from_utf8(bytes).map(Some).map_err(|e| {
-        Error::config(format!(
-            "{} is not UTF-8 text (byte {} is not valid): fix or replace the file",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })
 }
