@@ -292,6 +292,7 @@ impl Store {
                 ..Published::default()
             }),
             overlay_bytes: AtomicU64::new(0),
+            view: RwLock::new(None),
             commit: Mutex::new(CommitState::new(last_seq)),
             commit_cv: Condvar::new(),
             journal: Mutex::new(journal),
@@ -540,7 +541,7 @@ impl Store {
         // On an error `txn` is dropped uncommitted: nothing was written.
         batch.load(&base, &indexes, &txn)?;
         drop(base);
-        txn.commit()?;
+        shared.commit_redb(txn)?;
         st.epoch += 1;
         drop(st);
         for (table, id) in batch.max_ids() {

@@ -339,3 +339,65 @@ fn a_transaction_that_waited_for_a_lock_reads_the_holders_commit() -> TestResult
     second?;
     assert_balances(&store, &[(1, 2, 10), (1, 3, 5)])
 }
+
+/// Snapshots share one redb read view until the engine's next redb commit. While a writer
+/// commits and the applier keeps moving the overlay into redb (and dropping what it moved),
+/// every new snapshot must still see every write acknowledged before it began.
+#[test]
+fn readers_see_every_acked_write_while_the_applier_moves_the_overlay() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = open_with_accounts(dir.path())?;
+    let n: u64 = 1500;
+    let acked = AtomicU64::new(0);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let checks = AtomicU64::new(0);
+    std::thread::scope(|s| -> TestResult {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| -> Result<(), String> {
+                    let text = |e: tradestore::Error| e.to_string();
+                    while !done.load(Ordering::SeqCst) {
+                        let seen = acked.load(Ordering::SeqCst);
+                        let tx = store.read().map_err(text)?;
+                        if seen > 0 {
+                            let id = FIRST_DEPOSIT + seen - 1;
+                            let cash: Option<Cash> = tx.get(&usd(id)).map_err(text)?;
+                            if cash.is_none() {
+                                return Err(format!("deposit {id} was acked, then not seen"));
+                            }
+                        }
+                        let rows = tx.count(tradestore::schema::TableId::Cash).map_err(text)?;
+                        if rows < ACCOUNTS + seen {
+                            return Err(format!("{rows} cash rows after {seen} acked deposits"));
+                        }
+                        checks.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        let written = (FIRST_DEPOSIT..FIRST_DEPOSIT + n).try_for_each(|id| -> TestResult {
+            let amount = i64::try_from(id)?;
+            store.write(|tx| open_account(tx, id, amount))?;
+            acked.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        done.store(true, Ordering::SeqCst);
+        for r in readers {
+            r.join().map_err(|_| "a reader panicked")??;
+        }
+        written
+    })?;
+    // The applier moved batches into redb while the readers ran.
+    assert!(
+        store.stats().apply_us().count > 3,
+        "too few applies to test"
+    );
+    assert!(
+        checks.load(Ordering::Relaxed) > 100,
+        "only {} checks ran",
+        checks.load(Ordering::Relaxed)
+    );
+    assert_deposits(&store, FIRST_DEPOSIT..FIRST_DEPOSIT + n)?;
+    assert_clean(&store)
+}

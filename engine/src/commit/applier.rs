@@ -119,7 +119,7 @@ fn apply(shared: &Shared, batch: &[ApplyJob], checkpoint: bool, applied: u64) ->
     )?;
     let last = batch.last().map_or(applied, |job| job.seq);
     write_applied_seq(&txn, last)?;
-    txn.commit()?;
+    shared.commit_redb(txn)?;
     Ok(last)
 }
 

@@ -91,6 +91,9 @@ pub(crate) struct Shared {
     /// statistics when they are stale.
     pub row_changes: [std::sync::atomic::AtomicU64; 8],
     pub published: RwLock<Published>,
+    /// The redb read view that snapshots share; dropped by every engine redb commit
+    /// (`commit_redb`), so the next snapshot begins a fresh one.
+    pub view: RwLock<Option<Arc<crate::txn::RedbView>>>,
     /// `published.bytes` as of its last change: committers check it for backpressure
     /// without taking the lock a leader holds while it publishes.
     pub overlay_bytes: std::sync::atomic::AtomicU64,
@@ -123,11 +126,40 @@ impl Shared {
                 let p = self.published.read();
                 (p.overlay.clone(), p.durable)
             };
-            let txn = self.db.begin_read()?;
-            let mut snap = crate::txn::Snapshot::new(txn, overlay, durable, indexes)?;
+            let view = self.view()?;
+            let mut snap = crate::txn::Snapshot::new(view, overlay, durable, indexes);
             snap.reader = Some(crate::stats::ReaderGuard::new(&self.metrics.readers));
             Ok(snap)
         })
+    }
+
+    /// The shared redb read view, begun now if the last one was dropped.
+    ///
+    /// Taken after the overlay (see `snapshot`). A view is begun and installed under the
+    /// write lock that `commit_redb` takes after its commit, and the applier drops overlay
+    /// entries only after that: so a view installed before a commit is gone before anything
+    /// leaves the overlay, and a snapshot never pairs an overlay without a batch with a
+    /// redb state without it.
+    fn view(&self) -> Result<Arc<crate::txn::RedbView>> {
+        if let Some(v) = self.view.read().as_ref() {
+            return Ok(Arc::clone(v));
+        }
+        let mut slot = self.view.write();
+        if let Some(v) = slot.as_ref() {
+            return Ok(Arc::clone(v));
+        }
+        let v = Arc::new(crate::txn::RedbView::new(self.db.begin_read()?)?);
+        *slot = Some(Arc::clone(&v));
+        Ok(v)
+    }
+
+    /// Commits one of the engine's redb write transactions, then drops the shared read
+    /// view so that later snapshots see the commit. Every redb commit made while the store
+    /// is open goes through here.
+    pub(crate) fn commit_redb(&self, txn: redb::WriteTransaction) -> Result<()> {
+        txn.commit()?;
+        *self.view.write() = None;
+        Ok(())
     }
 
     /// Whether the overlay is over half its limit (commits will soon wait for the applier).

@@ -9,6 +9,6 @@ mod write;
 pub use ops::{IndexScan, ReadOps, Source, Visit};
 pub use read::ReadTx;
 pub(crate) use read::find_any_index;
-pub(crate) use snapshot::Snapshot;
+pub(crate) use snapshot::{RedbView, Snapshot};
 pub use write::{FillOutcome, WriteTx};
 pub(crate) use write::{LockGuard, Mode, WriteParts, entry_key, show_values};

@@ -17,10 +17,30 @@ use crate::state::{Entry, INDEX_BASE, Overlay, space_of_table};
 /// Upper-layer entries of a range, in ascending key order.
 pub(crate) type Upper = Vec<(Vec<u8>, Entry)>;
 
-pub(crate) struct Snapshot {
+/// A redb read transaction with its data tables opened as needed, shared by every snapshot
+/// taken until the engine's next redb commit (see `Shared::view`): beginning a read
+/// transaction, reading the applied position and opening a table (a walk of redb's table
+/// directory) are then paid once per redb commit instead of once per transaction.
+pub(crate) struct RedbView {
     txn: redb::ReadTransaction,
-    /// Tables opened once per snapshot (opening one walks redb's table directory).
     tables: [OnceLock<ReadOnlyTable<&'static [u8], &'static [u8]>>; 8],
+    /// The last transaction contained in this redb state.
+    applied: u64,
+}
+
+impl RedbView {
+    pub(crate) fn new(txn: redb::ReadTransaction) -> Result<RedbView> {
+        let applied = crate::state::read_applied_seq(&txn)?;
+        Ok(RedbView {
+            txn,
+            tables: Default::default(),
+            applied,
+        })
+    }
+}
+
+pub(crate) struct Snapshot {
+    view: Arc<RedbView>,
     overlay: Overlay,
     /// The last transaction contained in the redb snapshot: overlay entries at or below it
     /// are already in redb (or superseded there) and are ignored.
@@ -34,21 +54,20 @@ pub(crate) struct Snapshot {
 
 impl Snapshot {
     pub(crate) fn new(
-        txn: redb::ReadTransaction,
+        view: Arc<RedbView>,
         overlay: Overlay,
         durable: u64,
         indexes: Arc<Vec<IndexSpec>>,
-    ) -> Result<Snapshot> {
-        let applied = crate::state::read_applied_seq(&txn)?;
-        Ok(Snapshot {
-            txn,
-            tables: Default::default(),
+    ) -> Snapshot {
+        let applied = view.applied;
+        Snapshot {
+            view,
             overlay,
             applied,
             seq: durable.max(applied),
             indexes,
             reader: None,
-        })
+        }
     }
 
     /// The space number of a source.
@@ -65,11 +84,11 @@ impl Snapshot {
     }
 
     fn table(&self, t: TableId) -> Result<&ReadOnlyTable<&'static [u8], &'static [u8]>> {
-        let slot = &self.tables[t as usize];
+        let slot = &self.view.tables[t as usize];
         if let Some(table) = slot.get() {
             return Ok(table);
         }
-        let table = self.txn.open_table(layout::data_table(t))?;
+        let table = self.view.txn.open_table(layout::data_table(t))?;
         Ok(slot.get_or_init(|| table))
     }
 
@@ -200,7 +219,7 @@ impl Snapshot {
             match source {
                 Source::Table(t) => walk::rows(self.table(t)?, range, reverse, &mut visit),
                 Source::Index(spec) => walk::entries(
-                    &self.txn.open_table(spec.redb_table())?,
+                    &self.view.txn.open_table(spec.redb_table())?,
                     range,
                     reverse,
                     &mut visit,
