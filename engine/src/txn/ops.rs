@@ -222,23 +222,29 @@ pub trait ReadOps {
             )));
         }
         let (start, end) = scan.byte_range();
-        let pks = primary_keys_in(
-            self,
-            &spec,
+        let n = spec.def.columns.len();
+        let limit = scan.limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        // Each entry's row is fetched as the walk reaches it: no list of keys in between.
+        self.raw_range(
+            Source::Index(&spec),
             (as_ref(&start), as_ref(&end)),
             scan.reverse,
-            scan.limit,
+            &mut |k, _| {
+                let pk = &k[keys::len_of_values(k, n)?..];
+                let row = self.get_encoded::<R>(pk)?.ok_or_else(|| {
+                    Error::corruption(format!(
+                        "index {index} has an entry for a missing {} row",
+                        R::TABLE
+                    ))
+                })?;
+                out.push(row);
+                Ok(out.len() < limit)
+            },
         )?;
-        let mut out = Vec::with_capacity(pks.len());
-        for pk in pks {
-            let bytes = self.raw_get(R::TABLE, &pk)?.ok_or_else(|| {
-                Error::corruption(format!(
-                    "index {index} has an entry for a missing {} row",
-                    R::TABLE
-                ))
-            })?;
-            out.push(codec::decode(&bytes)?);
-        }
         Ok(out)
     }
 
