@@ -18,7 +18,7 @@ use crate::stats::Metrics;
 /// Largest number of transactions applied in one redb commit.
 const MAX_BATCH: usize = 50_000;
 /// A batch this large is applied at once.
-const FULL_BATCH: usize = 8_192;
+pub(super) const FULL_BATCH: usize = 8_192;
 /// How long the applier gathers a batch after the first job arrives.
 const GATHER: Duration = Duration::from_millis(50);
 

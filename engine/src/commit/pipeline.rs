@@ -98,7 +98,9 @@ pub(crate) struct Shared {
     /// without taking the lock a leader holds while it publishes.
     pub overlay_bytes: std::sync::atomic::AtomicU64,
     pub commit: Mutex<CommitState>,
-    /// Signalled when a group becomes durable, leadership frees up, or space frees up.
+    /// Signalled for the flusher (submitted transactions pending, nobody waiting on them),
+    /// when the store is poisoned, and when overlay space frees up. Committers waiting for
+    /// their group park on their own thread instead (`wait_durable`).
     pub commit_cv: Condvar,
     pub journal: Mutex<Journal>,
     pub apply_queue: Mutex<VecDeque<ApplyJob>>,
@@ -346,6 +348,7 @@ impl Shared {
             }
             !done
         });
+        let mut next_leader = false;
         if !st.leader && !st.pending.is_empty() {
             let oldest = st
                 .waiters
@@ -355,9 +358,15 @@ impl Shared {
                 .map(|(i, _)| i);
             if let Some(i) = oldest {
                 st.waiters.swap_remove(i).1.unpark();
+                next_leader = true;
             }
         }
-        self.commit_cv.notify_all();
+        // The flusher leads when only submitted transactions (nobody waiting) are pending.
+        // The other condvar waits (backpressure, drain) poll on short timers, so no wake
+        // (a system call and a cross-core interrupt) sits on every group's ack path.
+        if all || (!next_leader && !st.pending.is_empty()) {
+            self.commit_cv.notify_all();
+        }
     }
 
     /// Whether `seq` is durable yet (an error if the store was poisoned first).
@@ -422,6 +431,7 @@ impl Shared {
             self.overlay_bytes.store(published.bytes, Ordering::Relaxed);
         }
         let mut q = self.apply_queue.lock();
+        let was_empty = q.is_empty();
         for p in group.drain(..) {
             let keys = p.entries.into_iter().map(|(k, _)| k).collect();
             q.push_back(ApplyJob {
@@ -431,7 +441,11 @@ impl Shared {
                 keys,
             });
         }
-        self.apply_cv.notify_one();
+        // The applier gathers for a while after its first job: wake it for that job, for a
+        // full batch, or when commits are about to wait for overlay space, not every group.
+        if was_empty || q.len() >= super::applier::FULL_BATCH || self.overlay_pressed() {
+            self.apply_cv.notify_one();
+        }
         Ok((last, group))
     }
 }
