@@ -574,11 +574,8 @@ impl Store {
     /// Statistics of the write path.
     pub fn stats(&self) -> Stats {
         let mut s = self.shared.metrics.snapshot();
-        {
-            let p = self.shared.published.read();
-            s.durable_seq = p.durable;
-            s.overlay_bytes = p.bytes;
-        }
+        s.durable_seq = self.shared.published.read().durable;
+        s.overlay_bytes = self.shared.overlay_bytes.load(Ordering::Relaxed);
         s.applied_seq = self
             .shared
             .db

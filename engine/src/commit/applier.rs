@@ -144,17 +144,16 @@ fn remove_applied(shared: &Shared, batch: &[ApplyJob], applied: u64) {
     }
     {
         let mut published = shared.published.write();
+        let mut bytes = shared.overlay_bytes.load(Ordering::Relaxed);
         for job in batch {
             for k in &job.keys {
                 let stale = matches!(published.overlay.get(k), Some((seq, _)) if *seq <= applied);
                 if stale && let Some((_, e)) = published.overlay.remove(k) {
-                    published.bytes = published.bytes.saturating_sub(entry_bytes(k, &e));
+                    bytes = bytes.saturating_sub(entry_bytes(k, &e));
                 }
             }
         }
-        shared
-            .overlay_bytes
-            .store(published.bytes, Ordering::Relaxed);
+        shared.overlay_bytes.store(bytes, Ordering::Relaxed);
     }
     shared.commit_cv.notify_all();
 }

@@ -94,8 +94,9 @@ pub(crate) struct Shared {
     /// The redb read view that snapshots share; dropped by every engine redb commit
     /// (`commit_redb`), so the next snapshot begins a fresh one.
     pub view: RwLock<Option<Arc<crate::txn::RedbView>>>,
-    /// `published.bytes` as of its last change: committers check it for backpressure
-    /// without taking the lock a leader holds while it publishes.
+    /// Bytes of keys and values the overlay holds, changed under the `published` write lock:
+    /// committers check it for backpressure without taking the lock a publishing leader
+    /// holds.
     pub overlay_bytes: std::sync::atomic::AtomicU64,
     pub commit: Mutex<CommitState>,
     /// Signalled for the flusher (submitted transactions pending, nobody waiting on them),
@@ -418,17 +419,19 @@ impl Shared {
         let last = group.last().map_or(0, |p| p.seq);
         {
             let mut published = self.published.write();
+            // Changed only under the `published` write lock: this load and store cannot race.
+            let mut bytes = self.overlay_bytes.load(Ordering::Relaxed);
             for p in &group {
                 for (k, e) in &p.entries {
-                    published.bytes += entry_bytes(k, e);
+                    bytes += entry_bytes(k, e);
                     if let Some((_, old)) = published.overlay.insert(k.clone(), (p.seq, e.clone()))
                     {
-                        published.bytes = published.bytes.saturating_sub(entry_bytes(k, &old));
+                        bytes = bytes.saturating_sub(entry_bytes(k, &old));
                     }
                 }
             }
             published.durable = last;
-            self.overlay_bytes.store(published.bytes, Ordering::Relaxed);
+            self.overlay_bytes.store(bytes, Ordering::Relaxed);
         }
         let mut q = self.apply_queue.lock();
         let was_empty = q.is_empty();

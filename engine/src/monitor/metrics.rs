@@ -330,7 +330,9 @@ pub(crate) fn gather(shared: &Shared, queries: &QueryEngine, dir: &Path) -> Metr
         journal_bytes as f64,
     );
     let durable = shared.published.read().durable;
-    let overlay = shared.published.read().bytes;
+    let overlay = shared
+        .overlay_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
     let applied = shared
         .db
         .begin_read()

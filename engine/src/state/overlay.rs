@@ -34,8 +34,6 @@ pub(crate) type Overlay = imbl::OrdMap<OKey, (u64, Entry)>;
 pub(crate) struct Published {
     pub overlay: Overlay,
     pub durable: u64,
-    /// Bytes of keys and values held, for backpressure.
-    pub bytes: u64,
 }
 
 /// The space of a table's rows.

@@ -138,11 +138,7 @@ impl Snapshot {
 
     /// A row as of the snapshot (overlay, then redb).
     pub(crate) fn get(&self, table: TableId, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.overlay_get(space_of_table(table), key) {
-            Some(Entry::Put(v)) => Ok(Some(v.to_vec())),
-            Some(Entry::Del) => Ok(None),
-            None => self.redb_get(table, key),
-        }
+        self.get_with(table, key, |b| Ok(b.to_vec()))
     }
 
     /// `f` of the row's bytes as of the snapshot, called where they lie (no copy).
