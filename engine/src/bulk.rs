@@ -387,15 +387,15 @@ impl Batch {
         let mut entries = Vec::with_capacity(rows.len());
         for r in rows {
             let rec = codec::decode_any(table, &r.value)?;
-            entries.push(entry_key(spec, &rec, &r.key));
+            entries.push((entry_key(spec, &rec, &r.key), r.value.as_slice()));
         }
-        entries.sort_unstable();
-        let mut index = txn.open_table(spec.redb_table())?;
-        for (i, k) in entries.iter().enumerate() {
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut index = spec.open_mut(txn)?;
+        for (i, (k, row)) in entries.iter().enumerate() {
             if i % 4096 == 0 && stop.load(Ordering::Relaxed) {
                 break;
             }
-            index.insert(k.as_slice(), ())?;
+            index.insert(k, row)?;
         }
         Ok(())
     }

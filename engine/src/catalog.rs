@@ -3,7 +3,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `meta/format_version` | the format version, decimal text |
+//! | `meta/format_version` | the format version, decimal text (see [`FORMAT_VERSION`]) |
 //! | `index/<name>` | the index's [`IndexDef`], JSON |
 //! | `building/<name>` | present while an online build of the index is not complete |
 //! | `decision/<20-digit ns>` | an [`IndexDecision`], JSON: index creations, completions, drops |
@@ -17,7 +17,15 @@ use crate::error::{Error, Result};
 use crate::layout::{CATALOG, IndexSpec};
 
 /// The store format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: every index entry is a key with an empty value.
+/// - 2: covering indexes (`trades_by_instrument_ts`) keep the row in each entry. A version 1
+///   store is upgraded when it is opened: the built-in definitions are rewritten and each
+///   covering index is rebuilt from its table, in the same durable commit as the version.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format this build upgrades.
+const OLDEST_UPGRADABLE: u32 = 1;
 
 const FORMAT_KEY: &str = "meta/format_version";
 const INDEX_PREFIX: &str = "index/";
@@ -39,16 +47,26 @@ pub(crate) fn init(txn: &redb::WriteTransaction) -> Result<Vec<IndexSpec>> {
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| Error::corruption("the catalog's format version is unreadable"))?;
-            if v != FORMAT_VERSION {
+            if !(OLDEST_UPGRADABLE..=FORMAT_VERSION).contains(&v) {
                 return Err(Error::corruption(format!(
-                    "the store has format version {v}; this build reads version {FORMAT_VERSION}"
+                    "the store has format version {v}; this build reads versions \
+                     {OLDEST_UPGRADABLE} to {FORMAT_VERSION}"
                 )));
+            }
+            if v < FORMAT_VERSION {
+                let v = FORMAT_VERSION.to_string();
+                catalog.insert(FORMAT_KEY, v.as_bytes())?;
             }
         }
     }
+    // The built-in definitions belong to this build: a store written by an older one gets
+    // the current ones (its index tables are converted by `index::convert_layouts`).
     for def in builtin_indexes() {
         let key = format!("{INDEX_PREFIX}{}", def.name);
-        if catalog.get(key.as_str())?.is_none() {
+        let stored: Option<IndexDef> = catalog
+            .get(key.as_str())?
+            .and_then(|g| serde_json::from_slice(g.value()).ok());
+        if stored.as_ref() != Some(&def) {
             let json = serde_json::to_vec(&def)
                 .map_err(|e| Error::corruption(format!("encoding index {}: {e}", def.name)))?;
             catalog.insert(key.as_str(), json.as_slice())?;

@@ -287,14 +287,14 @@ impl Checker<'_> {
             Source::Index(spec),
             (Bound::Unbounded, Bound::Unbounded),
             false,
-            &mut |k, _| {
-                entries.push(k.to_vec());
+            &mut |k, v| {
+                entries.push((k.to_vec(), v.to_vec()));
                 Ok(true)
             },
         )?;
         let name = format!("index {}", spec.def.name);
         let mut previous_prefix: Option<Vec<u8>> = None;
-        for k in &entries {
+        for (k, copy) in &entries {
             self.report.index_entries += 1;
             self.done += 1;
             if self.done.is_multiple_of(4096) {
@@ -336,6 +336,13 @@ impl Checker<'_> {
                             &name,
                             &pk_text,
                             "entry does not match the row's current values".to_owned(),
+                        );
+                    } else if spec.def.covering && *copy != bytes {
+                        self.add(
+                            "index_mismatch",
+                            &name,
+                            &pk_text,
+                            "the entry's copy of the row differs from the row".to_owned(),
                         );
                     }
                 }

@@ -214,9 +214,7 @@ impl Store {
                 txn.open_table(layout::data_table(t))?;
             }
             let indexes = catalog::init(&txn)?;
-            for spec in &indexes {
-                txn.open_table(spec.redb_table())?;
-            }
+            crate::index::convert_layouts(&txn, &indexes)?;
             txn.commit()?;
             Ok(indexes)
         })?;

@@ -199,6 +199,10 @@ pub struct IndexDef {
     pub unique: bool,
     /// Built-in indexes belong to the schema and are never dropped.
     pub builtin: bool,
+    /// A covering index keeps a copy of each row in its entry, so a read through it needs
+    /// no lookup of the row (at the price of writing the row twice).
+    #[serde(default)]
+    pub covering: bool,
 }
 
 /// The built-in secondary indexes.
@@ -209,6 +213,7 @@ pub fn builtin_indexes() -> Vec<IndexDef> {
         columns: cols.iter().map(|c| (*c).to_owned()).collect(),
         unique,
         builtin: true,
+        covering: false,
     };
     vec![
         def(
@@ -229,12 +234,17 @@ pub fn builtin_indexes() -> Vec<IndexDef> {
             &["instrument", "status"],
             false,
         ),
-        def(
-            "trades_by_instrument_ts",
-            TableId::Trades,
-            &["instrument", "ts"],
-            false,
-        ),
+        // An instrument's latest trades are the hottest read of a trading store: their
+        // entries carry the trade, so the read is one range walk.
+        IndexDef {
+            covering: true,
+            ..def(
+                "trades_by_instrument_ts",
+                TableId::Trades,
+                &["instrument", "ts"],
+                false,
+            )
+        },
         def(
             "trades_by_account_ts",
             TableId::Trades,

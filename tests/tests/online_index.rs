@@ -20,6 +20,7 @@ fn def(name: &str, table: TableId, columns: &[&str]) -> IndexDef {
         columns: columns.iter().map(|c| (*c).to_owned()).collect(),
         unique: false,
         builtin: false,
+        covering: false,
     }
 }
 

@@ -216,6 +216,7 @@ fn the_plan_cache_hits_by_shape_and_is_invalidated() -> TestResult {
             columns: vec!["price".into()],
             unique: false,
             builtin: false,
+            covering: false,
         },
         "test",
     )?;

@@ -193,6 +193,7 @@ fn extra_indexes() -> Vec<IndexDef> {
         columns: cols.iter().map(|c| (*c).to_owned()).collect(),
         unique: false,
         builtin: false,
+        covering: false,
     };
     vec![
         def("orders_by_price", TableId::Orders, &["price"]),
@@ -2032,6 +2033,7 @@ fn latest_skip_ties_follow_the_primary_key() -> TestResult {
             columns: vec!["side".into(), "ts".into(), "quantity".into()],
             unique: false,
             builtin: false,
+            covering: false,
         },
         "test",
     )?;

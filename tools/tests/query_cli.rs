@@ -335,7 +335,7 @@ fn explain_names_the_access_path() -> TestResult {
     let v = json(&stdout_of(&dir, &["explain", sql, "--json"])?)?;
     let access = v["access"].as_str().ok_or("no access")?;
     assert!(
-        access.starts_with("IndexScan trades_by_instrument_ts"),
+        access.starts_with("CoveringIndexScan trades_by_instrument_ts"),
         "{access}"
     );
     assert_eq!(v["table"], "trades");

@@ -173,7 +173,7 @@ pub(crate) fn create(shared: &Shared, def: IndexDef, reason: &str) -> Result<Bui
     let mut txn = shared.db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     catalog::register_building(&txn, &def)?;
-    txn.open_table(spec.redb_table())?;
+    spec.open_mut(&txn)?;
     catalog::record_decision(&txn, &decision("create", &def, reason))?;
     shared.commit_redb(txn)?;
 
@@ -239,7 +239,7 @@ fn remove(shared: &Shared, spec: &IndexSpec, action: &str, reason: &str) -> Resu
     wait_applied(shared, ordered)?;
     let mut txn = shared.db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
-    txn.delete_table(spec.redb_table())?;
+    spec.delete_table(&txn)?;
     catalog::remove_index(&txn, &spec.def.name)?;
     catalog::record_decision(&txn, &decision(action, &spec.def, reason))?;
     shared.commit_redb(txn)?;
@@ -317,13 +317,13 @@ pub(crate) fn backfill_chunk(
 ) -> Result<(u64, Option<Vec<u8>>)> {
     let table = spec.def.table;
     let data = txn.open_table(layout::data_table(table))?;
-    let mut idx = txn.open_table(spec.redb_table())?;
+    let mut idx = spec.open_mut(txn)?;
     let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
     let mut n = 0u64;
     for item in data.range::<&[u8]>((lower, Bound::Unbounded))? {
         let (k, v) = item?;
         let record = codec::decode_any(table, v.value())?;
-        idx.insert(entry_key(spec, &record, k.value()).as_slice(), ())?;
+        idx.insert(&entry_key(spec, &record, k.value()), v.value())?;
         n += 1;
         if n as usize == limit {
             return Ok((n, Some(k.value().to_vec())));
@@ -332,13 +332,37 @@ pub(crate) fn backfill_chunk(
     Ok((n, None))
 }
 
+/// On open: makes sure every index's table exists with the value type its definition asks
+/// for. A table of the other layout (a store written before the index became covering) is
+/// rebuilt from the rows in redb; the journal replay that follows maintains it. Returns the
+/// names of the indexes rebuilt.
+pub(crate) fn convert_layouts(
+    txn: &redb::WriteTransaction,
+    indexes: &[IndexSpec],
+) -> Result<Vec<String>> {
+    let mut rebuilt = Vec::new();
+    for spec in indexes {
+        match spec.stored_covering(txn)? {
+            Some(covering) if covering != spec.def.covering => {
+                spec.delete_table(txn)?;
+                backfill_chunk(txn, spec, None, usize::MAX)?;
+                rebuilt.push(spec.def.name.clone());
+            }
+            _ => {
+                spec.open_mut(txn)?;
+            }
+        }
+    }
+    Ok(rebuilt)
+}
+
 /// On open: finishes the builds a crash interrupted, redoing each backfill from scratch in
 /// one durable commit, and marks them ready.
 pub(crate) fn finish_interrupted(db: &redb::Database, indexes: &mut [IndexSpec]) -> Result<()> {
     for spec in indexes.iter_mut().filter(|s| !s.ready) {
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        txn.delete_table(spec.redb_table())?;
+        spec.delete_table(&txn)?;
         let (n, _) = backfill_chunk(&txn, spec, None, usize::MAX)?;
         catalog::mark_ready(&txn, &spec.def.name)?;
         let why = format!("build interrupted; redone on open with {n} entries");

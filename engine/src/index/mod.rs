@@ -5,4 +5,4 @@ mod build;
 
 pub use crate::catalog::IndexDecision;
 pub use build::BuildReport;
-pub(crate) use build::{create, drop, finish_interrupted, now_ns};
+pub(crate) use build::{convert_layouts, create, drop, finish_interrupted, now_ns};

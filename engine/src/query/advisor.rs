@@ -345,6 +345,7 @@ pub fn advise(shapes: &[ShapeStats], info: &dyn Fn(TableId) -> Option<TableInfo>
             columns: cols.clone(),
             unique: false,
             builtin: false,
+            covering: false,
         };
         let ctx = Context {
             rows: t.rows,

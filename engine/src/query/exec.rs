@@ -187,17 +187,21 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
                     Source::Index(&spec),
                     (as_ref(&start), as_ref(&end)),
                     true,
-                    &mut |k, _| {
+                    &mut |k, v| {
                         *examined += 1;
-                        let pk = &k[keys::len_of_values(k, n)?..];
-                        let Some(bytes) = tx.raw_get(table, pk)? else {
-                            err = Some(Error::corruption(format!(
-                                "index {} has an entry for a missing row",
-                                spec.def.name
-                            )));
-                            return Ok(false);
+                        let row = if spec.def.covering {
+                            Candidate::decode(table, v)?
+                        } else {
+                            let pk = &k[keys::len_of_values(k, n)?..];
+                            let Some(bytes) = tx.raw_get(table, pk)? else {
+                                err = Some(Error::corruption(format!(
+                                    "index {} has an entry for a missing row",
+                                    spec.def.name
+                                )));
+                                return Ok(false);
+                            };
+                            Candidate::decode(table, &bytes)?
                         };
-                        let row = Candidate::decode(table, &bytes)?;
                         if keep(&row)? {
                             found = Some(row.into_row(table, needed));
                             return Ok(false);
@@ -493,9 +497,11 @@ fn scan_prefix(
                     Source::Index(spec),
                     (as_ref(&start), as_ref(&end)),
                     scan.reverse,
-                    &mut |k, _| {
+                    &mut |k, v| {
                         *examined += 1;
-                        let row = if scan.covering {
+                        let row = if spec.def.covering {
+                            Candidate::decode(table, v)?
+                        } else if scan.covering {
                             let mut row = vec![Value::Null; cols.len()];
                             for (i, v) in key_cols.iter().zip(keys::decode(k)?) {
                                 if let Some(slot) = row.get_mut(*i) {

@@ -551,7 +551,24 @@ pub fn candidates(q: &Query, ctx: &Context<'_>) -> Vec<Choice> {
     out
 }
 
+/// The cost of one row read through `spec` (the table itself when `None`): an entry that
+/// keeps the row costs the row and its key (a little more than the table's row), a key-only
+/// entry that covers the query costs an entry, any other entry an entry and a fetch.
+fn per_row(spec: Option<&IndexSpec>, covering: bool) -> f64 {
+    match spec {
+        None => ROW,
+        Some(s) if s.def.covering => ROW + ENTRY,
+        Some(_) if covering => ENTRY,
+        Some(_) => ENTRY + FETCH,
+    }
+}
+
+/// Whether reading through the index needs no row lookup: it keeps whole rows, or its
+/// key holds every column the query uses.
 fn is_covering(spec: &IndexSpec, used: Option<&BTreeSet<String>>) -> bool {
+    if spec.def.covering {
+        return true;
+    }
     let Some(used) = used else { return false };
     used.iter()
         .all(|c| spec.def.columns.contains(c) || spec.def.table.primary_key().contains(&c.as_str()))
@@ -707,11 +724,7 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
             let ordered = order.is_empty()
                 || (prefixes.len() == 1 && order_from(&cols, &conds, &order) == Some(*reverse));
             let covering = spec.is_some_and(|s| is_covering(s, referenced(q).as_ref()));
-            let per = match (spec, covering) {
-                (None, _) => ROW,
-                (Some(_), true) => ENTRY,
-                (Some(_), false) => ENTRY + FETCH,
-            };
+            let per = per_row(spec, covering);
             let seeks = prefixes.len() as f64 * SEEK;
             plan.why = match (spec, k, covering) {
                 (None, 0, _) if lower.is_none() && upper.is_none() => {
@@ -772,7 +785,7 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
                 * ctx.range_sel(&range_col, lower.as_ref(), upper.as_ref());
             let matched = rows * sel.min(1.0);
             let covering = spec.is_some_and(|s| is_covering(s, referenced(q).as_ref()));
-            let per = if covering { ENTRY } else { ENTRY + FETCH };
+            let per = per_row(spec, covering);
             let seeks = groups * (1.0 + prefixes.len() as f64) * SEEK;
             plan.why = format!(
                 "skip scan of {index}: about {groups:.0} values of {}, each narrowed to its range",
@@ -813,7 +826,8 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
             };
             plan.why =
                 format!("about {groups:.0} partition keys: one backwards probe of {index} each");
-            let cost = groups * (2.0 * SEEK + tries.min(rows / groups.max(1.0)) * (ENTRY + FETCH));
+            let per = per_row(spec, false);
+            let cost = groups * (2.0 * SEEK + tries.min(rows / groups.max(1.0)) * per);
             (
                 groups * tries.min(rows / groups.max(1.0)),
                 cost,

@@ -2,7 +2,7 @@
 //! applier for committed transactions and by recovery for journal replay. Index entries are
 //! derived here from the old and new rows, so the journal holds only row changes.
 
-use redb::{Table, TableDefinition};
+use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 use tradestore_schema::{TableId, codec};
 
@@ -79,9 +79,11 @@ pub(crate) fn apply_rows<'c>(
     }
     let mut rows: Vec<&RowChange> = last.into_values().collect();
     rows.sort_unstable_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
-    // Per index, the entries to remove (false) and insert (true). A row's index key ends
-    // with its primary key, so no two rows share one: removals and inserts never collide.
-    let mut edits: Vec<Vec<(Vec<u8>, bool)>> = indexes.iter().map(|_| Vec::new()).collect();
+    // Per index, the entries to remove (`None`) and insert (with the row, kept by a covering
+    // index). A row's index key ends with its primary key, so no two rows share one:
+    // removals and inserts never collide.
+    let mut edits: Vec<Vec<(Vec<u8>, Option<&[u8]>)>> =
+        indexes.iter().map(|_| Vec::new()).collect();
     let mut start = 0;
     while start < rows.len() {
         let code = rows[start].table;
@@ -103,6 +105,8 @@ pub(crate) fn apply_rows<'c>(
             if specs.is_empty() {
                 continue;
             }
+            let same_bytes =
+                matches!((&old, &c.value), (Some(o), Some(v)) if o.value() == v.as_slice());
             let old = old
                 .map(|g| codec::decode_any(table, g.value()))
                 .transpose()?;
@@ -114,11 +118,13 @@ pub(crate) fn apply_rows<'c>(
             for &(i, spec) in &specs {
                 let old_key = old.as_ref().map(|o| entry_key(spec, o, key));
                 let new_key = new.as_ref().map(|n| entry_key(spec, n, key));
-                if old_key == new_key {
+                if old_key == new_key && (same_bytes || !spec.def.covering) {
                     continue;
                 }
-                edits[i].extend(old_key.map(|k| (k, false)));
-                edits[i].extend(new_key.map(|k| (k, true)));
+                if old_key != new_key {
+                    edits[i].extend(old_key.map(|k| (k, None)));
+                }
+                edits[i].extend(new_key.map(|k| (k, c.value.as_deref())));
             }
         }
         start = end;
@@ -128,12 +134,11 @@ pub(crate) fn apply_rows<'c>(
             continue;
         }
         edits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut t: Table<'_, &'static [u8], ()> = txn.open_table(spec.redb_table())?;
-        for (k, put) in &edits {
-            if *put {
-                t.insert(k.as_slice(), ())?;
-            } else {
-                t.remove(k.as_slice())?;
+        let mut t = spec.open_mut(txn)?;
+        for (k, row) in &edits {
+            match row {
+                Some(row) => t.insert(k, row)?,
+                None => t.remove(k)?,
             }
         }
     }

@@ -228,12 +228,18 @@ pub trait ReadOps {
         if limit == 0 {
             return Ok(out);
         }
-        // Each entry's row is fetched as the walk reaches it: no list of keys in between.
+        // A covering index's entries carry the rows; otherwise each entry's row is fetched
+        // as the walk reaches it: no list of keys in between.
+        let covering = spec.def.covering;
         self.raw_range(
             Source::Index(&spec),
             (as_ref(&start), as_ref(&end)),
             scan.reverse,
-            &mut |k, _| {
+            &mut |k, v| {
+                if covering {
+                    out.push(codec::decode(v)?);
+                    return Ok(out.len() < limit);
+                }
                 let pk = &k[keys::len_of_values(k, n)?..];
                 let row = self.get_encoded::<R>(pk)?.ok_or_else(|| {
                     Error::corruption(format!(

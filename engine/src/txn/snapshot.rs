@@ -2,8 +2,11 @@
 //! taken. Reads merge the two (the overlay wins), and a write transaction adds its own write
 //! set on top.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
 
 use redb::{ReadOnlyTable, ReadableTableMetadata};
 use tradestore_schema::TableId;
@@ -11,7 +14,7 @@ use tradestore_schema::TableId;
 use super::ops::{Source, Visit};
 use super::walk;
 use crate::error::{Error, Result, guard_read};
-use crate::layout::{self, IndexSpec};
+use crate::layout::{self, IndexReader, IndexSpec};
 use crate::state::{Entry, INDEX_BASE, Overlay, space_of_table};
 
 /// Upper-layer entries of a range, in ascending key order.
@@ -24,6 +27,8 @@ pub(crate) type Upper = Vec<(Vec<u8>, Entry)>;
 pub(crate) struct RedbView {
     txn: redb::ReadTransaction,
     tables: [OnceLock<ReadOnlyTable<&'static [u8], &'static [u8]>>; 8],
+    /// Index tables opened so far, by overlay slot (slots are never reused in an open store).
+    indexes: RwLock<HashMap<u16, Arc<IndexReader>>>,
     /// The last transaction contained in this redb state.
     applied: u64,
 }
@@ -34,6 +39,7 @@ impl RedbView {
         Ok(RedbView {
             txn,
             tables: Default::default(),
+            indexes: RwLock::new(HashMap::new()),
             applied,
         })
     }
@@ -90,6 +96,15 @@ impl Snapshot {
         }
         let table = self.view.txn.open_table(layout::data_table(t))?;
         Ok(slot.get_or_init(|| table))
+    }
+
+    fn index_table(&self, spec: &IndexSpec) -> Result<Arc<IndexReader>> {
+        if let Some(t) = self.view.indexes.read().get(&spec.slot) {
+            return Ok(Arc::clone(t));
+        }
+        let t = Arc::new(spec.open_read(&self.view.txn)?);
+        self.view.indexes.write().insert(spec.slot, Arc::clone(&t));
+        Ok(t)
     }
 
     /// The overlay's entry for a key, if newer than the redb snapshot.
@@ -214,12 +229,9 @@ impl Snapshot {
             };
             match source {
                 Source::Table(t) => walk::rows(self.table(t)?, range, reverse, &mut visit),
-                Source::Index(spec) => walk::entries(
-                    &self.view.txn.open_table(spec.redb_table())?,
-                    range,
-                    reverse,
-                    &mut visit,
-                ),
+                Source::Index(spec) => {
+                    walk::entries(&*self.index_table(spec)?, range, reverse, &mut visit)
+                }
             }
         })?;
         if stopped_at.is_some() {

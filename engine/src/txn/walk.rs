@@ -6,6 +6,7 @@ use redb::ReadableTable;
 
 use super::ops::Visit;
 use crate::error::Result;
+use crate::layout::IndexReader;
 
 /// Whether the range can hold anything (redb refuses a range whose start is after its end).
 fn non_empty(range: &(Bound<&[u8]>, Bound<&[u8]>)) -> bool {
@@ -51,9 +52,10 @@ pub(crate) fn rows<T: ReadableTable<&'static [u8], &'static [u8]>>(
     })
 }
 
-/// Walks the entries of an index table.
-pub(crate) fn entries<T: ReadableTable<&'static [u8], ()>>(
-    table: &T,
+/// Walks the entries of an index table; a covering index's values are the rows' records,
+/// a key-only index's are empty.
+pub(crate) fn entries(
+    table: &IndexReader,
     range: (Bound<&[u8]>, Bound<&[u8]>),
     reverse: bool,
     f: &mut Visit<'_>,
@@ -61,8 +63,11 @@ pub(crate) fn entries<T: ReadableTable<&'static [u8], ()>>(
     if !non_empty(&range) {
         return Ok(());
     }
-    drive(table.range::<&[u8]>(range)?, reverse, |item| {
-        let (k, _) = item?;
-        f(k.value(), &[])
-    })
+    match table {
+        IndexReader::Keys(t) => drive(t.range::<&[u8]>(range)?, reverse, |item| {
+            let (k, _) = item?;
+            f(k.value(), &[])
+        }),
+        IndexReader::Rows(t) => rows(t, range, reverse, f),
+    }
 }

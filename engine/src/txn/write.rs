@@ -285,28 +285,38 @@ impl WriteTx {
                 ),
             ));
         }
+        let bytes: Arc<[u8]> = Arc::from(bytes);
         let indexes = Arc::clone(&self.snap.indexes);
         for spec in indexes.iter().filter(|s| s.def.table == table) {
             let new_key = entry_key(spec, &new, &pk);
             let old_key = old.as_ref().map(|o| entry_key(spec, o, &pk));
+            let space = self.index_space(spec)?;
             if old_key.as_ref() == Some(&new_key) {
+                // Same entry; a covering one carries the row, so it takes the new one.
+                if spec.def.covering {
+                    self.put_entry(space, new_key, Entry::Put(Arc::clone(&bytes)));
+                }
                 continue;
             }
             if spec.def.unique {
                 self.check_unique(spec, &new, &pk)?;
             }
-            let space = self.index_space(spec)?;
             if let Some(k) = old_key {
                 self.put_entry(space, k, Entry::Del);
             }
-            self.put_entry(space, new_key, Entry::Put(Arc::from(&[][..])));
+            let value = if spec.def.covering {
+                Arc::clone(&bytes)
+            } else {
+                Arc::from(&[][..])
+            };
+            self.put_entry(space, new_key, Entry::Put(value));
         }
         if let Some(id) = new.column("id").and_then(|v| v.as_u64())
             && table.primary_key() == ["id"]
         {
             self.shared.ids.observe(table, id);
         }
-        self.put_entry(space_of_table(table), pk, Entry::Put(Arc::from(bytes)));
+        self.put_entry(space_of_table(table), pk, Entry::Put(bytes));
         Ok(old_bytes)
     }
 

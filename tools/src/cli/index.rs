@@ -403,6 +403,7 @@ fn create(args: &CreateArgs) -> Result<()> {
         columns: args.columns.clone(),
         unique: false,
         builtin: false,
+        covering: false,
     };
     let report = store
         .create_index(def, &args.reason)
