@@ -60,6 +60,9 @@ pub(crate) fn write_applied_seq(txn: &redb::WriteTransaction, seq: u64) -> Resul
     Ok(())
 }
 
+/// An index entry to write: its key, and the row it keeps (`None` removes the entry).
+type Edit<'r> = (Vec<u8>, Option<&'r [u8]>);
+
 /// Applies row changes, maintaining every index from the old and new rows.
 ///
 /// Only each row's last change is written: nothing between two changes of one redb commit is
@@ -82,8 +85,7 @@ pub(crate) fn apply_rows<'c>(
     // Per index, the entries to remove (`None`) and insert (with the row, kept by a covering
     // index). A row's index key ends with its primary key, so no two rows share one:
     // removals and inserts never collide.
-    let mut edits: Vec<Vec<(Vec<u8>, Option<&[u8]>)>> =
-        indexes.iter().map(|_| Vec::new()).collect();
+    let mut edits: Vec<Vec<Edit<'_>>> = indexes.iter().map(|_| Vec::new()).collect();
     let mut start = 0;
     while start < rows.len() {
         let code = rows[start].table;
