@@ -62,6 +62,9 @@ pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, DecodeError> {
             "record version {version}, this build reads versions 1..={RECORD_VERSION}"
         )));
     }
+    if let Some(record) = R::decode_fast(body) {
+        return Ok(record);
+    }
     let (record, rest) = postcard::take_from_bytes::<R>(body).map_err(|e| err(e.to_string()))?;
     if !rest.is_empty() {
         return Err(err(format!("{} trailing bytes", rest.len())));
@@ -146,5 +149,93 @@ mod tests {
                 .reason
                 .contains("trailing")
         );
+    }
+
+    /// The body decoded by postcard alone, strictly (every byte consumed).
+    fn by_postcard(body: &[u8]) -> Option<Trade> {
+        match postcard::take_from_bytes::<Trade>(body) {
+            Ok((t, rest)) if rest.is_empty() => Some(t),
+            _ => None,
+        }
+    }
+
+    fn any_trade() -> impl proptest::strategy::Strategy<Value = Trade> {
+        use proptest::prelude::*;
+        (
+            (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+            any::<bool>(),
+            (any::<i64>(), any::<i64>(), any::<i64>(), any::<i64>()),
+        )
+            .prop_map(|((id, order_id, account, instrument), sell, (p, q, f, ts))| Trade {
+                id,
+                order_id,
+                account,
+                instrument,
+                side: if sell { Side::Sell } else { Side::Buy },
+                price: Price(p),
+                quantity: Quantity(q),
+                fee: Money(f),
+                ts,
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_trade_decoder_reads_what_postcard_wrote(t in any_trade()) {
+            let bytes = encode(&t);
+            proptest::prop_assert_eq!(Trade::decode_fast(&bytes[1..]), Some(t.clone()));
+            proptest::prop_assert_eq!(decode::<Trade>(&bytes).ok(), Some(t));
+        }
+
+        /// Whatever the bytes (cut, extended, flipped, random), the fast decoder either
+        /// declines or agrees with postcard; `decode` agrees with postcard either way.
+        #[test]
+        fn the_fast_trade_decoder_never_disagrees_with_postcard(
+            t in any_trade(),
+            cut in 0usize..80,
+            flips in proptest::collection::vec((0usize..80, proptest::prelude::any::<u8>()), 0..4),
+            extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+            random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+        ) {
+            let mut body = encode(&t)[1..].to_vec();
+            body.truncate(cut.max(1));
+            body.extend(&extra);
+            for (at, x) in &flips {
+                if let Some(b) = body.get_mut(*at) {
+                    *b ^= x;
+                }
+            }
+            for candidate in [body, random] {
+                let fast = Trade::decode_fast(&candidate);
+                let reference = by_postcard(&candidate);
+                if fast.is_some() {
+                    proptest::prop_assert_eq!(&fast, &reference);
+                }
+                let mut framed = vec![RECORD_VERSION];
+                framed.extend(&candidate);
+                proptest::prop_assert_eq!(decode::<Trade>(&framed).ok(), reference);
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_trade_decoder_follows_postcards_varint_limits() {
+        let body = encode(&trade())[1..].to_vec();
+        // A non-canonical (padded) id that postcard accepts: 7 as two bytes.
+        let mut padded = vec![0x87, 0x00];
+        padded.extend(&body[1..]);
+        assert_eq!(Trade::decode_fast(&padded), by_postcard(&padded));
+        assert_eq!(Trade::decode_fast(&padded).map(|t| t.id), Some(7));
+        // Ten bytes whose last carries more than the one bit a u64 has left: refused.
+        let mut wide = vec![0xff; 9];
+        wide.push(0x02);
+        wide.extend(&body[1..]);
+        assert_eq!(Trade::decode_fast(&wide), None);
+        assert_eq!(by_postcard(&wide), None);
+        // A side that is neither buy (0) nor sell (1).
+        let mut side = body.clone();
+        side[4] = 2;
+        assert_eq!(Trade::decode_fast(&side), None);
+        assert_eq!(by_postcard(&side), None);
     }
 }

@@ -31,6 +31,14 @@ pub trait Record:
 
     /// Wraps the record in the table-tagged enum.
     fn into_any(self) -> AnyRecord;
+
+    /// Decodes a postcard body without going through serde, for records read by the
+    /// hundred (an instrument's latest trades). `None` for anything it does not read to the
+    /// last byte; [`crate::codec::decode`] then decodes or refuses the body with postcard,
+    /// which stays the reference: a fast path may only ever agree with it.
+    fn decode_fast(_body: &[u8]) -> Option<Self> {
+        None
+    }
 }
 
 /// A tradable instrument. Its symbol is unique; orders on it must respect its tick and lot.
@@ -226,6 +234,26 @@ impl Record for Trade {
     fn into_any(self) -> AnyRecord {
         AnyRecord::Trades(self)
     }
+
+    fn decode_fast(body: &[u8]) -> Option<Trade> {
+        let mut r = Varints(body);
+        let trade = Trade {
+            id: r.u64()?,
+            order_id: r.u64()?,
+            account: r.u64()?,
+            instrument: r.u64()?,
+            side: match r.variant()? {
+                0 => Side::Buy,
+                1 => Side::Sell,
+                _ => return None,
+            },
+            price: Price(r.i64()?),
+            quantity: Quantity(r.i64()?),
+            fee: Money(r.i64()?),
+            ts: r.i64()?,
+        };
+        r.0.is_empty().then_some(trade)
+    }
 }
 
 impl Record for Position {
@@ -320,5 +348,45 @@ impl AnyRecord {
     /// The primary key's values.
     pub fn primary_key(&self) -> Vec<Value> {
         dispatch!(self, r => r.primary_key())
+    }
+}
+
+/// Reads postcard's integers by its rules (LEB128 varints; zigzag for signed; at most 10
+/// bytes for a u64 whose last byte carries 1 bit, 5 for a u32 variant index whose last byte
+/// carries 4), for [`Record::decode_fast`].
+struct Varints<'a>(&'a [u8]);
+
+impl Varints<'_> {
+    #[inline(always)]
+    fn varint(&mut self, max_bytes: usize, last_max: u8) -> Option<u64> {
+        let mut out = 0u64;
+        for i in 0..max_bytes {
+            let b = *self.0.get(i)?;
+            out |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                if i == max_bytes - 1 && b > last_max {
+                    return None;
+                }
+                self.0 = &self.0[i + 1..];
+                return Some(out);
+            }
+        }
+        None
+    }
+
+    #[inline]
+    fn u64(&mut self) -> Option<u64> {
+        self.varint(10, 1)
+    }
+
+    #[inline]
+    fn i64(&mut self) -> Option<i64> {
+        let n = self.u64()?;
+        Some(((n >> 1) as i64) ^ -((n & 1) as i64))
+    }
+
+    #[inline]
+    fn variant(&mut self) -> Option<u64> {
+        self.varint(5, 15)
     }
 }
