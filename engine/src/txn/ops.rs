@@ -224,7 +224,7 @@ pub trait ReadOps {
         let (start, end) = scan.byte_range();
         let n = spec.def.columns.len();
         let limit = scan.limit.unwrap_or(usize::MAX);
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(scan.limit.map_or(0, |l| l.min(1024)));
         if limit == 0 {
             return Ok(out);
         }
