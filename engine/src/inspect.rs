@@ -101,8 +101,8 @@ pub fn inspect(store: &Store) -> Result<Inspection> {
             crate::Source::Index(spec),
             (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
             false,
-            &mut |k, _| {
-                bytes += k.len() as u64;
+            &mut |k, v| {
+                bytes += (k.len() + v.len()) as u64;
                 entries += 1;
                 Ok(true)
             },

@@ -166,17 +166,19 @@ mod tests {
             any::<bool>(),
             (any::<i64>(), any::<i64>(), any::<i64>(), any::<i64>()),
         )
-            .prop_map(|((id, order_id, account, instrument), sell, (p, q, f, ts))| Trade {
-                id,
-                order_id,
-                account,
-                instrument,
-                side: if sell { Side::Sell } else { Side::Buy },
-                price: Price(p),
-                quantity: Quantity(q),
-                fee: Money(f),
-                ts,
-            })
+            .prop_map(
+                |((id, order_id, account, instrument), sell, (p, q, f, ts))| Trade {
+                    id,
+                    order_id,
+                    account,
+                    instrument,
+                    side: if sell { Side::Sell } else { Side::Buy },
+                    price: Price(p),
+                    quantity: Quantity(q),
+                    fee: Money(f),
+                    ts,
+                },
+            )
     }
 
     proptest::proptest! {

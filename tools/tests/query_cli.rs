@@ -527,6 +527,7 @@ fn index_create_list_drop_log_round_trip() -> TestResult {
             "trades",
             "--columns",
             "price,ts",
+            "--covering",
             "--reason",
             "prices are searched",
         ],
@@ -550,7 +551,8 @@ fn index_create_list_drop_log_round_trip() -> TestResult {
     assert_eq!(
         new,
         &serde_json::json!({"name": "trades_by_price", "table": "trades",
-            "columns": ["price", "ts"], "unique": false, "builtin": false, "ready": true})
+            "columns": ["price", "ts"], "unique": false, "builtin": false, "covering": true,
+            "ready": true})
     );
     let symbol = list
         .iter()
@@ -558,6 +560,12 @@ fn index_create_list_drop_log_round_trip() -> TestResult {
         .ok_or("instruments_by_symbol not listed")?;
     assert_eq!(symbol["unique"], true);
     assert_eq!(symbol["builtin"], true);
+    assert_eq!(symbol["covering"], false);
+    let latest = list
+        .iter()
+        .find(|i| i["name"] == "trades_by_instrument_ts")
+        .ok_or("trades_by_instrument_ts not listed")?;
+    assert_eq!(latest["covering"], true);
     let text = stdout_of(&dir, &["index", "list"])?;
     let line = text
         .lines()
@@ -572,6 +580,7 @@ fn index_create_list_drop_log_round_trip() -> TestResult {
             "ts",
             "no",
             "no",
+            "yes",
             "yes"
         ]
     );

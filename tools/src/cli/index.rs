@@ -81,9 +81,10 @@ pub struct AdviseArgs {
 Build a secondary index online: it is registered, the rows already stored are indexed in \
 chunks while writers go on, and it is used by queries once complete. Its entries are keyed \
 by the listed columns, in order, followed by the primary key. Indexes created at run time \
-are not unique. A name already used, or a list of columns an index of the table already \
-has, is refused. The decision and its reason are recorded in the catalog \
-(`tradestore index log`).")]
+are not unique. With --covering each entry also keeps a copy of its row, so reads through \
+the index need no row lookup (each row is then written twice). A name already used, or a \
+list of columns an index of the table already has, is refused. The decision and its reason \
+are recorded in the catalog (`tradestore index log`).")]
 pub struct CreateArgs {
     #[command(flatten)]
     pub store: StoreDir,
@@ -99,6 +100,10 @@ pub struct CreateArgs {
     /// The indexed columns, in key order, separated by commas: --columns account,ts.
     #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
     pub columns: Vec<String>,
+
+    /// Keep a copy of each row in its entry: reads through the index skip the row lookup.
+    #[arg(long)]
+    pub covering: bool,
 
     /// Why, recorded with the decision.
     #[arg(long, default_value = "created with tradestore index create")]
@@ -403,7 +408,7 @@ fn create(args: &CreateArgs) -> Result<()> {
         columns: args.columns.clone(),
         unique: false,
         builtin: false,
-        covering: false,
+        covering: args.covering,
     };
     let report = store
         .create_index(def, &args.reason)
@@ -456,6 +461,7 @@ fn list(args: &ListArgs) -> Result<()> {
                     "columns": s.def.columns,
                     "unique": s.def.unique,
                     "builtin": s.def.builtin,
+                    "covering": s.def.covering,
                     "ready": s.is_ready(),
                 })
             })
@@ -472,6 +478,7 @@ fn list(args: &ListArgs) -> Result<()> {
                     s.def.columns.join(", "),
                     yes_no(s.def.unique),
                     yes_no(s.def.builtin),
+                    yes_no(s.def.covering),
                     yes_no(s.is_ready()),
                 ]
             })
@@ -484,6 +491,7 @@ fn list(args: &ListArgs) -> Result<()> {
                 ("COLUMNS", Align::Left),
                 ("UNIQUE", Align::Left),
                 ("BUILTIN", Align::Left),
+                ("COVERING", Align::Left),
                 ("READY", Align::Left),
             ],
             &rows,
