@@ -19,7 +19,8 @@ pub(crate) type OKey = (u16, Vec<u8>);
 /// A row or index entry written by a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Entry {
-    /// The row's encoded record (or, for an index, an empty value: the entry exists).
+    /// The row's encoded record (for an index entry: the row's record when the index is
+    /// covering, else an empty value).
     Put(Arc<[u8]>),
     /// Deleted.
     Del,

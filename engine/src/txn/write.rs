@@ -56,7 +56,7 @@ pub(crate) type ScannedRange = (u16, Bound<Vec<u8>>, Bound<Vec<u8>>);
 pub(crate) struct ReadSet {
     /// Keys read one by one, each with what the snapshot held: a second read of the same
     /// row (a fill's foreign keys name rows it has just read) is answered from here.
-    pub points: BTreeMap<OKey, Option<Vec<u8>>>,
+    pub points: BTreeMap<OKey, Option<Arc<[u8]>>>,
     pub ranges: Vec<ScannedRange>,
 }
 
@@ -612,21 +612,42 @@ fn ordered<T: Ord>(lo: &Bound<T>, hi: &Bound<T>) -> bool {
     }
 }
 
-impl ReadOps for WriteTx {
-    fn raw_get(&self, table: TableId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+impl WriteTx {
+    /// `f` of the row's bytes as this transaction sees them: its own write, else what it
+    /// read before, else the snapshot's (remembered in the read set). The bytes are shared,
+    /// never copied.
+    fn get_shared<T>(
+        &self,
+        table: TableId,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> Result<T>,
+    ) -> Result<T> {
         let k = (space_of_table(table), key.to_vec());
         if let Some(e) = self.writes.get(&k) {
-            return Ok(match e {
-                Entry::Put(v) => Some(v.to_vec()),
+            return f(match e {
+                Entry::Put(v) => Some(v),
                 Entry::Del => None,
             });
         }
         if let Some(seen) = self.reads.borrow().points.get(&k) {
-            return Ok(seen.clone());
+            return f(seen.as_deref());
         }
-        let out = self.snap.get(table, key)?;
-        self.reads.borrow_mut().points.insert(k, out.clone());
-        Ok(out)
+        let out: Option<Arc<[u8]>> = self.snap.get_with(table, key, |b| Ok(Arc::from(b)))?;
+        let r = f(out.as_deref());
+        self.reads.borrow_mut().points.insert(k, out);
+        r
+    }
+}
+
+impl ReadOps for WriteTx {
+    fn raw_get(&self, table: TableId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_shared(table, key, |b| Ok(b.map(<[u8]>::to_vec)))
+    }
+
+    fn get_encoded<R: tradestore_schema::Record>(&self, key: &[u8]) -> Result<Option<R>> {
+        self.get_shared(R::TABLE, key, |b| {
+            Ok(b.map(codec::decode::<R>).transpose()?)
+        })
     }
 
     fn raw_range(
