@@ -154,7 +154,7 @@ mod tests {
     /// The body decoded by postcard alone, strictly (every byte consumed).
     fn by_postcard(body: &[u8]) -> Option<Trade> {
         match postcard::take_from_bytes::<Trade>(body) {
-            Ok((t, rest)) if rest.is_empty() => Some(t),
+            Ok((t, [])) => Some(t),
             _ => None,
         }
     }

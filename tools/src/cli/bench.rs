@@ -79,7 +79,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let report = run_all(dir.path(), &plan, &mut |msg| eprintln!("{msg}"))
         .map_err(|e| anyhow::anyhow!(e))
         .context("running the benchmark")?;
-    let (rounds, orders) = if args.quick { (3, 3_000) } else { (5, 20_000) };
+    let (rounds, orders) = if args.quick { (3, 3_000) } else { (7, 20_000) };
     let cost =
         super::monitor_cost::measure(dir.path(), rounds, orders, &mut |msg| eprintln!("{msg}"))
             .context("measuring what monitoring costs")?;
