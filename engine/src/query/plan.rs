@@ -734,6 +734,11 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
                     "primary key range on {}",
                     cols[..(k + 1).min(cols.len())].join(", ")
                 ),
+                (Some(s), _, true) if s.def.covering => format!(
+                    "index {} narrows to about {matched:.0} of {rows:.0} rows and keeps the rows \
+                     (covering)",
+                    s.def.name
+                ),
                 (Some(s), _, true) => {
                     format!("index {} holds every column needed (covering)", s.def.name)
                 }
