@@ -34,9 +34,11 @@ pub struct IndexInfo {
     pub unique: bool,
     /// Part of the schema (never dropped).
     pub builtin: bool,
+    /// Each entry keeps a copy of its row.
+    pub covering: bool,
     /// Entries.
     pub entries: u64,
-    /// Bytes of keys stored.
+    /// Bytes of keys (and, for a covering index, row copies) stored.
     pub stored_bytes: u64,
 }
 
@@ -113,6 +115,7 @@ pub fn inspect(store: &Store) -> Result<Inspection> {
             columns: spec.def.columns.clone(),
             unique: spec.def.unique,
             builtin: spec.def.builtin,
+            covering: spec.def.covering,
             entries,
             stored_bytes: bytes,
         });

@@ -186,7 +186,29 @@ fn inspect_json_lists_tables_indexes_and_files() -> TestResult {
         .find(|i| i["name"] == "instruments_by_symbol")
         .ok_or("no instruments_by_symbol")?;
     assert_eq!(symbol["unique"], true);
+    assert_eq!(symbol["covering"], false);
     assert_eq!(symbol["entries"], 1);
+    // The latest-trades index keeps each trade: its bytes are keys plus the rows.
+    let latest = indexes
+        .iter()
+        .find(|i| i["name"] == "trades_by_instrument_ts")
+        .ok_or("no trades_by_instrument_ts")?;
+    let by_account = indexes
+        .iter()
+        .find(|i| i["name"] == "trades_by_account_ts")
+        .ok_or("no trades_by_account_ts")?;
+    assert_eq!(latest["covering"], true);
+    assert_eq!(latest["entries"], 2);
+    let trade_bytes = tables
+        .iter()
+        .find(|t| t["name"] == "trades")
+        .and_then(|t| t["stored_bytes"].as_u64())
+        .ok_or("no trades bytes")?;
+    let key_bytes = by_account["stored_bytes"].as_u64().ok_or("no bytes")?;
+    assert!(
+        latest["stored_bytes"].as_u64().ok_or("no bytes")? > key_bytes + trade_bytes / 2,
+        "{latest} vs {by_account}"
+    );
     let files = v["files"].as_array().ok_or("no files")?;
     assert!(files.iter().any(|f| f["path"] == "tradestore.redb"));
     assert_eq!(v["profile"], "dev");

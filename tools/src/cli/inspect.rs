@@ -69,7 +69,13 @@ fn write_human(out: &mut dyn Write, i: &Inspection) -> std::io::Result<()> {
                 x.name.clone(),
                 x.table.clone(),
                 x.columns.join(", "),
-                if x.unique { "unique" } else { "" }.to_owned(),
+                match (x.unique, x.covering) {
+                    (true, true) => "unique, covering",
+                    (true, false) => "unique",
+                    (false, true) => "covering",
+                    (false, false) => "",
+                }
+                .to_owned(),
                 x.entries.to_string(),
                 size(x.stored_bytes),
             ]
