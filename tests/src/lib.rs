@@ -119,6 +119,18 @@ pub fn limit(
     }
 }
 
+/// Cancels an order at `ts`: the same order, status `cancelled`.
+pub fn cancel(store: &Store, order: &Order, ts: i64) -> tradestore::Result<()> {
+    store.write(|tx| {
+        tx.put(&Order {
+            status: OrderStatus::Cancelled,
+            updated_ts: ts,
+            ..order.clone()
+        })
+        .map(|_| ())
+    })
+}
+
 /// A new market order for `qty` whole units, created at time 1.
 pub fn market(id: u64, account: u64, instrument: u64, side: Side, qty: i64) -> Order {
     Order {

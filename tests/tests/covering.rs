@@ -9,7 +9,7 @@ use tradestore::{Config, IndexScan, ReadOps, Store};
 use tradestore_schema::table::builtin_indexes;
 use tradestore_schema::{IndexDef, Order, OrderStatus, Side, TableId, Trade, Value};
 use tradestore_tests::{
-    ACME, ALPHA, BETA, TempStore, TestResult, assert_clean, fill, limit, seed, seed_orders,
+    ACME, ALPHA, BETA, TempStore, TestResult, assert_clean, cancel, fill, limit, seed, seed_orders,
 };
 
 const CATALOG: TableDefinition<&str, &[u8]> = TableDefinition::new("catalog");
@@ -92,14 +92,7 @@ fn a_covering_entry_follows_its_row_through_the_overlay_the_applier_and_a_reopen
     }
     let extra = limit(50, BETA, ACME, Side::Buy, 5, "90");
     store.write(|tx| tx.insert(&extra))?;
-    store.write(|tx| {
-        tx.put(&Order {
-            status: OrderStatus::Cancelled,
-            updated_ts: 2,
-            ..extra.clone()
-        })
-        .map(|_| ())
-    })?;
+    cancel(&store, &extra, 2)?;
 
     let store = store.reopen()?;
     let tx = store.read()?;

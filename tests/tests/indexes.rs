@@ -12,8 +12,9 @@ use tradestore_schema::{
     Cash, IndexDef, Instrument, Order, OrderStatus, Position, Record, Side, TableId, Trade, Value,
 };
 use tradestore_tests::{
-    ACME, ALPHA, BETA, BOLT, TempStore, TestResult, assert_clean, expect_err, expected_scan, fill,
-    index_key, index_prefixes, instrument, limit, price, seed, seed_orders, workload,
+    ACME, ALPHA, BETA, BOLT, TempStore, TestResult, assert_clean, cancel, expect_err,
+    expected_scan, fill, index_key, index_prefixes, instrument, limit, price, seed, seed_orders,
+    workload,
 };
 
 /// Compares every lookup through `def` with the rows of its table filtered in memory.
@@ -375,14 +376,7 @@ fn rows_changed_many_times_between_applies_keep_only_their_final_index_entries()
     let extra = limit(50, BETA, ACME, Side::Buy, 5, "90");
     store.write(|tx| tx.insert(&extra))?;
     let store = store.reopen()?;
-    store.write(|tx| {
-        tx.put(&Order {
-            status: OrderStatus::Cancelled,
-            updated_ts: 2,
-            ..extra.clone()
-        })
-        .map(|_| ())
-    })?;
+    cancel(&store, &extra, 2)?;
     store.write(|tx| tx.delete::<Order>(&[Value::U64(extra.id)]).map(|_| ()))?;
     let again = Order {
         price: Some(price("91")),
