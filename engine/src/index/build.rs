@@ -334,26 +334,20 @@ pub(crate) fn backfill_chunk(
 
 /// On open: makes sure every index's table exists with the value type its definition asks
 /// for. A table of the other layout (a store written before the index became covering) is
-/// rebuilt from the rows in redb; the journal replay that follows maintains it. Returns the
-/// names of the indexes rebuilt.
-pub(crate) fn convert_layouts(
-    txn: &redb::WriteTransaction,
-    indexes: &[IndexSpec],
-) -> Result<Vec<String>> {
-    let mut rebuilt = Vec::new();
+/// rebuilt from the rows in redb; the journal replay that follows maintains it.
+pub(crate) fn convert_layouts(txn: &redb::WriteTransaction, indexes: &[IndexSpec]) -> Result<()> {
     for spec in indexes {
         match spec.stored_covering(txn)? {
             Some(covering) if covering != spec.def.covering => {
                 spec.delete_table(txn)?;
                 backfill_chunk(txn, spec, None, usize::MAX)?;
-                rebuilt.push(spec.def.name.clone());
             }
             _ => {
                 spec.open_mut(txn)?;
             }
         }
     }
-    Ok(rebuilt)
+    Ok(())
 }
 
 /// On open: finishes the builds a crash interrupted, redoing each backfill from scratch in
