@@ -23,14 +23,18 @@ fn drive<T>(
     reverse: bool,
     mut visit: impl FnMut(T) -> Result<bool>,
 ) -> Result<()> {
-    let mut iter: Box<dyn Iterator<Item = T>> = if reverse {
-        Box::new(iter.rev())
+    // One loop per direction: no boxed iterator, no dynamic call per entry.
+    if reverse {
+        for item in iter.rev() {
+            if !visit(item)? {
+                break;
+            }
+        }
     } else {
-        Box::new(iter)
-    };
-    for item in &mut iter {
-        if !visit(item)? {
-            break;
+        for item in iter {
+            if !visit(item)? {
+                break;
+            }
         }
     }
     Ok(())
