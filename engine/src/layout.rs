@@ -6,7 +6,7 @@
 //! | `i.<index>` (one per secondary index) | encoded index columns, then encoded primary key | `()`, or for a covering index the row's record (as in `t.<table>`) |
 //! | `catalog` | `index/<name>`, `meta/<name>` | JSON |
 
-use redb::{TableDefinition, TableError, TableHandle};
+use redb::{TableDefinition, TableError};
 use tradestore_schema::{IndexDef, TableId, Value};
 
 use crate::error::Result;
@@ -95,10 +95,13 @@ impl IndexSpec {
     }
 
     /// Whether the index's table in `txn` holds rows in its entries (a covering layout).
-    /// `None` when the table does not exist.
-    pub(crate) fn stored_covering(&self, txn: &redb::WriteTransaction) -> Result<Option<bool>> {
-        let names: Vec<String> = txn.list_tables()?.map(|h| h.name().to_owned()).collect();
-        if !names.contains(&self.table_name) {
+    /// `None` when the table is not among `tables` (the names of the tables in `txn`).
+    pub(crate) fn stored_covering(
+        &self,
+        txn: &redb::WriteTransaction,
+        tables: &[String],
+    ) -> Result<Option<bool>> {
+        if !tables.contains(&self.table_name) {
             return Ok(None);
         }
         match txn.open_table(self.rows_table()) {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redb::{Durability, ReadableDatabase, ReadableTable};
+use redb::{Durability, ReadableDatabase, ReadableTable, TableHandle};
 use tradestore_schema::{IndexDef, codec};
 
 use crate::catalog::{self, IndexDecision};
@@ -336,8 +336,9 @@ pub(crate) fn backfill_chunk(
 /// for. A table of the other layout (a store written before the index became covering) is
 /// rebuilt from the rows in redb; the journal replay that follows maintains it.
 pub(crate) fn convert_layouts(txn: &redb::WriteTransaction, indexes: &[IndexSpec]) -> Result<()> {
+    let tables: Vec<String> = txn.list_tables()?.map(|h| h.name().to_owned()).collect();
     for spec in indexes {
-        match spec.stored_covering(txn)? {
+        match spec.stored_covering(txn, &tables)? {
             Some(covering) if covering != spec.def.covering => {
                 spec.delete_table(txn)?;
                 backfill_chunk(txn, spec, None, usize::MAX)?;
