@@ -19,6 +19,7 @@ use super::plan::{Access, Plan, Scan};
 use super::result::{OutputColumn, OutputKind, QueryResult};
 use crate::error::{Error, Result};
 use crate::keys;
+use crate::layout::IndexSpec;
 use crate::txn::{IndexScan, ReadOps, ReadTx, Source};
 
 /// A row: the table's column values in column order (columns an index-only scan does not
@@ -109,6 +110,33 @@ impl Candidate {
     }
 }
 
+/// The row an index entry (`key`, `value`) stands for: decoded from the entry when the index
+/// keeps rows, else fetched by the primary key that ends the entry's key (`n` is the number
+/// of indexed columns). `None` when that row is missing.
+fn entry_row(
+    tx: &ReadTx,
+    table: TableId,
+    spec: &IndexSpec,
+    n: usize,
+    key: &[u8],
+    value: &[u8],
+) -> Result<Option<Candidate>> {
+    if spec.def.covering {
+        return Candidate::decode(table, value).map(Some);
+    }
+    let pk = &key[keys::len_of_values(key, n)?..];
+    tx.raw_get(table, pk)?
+        .map(|bytes| Candidate::decode(table, &bytes))
+        .transpose()
+}
+
+fn missing_row(spec: &IndexSpec, table: TableId) -> Error {
+    Error::corruption(format!(
+        "index {} has an entry for a missing {table} row",
+        spec.def.name
+    ))
+}
+
 /// Runs a plan.
 pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
     let q = &plan.query;
@@ -189,18 +217,9 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
                     true,
                     &mut |k, v| {
                         *examined += 1;
-                        let row = if spec.def.covering {
-                            Candidate::decode(table, v)?
-                        } else {
-                            let pk = &k[keys::len_of_values(k, n)?..];
-                            let Some(bytes) = tx.raw_get(table, pk)? else {
-                                err = Some(Error::corruption(format!(
-                                    "index {} has an entry for a missing row",
-                                    spec.def.name
-                                )));
-                                return Ok(false);
-                            };
-                            Candidate::decode(table, &bytes)?
+                        let Some(row) = entry_row(tx, table, &spec, n, k, v)? else {
+                            err = Some(missing_row(&spec, table));
+                            return Ok(false);
                         };
                         if keep(&row)? {
                             found = Some(row.into_row(table, needed));
@@ -499,9 +518,7 @@ fn scan_prefix(
                     scan.reverse,
                     &mut |k, v| {
                         *examined += 1;
-                        let row = if spec.def.covering {
-                            Candidate::decode(table, v)?
-                        } else if scan.covering {
+                        let row = if scan.covering && !spec.def.covering {
                             let mut row = vec![Value::Null; cols.len()];
                             for (i, v) in key_cols.iter().zip(keys::decode(k)?) {
                                 if let Some(slot) = row.get_mut(*i) {
@@ -510,14 +527,10 @@ fn scan_prefix(
                             }
                             Candidate::Values(row)
                         } else {
-                            let pk = &k[keys::len_of_values(k, n)?..];
-                            match tx.raw_get(table, pk)? {
-                                Some(bytes) => Candidate::decode(table, &bytes)?,
+                            match entry_row(tx, table, spec, n, k, v)? {
+                                Some(row) => row,
                                 None => {
-                                    err = Some(Error::corruption(format!(
-                                        "index {} has an entry for a missing {table} row",
-                                        spec.def.name
-                                    )));
+                                    err = Some(missing_row(spec, table));
                                     return Ok(false);
                                 }
                             }
