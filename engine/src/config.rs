@@ -5,6 +5,7 @@
 //! |---|---|---|---|---|---|
 //! | `profile` | `TRADESTORE_PROFILE` | | | | which defaults apply: `dev`, `test` or `prod` |
 //! | `cache_size_mb` | `TRADESTORE_CACHE_SIZE_MB` | 64 | 16 | 1024 | redb page cache, MiB (1..=1048576) |
+//! | `row_cache_mb` | `TRADESTORE_ROW_CACHE_MB` | 64 | 8 | 512 | rows kept in memory for point reads, MiB (0 turns the cache off) |
 //! | `max_value_bytes` | `TRADESTORE_MAX_VALUE_BYTES` | 65536 | 65536 | 65536 | largest encoded record accepted, bytes |
 //! | `check_on_open` | `TRADESTORE_CHECK_ON_OPEN` | false | true | false | run redb's full integrity check when opening |
 //! | `journal_segment_mb` | `TRADESTORE_JOURNAL_SEGMENT_MB` | 8 | 4 | 64 | size of a preallocated journal segment, MiB |
@@ -97,6 +98,8 @@ pub struct Config {
     pub profile: Profile,
     /// redb page cache in MiB.
     pub cache_size_mb: u64,
+    /// Row cache (rows read by key, in front of redb), MiB; 0 turns it off.
+    pub row_cache_mb: u64,
     /// Largest encoded record accepted, in bytes.
     pub max_value_bytes: u64,
     /// Run redb's integrity check on open.
@@ -147,6 +150,7 @@ pub struct Config {
 struct FileConfig {
     profile: Option<Profile>,
     cache_size_mb: Option<u64>,
+    row_cache_mb: Option<u64>,
     max_value_bytes: Option<u64>,
     check_on_open: Option<bool>,
     journal_segment_mb: Option<u64>,
@@ -174,6 +178,7 @@ struct FileConfig {
 const KEYS: &[&str] = &[
     "profile",
     "cache_size_mb",
+    "row_cache_mb",
     "max_value_bytes",
     "check_on_open",
     "journal_segment_mb",
@@ -216,6 +221,7 @@ macro_rules! layer {
 layer!(
     profile,
     cache_size_mb,
+    row_cache_mb,
     max_value_bytes,
     check_on_open,
     journal_segment_mb,
@@ -251,6 +257,7 @@ impl Config {
         let base = Config {
             profile,
             cache_size_mb: 64,
+            row_cache_mb: 64,
             max_value_bytes: 65_536,
             check_on_open: false,
             journal_segment_mb: 8,
@@ -277,6 +284,7 @@ impl Config {
             Profile::Dev => base,
             Profile::Test => Config {
                 cache_size_mb: 16,
+                row_cache_mb: 8,
                 check_on_open: true,
                 journal_segment_mb: 4,
                 checkpoint_interval_ms: 200,
@@ -287,6 +295,7 @@ impl Config {
             },
             Profile::Prod => Config {
                 cache_size_mb: 1024,
+                row_cache_mb: 512,
                 overlay_max_mb: 1024,
                 journal_segment_mb: 64,
                 plan_cache_size: 1024,
@@ -366,6 +375,7 @@ impl Config {
             }
         };
         range("cache_size_mb", self.cache_size_mb, 1, 1_048_576)?;
+        range("row_cache_mb", self.row_cache_mb, 0, 1_048_576)?;
         range("max_value_bytes", self.max_value_bytes, 256, 16 << 20)?;
         range("journal_segment_mb", self.journal_segment_mb, 1, 4096)?;
         range(
@@ -425,7 +435,7 @@ impl Config {
         let c = self;
         format!(
             "# tradestore configuration; every key is optional and overrides the profile's default.\n\
-             profile = \"{}\"\ncache_size_mb = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
+             profile = \"{}\"\ncache_size_mb = {}\nrow_cache_mb = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
              journal_segment_mb = {}\nkeep_journal = {}\ncheckpoint_interval_ms = {}\ncheckpoint_mb = {}\n\
              overlay_max_mb = {}\nlock_timeout_ms = {}\nbreaker_failures = {}\nbreaker_cooldown_ms = {}\n\
              plan_cache_size = {}\nindex_auto = {}\nindex_auto_interval_ms = {}\nindex_auto_min_benefit = {}\n\
@@ -433,6 +443,7 @@ impl Config {
              health_checkpoint_age_s = {}\nhealth_disk_min_mb = {}\nhealth_commit_p99_ms = {}\n",
             c.profile,
             c.cache_size_mb,
+            c.row_cache_mb,
             c.max_value_bytes,
             c.check_on_open,
             c.journal_segment_mb,

@@ -150,6 +150,7 @@ pub struct Stats {
     pub(crate) journal_bytes: u64,
     pub(crate) poisoned: Option<String>,
     pub(crate) breaker: Option<crate::breaker::BreakerState>,
+    pub(crate) row_cache: crate::rowcache::RowCacheStats,
 }
 
 impl Stats {
@@ -213,6 +214,10 @@ impl Stats {
     /// Why the store refuses writes, if a storage failure poisoned it.
     pub fn poisoned(&self) -> Option<&str> {
         self.poisoned.as_deref()
+    }
+    /// The row cache's hits, misses and size (all zero when it is off).
+    pub fn row_cache(&self) -> crate::rowcache::RowCacheStats {
+        self.row_cache
     }
 }
 

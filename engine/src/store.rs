@@ -275,6 +275,7 @@ impl Store {
             }
         }
         let config_lock_timeout = config.lock_timeout_ms;
+        let row_cache_bytes = config.row_cache_mb << 20;
         let (breaker_failures, breaker_cooldown_ms) =
             (config.breaker_failures, config.breaker_cooldown_ms);
         let shared = Arc::new(Shared {
@@ -291,6 +292,8 @@ impl Store {
             }),
             overlay_bytes: AtomicU64::new(0),
             view: RwLock::new(None),
+            view_gen: AtomicU64::new(0),
+            rows: crate::rowcache::RowCache::new(row_cache_bytes).map(Arc::new),
             commit: Mutex::new(CommitState::new(last_seq)),
             commit_cv: Condvar::new(),
             journal: Mutex::new(journal),
@@ -539,7 +542,14 @@ impl Store {
         // On an error `txn` is dropped uncommitted: nothing was written.
         batch.load(&base, &indexes, &txn)?;
         drop(base);
-        shared.commit_redb(txn)?;
+        // A restore only adds rows (one whose key exists fails validation), and the row
+        // cache holds only rows that exist: none of its rows is changed, so none is
+        // forgotten; fills still pause over the commit, as for every row change.
+        let rows = shared
+            .rows
+            .as_deref()
+            .map(crate::rowcache::RowCache::begin_write);
+        shared.commit_redb(txn, rows)?;
         st.epoch += 1;
         drop(st);
         for (table, id) in batch.max_ids() {
@@ -584,6 +594,9 @@ impl Store {
         s.journal_bytes = self.shared.journal.lock().size_bytes();
         s.poisoned = self.shared.poison.lock().clone();
         s.breaker = Some(self.shared.breaker.state());
+        if let Some(rows) = &self.shared.rows {
+            s.row_cache = rows.stats();
+        }
         s
     }
 

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use redb::Durability;
+use tradestore_schema::TableId;
 
 use super::pipeline::{Shared, entry_bytes};
 use crate::error::Result;
@@ -119,7 +120,16 @@ fn apply(shared: &Shared, batch: &[ApplyJob], checkpoint: bool, applied: u64) ->
     )?;
     let last = batch.last().map_or(applied, |job| job.seq);
     write_applied_seq(&txn, last)?;
-    shared.commit_redb(txn)?;
+    let rows = shared.rows.as_deref().map(|cache| {
+        let w = cache.begin_write();
+        for c in batch.iter().flat_map(|job| job.changes.iter()) {
+            if let Some(t) = TableId::from_u8(c.table) {
+                w.forget(t, &c.key);
+            }
+        }
+        w
+    });
+    shared.commit_redb(txn, rows)?;
     Ok(last)
 }
 

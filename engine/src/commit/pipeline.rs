@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -94,6 +94,10 @@ pub(crate) struct Shared {
     /// The redb read view that snapshots share; dropped by every engine redb commit
     /// (`commit_redb`), so the next snapshot begins a fresh one.
     pub view: RwLock<Option<Arc<crate::txn::RedbView>>>,
+    /// Generation of the last read view begun (changed under the `view` write lock).
+    pub view_gen: AtomicU64,
+    /// The row cache, unless configured off (`row_cache_mb = 0`).
+    pub rows: Option<Arc<crate::rowcache::RowCache>>,
     /// Bytes of keys and values the overlay holds, changed under the `published` write lock:
     /// committers check it for backpressure without taking the lock a publishing leader
     /// holds.
@@ -151,17 +155,32 @@ impl Shared {
         if let Some(v) = slot.as_ref() {
             return Ok(Arc::clone(v));
         }
-        let v = Arc::new(crate::txn::RedbView::new(self.db.begin_read()?)?);
+        let generation = self.view_gen.load(Ordering::SeqCst) + 1;
+        let v = Arc::new(crate::txn::RedbView::new(
+            self.db.begin_read()?,
+            generation,
+            self.rows.clone(),
+        )?);
+        self.view_gen.store(generation, Ordering::SeqCst);
         *slot = Some(Arc::clone(&v));
         Ok(v)
     }
 
     /// Commits one of the engine's redb write transactions, then drops the shared read
     /// view so that later snapshots see the commit. Every redb commit made while the store
-    /// is open goes through here.
-    pub(crate) fn commit_redb(&self, txn: redb::WriteTransaction) -> Result<()> {
+    /// is open goes through here; one that changes rows brings the row cache's guard, with
+    /// each changed row already removed from the cache, and ends it here.
+    pub(crate) fn commit_redb(
+        &self,
+        txn: redb::WriteTransaction,
+        rows: Option<crate::rowcache::RowWrite<'_>>,
+    ) -> Result<()> {
         txn.commit()?;
-        *self.view.write() = None;
+        let mut slot = self.view.write();
+        *slot = None;
+        if let Some(w) = rows {
+            w.end(self.view_gen.load(Ordering::SeqCst) + 1);
+        }
         Ok(())
     }
 

@@ -175,7 +175,7 @@ pub(crate) fn create(shared: &Shared, def: IndexDef, reason: &str) -> Result<Bui
     catalog::register_building(&txn, &def)?;
     spec.open_mut(&txn)?;
     catalog::record_decision(&txn, &decision("create", &def, reason))?;
-    shared.commit_redb(txn)?;
+    shared.commit_redb(txn, None)?;
 
     let ordered = publish(shared, |list| list.push(spec.clone()));
     let outcome = wait_applied(shared, ordered).and_then(|()| backfill(shared, &spec));
@@ -198,7 +198,7 @@ pub(crate) fn create(shared: &Shared, def: IndexDef, reason: &str) -> Result<Bui
         if chunks == 1 { "" } else { "s" }
     );
     catalog::record_decision(&txn, &decision("ready", &def, &why))?;
-    shared.commit_redb(txn)?;
+    shared.commit_redb(txn, None)?;
     {
         let mut list = shared.indexes.write();
         let mut next: Vec<IndexSpec> = list.iter().cloned().collect();
@@ -242,7 +242,7 @@ fn remove(shared: &Shared, spec: &IndexSpec, action: &str, reason: &str) -> Resu
     spec.delete_table(&txn)?;
     catalog::remove_index(&txn, &spec.def.name)?;
     catalog::record_decision(&txn, &decision(action, &spec.def, reason))?;
-    shared.commit_redb(txn)?;
+    shared.commit_redb(txn, None)?;
     Ok(())
 }
 
@@ -296,7 +296,7 @@ fn backfill(shared: &Shared, spec: &IndexSpec) -> Result<(u64, u64)> {
         let mut txn = shared.db.begin_write()?;
         txn.set_durability(Durability::None)?;
         let (n, last) = backfill_chunk(&txn, spec, after.as_deref(), CHUNK_ROWS)?;
-        shared.commit_redb(txn)?;
+        shared.commit_redb(txn, None)?;
         entries += n;
         chunks += 1;
         match last {

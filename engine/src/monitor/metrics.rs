@@ -286,6 +286,27 @@ pub(crate) fn gather(shared: &Shared, queries: &QueryEngine, dir: &Path) -> Metr
         Kind::Counter,
         shared.breaker.failures_total() as f64,
     );
+    if let Some(rows) = &shared.rows {
+        let rc = rows.stats();
+        b.scalar(
+            "tradestore_row_cache_hits_total",
+            "Point reads answered by the row cache.",
+            Kind::Counter,
+            rc.hits as f64,
+        );
+        b.scalar(
+            "tradestore_row_cache_misses_total",
+            "Point reads below the overlay that went to redb.",
+            Kind::Counter,
+            rc.misses as f64,
+        );
+        b.scalar(
+            "tradestore_row_cache_bytes",
+            "Bytes of rows the row cache holds.",
+            Kind::Gauge,
+            rc.bytes as f64,
+        );
+    }
     let (hits, misses) = queries.cache_counts();
     b.scalar(
         "tradestore_plan_cache_hits_total",

@@ -270,7 +270,7 @@ impl QueryEngine {
         let mut txn = shared.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         catalog::put_json(&txn, WORKLOAD_KEY, &shapes)?;
-        shared.commit_redb(txn)?;
+        shared.commit_redb(txn, None)?;
         Ok(())
     }
 }
@@ -305,7 +305,7 @@ fn analyze_one(shared: &Shared, qe: &QueryEngine, table: TableId) -> Result<Arc<
     let mut txn = shared.db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     catalog::put_json(&txn, &format!("stats/{}", table.name()), &stats)?;
-    shared.commit_redb(txn)?;
+    shared.commit_redb(txn, None)?;
     let stats = Arc::new(stats);
     qe.stats.write().insert(
         table,
@@ -930,6 +930,6 @@ fn record_note(shared: &Shared, d: &IndexDecision) -> Result<()> {
     let mut txn = shared.db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     catalog::record_decision(&txn, d)?;
-    shared.commit_redb(txn)?;
+    shared.commit_redb(txn, None)?;
     Ok(())
 }

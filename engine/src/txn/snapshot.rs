@@ -15,6 +15,7 @@ use super::ops::{Source, Visit};
 use super::walk;
 use crate::error::{Error, Result, guard_read};
 use crate::layout::{self, IndexReader, IndexSpec};
+use crate::rowcache::RowCache;
 use crate::state::{Entry, INDEX_BASE, Overlay, space_of_table};
 
 /// Upper-layer entries of a range, in ascending key order.
@@ -31,16 +32,25 @@ pub(crate) struct RedbView {
     indexes: RwLock<HashMap<u16, Arc<IndexReader>>>,
     /// The last transaction contained in this redb state.
     applied: u64,
+    /// This view's generation (views begun later have larger ones): see [`RowCache`].
+    generation: u64,
+    rows: Option<Arc<RowCache>>,
 }
 
 impl RedbView {
-    pub(crate) fn new(txn: redb::ReadTransaction) -> Result<RedbView> {
+    pub(crate) fn new(
+        txn: redb::ReadTransaction,
+        generation: u64,
+        rows: Option<Arc<RowCache>>,
+    ) -> Result<RedbView> {
         let applied = crate::state::read_applied_seq(&txn)?;
         Ok(RedbView {
             txn,
             tables: Default::default(),
             indexes: RwLock::new(HashMap::new()),
             applied,
+            generation,
+            rows,
         })
     }
 }
@@ -166,13 +176,47 @@ impl Snapshot {
         match self.overlay_get(space_of_table(table), key) {
             Some(Entry::Put(v)) => f(v).map(Some),
             Some(Entry::Del) => Ok(None),
-            None => guard_read("reading a row", || {
-                self.table(table)?
-                    .get(key)?
-                    .map(|g| f(g.value()))
-                    .transpose()
-            }),
+            None => {
+                if let Some(rows) = &self.view.rows {
+                    return self.cached(rows, table, key)?.map(|v| f(&v)).transpose();
+                }
+                guard_read("reading a row", || {
+                    self.table(table)?
+                        .get(key)?
+                        .map(|g| f(g.value()))
+                        .transpose()
+                })
+            }
         }
+    }
+
+    /// The row's bytes as of the snapshot, shared (no copy when the overlay or the row
+    /// cache holds them).
+    pub(crate) fn get_shared(&self, table: TableId, key: &[u8]) -> Result<Option<Arc<[u8]>>> {
+        match self.overlay_get(space_of_table(table), key) {
+            Some(Entry::Put(v)) => Ok(Some(Arc::clone(v))),
+            Some(Entry::Del) => Ok(None),
+            None => match &self.view.rows {
+                Some(rows) => self.cached(rows, table, key),
+                None => guard_read("reading a row", || {
+                    Ok(self.table(table)?.get(key)?.map(|g| Arc::from(g.value())))
+                }),
+            },
+        }
+    }
+
+    /// A row below the overlay: from the row cache, else from redb (and then cached).
+    fn cached(&self, rows: &RowCache, table: TableId, key: &[u8]) -> Result<Option<Arc<[u8]>>> {
+        if let Some(v) = rows.get(table, key, self.view.generation) {
+            return Ok(Some(v));
+        }
+        let found = guard_read("reading a row", || {
+            Ok(self.table(table)?.get(key)?.map(|g| Arc::from(g.value())))
+        })?;
+        if let Some(v) = &found {
+            rows.fill(table, key, v, self.view.generation);
+        }
+        Ok(found)
     }
 
     /// Walks `source` in `range`, merging `upper` (ascending, already merged from the layers

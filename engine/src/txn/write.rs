@@ -632,7 +632,7 @@ impl WriteTx {
         if let Some(seen) = self.reads.borrow().points.get(&k) {
             return f(seen.as_deref());
         }
-        let out: Option<Arc<[u8]>> = self.snap.get_with(table, key, |b| Ok(Arc::from(b)))?;
+        let out = self.snap.get_shared(table, key)?;
         let r = f(out.as_deref());
         self.reads.borrow_mut().points.insert(k, out);
         r
