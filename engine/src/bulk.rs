@@ -364,11 +364,16 @@ impl Batch {
         stop: &AtomicBool,
     ) -> Result<()> {
         let mut data = txn.open_table(layout::data_table(table))?;
-        for (i, r) in self.rows(table).iter().enumerate() {
-            if i % 4096 == 0 && stop.load(Ordering::Relaxed) {
+        // Sorted by key (`validate_keys`); in runs, so that a failed task stops the others.
+        for run in self.rows(table).chunks(RUN) {
+            if stop.load(Ordering::Relaxed) {
                 break;
             }
-            if data.insert(r.key.as_slice(), r.value.as_slice())?.is_some() {
+            let key = |i: usize| run[i].key.as_slice();
+            if let Some(i) =
+                layout::insert_sorted(&mut data, run.len(), key, |i| run[i].value.as_slice())?
+            {
+                let r = &run[i];
                 return Err(exists(table, &r.key).context(format!("line {}", r.line)));
             }
         }
@@ -391,15 +396,24 @@ impl Batch {
         }
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut index = spec.open_mut(txn)?;
-        for (i, (k, row)) in entries.iter().enumerate() {
-            if i % 4096 == 0 && stop.load(Ordering::Relaxed) {
+        for run in entries.chunks(RUN) {
+            if stop.load(Ordering::Relaxed) {
                 break;
             }
-            index.insert(k, row)?;
+            if index.insert_sorted(run)?.is_some() {
+                // Entry keys end with the row's primary key, which `validate_keys` found new.
+                return Err(Error::corruption(format!(
+                    "index {} already has an entry of a row being restored",
+                    spec.def.name
+                )));
+            }
         }
         Ok(())
     }
 }
+
+/// Rows or index entries inserted between two looks at the stop flag.
+const RUN: usize = 4096;
 
 /// One part of a load: the check, a table's rows, or an index's entries.
 enum Task {

