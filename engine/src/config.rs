@@ -5,7 +5,7 @@
 //! |---|---|---|---|---|---|
 //! | `profile` | `TRADESTORE_PROFILE` | | | | which defaults apply: `dev`, `test` or `prod` |
 //! | `cache_size_mb` | `TRADESTORE_CACHE_SIZE_MB` | 64 | 16 | 1024 | redb page cache, MiB (1..=1048576) |
-//! | `row_cache_mb` | `TRADESTORE_ROW_CACHE_MB` | 64 | 8 | 512 | rows kept in memory for point reads, MiB (0 turns the cache off) |
+//! | `row_cache_mb` | `TRADESTORE_ROW_CACHE_MB` | 0 | 0 | 0 | row cache for point reads of hot rows, MiB (0: off) |
 //! | `max_value_bytes` | `TRADESTORE_MAX_VALUE_BYTES` | 65536 | 65536 | 65536 | largest encoded record accepted, bytes |
 //! | `check_on_open` | `TRADESTORE_CHECK_ON_OPEN` | false | true | false | run redb's full integrity check when opening |
 //! | `journal_segment_mb` | `TRADESTORE_JOURNAL_SEGMENT_MB` | 8 | 4 | 64 | size of a preallocated journal segment, MiB |
@@ -257,7 +257,9 @@ impl Config {
         let base = Config {
             profile,
             cache_size_mb: 64,
-            row_cache_mb: 64,
+            // Off unless asked for: it pays for re-read rows, and costs a first read of a
+            // row about 15% (see README, "Row cache").
+            row_cache_mb: 0,
             max_value_bytes: 65_536,
             check_on_open: false,
             journal_segment_mb: 8,
@@ -284,7 +286,6 @@ impl Config {
             Profile::Dev => base,
             Profile::Test => Config {
                 cache_size_mb: 16,
-                row_cache_mb: 8,
                 check_on_open: true,
                 journal_segment_mb: 4,
                 checkpoint_interval_ms: 200,
@@ -295,7 +296,6 @@ impl Config {
             },
             Profile::Prod => Config {
                 cache_size_mb: 1024,
-                row_cache_mb: 512,
                 overlay_max_mb: 1024,
                 journal_segment_mb: 64,
                 plan_cache_size: 1024,

@@ -45,8 +45,32 @@ const ENTRY_OVERHEAD: u64 = 64;
 /// Rows a shard's map has room for before it first grows.
 const INITIAL_ROWS: usize = 1024;
 
-/// Longest key looked up without a heap allocation (the table's byte, then the key).
-const STACK_KEY: usize = 64;
+/// A cache key held inline (no allocation per row): the table's byte, then the key.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct InlineKey {
+    len: u8,
+    bytes: [u8; INLINE_KEY],
+}
+
+/// Longest cache key (table byte included) kept; rows with longer keys are not cached.
+const INLINE_KEY: usize = 31;
+
+impl InlineKey {
+    /// The key of `key` in `table`, if short enough to cache.
+    fn of(table: TableId, key: &[u8]) -> Option<InlineKey> {
+        let mut bytes = [0u8; INLINE_KEY];
+        bytes[0] = table as u8;
+        bytes.get_mut(1..=key.len())?.copy_from_slice(key);
+        Some(InlineKey {
+            len: u8::try_from(key.len() + 1).ok()?,
+            bytes,
+        })
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
 
 /// A cached row and the generation of the redb view it was read from.
 #[derive(Clone)]
@@ -59,14 +83,14 @@ struct Cached {
 #[derive(Clone)]
 struct ByBytes;
 
-impl Weighter<Box<[u8]>, Cached> for ByBytes {
-    fn weight(&self, key: &Box<[u8]>, val: &Cached) -> u64 {
-        key.len() as u64 + val.row.len() as u64 + ENTRY_OVERHEAD
+impl Weighter<InlineKey, Cached> for ByBytes {
+    fn weight(&self, _key: &InlineKey, val: &Cached) -> u64 {
+        INLINE_KEY as u64 + val.row.len() as u64 + ENTRY_OVERHEAD
     }
 }
 
 struct Shard {
-    map: Cache<Box<[u8]>, Cached, ByBytes>,
+    map: Cache<InlineKey, Cached, ByBytes>,
     hits: u64,
     misses: u64,
 }
@@ -128,46 +152,46 @@ impl RowCache {
         })
     }
 
-    fn shard(&self, key: &[u8]) -> &Mutex<Shard> {
-        let h = self.pick.hash_one(key);
+    fn shard(&self, key: &InlineKey) -> &Mutex<Shard> {
+        let h = self.pick.hash_one(key.as_bytes());
         &self.shards[(h % SHARDS as u64) as usize]
     }
 
     /// The row under `key` of `table` as a view of generation `generation` holds it, if cached.
     pub(crate) fn get(&self, table: TableId, key: &[u8], generation: u64) -> Option<Arc<[u8]>> {
-        with_key(table, key, |k| {
-            let mut shard = self.shard(k).lock();
-            let found = match shard.map.get(k) {
-                Some(c) if c.generation <= generation => Some(Arc::clone(&c.row)),
-                _ => None,
-            };
-            if found.is_some() {
-                shard.hits += 1;
-            } else {
-                shard.misses += 1;
-            }
-            found
-        })
+        let k = InlineKey::of(table, key)?;
+        let mut shard = self.shard(&k).lock();
+        let found = match shard.map.get(&k) {
+            Some(c) if c.generation <= generation => Some(Arc::clone(&c.row)),
+            _ => None,
+        };
+        if found.is_some() {
+            shard.hits += 1;
+        } else {
+            shard.misses += 1;
+        }
+        found
     }
 
     /// Caches `row`, read under `key` of `table` from a view of generation `generation`, unless a
     /// commit that changes rows is in progress or ended after that view began.
     pub(crate) fn fill(&self, table: TableId, key: &[u8], row: &Arc<[u8]>, generation: u64) {
-        with_key(table, key, |k| {
-            let mut shard = self.shard(k).lock();
-            if self.writing.load(Ordering::SeqCst) != 0
-                || generation < self.fence.load(Ordering::SeqCst)
-            {
-                return;
-            }
-            shard.map.insert(
-                Box::from(k),
-                Cached {
-                    row: Arc::clone(row),
-                    generation,
-                },
-            );
-        });
+        let Some(k) = InlineKey::of(table, key) else {
+            return;
+        };
+        let mut shard = self.shard(&k).lock();
+        if self.writing.load(Ordering::SeqCst) != 0
+            || generation < self.fence.load(Ordering::SeqCst)
+        {
+            return;
+        }
+        shard.map.insert(
+            k,
+            Cached {
+                row: Arc::clone(row),
+                generation,
+            },
+        );
     }
 
     /// Starts a redb commit that changes rows: fills stop until the returned guard ends it,
@@ -206,9 +230,9 @@ pub(crate) struct RowWrite<'a> {
 impl RowWrite<'_> {
     /// Removes a row the commit changes.
     pub(crate) fn forget(&self, table: TableId, key: &[u8]) {
-        with_key(table, key, |k| {
-            self.cache.shard(k).lock().map.remove(k);
-        });
+        if let Some(k) = InlineKey::of(table, key) {
+            self.cache.shard(&k).lock().map.remove(&k);
+        }
     }
 
     /// Ends the commit (committed or not): fills resume from views of generation
@@ -234,22 +258,6 @@ impl Drop for RowWrite<'_> {
     /// the rows it has, which the commit did not change.
     fn drop(&mut self) {
         self.finish(u64::MAX);
-    }
-}
-
-/// `f` of the cache's key for `key` of `table`: the table's byte, then the key.
-fn with_key<T>(table: TableId, key: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
-    let n = key.len() + 1;
-    if n <= STACK_KEY {
-        let mut buf = [0u8; STACK_KEY];
-        buf[0] = table as u8;
-        buf[1..n].copy_from_slice(key);
-        f(&buf[..n])
-    } else {
-        let mut buf = Vec::with_capacity(n);
-        buf.push(table as u8);
-        buf.extend_from_slice(key);
-        f(&buf)
     }
 }
 
@@ -314,13 +322,21 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_keeps_to_its_size_and_long_keys_work() {
+    fn the_cache_keeps_to_its_size_and_skips_long_keys() {
         let c = RowCache::new(64 << 10).expect("a cache");
-        let long = vec![7u8; 200];
-        c.fill(TableId::Orders, &long, &row(b"long"), 1);
+        let longest = vec![7u8; INLINE_KEY - 1];
+        c.fill(TableId::Orders, &longest, &row(b"fits"), 1);
         assert_eq!(
-            c.get(TableId::Orders, &long, 1).as_deref(),
-            Some(&b"long"[..])
+            c.get(TableId::Orders, &longest, 1).as_deref(),
+            Some(&b"fits"[..])
+        );
+        let long = vec![7u8; INLINE_KEY];
+        c.fill(TableId::Orders, &long, &row(b"long"), 1);
+        assert_eq!(c.get(TableId::Orders, &long, 1), None, "not cached");
+        assert_eq!(
+            c.get(TableId::Orders, &longest, 1).as_deref(),
+            Some(&b"fits"[..]),
+            "a longer key is not mistaken for its prefix"
         );
         for i in 0u32..10_000 {
             c.fill(TableId::Trades, &i.to_be_bytes(), &row(&[1u8; 100]), 1);

@@ -31,23 +31,29 @@ pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 pub struct TempStore {
     // Field order matters: the store closes before its directory is removed.
     store: Store,
+    config: Config,
     dir: TempDir,
 }
 
 impl TempStore {
     /// A new, empty store with the default configuration.
     pub fn new() -> tradestore::Result<TempStore> {
-        let dir = tempfile::tempdir().map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
-        let store = Store::open(dir.path(), Config::default())?;
-        Ok(TempStore { store, dir })
+        TempStore::with_config(Config::default())
     }
 
-    /// Closes the store and opens it again from its directory.
+    /// A new, empty store with `config` (kept for [`TempStore::reopen`]).
+    pub fn with_config(config: Config) -> tradestore::Result<TempStore> {
+        let dir = tempfile::tempdir().map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
+        let store = Store::open(dir.path(), config.clone())?;
+        Ok(TempStore { store, config, dir })
+    }
+
+    /// Closes the store and opens it again from its directory, with the same configuration.
     pub fn reopen(self) -> tradestore::Result<TempStore> {
-        let TempStore { store, dir } = self;
+        let TempStore { store, config, dir } = self;
         drop(store);
-        let store = Store::open(dir.path(), Config::default())?;
-        Ok(TempStore { store, dir })
+        let store = Store::open(dir.path(), config.clone())?;
+        Ok(TempStore { store, config, dir })
     }
 }
 

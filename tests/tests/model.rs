@@ -720,7 +720,12 @@ fn compare(store: &Store, model: &Model) -> TestResult {
 }
 
 fn run_case(steps: &[Step]) -> TestResult {
-    let mut store = TempStore::new()?;
+    // With a small row cache: every read the model checks also checks the cache's rows
+    // (evicted, forgotten by the applier, refilled) against the model.
+    let mut store = TempStore::with_config(tradestore::Config {
+        row_cache_mb: 1,
+        ..tradestore::Config::default()
+    })?;
     let mut model = Model::default();
     let mut clock = 0;
     let setup = [
