@@ -524,10 +524,10 @@ impl Store {
             if shared.poisoned.load(Ordering::SeqCst) {
                 return Err(shared.poison_error());
             }
-            let drained = st.pending.is_empty()
-                && !st.leader
-                && shared.apply_queue.lock().is_empty()
-                && shared.published.read().overlay.is_empty();
+            // One lock at a time: the publisher takes `published`, then the queue.
+            let queued = !shared.apply_queue.lock().is_empty();
+            let unapplied = !shared.published.read().overlay.is_empty();
+            let drained = st.pending.is_empty() && !st.leader && !queued && !unapplied;
             if drained {
                 break;
             }

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use redb::Durability;
 use tradestore_schema::TableId;
 
-use super::pipeline::{Shared, entry_bytes};
+use super::pipeline::Shared;
 use crate::error::Result;
-use crate::state::{OKey, RowChange, apply_rows, write_applied_seq};
+use crate::state::{RowChange, apply_rows, write_applied_seq};
 use crate::stats::Metrics;
 
 /// Largest number of transactions applied in one redb commit.
@@ -27,7 +27,6 @@ const GATHER: Duration = Duration::from_millis(50);
 pub(crate) struct ApplyJob {
     pub seq: u64,
     pub changes: Arc<Vec<RowChange>>,
-    pub keys: Vec<OKey>,
     /// Size of its journal record.
     pub bytes: u64,
 }
@@ -62,6 +61,14 @@ pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
                     break;
                 }
             }
+            // Seal the overlay's newest level and take the batch together (the publisher
+            // queues under the same lock order: `published`, then the queue), so that the
+            // sealed levels hold exactly what is taken, unless the batch is capped.
+            drop(q);
+            let mut published = shared.published.write();
+            let mut q = shared.apply_queue.lock();
+            published.overlay.seal();
+            drop(published);
             let n = q.len().min(MAX_BATCH);
             q.drain(..n).collect()
         };
@@ -147,23 +154,19 @@ fn prepare_spare(shared: &Shared) {
     }
 }
 
-/// Drops from the overlay what redb now holds (unless a later transaction rewrote it).
+/// Drops from the overlay the levels redb now holds. A level that also holds later writes
+/// (the batch was capped) stays until a later batch has applied them.
 fn remove_applied(shared: &Shared, batch: &[ApplyJob], applied: u64) {
     if batch.is_empty() {
         return;
     }
     {
         let mut published = shared.published.write();
-        let mut bytes = shared.overlay_bytes.load(Ordering::Relaxed);
-        for job in batch {
-            for k in &job.keys {
-                let stale = matches!(published.overlay.get(k), Some((seq, _)) if *seq <= applied);
-                if stale && let Some((_, e)) = published.overlay.remove(k) {
-                    bytes = bytes.saturating_sub(entry_bytes(k, &e));
-                }
-            }
-        }
-        shared.overlay_bytes.store(bytes, Ordering::Relaxed);
+        let freed = published.overlay.drop_applied(applied);
+        let bytes = shared.overlay_bytes.load(Ordering::Relaxed);
+        shared
+            .overlay_bytes
+            .store(bytes.saturating_sub(freed), Ordering::Relaxed);
     }
     shared.commit_cv.notify_all();
 }

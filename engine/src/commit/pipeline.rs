@@ -436,31 +436,28 @@ impl Shared {
         }
         self.metrics.fsync(t.elapsed(), group.len());
         let last = group.last().map_or(0, |p| p.seq);
-        {
-            let mut published = self.published.write();
-            // Changed only under the `published` write lock: this load and store cannot race.
-            let mut bytes = self.overlay_bytes.load(Ordering::Relaxed);
-            for p in &group {
-                for (k, e) in &p.entries {
-                    bytes += entry_bytes(k, e);
-                    if let Some((_, old)) = published.overlay.insert(k.clone(), (p.seq, e.clone()))
-                    {
-                        bytes = bytes.saturating_sub(entry_bytes(k, &old));
-                    }
-                }
+        // Published and queued for the applier under one lock: the applier seals the
+        // overlay's newest level and takes the queue together, so the level holds exactly
+        // the batch it applies, and drops as a whole once applied.
+        let mut published = self.published.write();
+        // Changed only under the `published` write lock: this load and store cannot race.
+        let mut bytes = self.overlay_bytes.load(Ordering::Relaxed);
+        for p in &group {
+            for (k, e) in &p.entries {
+                let (added, removed) = published.overlay.insert(k.clone(), p.seq, e.clone());
+                bytes = (bytes + added).saturating_sub(removed);
             }
-            published.durable = last;
-            self.overlay_bytes.store(bytes, Ordering::Relaxed);
         }
+        published.durable = last;
+        self.overlay_bytes.store(bytes, Ordering::Relaxed);
         let mut q = self.apply_queue.lock();
+        drop(published);
         let was_empty = q.is_empty();
         for p in group.drain(..) {
-            let keys = p.entries.into_iter().map(|(k, _)| k).collect();
             q.push_back(ApplyJob {
                 bytes: p.payload.len() as u64,
                 seq: p.seq,
                 changes: p.changes,
-                keys,
             });
         }
         // The applier gathers for a while after its first job: wake it for that job, for a
@@ -470,14 +467,6 @@ impl Shared {
         }
         Ok((last, group))
     }
-}
-
-pub(crate) fn entry_bytes(k: &OKey, e: &Entry) -> u64 {
-    let v = match e {
-        Entry::Put(v) => v.len(),
-        Entry::Del => 0,
-    };
-    (k.1.len() + v + 48) as u64
 }
 
 fn describe(k: &OKey) -> String {

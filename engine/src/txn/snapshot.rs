@@ -147,11 +147,7 @@ impl Snapshot {
         if !bounds_ordered(&lo, &hi) {
             return Vec::new();
         }
-        self.overlay
-            .range((lo, hi))
-            .filter(|(_, (seq, _))| *seq > self.applied)
-            .map(|((_, k), (_, e))| (k.clone(), e.clone()))
-            .collect()
+        self.overlay.range_above((lo, hi), self.applied)
     }
 
     /// A row as stored in redb.
