@@ -8,7 +8,7 @@ use tradestore_schema::{TableId, codec};
 
 use crate::error::{Error, Result};
 use crate::layout::{self, IndexSpec};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::overlay::{Entry, INDEX_BASE, OKey};
 use crate::txn::entry_key;
@@ -76,12 +76,13 @@ pub(crate) fn apply_rows<'c>(
     indexes: &[IndexSpec],
     changes: impl IntoIterator<Item = &'c RowChange>,
 ) -> Result<()> {
-    let mut last: HashMap<(u8, &[u8]), &RowChange> = HashMap::new();
-    for c in changes {
-        last.insert((c.table, c.key.as_slice()), c);
-    }
-    let mut rows: Vec<&RowChange> = last.into_values().collect();
-    rows.sort_unstable_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
+    // Stable: a row's changes stay in commit order, so its last one ends each run of equal
+    // keys and is the one kept.
+    let mut rows: Vec<&RowChange> = changes.into_iter().collect();
+    rows.sort_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
+    rows.reverse();
+    rows.dedup_by(|later, kept| (later.table, &later.key) == (kept.table, &kept.key));
+    rows.reverse();
     // Per index, the entries to remove (`None`) and insert (with the row, kept by a covering
     // index). A row's index key ends with its primary key, so no two rows share one:
     // removals and inserts never collide.

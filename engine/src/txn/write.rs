@@ -351,10 +351,8 @@ impl WriteTx {
     fn validate(&self, new: &AnyRecord, old: Option<&AnyRecord>, mode: Mode) -> Result<()> {
         for fk in FOREIGN_KEYS.iter().filter(|fk| fk.child == new.table()) {
             let value = new.column(fk.column).unwrap_or(Value::Null);
-            if self
-                .raw_get(fk.parent, &keys::encode(std::slice::from_ref(&value)))?
-                .is_none()
-            {
+            let parent = keys::encode(std::slice::from_ref(&value));
+            if !self.get_shared(fk.parent, &parent, |b| Ok(b.is_some()))? {
                 return Err(Error::constraint(format!(
                     "{} {}: {} {value} does not exist (foreign key {}.{} -> {})",
                     new.table(),
