@@ -226,7 +226,7 @@ impl Shared {
         // Sized up front: growing the buffer byte by byte costs more than the encoding.
         let size: usize = changes
             .iter()
-            .map(|c| c.key.len() + c.value.as_ref().map_or(0, Vec::len) + 8)
+            .map(|c| c.key.len() + c.value.as_ref().map_or(0, |v| v.len()) + 8)
             .sum();
         let payload = postcard::to_extend(&changes, Vec::with_capacity(size + 8)).map_err(|e| {
             Error::new(

@@ -9,6 +9,7 @@ use tradestore_schema::{TableId, codec};
 use crate::error::{Error, Result};
 use crate::layout::{self, IndexSpec};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::overlay::{Entry, INDEX_BASE, OKey};
 use crate::txn::entry_key;
@@ -20,8 +21,9 @@ pub(crate) struct RowChange {
     pub table: u8,
     /// Encoded primary key.
     pub key: Vec<u8>,
-    /// The new encoded record, or `None` for a delete.
-    pub value: Option<Vec<u8>>,
+    /// The new encoded record, or `None` for a delete. Shared with the write set and the
+    /// overlay (no copy per change); it encodes exactly as a byte vector would.
+    pub value: Option<Arc<[u8]>>,
 }
 
 impl RowChange {
@@ -34,7 +36,7 @@ impl RowChange {
                 table: u8::try_from(*space).unwrap_or(0),
                 key: key.clone(),
                 value: match e {
-                    Entry::Put(v) => Some(v.to_vec()),
+                    Entry::Put(v) => Some(Arc::clone(v)),
                     Entry::Del => None,
                 },
             })
@@ -102,14 +104,13 @@ pub(crate) fn apply_rows<'c>(
         for c in &rows[start..end] {
             let key = c.key.as_slice();
             let old = match &c.value {
-                Some(v) => data.insert(key, v.as_slice())?,
+                Some(v) => data.insert(key, &**v)?,
                 None => data.remove(key)?,
             };
             if specs.is_empty() {
                 continue;
             }
-            let same_bytes =
-                matches!((&old, &c.value), (Some(o), Some(v)) if o.value() == v.as_slice());
+            let same_bytes = matches!((&old, &c.value), (Some(o), Some(v)) if o.value() == &**v);
             let old = old
                 .map(|g| codec::decode_any(table, g.value()))
                 .transpose()?;
@@ -146,4 +147,45 @@ pub(crate) fn apply_rows<'c>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A journal record's body as earlier builds wrote it: values as byte vectors.
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct VecRowChange {
+        table: u8,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    }
+
+    #[test]
+    fn shared_values_keep_the_journal_format() {
+        let shared = vec![
+            RowChange {
+                table: 4,
+                key: vec![1, 2, 3],
+                value: Some(Arc::from(&[9u8; 200][..])),
+            },
+            RowChange {
+                table: 3,
+                key: vec![7],
+                value: None,
+            },
+        ];
+        let vecs: Vec<VecRowChange> = shared
+            .iter()
+            .map(|c| VecRowChange {
+                table: c.table,
+                key: c.key.clone(),
+                value: c.value.as_deref().map(<[u8]>::to_vec),
+            })
+            .collect();
+        let bytes = postcard::to_allocvec(&shared).expect("encode");
+        assert_eq!(bytes, postcard::to_allocvec(&vecs).expect("encode"));
+        let back: Vec<RowChange> = postcard::from_bytes(&bytes).expect("decode");
+        assert_eq!(back, shared);
+    }
 }
