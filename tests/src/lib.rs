@@ -88,6 +88,38 @@ pub fn account(id: u64, name: &str) -> Account {
     }
 }
 
+/// The key of an account's USD cash row.
+pub fn usd(account: u64) -> [Value; 2] {
+    [Value::U64(account), Value::Text("USD".into())]
+}
+
+/// Accounts `1..=accounts`, each holding `initial` (raw money) in USD, in one transaction.
+pub fn fund_accounts(store: &Store, accounts: u64, initial: i64) -> tradestore::Result<()> {
+    store.write(|tx| {
+        for id in 1..=accounts {
+            tx.insert(&account(id, &format!("acct-{id}")))?;
+            tx.insert(&Cash {
+                account: id,
+                currency: "USD".into(),
+                amount: Money(initial),
+            })?;
+        }
+        Ok(())
+    })
+}
+
+/// Reads both USD balances and writes both back, `amount` moved from `a` to `b`.
+pub fn transfer(tx: &mut WriteTx, a: u64, b: u64, amount: i64) -> tradestore::Result<()> {
+    let missing = |id| Error::new(ErrorKind::NotFound, format!("no USD for {id}"));
+    let mut from: Cash = tx.get(&usd(a))?.ok_or_else(|| missing(a))?;
+    let mut to: Cash = tx.get(&usd(b))?.ok_or_else(|| missing(b))?;
+    from.amount = Money(from.amount.0 - amount);
+    to.amount = Money(to.amount.0 + amount);
+    tx.put(&from)?;
+    tx.put(&to)?;
+    Ok(())
+}
+
 /// An instrument with a tick of 0.01 and a lot of one unit.
 pub fn instrument(id: u64, symbol: &str, currency: &str) -> Instrument {
     Instrument {

@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tradestore::schema::{Cash, Money, Value};
+use tradestore::schema::{Cash, Money};
 use tradestore::{CommitTicket, Config, ErrorKind, ReadOps, RetryPolicy, Store, WriteTx};
-use tradestore_tests::{Rng, TestResult, account, assert_clean};
+use tradestore_tests::{Rng, TestResult, account, assert_clean, fund_accounts, transfer, usd};
 
 /// Accounts `1..=ACCOUNTS` hold USD and trade it among themselves.
 const ACCOUNTS: u64 = 8;
@@ -22,10 +22,6 @@ const INITIAL: i64 = 1_000_000;
 /// A committed transfer: from, to, amount.
 type Transfer = (u64, u64, i64);
 
-fn usd(account: u64) -> [Value; 2] {
-    [Value::U64(account), Value::Text("USD".into())]
-}
-
 fn config() -> Config {
     Config {
         // Lock waits in a busy debug run can be long; a timeout is not what is tested here.
@@ -36,30 +32,8 @@ fn config() -> Config {
 
 fn open_with_accounts(dir: &Path) -> TestResult<Store> {
     let store = Store::open(dir, config())?;
-    store.write(|tx| {
-        for id in 1..=ACCOUNTS {
-            tx.insert(&account(id, &format!("acct-{id}")))?;
-            tx.insert(&Cash {
-                account: id,
-                currency: "USD".into(),
-                amount: Money(INITIAL),
-            })?;
-        }
-        Ok(())
-    })?;
+    fund_accounts(&store, ACCOUNTS, INITIAL)?;
     Ok(store)
-}
-
-/// Reads both balances and writes both back, `amount` moved from `a` to `b`.
-fn transfer(tx: &mut WriteTx, a: u64, b: u64, amount: i64) -> tradestore::Result<()> {
-    let missing = |id| tradestore::Error::new(ErrorKind::NotFound, format!("no USD for {id}"));
-    let mut from: Cash = tx.get(&usd(a))?.ok_or_else(|| missing(a))?;
-    let mut to: Cash = tx.get(&usd(b))?.ok_or_else(|| missing(b))?;
-    from.amount = Money(from.amount.0 - amount);
-    to.amount = Money(to.amount.0 + amount);
-    tx.put(&from)?;
-    tx.put(&to)?;
-    Ok(())
 }
 
 /// A random pair of distinct accounts and an amount.

@@ -6,16 +6,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tradestore::schema::{Cash, Money, Value};
+use tradestore::schema::{Cash, Money};
 use tradestore::{Config, ReadOps, RetryPolicy, Store};
-use tradestore_tests::{Rng, TestResult, account, assert_clean};
+use tradestore_tests::{Rng, TestResult, assert_clean, fund_accounts, transfer, usd};
 
 const ACCOUNTS: u64 = 12;
 const INITIAL: i64 = 1_000_000;
-
-fn usd(account: u64) -> [Value; 2] {
-    [Value::U64(account), Value::Text("USD".into())]
-}
 
 fn open(dir: &std::path::Path, row_cache_mb: u64) -> TestResult<Store> {
     let store = Store::open(
@@ -27,17 +23,7 @@ fn open(dir: &std::path::Path, row_cache_mb: u64) -> TestResult<Store> {
             ..Config::default()
         },
     )?;
-    store.write(|tx| {
-        for id in 1..=ACCOUNTS {
-            tx.insert(&account(id, &format!("acct-{id}")))?;
-            tx.insert(&Cash {
-                account: id,
-                currency: "USD".into(),
-                amount: Money(INITIAL),
-            })?;
-        }
-        Ok(())
-    })?;
+    fund_accounts(&store, ACCOUNTS, INITIAL)?;
     Ok(store)
 }
 
@@ -111,20 +97,7 @@ fn point_reads_agree_with_scans_while_writers_move_cash() -> TestResult {
                         let b = (a + rng.below(ACCOUNTS - 1)) % ACCOUNTS + 1;
                         let amount = rng.range(1, 500);
                         store
-                            .transact(&policy, |tx| {
-                                let missing = || {
-                                    tradestore::Error::new(
-                                        tradestore::ErrorKind::NotFound,
-                                        "no cash",
-                                    )
-                                };
-                                let mut from: Cash = tx.get(&usd(a))?.ok_or_else(missing)?;
-                                let mut to: Cash = tx.get(&usd(b))?.ok_or_else(missing)?;
-                                from.amount = Money(from.amount.0 - amount);
-                                to.amount = Money(to.amount.0 + amount);
-                                tx.put(&from)?;
-                                tx.put(&to)
-                            })
+                            .transact(&policy, |tx| transfer(tx, a, b, amount))
                             .map_err(|e| e.to_string())?;
                     }
                     Ok(0)
