@@ -97,8 +97,8 @@ impl Overlay {
         }
     }
 
-    /// Publishes a write into the newest level; returns the bytes the overlay grew by
-    /// (less the entry it replaced in that level, if any).
+    /// Publishes a write into the newest level; returns the bytes it added and the bytes of
+    /// the entry it replaced in that level (0 if none).
     pub(crate) fn insert(&mut self, key: OKey, seq: u64, entry: Entry) -> (u64, u64) {
         if self.levels.is_empty() {
             self.levels.push(Level::default());
