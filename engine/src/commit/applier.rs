@@ -160,13 +160,16 @@ fn remove_applied(shared: &Shared, batch: &[ApplyJob], applied: u64) {
     if batch.is_empty() {
         return;
     }
-    {
+    let done = {
         let mut published = shared.published.write();
-        let freed = published.overlay.drop_applied(applied);
+        let (freed, done) = published.overlay.take_applied(applied);
         let bytes = shared.overlay_bytes.load(Ordering::Relaxed);
         shared
             .overlay_bytes
             .store(bytes.saturating_sub(freed), Ordering::Relaxed);
-    }
+        done
+    };
     shared.commit_cv.notify_all();
+    // Freed outside the lock that snapshots and publishers take.
+    drop(done);
 }

@@ -442,9 +442,10 @@ impl Shared {
         let mut published = self.published.write();
         // Changed only under the `published` write lock: this load and store cannot race.
         let mut bytes = self.overlay_bytes.load(Ordering::Relaxed);
-        for p in &group {
-            for (k, e) in &p.entries {
-                let (added, removed) = published.overlay.insert(k.clone(), p.seq, e.clone());
+        for p in &mut group {
+            // Moved, not copied: the group's entries are not needed after this.
+            for (k, e) in p.entries.drain(..) {
+                let (added, removed) = published.overlay.insert(k, p.seq, e);
                 bytes = (bytes + added).saturating_sub(removed);
             }
         }

@@ -125,18 +125,16 @@ impl Overlay {
         }
     }
 
-    /// Drops every level redb now holds entirely (each write in it is at or below
-    /// `applied`); returns the bytes freed.
-    pub(crate) fn drop_applied(&mut self, applied: u64) -> u64 {
-        let mut freed = 0;
-        self.levels.retain(|l| {
-            let done = l.last_seq <= applied;
-            if done {
-                freed += l.bytes;
-            }
-            !done
-        });
-        freed
+    /// Takes out every level redb now holds entirely (each write in it is at or below
+    /// `applied`); returns their bytes, and the levels, for the caller to free after
+    /// releasing its lock.
+    pub(crate) fn take_applied(&mut self, applied: u64) -> (u64, Overlay) {
+        let (done, kept): (Vec<Level>, Vec<Level>) = std::mem::take(&mut self.levels)
+            .into_iter()
+            .partition(|l| l.last_seq <= applied);
+        self.levels = kept;
+        let freed = done.iter().map(|l| l.bytes).sum();
+        (freed, Overlay { levels: done })
     }
 
     #[cfg(test)]
@@ -209,7 +207,7 @@ mod tests {
             [(b"a".to_vec(), put(b"a3")), (b"c".to_vec(), Entry::Del)]
         );
         let snapshot = o.clone();
-        let freed = o.drop_applied(2);
+        let (freed, _) = o.take_applied(2);
         assert_eq!(freed, (1 + 2 + 48) * 2, "the first level's two entries");
         assert_eq!(o.levels(), 1);
         assert_eq!(o.get(&key(b"b")), None);
@@ -218,8 +216,8 @@ mod tests {
             Some(&(2, put(b"b2"))),
             "a clone keeps its levels"
         );
-        assert_eq!(o.drop_applied(3), 0, "a level with a later write stays");
-        o.drop_applied(4);
+        assert_eq!(o.take_applied(3).0, 0, "a level with a later write stays");
+        o.take_applied(4);
         assert!(o.is_empty());
         assert_eq!(o.levels(), 0);
     }
@@ -232,6 +230,6 @@ mod tests {
         o.seal();
         o.seal();
         assert_eq!(o.levels(), 2, "an empty newest level is not sealed again");
-        assert_eq!(o.drop_applied(2), 1 + 1 + 48);
+        assert_eq!(o.take_applied(2).0, 1 + 1 + 48);
     }
 }
