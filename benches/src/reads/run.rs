@@ -1,4 +1,5 @@
-//! Loads the data set into each engine in turn (timed: the bulk restore) and times its reads.
+//! Loads the data set into each engine in turn (timed: the bulk restore), then times every
+//! engine's reads, interleaved in rounds.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -74,80 +75,122 @@ fn timed_reads<T>(
     Ok(Timed { hist, elapsed })
 }
 
-/// Times the three reads of `reader`.
-fn measure_reads(reader: &dyn Reader, plan: &Plan, picks: &Picks) -> Result<Vec<ReadMeasurement>> {
-    let engine = reader.name();
-    let per = plan.per_snapshot;
-    let mode = format!("{per} per read tx");
-    let get = timed_reads(
-        "point get",
-        &picks.ids,
-        per,
-        &mut |ids, out| reader.gets(ids, out),
-        &mut |r: &Option<TradeRow>| match r {
-            Some(_) => Ok(()),
-            None => Err(format!("{engine}: a point get found no trade").into()),
-        },
-    )?;
-    let recent = timed_reads(
-        "last trades",
-        &picks.instruments,
-        per,
-        &mut |is, out| reader.recent(is, RECENT_LIMIT, out),
-        &mut |r: &Vec<TradeRow>| {
-            if r.is_empty() || r.len() > RECENT_LIMIT {
-                return Err(format!("{engine}: {} recent trades", r.len()).into());
-            }
-            Ok(())
-        },
-    )?;
-    let positions = timed_reads(
-        "positions",
-        &picks.accounts,
-        per,
-        &mut |accts, out| reader.positions(accts, out),
-        &mut |r: &Vec<PositionRow>| {
-            if r.is_empty() {
-                return Err(format!("{engine}: an account without positions").into());
-            }
-            Ok(())
-        },
-    )?;
-    Ok(vec![
-        ReadMeasurement::new(engine, ReadOp::Get, &mode, &get),
-        ReadMeasurement::new(engine, ReadOp::Recent, &mode, &recent),
-        ReadMeasurement::new(engine, ReadOp::Positions, &mode, &positions),
-    ])
+/// Rounds the reads are split into: each round runs a slice of every read on every engine,
+/// in an order that rotates from round to round, so that a slow spell of the machine falls
+/// on all engines alike instead of on whichever one it met (runs used to differ by up to
+/// 1.5x in one engine's reads).
+const ROUNDS: usize = 8;
+
+/// Adds `more` (another slice of the same reads) to `total`.
+fn merge(total: &mut Option<Timed>, more: Timed) -> Result<()> {
+    match total {
+        None => *total = Some(more),
+        Some(t) => {
+            t.hist
+                .add(&more.hist)
+                .map_err(|e| format!("merging latency histograms: {e}"))?;
+            t.elapsed += more.elapsed;
+        }
+    }
+    Ok(())
 }
 
-/// Opens an engine in `dir`, times its load of `data`, then its reads.
-fn engine<R: Reader>(
-    dir: &Path,
-    data: &DataSet,
+/// The `round`th of [`ROUNDS`] slices of `ops`.
+fn slice(ops: &[u64], round: usize) -> &[u64] {
+    let at = |r: usize| ops.len() * r / ROUNDS;
+    &ops[at(round)..at(round + 1)]
+}
+
+/// Times the three reads of every engine, interleaved in [`ROUNDS`] rounds.
+fn measure_reads(
+    readers: &[&dyn Reader],
     plan: &Plan,
     picks: &Picks,
+) -> Result<Vec<ReadMeasurement>> {
+    let per = plan.per_snapshot;
+    let mode = format!("{per} per read tx");
+    // Per engine: point gets, last trades, positions.
+    let mut timed: Vec<[Option<Timed>; 3]> = readers.iter().map(|_| [None, None, None]).collect();
+    for round in 0..ROUNDS {
+        for k in 0..readers.len() {
+            let i = (k + round) % readers.len();
+            let reader = readers[i];
+            let engine = reader.name();
+            let get = timed_reads(
+                "point get",
+                slice(&picks.ids, round),
+                per,
+                &mut |ids, out| reader.gets(ids, out),
+                &mut |r: &Option<TradeRow>| match r {
+                    Some(_) => Ok(()),
+                    None => Err(format!("{engine}: a point get found no trade").into()),
+                },
+            )?;
+            merge(&mut timed[i][0], get)?;
+            let recent = timed_reads(
+                "last trades",
+                slice(&picks.instruments, round),
+                per,
+                &mut |is, out| reader.recent(is, RECENT_LIMIT, out),
+                &mut |r: &Vec<TradeRow>| {
+                    if r.is_empty() || r.len() > RECENT_LIMIT {
+                        return Err(format!("{engine}: {} recent trades", r.len()).into());
+                    }
+                    Ok(())
+                },
+            )?;
+            merge(&mut timed[i][1], recent)?;
+            let positions = timed_reads(
+                "positions",
+                slice(&picks.accounts, round),
+                per,
+                &mut |accts, out| reader.positions(accts, out),
+                &mut |r: &Vec<PositionRow>| {
+                    if r.is_empty() {
+                        return Err(format!("{engine}: an account without positions").into());
+                    }
+                    Ok(())
+                },
+            )?;
+            merge(&mut timed[i][2], positions)?;
+        }
+    }
+    let mut rows = Vec::new();
+    for (reader, [get, recent, positions]) in readers.iter().zip(timed) {
+        let engine = reader.name();
+        for (op, t) in [
+            (ReadOp::Get, get),
+            (ReadOp::Recent, recent),
+            (ReadOp::Positions, positions),
+        ] {
+            let t = t.ok_or_else(|| format!("{engine}: no {op:?} reads were timed"))?;
+            rows.push(ReadMeasurement::new(engine, op, &mode, &t));
+        }
+    }
+    Ok(rows)
+}
+
+/// Opens an engine in `dir` and times its load of `data`.
+fn load<R: Reader + 'static>(
+    dir: &Path,
+    data: &DataSet,
     load_mode: &str,
     open: fn(&Path) -> Result<R>,
     load: fn(&mut R, &DataSet) -> Result<()>,
-) -> Result<Vec<ReadMeasurement>> {
+) -> Result<(Box<dyn Reader>, ReadMeasurement)> {
     let mut db = open(dir)?;
     let start = Instant::now();
     load(&mut db, data)?;
     let elapsed = start.elapsed();
     let trades = data.trades.len() as u64;
-    let mut rows = vec![ReadMeasurement::restore(
-        db.name(),
-        load_mode,
-        trades,
-        elapsed,
-    )];
-    rows.extend(measure_reads(&db, plan, picks)?);
-    Ok(rows)
+    let restore = ReadMeasurement::restore(db.name(), load_mode, trades, elapsed);
+    Ok((Box::new(db), restore))
 }
 
 /// Builds the data set of `plan.read_trades` trades, loads it into tradestore, raw redb,
-/// SQLite and fjall in turn (each in a fresh folder under `dir`, removed after it), and
-/// times each one's reads. `progress` hears what is being measured.
+/// SQLite and fjall in turn (each in a fresh folder under `dir`; the load is timed), then
+/// times every engine's reads, interleaved (see [`ROUNDS`]). The folders are removed at
+/// the end, whatever happened. `progress` hears what is being measured.
 pub fn run_reads(
     dir: &Path,
     plan: &Plan,
@@ -164,61 +207,58 @@ pub fn run_reads(
         plan.recent_reads,
         plan.position_reads,
     );
-    let (p, d) = (plan, &data);
-    type Step<'a> = (
-        &'a str,
-        Box<dyn Fn(&Path) -> Result<Vec<ReadMeasurement>> + 'a>,
-    );
-    let steps: Vec<Step<'_>> = vec![
-        (
-            "tradestore",
-            Box::new(|dir| {
-                let mode = "dump::restore, 1 commit";
-                engine(
-                    dir,
-                    d,
-                    p,
-                    &picks,
-                    mode,
-                    tradestore::TradestoreReads::open,
-                    |s, d| s.load(d),
-                )
-            }),
-        ),
-        (
-            "redb",
-            Box::new(|dir| {
-                engine(dir, d, p, &picks, "1 write tx", raw_redb::open, |s, d| {
-                    s.load(d)
-                })
-            }),
-        ),
-        (
-            "sqlite",
-            Box::new(|dir| {
-                engine(dir, d, p, &picks, "1 tx, prepared", sqlite::open, |s, d| {
-                    s.load(d)
-                })
-            }),
-        ),
-        (
-            "fjall",
-            Box::new(|dir| {
-                let mode = format!("batches of {}", fjall::LOAD_BATCH);
-                engine(dir, d, p, &picks, &mode, fjall::open, |s, d| s.load(d))
-            }),
-        ),
-    ];
-    let mut rows = Vec::new();
-    for (name, step) in steps {
-        progress(&format!("measuring {name} reads ..."));
-        let sub = dir.join(format!("{name}-reads"));
-        let out = step(&sub);
-        // Free the disk for the next engine whatever happened.
-        let _ = std::fs::remove_dir_all(&sub);
-        rows.extend(out?);
+    let folders: Vec<std::path::PathBuf> = ["tradestore", "redb", "sqlite", "fjall"]
+        .iter()
+        .map(|name| dir.join(format!("{name}-reads")))
+        .collect();
+    let out = load_and_read(&folders, &data, plan, &picks, progress);
+    for f in &folders {
+        let _ = std::fs::remove_dir_all(f);
     }
+    let mut rows = out?;
     fill_ratios(&mut rows);
+    Ok(rows)
+}
+
+/// Loads the four engines into `folders` (tradestore, redb, sqlite, fjall), then reads.
+fn load_and_read(
+    folders: &[std::path::PathBuf],
+    data: &DataSet,
+    plan: &Plan,
+    picks: &Picks,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<ReadMeasurement>> {
+    progress("loading tradestore ...");
+    let ts = load(
+        &folders[0],
+        data,
+        "dump::restore, 1 commit",
+        tradestore::TradestoreReads::open,
+        |s, d| s.load(d),
+    )?;
+    progress("loading redb ...");
+    let redb = load(&folders[1], data, "1 write tx", raw_redb::open, |s, d| {
+        s.load(d)
+    })?;
+    progress("loading sqlite ...");
+    let lite = load(&folders[2], data, "1 tx, prepared", sqlite::open, |s, d| {
+        s.load(d)
+    })?;
+    progress("loading fjall ...");
+    let fj_mode = format!("batches of {}", fjall::LOAD_BATCH);
+    let fj = load(&folders[3], data, &fj_mode, fjall::open, |s, d| s.load(d))?;
+    progress(&format!(
+        "measuring reads, every engine in each of {ROUNDS} rounds ..."
+    ));
+    let loaded = [ts, redb, lite, fj];
+    let readers: Vec<&dyn Reader> = loaded.iter().map(|(r, _)| r.as_ref()).collect();
+    let reads = measure_reads(&readers, plan, picks)?;
+    // Per engine: its restore, then its reads (the report's order).
+    let mut rows = Vec::new();
+    for (_, restore) in &loaded {
+        rows.push(restore.clone());
+        rows.extend(reads.iter().filter(|r| r.engine == restore.engine).cloned());
+    }
     Ok(rows)
 }
 
@@ -275,6 +315,15 @@ mod tests {
             assert_eq!(want.len(), 1);
             assert_eq!(positions[0], want, "{name}");
             assert!(positions[1].is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_rounds_split_the_reads_exactly() {
+        for n in [0u64, 3, 8, 50, 1001] {
+            let ops: Vec<u64> = (0..n).collect();
+            let joined: Vec<u64> = (0..ROUNDS).flat_map(|r| slice(&ops, r).to_vec()).collect();
+            assert_eq!(joined, ops, "{n} reads");
         }
     }
 
