@@ -258,7 +258,7 @@ impl Config {
             profile,
             cache_size_mb: 64,
             // Off unless asked for: it pays for re-read rows, and costs a first read of a
-            // row about 15% (see README, "Row cache").
+            // row about 15% (README, The write path: "Row cache").
             row_cache_mb: 0,
             max_value_bytes: 65_536,
             check_on_open: false,
