@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tradestore::schema::{Cash, Money};
+use tradestore::schema::{Cash, Money, Value};
 use tradestore::{CommitTicket, Config, ErrorKind, ReadOps, RetryPolicy, Store, WriteTx};
 use tradestore_tests::{Rng, TestResult, account, assert_clean, fund_accounts, transfer, usd};
 
@@ -374,4 +374,72 @@ fn readers_see_every_acked_write_while_the_applier_moves_the_overlay() -> TestRe
     );
     assert_deposits(&store, FIRST_DEPOSIT..FIRST_DEPOSIT + n)?;
     assert_clean(&store)
+}
+
+/// Cash of `account` in `currency`.
+fn cash(account: u64, currency: &str, amount: i64) -> Cash {
+    Cash {
+        account,
+        currency: currency.into(),
+        amount: Money(amount),
+    }
+}
+
+/// A transaction fails with a retryable conflict exactly when a transaction that committed
+/// after its snapshot changed a row it read or wrote a key inside a range it scanned. The
+/// second transaction commits from inside the first one's closure, so the order is fixed.
+#[test]
+fn a_commit_conflicts_exactly_with_what_it_read() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = open_with_accounts(dir.path())?;
+    let t = |amount| move |tx: &mut WriteTx| transfer(tx, 3, 4, amount);
+
+    // A point read of account 1's cash, changed in between.
+    let err = store
+        .write(|tx| {
+            let _: Option<Cash> = tx.get(&usd(1))?;
+            store.write(|other| transfer(other, 1, 2, 5))?;
+            t(7)(tx)
+        })
+        .expect_err("the read row changed");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.is_retryable());
+
+    // A scan of account 1's cash rows, and a new row inside it.
+    let err = store
+        .write(|tx| {
+            let _: Vec<Cash> = tx.prefix(&[Value::U64(1)])?;
+            store.write(|other| other.insert(&cash(1, "EUR", 10)))?;
+            t(7)(tx)
+        })
+        .expect_err("a row appeared in the scanned range");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+
+    // The same reads with changes beside them: a row the transaction did not read, and a
+    // row outside the scanned range.
+    store.write(|tx| {
+        let _: Option<Cash> = tx.get(&usd(1))?;
+        let _: Vec<Cash> = tx.prefix(&[Value::U64(1)])?;
+        store.write(|other| {
+            transfer(other, 5, 6, 5)?;
+            other.insert(&cash(2, "EUR", 10))
+        })?;
+        t(7)(tx)
+    })?;
+
+    // Nothing of the failed transactions stayed; each committed one did.
+    let tx = store.read()?;
+    let amount = |id| -> TestResult<i64> {
+        let c: Cash = tx.get(&usd(id))?.ok_or("no USD")?;
+        Ok(c.amount.0)
+    };
+    assert_eq!(amount(1)?, INITIAL - 5);
+    assert_eq!(amount(2)?, INITIAL + 5);
+    assert_eq!(amount(3)?, INITIAL - 7);
+    assert_eq!(amount(4)?, INITIAL + 7);
+    assert_eq!(amount(5)?, INITIAL - 5);
+    let eur: Vec<Cash> = tx.all()?;
+    assert_eq!(eur.iter().filter(|c| c.currency == "EUR").count(), 2);
+    assert_eq!(store.stats().conflicts(), 2);
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod applier;
 mod pipeline;
+mod written;
 
 pub(crate) use applier::run_applier;
 pub(crate) use pipeline::{CommitState, Shared};

@@ -9,7 +9,7 @@
 //! does the work on its own thread: no hand-off sits on the ack path. A failed journal write
 //! poisons the store: every waiter and every later commit gets an error until it is reopened.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -19,6 +19,7 @@ use redb::ReadableDatabase;
 use tradestore_schema::TableId;
 
 use super::applier::ApplyJob;
+use super::written::{self, Written};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::Ids;
@@ -37,7 +38,7 @@ const HISTORY: usize = 1 << 16;
 pub(crate) struct Pending {
     seq: u64,
     payload: Vec<u8>,
-    entries: Vec<(OKey, Entry)>,
+    entries: BTreeMap<OKey, Entry>,
     changes: Arc<Vec<RowChange>>,
 }
 
@@ -47,7 +48,7 @@ pub(crate) struct CommitState {
     pub durable: u64,
     /// Bumped by a direct commit (restore): older snapshots can no longer be validated.
     pub epoch: u64,
-    history: VecDeque<(u64, Arc<Vec<OKey>>)>,
+    history: VecDeque<(u64, Written)>,
     pub(crate) pending: Vec<Pending>,
     /// An emptied group vector, kept for its capacity.
     spare: Vec<Pending>,
@@ -234,7 +235,8 @@ impl Shared {
                 format!("encoding a journal record: {e}"),
             )
         })?;
-        let keys: Arc<Vec<OKey>> = Arc::new(parts.writes.keys().cloned().collect());
+        let written = Written::of(parts.writes.keys());
+        let probes = written::probes(&parts.reads);
         let limit = self.config.overlay_max_mb << 20;
 
         let mut st = self.commit.lock();
@@ -267,24 +269,24 @@ impl Shared {
                 "the transaction's snapshot is too old to validate; retry it",
             ));
         }
-        for (seq, written) in st.history.iter().rev() {
+        for (seq, earlier) in st.history.iter().rev() {
             if *seq <= parts.snapshot_seq {
                 break;
             }
-            if let Some(k) = written.iter().find(|k| parts.reads.touches(k)) {
+            if let Some(k) = earlier.conflict(&parts.reads, &probes) {
                 crate::stats::Metrics::count(&self.metrics.conflicts);
                 return Err(Error::new(
                     ErrorKind::Conflict,
                     format!(
                         "a concurrent transaction (#{seq}) changed {} read by this one; retry it",
-                        describe(k)
+                        describe(&k)
                     ),
                 ));
             }
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        st.history.push_back((seq, keys));
+        st.history.push_back((seq, written));
         while st.history.len() > HISTORY {
             st.history.pop_front();
         }
@@ -293,11 +295,10 @@ impl Shared {
                 n.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let entries = parts.writes.into_iter().collect();
         st.pending.push(Pending {
             seq,
             payload,
-            entries,
+            entries: parts.writes,
             changes: Arc::new(changes),
         });
         if !wait {
@@ -444,7 +445,7 @@ impl Shared {
         let mut bytes = self.overlay_bytes.load(Ordering::Relaxed);
         for p in &mut group {
             // Moved, not copied: the group's entries are not needed after this.
-            for (k, e) in p.entries.drain(..) {
+            for (k, e) in std::mem::take(&mut p.entries) {
                 let (added, removed) = published.overlay.insert(k, p.seq, e);
                 bytes = (bytes + added).saturating_sub(removed);
             }

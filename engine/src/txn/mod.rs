@@ -10,5 +10,7 @@ pub use ops::{IndexScan, ReadOps, Source, Visit};
 pub use read::ReadTx;
 pub(crate) use read::find_any_index;
 pub(crate) use snapshot::{RedbView, Snapshot};
+#[cfg(test)]
+pub(crate) use write::ScannedRange;
 pub use write::{FillOutcome, WriteTx};
-pub(crate) use write::{LockGuard, Mode, WriteParts, entry_key, show_values};
+pub(crate) use write::{LockGuard, Mode, ReadSet, WriteParts, entry_key, show_values};
