@@ -11,6 +11,8 @@ use crate::Result;
 use crate::latency::timed;
 use crate::report::{FLOOR, Measurement};
 
+/// The floor's mode column.
+pub const FLOOR_MODE: &str = "4 KiB pwrite + fdatasync";
 /// Bytes written per operation.
 pub const BLOCK: usize = 4096;
 /// Size of the preallocated file.
@@ -60,13 +62,7 @@ impl Floor {
 pub fn measure(dir: &Path, warmup: u64, ops: u64) -> Result<Measurement> {
     let mut floor = Floor::open(dir)?;
     let t = timed(warmup, ops, |i| floor.write(i))?;
-    Ok(Measurement::new(
-        FLOOR,
-        "4 KiB pwrite + fdatasync",
-        1,
-        0,
-        &t,
-    ))
+    Ok(Measurement::new(FLOOR, FLOOR_MODE, 1, 0, &t))
 }
 
 #[cfg(test)]

@@ -370,7 +370,8 @@ impl Report {
             "\n{} plan, files in {}. Latency is per durable commit (per 4 KiB write for the \
              floor; for the pipelined row, from each submit until its ticket was seen \
              durable); p50/floor = p50 over the fsync floor's p50; x sqlite / x fjall = trades/s \
-             over that engine's one-trade-per-commit rate.",
+             over that engine's one-trade-per-commit rate. Every engine allocates through \
+             the process's allocator (jemalloc in the `tradestore` and `compare` binaries).",
             self.plan, self.dir
         );
         out.push_str(&self.write_path_table());

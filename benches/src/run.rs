@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::reads::run_reads;
 use crate::report::{Measurement, Report};
-use crate::{Result, fjall, fsync_floor, raw_redb, sqlite, tradestore};
+use crate::{Result, fjall, raw_redb, sqlite, tradestore};
 
 /// How many operations each measurement runs.
 #[derive(Clone, Debug, Serialize)]
@@ -125,15 +125,26 @@ pub fn run_writes(dir: &Path, plan: &Plan, progress: &mut dyn FnMut(&str)) -> Re
         Ok(())
     };
     let p = plan;
-    step("fsync floor", &mut rows, &mut |d| {
-        Ok(vec![fsync_floor::measure(d, p.warmup, p.floor_ops)?])
-    })?;
+    // The floor and the one-writer row are measured together, interleaved: their p50s
+    // make a target.
+    step(
+        "fsync floor and tradestore store.transact 1, interleaved",
+        &mut rows,
+        &mut |d| {
+            Ok(tradestore::one_writer_beside_floor(d, p.warmup, p.floor_ops, p.per_trade)?.into())
+        },
+    )?;
+    let one_writer = rows.pop().ok_or("the one-writer row is missing")?;
     step("redb", &mut rows, &mut |d| raw_redb::measure(d, p))?;
     step("sqlite", &mut rows, &mut |d| sqlite::measure(d, p))?;
     step("fjall", &mut rows, &mut |d| fjall::measure(d, p))?;
+    rows.push(one_writer);
     for way in tradestore::SUBMITTERS {
         let threads: &[usize] = if way.concurrent { &p.threads } else { &[1] };
         for &threads in threads {
+            if way.concurrent && threads == 1 {
+                continue;
+            }
             let name = format!("tradestore {} {threads}", way.name);
             step(&name, &mut rows, &mut |d| {
                 Ok(vec![tradestore::measure(

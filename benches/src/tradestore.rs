@@ -22,8 +22,9 @@ use ::tradestore::{CommitTicket, Config, RetryPolicy, Stats, Store};
 use hdrhistogram::Histogram;
 
 use crate::Result;
-use crate::latency::{Timed, histogram, record_since};
-use crate::report::{Measurement, WritePath};
+use crate::fsync_floor::{FLOOR_MODE, Floor};
+use crate::latency::{ROUNDS, Timed, histogram, merge, record_since, slice, timed};
+use crate::report::{FLOOR, Measurement, WritePath};
 use crate::workload::{
     ACCOUNTS, EPOCH_TS, INSTRUMENTS, MID, ORDERS, SCALE, TICK, TradeRow, order, trade,
 };
@@ -306,7 +307,15 @@ pub fn measure(
     }
     let after = store.stats();
     let timed = Timed { hist, elapsed };
-    let mode = if way.concurrent {
+    Ok(
+        Measurement::new(NAME, mode(way, threads), threads, 1, &timed)
+            .with_write_path(write_path(&before, &after)),
+    )
+}
+
+/// The report's mode column of `way` with `threads` submitters.
+pub fn mode(way: &Way, threads: usize) -> String {
+    if way.concurrent {
         format!(
             "{}, {threads} thread{}",
             way.name,
@@ -314,9 +323,60 @@ pub fn measure(
         )
     } else {
         format!("{}, window {PIPELINE_WINDOW}", way.name)
+    }
+}
+
+/// One writer's `store.transact` fills (`rows` after the first `warmup`) and the disk's
+/// fsync floor (`floor_ops` synced 4 KiB writes), measured in [`ROUNDS`] slices that
+/// alternate, the order flipping every round. The target compares their p50s; measured
+/// minutes apart, a disk faster in one minute than the next (the floor's p50 was 98 us in
+/// one run, 141 us in another) moved the ratio by as much. Returns the floor's row and the
+/// writer's.
+pub fn one_writer_beside_floor(
+    dir: &Path,
+    warmup: u64,
+    floor_ops: u64,
+    trades: u64,
+) -> Result<[Measurement; 2]> {
+    let mut floor = Floor::open(&dir.join("floor"))?;
+    let store = setup(&dir.join("store"))?;
+    let rows: Vec<TradeRow> = (0..warmup + trades).map(trade).collect();
+    let (warm, main) = rows.split_at(usize::try_from(warmup)?);
+    for i in 0..warmup {
+        floor.write(i)?;
+    }
+    transact_each(&store, warm, &mut histogram())?;
+    let before = store.stats();
+    let blocks: Vec<u64> = (warmup..warmup + floor_ops).collect();
+    let (mut synced, mut filled) = (None, None);
+    for round in 0..ROUNDS {
+        for k in 0..2 {
+            if (k + round) % 2 == 0 {
+                let ops = slice(&blocks, round);
+                let first = ops.first().copied().unwrap_or(0);
+                merge(
+                    &mut synced,
+                    timed(0, ops.len() as u64, |i| floor.write(first + i))?,
+                )?;
+            } else {
+                let mut hist = histogram();
+                let start = Instant::now();
+                transact_each(&store, slice(main, round), &mut hist)?;
+                let elapsed = start.elapsed();
+                merge(&mut filled, Timed { hist, elapsed })?;
+            }
+        }
+    }
+    let after = store.stats();
+    let (Some(synced), Some(filled)) = (synced, filled) else {
+        return Err("no rounds were measured".into());
     };
-    Ok(Measurement::new(NAME, mode, threads, 1, &timed)
-        .with_write_path(write_path(&before, &after)))
+    let way = &SUBMITTERS[0];
+    Ok([
+        Measurement::new(FLOOR, FLOOR_MODE, 1, 0, &synced),
+        Measurement::new(NAME, mode(way, 1), 1, 1, &filled)
+            .with_write_path(write_path(&before, &after)),
+    ])
 }
 
 /// The write path's statistics of a measured run: counters over the measured part (from
@@ -357,6 +417,19 @@ mod tests {
         let o: Order = snap.get_id(trade(0).order_id).unwrap().unwrap();
         assert_eq!(o.filled_quantity, Quantity(trade(0).quantity));
         assert_eq!(snap.recent_trades(trade(0).instrument, 10).unwrap(), [got]);
+    }
+
+    #[test]
+    fn the_one_writer_and_the_floor_share_every_round() {
+        let dir = tempfile::tempdir().unwrap();
+        // Fewer operations than rounds: some rounds measure nothing, and nothing is lost.
+        let [floor, writer] = one_writer_beside_floor(dir.path(), 2, 5, 11).unwrap();
+        assert_eq!((floor.engine, floor.mode.as_str()), (FLOOR, FLOOR_MODE));
+        assert_eq!(floor.latency.count, 5);
+        assert_eq!(writer.mode, "store.transact, 1 thread");
+        assert_eq!(writer.latency.count, 11);
+        assert_eq!(writer.trades, 11);
+        assert_eq!(writer.write_path.unwrap().commits, 11);
     }
 
     #[test]

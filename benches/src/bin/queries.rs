@@ -13,6 +13,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use tradestore_benches::queries::{QueryPlan, run_queries};
 
+// The same allocator as the `tradestore` binary (see the README's dependencies).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(about = "Latency of the common queries: tradestore against SQLite running the same SQL")]
 struct Args {

@@ -9,7 +9,7 @@ use super::data::{DataSet, Picks, PositionRow};
 use super::report::{RECENT_LIMIT, ReadMeasurement, ReadOp, fill_ratios};
 use super::{fjall, raw_redb, sqlite, tradestore};
 use crate::Result;
-use crate::latency::{Timed, histogram};
+use crate::latency::{ROUNDS, Timed, histogram, merge, slice};
 use crate::run::Plan;
 use crate::workload::TradeRow;
 
@@ -73,32 +73,6 @@ fn timed_reads<T>(
     let elapsed = start.elapsed();
     failed?;
     Ok(Timed { hist, elapsed })
-}
-
-/// Rounds the reads are split into: each round runs a slice of every read on every engine,
-/// in an order that rotates from round to round, so that a slow spell of the machine falls
-/// on all engines alike instead of on whichever one it met (runs used to differ by up to
-/// 1.5x in one engine's reads).
-const ROUNDS: usize = 8;
-
-/// Adds `more` (another slice of the same reads) to `total`.
-fn merge(total: &mut Option<Timed>, more: Timed) -> Result<()> {
-    match total {
-        None => *total = Some(more),
-        Some(t) => {
-            t.hist
-                .add(&more.hist)
-                .map_err(|e| format!("merging latency histograms: {e}"))?;
-            t.elapsed += more.elapsed;
-        }
-    }
-    Ok(())
-}
-
-/// The `round`th of [`ROUNDS`] slices of `ops`.
-fn slice(ops: &[u64], round: usize) -> &[u64] {
-    let at = |r: usize| ops.len() * r / ROUNDS;
-    &ops[at(round)..at(round + 1)]
 }
 
 /// Times the three reads of every engine, interleaved in [`ROUNDS`] rounds.
@@ -315,15 +289,6 @@ mod tests {
             assert_eq!(want.len(), 1);
             assert_eq!(positions[0], want, "{name}");
             assert!(positions[1].is_empty(), "{name}");
-        }
-    }
-
-    #[test]
-    fn the_rounds_split_the_reads_exactly() {
-        for n in [0u64, 3, 8, 50, 1001] {
-            let ops: Vec<u64> = (0..n).collect();
-            let joined: Vec<u64> = (0..ROUNDS).flat_map(|r| slice(&ops, r).to_vec()).collect();
-            assert_eq!(joined, ops, "{n} reads");
         }
     }
 
