@@ -106,6 +106,18 @@ impl Batch {
             .map(|t| (t, self.max_id[t as usize]))
     }
 
+    /// The newest `n` trades of the batch by id, with their records (once loaded, each
+    /// table's rows are in key order, which for trades is id order).
+    pub(crate) fn newest_trades(&self, n: u64) -> impl Iterator<Item = (u64, &[u8])> {
+        let rows = self.rows(TableId::Trades);
+        let skip = rows
+            .len()
+            .saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
+        rows[skip..]
+            .iter()
+            .filter_map(|r| Some((keys::id_of(&r.key)?, r.value.as_slice())))
+    }
+
     /// Rows per table.
     pub(crate) fn counts(&self) -> impl Iterator<Item = (TableId, u64)> + '_ {
         TableId::ALL

@@ -6,6 +6,7 @@
 //! | `profile` | `TRADESTORE_PROFILE` | | | | which defaults apply: `dev`, `test` or `prod` |
 //! | `cache_size_mb` | `TRADESTORE_CACHE_SIZE_MB` | 64 | 16 | 1024 | redb page cache, MiB (1..=1048576) |
 //! | `row_cache_mb` | `TRADESTORE_ROW_CACHE_MB` | 0 | 0 | 0 | row cache for point reads of hot rows, MiB (0: off) |
+//! | `recent_trades` | `TRADESTORE_RECENT_TRADES` | 262144 | 262144 | 262144 | the newest trades kept in memory for reads by id, slots (rounded up to a power of two; 0: off) |
 //! | `max_value_bytes` | `TRADESTORE_MAX_VALUE_BYTES` | 65536 | 65536 | 65536 | largest encoded record accepted, bytes |
 //! | `check_on_open` | `TRADESTORE_CHECK_ON_OPEN` | false | true | false | run redb's full integrity check when opening |
 //! | `journal_segment_mb` | `TRADESTORE_JOURNAL_SEGMENT_MB` | 8 | 4 | 64 | size of a preallocated journal segment, MiB |
@@ -100,6 +101,8 @@ pub struct Config {
     pub cache_size_mb: u64,
     /// Row cache (rows read by key, in front of redb), MiB; 0 turns it off.
     pub row_cache_mb: u64,
+    /// Slots of the ring of the newest trades (reads by id); 0 turns it off.
+    pub recent_trades: u64,
     /// Largest encoded record accepted, in bytes.
     pub max_value_bytes: u64,
     /// Run redb's integrity check on open.
@@ -151,6 +154,7 @@ struct FileConfig {
     profile: Option<Profile>,
     cache_size_mb: Option<u64>,
     row_cache_mb: Option<u64>,
+    recent_trades: Option<u64>,
     max_value_bytes: Option<u64>,
     check_on_open: Option<bool>,
     journal_segment_mb: Option<u64>,
@@ -179,6 +183,7 @@ const KEYS: &[&str] = &[
     "profile",
     "cache_size_mb",
     "row_cache_mb",
+    "recent_trades",
     "max_value_bytes",
     "check_on_open",
     "journal_segment_mb",
@@ -222,6 +227,7 @@ layer!(
     profile,
     cache_size_mb,
     row_cache_mb,
+    recent_trades,
     max_value_bytes,
     check_on_open,
     journal_segment_mb,
@@ -260,6 +266,9 @@ impl Config {
             // Off unless asked for: it pays for re-read rows, and costs a first read of a
             // row about 15% (README, The write path: "Row cache").
             row_cache_mb: 0,
+            // A slot is 40 bytes; a full ring of 262144 also holds as many records (about
+            // 100 bytes each): some 36 MiB.
+            recent_trades: 262_144,
             max_value_bytes: 65_536,
             check_on_open: false,
             journal_segment_mb: 8,
@@ -376,6 +385,7 @@ impl Config {
         };
         range("cache_size_mb", self.cache_size_mb, 1, 1_048_576)?;
         range("row_cache_mb", self.row_cache_mb, 0, 1_048_576)?;
+        range("recent_trades", self.recent_trades, 0, 1 << 24)?;
         range("max_value_bytes", self.max_value_bytes, 256, 16 << 20)?;
         range("journal_segment_mb", self.journal_segment_mb, 1, 4096)?;
         range(
@@ -435,7 +445,7 @@ impl Config {
         let c = self;
         format!(
             "# tradestore configuration; every key is optional and overrides the profile's default.\n\
-             profile = \"{}\"\ncache_size_mb = {}\nrow_cache_mb = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
+             profile = \"{}\"\ncache_size_mb = {}\nrow_cache_mb = {}\nrecent_trades = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
              journal_segment_mb = {}\nkeep_journal = {}\ncheckpoint_interval_ms = {}\ncheckpoint_mb = {}\n\
              overlay_max_mb = {}\nlock_timeout_ms = {}\nbreaker_failures = {}\nbreaker_cooldown_ms = {}\n\
              plan_cache_size = {}\nindex_auto = {}\nindex_auto_interval_ms = {}\nindex_auto_min_benefit = {}\n\
@@ -444,6 +454,7 @@ impl Config {
             c.profile,
             c.cache_size_mb,
             c.row_cache_mb,
+            c.recent_trades,
             c.max_value_bytes,
             c.check_on_open,
             c.journal_segment_mb,

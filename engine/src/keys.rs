@@ -64,6 +64,14 @@ pub fn id_key(id: u64) -> [u8; 9] {
     k
 }
 
+/// The id of a key made by [`id_key`], if `key` is one.
+pub fn id_of(key: &[u8]) -> Option<u64> {
+    match key {
+        [U64, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
+        _ => None,
+    }
+}
+
 /// A key as people read it: its values joined by `/` (`7`, `12/USD`), or its bytes in hex
 /// when it does not decode.
 pub fn show(key: &[u8]) -> String {

@@ -151,6 +151,7 @@ pub struct Stats {
     pub(crate) poisoned: Option<String>,
     pub(crate) breaker: Option<crate::breaker::BreakerState>,
     pub(crate) row_cache: crate::rowcache::RowCacheStats,
+    pub(crate) recent_trades: crate::recent::RecentTradesStats,
 }
 
 impl Stats {
@@ -218,6 +219,12 @@ impl Stats {
     /// The row cache's hits, misses and size (all zero when it is off).
     pub fn row_cache(&self) -> crate::rowcache::RowCacheStats {
         self.row_cache
+    }
+
+    /// The ring of the newest trades: reads by id it answered and did not (all zero when
+    /// it is off).
+    pub fn recent_trades(&self) -> crate::recent::RecentTradesStats {
+        self.recent_trades
     }
 }
 

@@ -276,6 +276,7 @@ impl Store {
         }
         let config_lock_timeout = config.lock_timeout_ms;
         let row_cache_bytes = config.row_cache_mb << 20;
+        let recent = crate::recent::RecentTrades::new(config.recent_trades).map(Arc::new);
         let (breaker_failures, breaker_cooldown_ms) =
             (config.breaker_failures, config.breaker_cooldown_ms);
         let shared = Arc::new(Shared {
@@ -294,6 +295,7 @@ impl Store {
             view: RwLock::new(None),
             view_gen: AtomicU64::new(0),
             rows: crate::rowcache::RowCache::new(row_cache_bytes).map(Arc::new),
+            recent,
             commit: Mutex::new(CommitState::new(last_seq)),
             commit_cv: Condvar::new(),
             journal: Mutex::new(journal),
@@ -552,6 +554,13 @@ impl Store {
         shared.commit_redb(txn, rows)?;
         st.epoch += 1;
         drop(st);
+        if let Some(recent) = &shared.recent {
+            shared.remember_trades(
+                batch
+                    .newest_trades(recent.size())
+                    .map(|(id, record)| (id, Arc::from(record))),
+            );
+        }
         for (table, id) in batch.max_ids() {
             shared.ids.observe(table, id);
         }
@@ -596,6 +605,9 @@ impl Store {
         s.breaker = Some(self.shared.breaker.state());
         if let Some(rows) = &self.shared.rows {
             s.row_cache = rows.stats();
+        }
+        if let Some(recent) = &self.shared.recent {
+            s.recent_trades = recent.stats();
         }
         s
     }

@@ -251,6 +251,21 @@ pub fn seed(store: &Store) -> tradestore::Result<()> {
     })
 }
 
+/// Waits until redb holds every durable transaction (the overlay no longer answers).
+pub fn wait_applied(store: &Store) -> TestResult {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = store.stats();
+        if s.applied_seq() >= s.durable_seq() && s.overlay_bytes() == 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err("the applier did not catch up in 30 s".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// The whole store as a dump.
 pub fn dump_bytes(store: &Store) -> tradestore::Result<Vec<u8>> {
     let mut out = Vec::new();

@@ -4,11 +4,10 @@
 //! the cache) and against the conserved total of the balances.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use tradestore::schema::{Cash, Money};
 use tradestore::{Config, ReadOps, RetryPolicy, Store};
-use tradestore_tests::{Rng, TestResult, assert_clean, fund_accounts, transfer, usd};
+use tradestore_tests::{Rng, TestResult, assert_clean, fund_accounts, transfer, usd, wait_applied};
 
 const ACCOUNTS: u64 = 12;
 const INITIAL: i64 = 1_000_000;
@@ -25,21 +24,6 @@ fn open(dir: &std::path::Path, row_cache_mb: u64) -> TestResult<Store> {
     )?;
     fund_accounts(&store, ACCOUNTS, INITIAL)?;
     Ok(store)
-}
-
-/// Waits until redb holds every durable transaction (the overlay no longer answers).
-fn wait_applied(store: &Store) -> TestResult {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = store.stats();
-        if s.applied_seq() >= s.durable_seq() && s.overlay_bytes() == 0 {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err("the applier did not catch up in 30 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

@@ -137,6 +137,14 @@ fn apply(shared: &Shared, batch: &[ApplyJob], checkpoint: bool, applied: u64) ->
         w
     });
     shared.commit_redb(txn, rows)?;
+    let trades = TableId::Trades as u8;
+    shared.remember_trades(
+        batch
+            .iter()
+            .flat_map(|job| job.changes.iter())
+            .filter(|c| c.table == trades)
+            .filter_map(|c| Some((crate::keys::id_of(&c.key)?, Arc::clone(c.value.as_ref()?)))),
+    );
     Ok(last)
 }
 

@@ -99,6 +99,8 @@ pub(crate) struct Shared {
     pub view_gen: AtomicU64,
     /// The row cache, unless configured off (`row_cache_mb = 0`).
     pub rows: Option<Arc<crate::rowcache::RowCache>>,
+    /// The newest trades, for reads by id, unless configured off (`recent_trades = 0`).
+    pub recent: Option<Arc<crate::recent::RecentTrades>>,
     /// Bytes of keys and values the overlay holds, changed under the `published` write lock:
     /// committers check it for backpressure without taking the lock a publishing leader
     /// holds.
@@ -157,10 +159,14 @@ impl Shared {
             return Ok(Arc::clone(v));
         }
         let generation = self.view_gen.load(Ordering::SeqCst) + 1;
+        // Read before the view begins: a tag published after this read is not used by the
+        // view even if its commit made it in, and one published before it made it in.
+        let recent = self.recent.as_ref().map(|r| (Arc::clone(r), r.visible()));
         let v = Arc::new(crate::txn::RedbView::new(
             self.db.begin_read()?,
             generation,
             self.rows.clone(),
+            recent,
         )?);
         self.view_gen.store(generation, Ordering::SeqCst);
         *slot = Some(Arc::clone(&v));
@@ -183,6 +189,17 @@ impl Shared {
             w.end(self.view_gen.load(Ordering::SeqCst) + 1);
         }
         Ok(())
+    }
+
+    /// After a redb commit that wrote `trades` (id and record), which succeeded: keeps them
+    /// in the ring of the newest trades, for read views begun from now on.
+    pub(crate) fn remember_trades(&self, trades: impl Iterator<Item = (u64, Arc<[u8]>)>) {
+        let Some(recent) = &self.recent else { return };
+        let tag = recent.next_tag();
+        for (id, record) in trades {
+            recent.put(id, tag, record);
+        }
+        recent.publish(tag);
     }
 
     /// Whether the overlay is over half its limit (commits will soon wait for the applier).

@@ -307,6 +307,21 @@ pub(crate) fn gather(shared: &Shared, queries: &QueryEngine, dir: &Path) -> Metr
             rc.bytes as f64,
         );
     }
+    if let Some(recent) = &shared.recent {
+        let r = recent.stats();
+        b.scalar(
+            "tradestore_recent_trades_hits_total",
+            "Reads of a trade by id answered by the ring of the newest trades.",
+            Kind::Counter,
+            r.hits as f64,
+        );
+        b.scalar(
+            "tradestore_recent_trades_misses_total",
+            "Reads of a trade by id that the ring of the newest trades did not answer.",
+            Kind::Counter,
+            r.misses as f64,
+        );
+    }
     let (hits, misses) = queries.cache_counts();
     b.scalar(
         "tradestore_plan_cache_hits_total",

@@ -15,6 +15,7 @@ use super::ops::{Source, Visit};
 use super::walk;
 use crate::error::{Error, Result, guard_read};
 use crate::layout::{self, IndexReader, IndexSpec};
+use crate::recent::RecentTrades;
 use crate::rowcache::RowCache;
 use crate::state::{Entry, INDEX_BASE, Overlay, space_of_table};
 
@@ -35,6 +36,8 @@ pub(crate) struct RedbView {
     /// This view's generation (views begun later have larger ones): see [`RowCache`].
     generation: u64,
     rows: Option<Arc<RowCache>>,
+    /// The ring of the newest trades, and the highest of its tags this view contains.
+    recent: Option<(Arc<RecentTrades>, u64)>,
 }
 
 impl RedbView {
@@ -42,6 +45,7 @@ impl RedbView {
         txn: redb::ReadTransaction,
         generation: u64,
         rows: Option<Arc<RowCache>>,
+        recent: Option<(Arc<RecentTrades>, u64)>,
     ) -> Result<RedbView> {
         let applied = crate::state::read_applied_seq(&txn)?;
         Ok(RedbView {
@@ -51,6 +55,7 @@ impl RedbView {
             applied,
             generation,
             rows,
+            recent,
         })
     }
 }
@@ -162,6 +167,16 @@ impl Snapshot {
         self.get_with(table, key, |b| Ok(b.to_vec()))
     }
 
+    /// A trade never changes: its copy in the ring of the newest trades, from a commit this
+    /// view contains, is the answer.
+    fn recent(&self, table: TableId, key: &[u8]) -> Option<Arc<[u8]>> {
+        if table != TableId::Trades {
+            return None;
+        }
+        let (recent, seen) = self.view.recent.as_ref()?;
+        recent.get(crate::keys::id_of(key)?, *seen)
+    }
+
     /// `f` of the row's bytes as of the snapshot, called where they lie (no copy).
     pub(crate) fn get_with<T>(
         &self,
@@ -169,6 +184,9 @@ impl Snapshot {
         key: &[u8],
         f: impl FnOnce(&[u8]) -> Result<T>,
     ) -> Result<Option<T>> {
+        if let Some(record) = self.recent(table, key) {
+            return f(&record).map(Some);
+        }
         match self.overlay_get(space_of_table(table), key) {
             Some(Entry::Put(v)) => f(v).map(Some),
             Some(Entry::Del) => Ok(None),
@@ -189,6 +207,9 @@ impl Snapshot {
     /// The row's bytes as of the snapshot, shared (no copy when the overlay or the row
     /// cache holds them).
     pub(crate) fn get_shared(&self, table: TableId, key: &[u8]) -> Result<Option<Arc<[u8]>>> {
+        if let Some(record) = self.recent(table, key) {
+            return Ok(Some(record));
+        }
         match self.overlay_get(space_of_table(table), key) {
             Some(Entry::Put(v)) => Ok(Some(Arc::clone(v))),
             Some(Entry::Del) => Ok(None),

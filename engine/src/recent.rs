@@ -1,0 +1,189 @@
+//! The newest trades, in memory, for point reads by id.
+//!
+//! A trade never changes once written (trades are history: no update, no delete), so a
+//! copy of its record can answer a read by id with no invalidation at all. The copies sit in
+//! a ring of slots, slot `id mod size`: a later trade takes over the slot of an older one,
+//! so the ring holds the newest trades, which are the ones a trading system reads most.
+//! A read checks one slot, where a B-tree lookup walks three or four pages.
+//!
+//! Which reader may use a copy: every copy carries the tag of the redb commit that wrote
+//! its trade. Tags grow with each filling commit, and a tag becomes visible (`publish`)
+//! under the lock that begins redb read views, after its commit. A read view remembers the
+//! highest tag visible when it began (`visible`, read before its redb read transaction
+//! begins): a copy whose tag is above that was written by a commit the view may not
+//! contain, and the read goes to the view's own overlay and redb snapshot instead. Copies
+//! are filled only after their commit succeeded, and a tag is handed out only then.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+/// Reads the ring answered and did not answer, and its size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RecentTradesStats {
+    /// Reads of a trade by id that the ring answered.
+    pub hits: u64,
+    /// Reads of a trade by id that went on to redb (the trade was not held, its slot was
+    /// taken by a newer trade, or its commit is newer than the reader's view).
+    pub misses: u64,
+    /// Slots of the ring (0 when it is off).
+    pub slots: u64,
+}
+
+/// One slot: the trade's id, the tag of its commit, its record.
+#[derive(Default)]
+struct Slot {
+    id: u64,
+    tag: u64,
+    record: Option<Arc<[u8]>>,
+}
+
+/// The ring of the newest trades.
+pub(crate) struct RecentTrades {
+    slots: Box<[Mutex<Slot>]>,
+    /// `slots.len() - 1` (the length is a power of two).
+    mask: u64,
+    /// The highest tag whose commit every read view begun from now on contains.
+    visible: AtomicU64,
+    /// The last tag handed out.
+    last_tag: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl RecentTrades {
+    /// A ring of at least `size` slots (rounded up to a power of two), or none for 0.
+    pub(crate) fn new(size: u64) -> Option<RecentTrades> {
+        if size == 0 {
+            return None;
+        }
+        let n = size.checked_next_power_of_two()?;
+        let slots = (0..n).map(|_| Mutex::new(Slot::default())).collect();
+        Some(RecentTrades {
+            slots,
+            mask: n - 1,
+            visible: AtomicU64::new(0),
+            last_tag: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
+    }
+
+    /// A tag for the copies of a commit that has succeeded. Tags are handed out in order,
+    /// so whoever publishes this tag or a later one does so after this commit: a view that
+    /// sees the tag contains the commit, even when two commits fill at once.
+    pub(crate) fn next_tag(&self) -> u64 {
+        self.last_tag.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Keeps trade `id`'s record, written by the commit of `tag` (which has succeeded).
+    pub(crate) fn put(&self, id: u64, tag: u64, record: Arc<[u8]>) {
+        let mut slot = self.slots[(id & self.mask) as usize].lock();
+        *slot = Slot {
+            id,
+            tag,
+            record: Some(record),
+        };
+    }
+
+    /// Makes the copies of `tag` (and of every earlier tag) usable by read views begun
+    /// from now on.
+    pub(crate) fn publish(&self, tag: u64) {
+        self.visible.fetch_max(tag, Ordering::SeqCst);
+    }
+
+    /// The highest visible tag, for a read view about to begin its redb read transaction.
+    pub(crate) fn visible(&self) -> u64 {
+        self.visible.load(Ordering::SeqCst)
+    }
+
+    /// Trade `id`'s record, if the ring holds it from a commit no later than `seen`.
+    pub(crate) fn get(&self, id: u64, seen: u64) -> Option<Arc<[u8]>> {
+        let found = {
+            let slot = self.slots[(id & self.mask) as usize].lock();
+            match &slot.record {
+                Some(r) if slot.id == id && slot.tag <= seen => Some(Arc::clone(r)),
+                _ => None,
+            }
+        };
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Hits, misses and size so far.
+    pub(crate) fn stats(&self) -> RecentTradesStats {
+        RecentTradesStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            slots: self.size(),
+        }
+    }
+
+    /// Slots in the ring.
+    pub(crate) fn size(&self) -> u64 {
+        self.mask + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(b: u8) -> Arc<[u8]> {
+        Arc::from(vec![b; 3])
+    }
+
+    #[test]
+    fn a_copy_is_seen_only_by_views_that_contain_its_commit() {
+        let r = RecentTrades::new(8).unwrap();
+        let tag = r.next_tag();
+        r.put(5, tag, rec(5));
+        // Not yet published: a view begun now does not contain the commit.
+        assert_eq!(r.get(5, r.visible()), None);
+        r.publish(tag);
+        let seen = r.visible();
+        assert_eq!(r.get(5, seen).as_deref(), Some(&[5u8, 5, 5][..]));
+        // A view begun before the publication still goes to its own snapshot.
+        assert_eq!(r.get(5, seen - 1), None);
+        // Another id, or one sharing the slot, is not answered.
+        assert_eq!(r.get(6, seen), None);
+        assert_eq!(r.get(13, seen), None);
+        let s = r.stats();
+        assert_eq!((s.hits, s.misses, s.slots), (1, 4, 8));
+    }
+
+    #[test]
+    fn a_newer_trade_takes_over_the_slot() {
+        let r = RecentTrades::new(5).unwrap();
+        assert_eq!(r.size(), 8);
+        let t1 = r.next_tag();
+        r.put(3, t1, rec(3));
+        r.publish(t1);
+        let t2 = r.next_tag();
+        assert!(t2 > t1);
+        r.put(11, t2, rec(11));
+        r.publish(t2);
+        let seen = r.visible();
+        assert_eq!(r.get(3, seen), None, "evicted: the read goes to redb");
+        assert_eq!(r.get(11, seen).as_deref(), Some(&[11u8, 11, 11][..]));
+        // A view that began between the two commits sees neither copy: 3 is gone from the
+        // ring, 11 is not in its snapshot.
+        assert_eq!(r.get(11, t1), None);
+    }
+
+    #[test]
+    fn publishing_never_moves_back() {
+        let r = RecentTrades::new(1).unwrap();
+        r.publish(7);
+        r.publish(3);
+        assert_eq!(r.visible(), 7);
+        assert!(RecentTrades::new(0).is_none());
+        assert!(RecentTrades::new(u64::MAX).is_none());
+    }
+}
