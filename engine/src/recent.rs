@@ -14,8 +14,8 @@
 //! contain, and the read goes to the view's own overlay and redb snapshot instead. Copies
 //! are filled only after their commit succeeded, and a tag is handed out only then.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
@@ -39,10 +39,20 @@ struct Slot {
     record: Option<Arc<[u8]>>,
 }
 
+/// Slots allocated together, when a trade first lands in one of them: a store that holds
+/// few trades does not pay for the whole ring.
+const CHUNK: u64 = 4096;
+
+/// A chunk of slots, allocated on first use.
+type Chunk = OnceLock<Box<[Mutex<Slot>]>>;
+
 /// The ring of the newest trades.
 pub(crate) struct RecentTrades {
-    slots: Box<[Mutex<Slot>]>,
-    /// `slots.len() - 1` (the length is a power of two).
+    /// The slots, in chunks of `chunk` slots each, allocated on first use.
+    chunks: Box<[Chunk]>,
+    /// Slots per chunk (a power of two).
+    chunk: u64,
+    /// Slots in the ring minus one (the count is a power of two).
     mask: u64,
     /// The highest tag whose commit every read view begun from now on contains.
     visible: AtomicU64,
@@ -59,9 +69,10 @@ impl RecentTrades {
             return None;
         }
         let n = size.checked_next_power_of_two()?;
-        let slots = (0..n).map(|_| Mutex::new(Slot::default())).collect();
+        let chunk = n.min(CHUNK);
         Some(RecentTrades {
-            slots,
+            chunks: (0..n / chunk).map(|_| OnceLock::new()).collect(),
+            chunk,
             mask: n - 1,
             visible: AtomicU64::new(0),
             last_tag: AtomicU64::new(0),
@@ -77,9 +88,24 @@ impl RecentTrades {
         self.last_tag.fetch_add(1, Ordering::SeqCst) + 1
     }
 
+    /// The chunk of trade `id`'s slot, and the slot's place in it.
+    fn place(&self, id: u64) -> (&Chunk, usize) {
+        let i = id & self.mask;
+        (
+            &self.chunks[(i / self.chunk) as usize],
+            (i % self.chunk) as usize,
+        )
+    }
+
     /// Keeps trade `id`'s record, written by the commit of `tag` (which has succeeded).
     pub(crate) fn put(&self, id: u64, tag: u64, record: Arc<[u8]>) {
-        let mut slot = self.slots[(id & self.mask) as usize].lock();
+        let (chunk, at) = self.place(id);
+        let slots = chunk.get_or_init(|| {
+            (0..self.chunk)
+                .map(|_| Mutex::new(Slot::default()))
+                .collect()
+        });
+        let mut slot = slots[at].lock();
         *slot = Slot {
             id,
             tag,
@@ -100,13 +126,14 @@ impl RecentTrades {
 
     /// Trade `id`'s record, if the ring holds it from a commit no later than `seen`.
     pub(crate) fn get(&self, id: u64, seen: u64) -> Option<Arc<[u8]>> {
-        let found = {
-            let slot = self.slots[(id & self.mask) as usize].lock();
+        let (chunk, at) = self.place(id);
+        let found = chunk.get().and_then(|slots| {
+            let slot = slots[at].lock();
             match &slot.record {
                 Some(r) if slot.id == id && slot.tag <= seen => Some(Arc::clone(r)),
                 _ => None,
             }
-        };
+        });
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -123,6 +150,12 @@ impl RecentTrades {
             misses: self.misses.load(Ordering::Relaxed),
             slots: self.size(),
         }
+    }
+
+    /// Slots allocated so far.
+    #[cfg(test)]
+    fn allocated(&self) -> u64 {
+        self.chunks.iter().filter(|c| c.get().is_some()).count() as u64 * self.chunk
     }
 
     /// Slots in the ring.
@@ -175,6 +208,24 @@ mod tests {
         // A view that began between the two commits sees neither copy: 3 is gone from the
         // ring, 11 is not in its snapshot.
         assert_eq!(r.get(11, t1), None);
+    }
+
+    #[test]
+    fn chunks_are_allocated_when_first_used() {
+        let r = RecentTrades::new(3 * CHUNK).unwrap();
+        assert_eq!((r.size(), r.allocated()), (4 * CHUNK, 0));
+        let tag = r.next_tag();
+        r.publish(tag);
+        // A read of a slot in a chunk never written finds nothing, and allocates nothing.
+        assert_eq!(r.get(1, tag), None);
+        assert_eq!(r.allocated(), 0);
+        r.put(1, tag, rec(1));
+        r.put(2 * CHUNK + 1, tag, rec(2));
+        assert_eq!(r.allocated(), 2 * CHUNK);
+        assert_eq!(r.get(1, tag).as_deref(), Some(&[1u8, 1, 1][..]));
+        assert_eq!(r.get(2 * CHUNK + 1, tag).as_deref(), Some(&[2u8, 2, 2][..]));
+        // The ring wraps: id 4 * CHUNK + 1 shares id 1's slot.
+        assert_eq!(r.get(4 * CHUNK + 1, tag), None);
     }
 
     #[test]
