@@ -266,8 +266,8 @@ impl Config {
             // Off unless asked for: it pays for re-read rows, and costs a first read of a
             // row about 15% (README, The write path: "Row cache").
             row_cache_mb: 0,
-            // A slot is 40 bytes; a full ring of 262144 also holds as many records (about
-            // 100 bytes each): some 36 MiB.
+            // A slot is 144 bytes, the record held in it: a full ring of 262144 is 36 MiB,
+            // allocated as trades arrive.
             recent_trades: 262_144,
             max_value_bytes: 65_536,
             check_on_open: false,

@@ -14,8 +14,8 @@
 //! contain, and the read goes to the view's own overlay and redb snapshot instead. Copies
 //! are filled only after their commit succeeded, and a tag is handed out only then.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
@@ -31,12 +31,29 @@ pub struct RecentTradesStats {
     pub slots: u64,
 }
 
-/// One slot: the trade's id, the tag of its commit, its record.
-#[derive(Default)]
+/// Bytes of a record a slot holds (a trade's record is 40-70 bytes); a longer one is not
+/// kept, and its reads go to redb.
+const INLINE: usize = 112;
+
+/// One slot: the trade's id, the tag of its commit, its record (held in the slot: a read
+/// touches the slot's memory only, not a separate allocation).
 struct Slot {
     id: u64,
     tag: u64,
-    record: Option<Arc<[u8]>>,
+    /// Bytes of `record` in use; 0 for an empty slot (no record is empty).
+    len: usize,
+    record: [u8; INLINE],
+}
+
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot {
+            id: 0,
+            tag: 0,
+            len: 0,
+            record: [0; INLINE],
+        }
+    }
 }
 
 /// Slots allocated together, when a trade first lands in one of them: a store that holds
@@ -98,7 +115,10 @@ impl RecentTrades {
     }
 
     /// Keeps trade `id`'s record, written by the commit of `tag` (which has succeeded).
-    pub(crate) fn put(&self, id: u64, tag: u64, record: Arc<[u8]>) {
+    pub(crate) fn put(&self, id: u64, tag: u64, record: &[u8]) {
+        if record.is_empty() || record.len() > INLINE {
+            return;
+        }
         let (chunk, at) = self.place(id);
         let slots = chunk.get_or_init(|| {
             (0..self.chunk)
@@ -106,11 +126,10 @@ impl RecentTrades {
                 .collect()
         });
         let mut slot = slots[at].lock();
-        *slot = Slot {
-            id,
-            tag,
-            record: Some(record),
-        };
+        slot.id = id;
+        slot.tag = tag;
+        slot.len = record.len();
+        slot.record[..record.len()].copy_from_slice(record);
     }
 
     /// Makes the copies of `tag` (and of every earlier tag) usable by read views begun
@@ -124,23 +143,35 @@ impl RecentTrades {
         self.visible.load(Ordering::SeqCst)
     }
 
-    /// Trade `id`'s record, if the ring holds it from a commit no later than `seen`.
-    pub(crate) fn get(&self, id: u64, seen: u64) -> Option<Arc<[u8]>> {
+    /// `f` of trade `id`'s record, if the ring holds it from a commit no later than
+    /// `seen` (called under the slot's lock: no copy); else `f` back.
+    pub(crate) fn read<T, F: FnOnce(&[u8]) -> T>(&self, id: u64, seen: u64, f: F) -> Result<T, F> {
         let (chunk, at) = self.place(id);
-        let found = chunk.get().and_then(|slots| {
-            let slot = slots[at].lock();
-            match &slot.record {
-                Some(r) if slot.id == id && slot.tag <= seen => Some(Arc::clone(r)),
-                _ => None,
+        let out = match chunk.get() {
+            Some(slots) => {
+                let slot = slots[at].lock();
+                if slot.len > 0 && slot.id == id && slot.tag <= seen {
+                    Ok(f(&slot.record[..slot.len]))
+                } else {
+                    Err(f)
+                }
             }
-        });
-        let counter = if found.is_some() {
+            None => Err(f),
+        };
+        let counter = if out.is_ok() {
             &self.hits
         } else {
             &self.misses
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        found
+        out
+    }
+
+    /// Trade `id`'s record, copied, if the ring holds it from a commit no later than
+    /// `seen`.
+    #[cfg(test)]
+    fn get(&self, id: u64, seen: u64) -> Option<Vec<u8>> {
+        self.read(id, seen, <[u8]>::to_vec).ok()
     }
 
     /// Hits, misses and size so far.
@@ -168,15 +199,15 @@ impl RecentTrades {
 mod tests {
     use super::*;
 
-    fn rec(b: u8) -> Arc<[u8]> {
-        Arc::from(vec![b; 3])
+    fn rec(b: u8) -> Vec<u8> {
+        vec![b; 3]
     }
 
     #[test]
     fn a_copy_is_seen_only_by_views_that_contain_its_commit() {
         let r = RecentTrades::new(8).unwrap();
         let tag = r.next_tag();
-        r.put(5, tag, rec(5));
+        r.put(5, tag, &rec(5));
         // Not yet published: a view begun now does not contain the commit.
         assert_eq!(r.get(5, r.visible()), None);
         r.publish(tag);
@@ -196,11 +227,11 @@ mod tests {
         let r = RecentTrades::new(5).unwrap();
         assert_eq!(r.size(), 8);
         let t1 = r.next_tag();
-        r.put(3, t1, rec(3));
+        r.put(3, t1, &rec(3));
         r.publish(t1);
         let t2 = r.next_tag();
         assert!(t2 > t1);
-        r.put(11, t2, rec(11));
+        r.put(11, t2, &rec(11));
         r.publish(t2);
         let seen = r.visible();
         assert_eq!(r.get(3, seen), None, "evicted: the read goes to redb");
@@ -219,13 +250,31 @@ mod tests {
         // A read of a slot in a chunk never written finds nothing, and allocates nothing.
         assert_eq!(r.get(1, tag), None);
         assert_eq!(r.allocated(), 0);
-        r.put(1, tag, rec(1));
-        r.put(2 * CHUNK + 1, tag, rec(2));
+        r.put(1, tag, &rec(1));
+        r.put(2 * CHUNK + 1, tag, &rec(2));
         assert_eq!(r.allocated(), 2 * CHUNK);
         assert_eq!(r.get(1, tag).as_deref(), Some(&[1u8, 1, 1][..]));
         assert_eq!(r.get(2 * CHUNK + 1, tag).as_deref(), Some(&[2u8, 2, 2][..]));
         // The ring wraps: id 4 * CHUNK + 1 shares id 1's slot.
         assert_eq!(r.get(4 * CHUNK + 1, tag), None);
+    }
+
+    #[test]
+    fn a_record_too_long_for_its_slot_is_not_kept() {
+        let r = RecentTrades::new(8).unwrap();
+        let tag = r.next_tag();
+        r.put(1, tag, &[7; INLINE]);
+        r.put(2, tag, &[8; INLINE + 1]);
+        r.put(3, tag, &[]);
+        r.publish(tag);
+        assert_eq!(r.get(1, tag), Some(vec![7; INLINE]));
+        assert_eq!(r.get(2, tag), None, "read from redb instead");
+        assert_eq!(r.get(3, tag), None);
+        // A shorter record replacing a longer one keeps only its own bytes.
+        let t2 = r.next_tag();
+        r.put(9, t2, &[1, 2]);
+        r.publish(t2);
+        assert_eq!(r.get(9, t2), Some(vec![1, 2]));
     }
 
     #[test]

@@ -555,11 +555,7 @@ impl Store {
         st.epoch += 1;
         drop(st);
         if let Some(recent) = &shared.recent {
-            shared.remember_trades(
-                batch
-                    .newest_trades(recent.size())
-                    .map(|(id, record)| (id, Arc::from(record))),
-            );
+            shared.remember_trades(batch.newest_trades(recent.size()));
         }
         for (table, id) in batch.max_ids() {
             shared.ids.observe(table, id);

@@ -143,7 +143,7 @@ fn apply(shared: &Shared, batch: &[ApplyJob], checkpoint: bool, applied: u64) ->
             .iter()
             .flat_map(|job| job.changes.iter())
             .filter(|c| c.table == trades)
-            .filter_map(|c| Some((crate::keys::id_of(&c.key)?, Arc::clone(c.value.as_ref()?)))),
+            .filter_map(|c| Some((crate::keys::id_of(&c.key)?, c.value.as_deref()?))),
     );
     Ok(last)
 }

@@ -193,7 +193,7 @@ impl Shared {
 
     /// After a redb commit that wrote `trades` (id and record), which succeeded: keeps them
     /// in the ring of the newest trades, for read views begun from now on.
-    pub(crate) fn remember_trades(&self, trades: impl Iterator<Item = (u64, Arc<[u8]>)>) {
+    pub(crate) fn remember_trades<'r>(&self, trades: impl Iterator<Item = (u64, &'r [u8])>) {
         let Some(recent) = &self.recent else { return };
         let tag = recent.next_tag();
         for (id, record) in trades {

@@ -168,13 +168,22 @@ impl Snapshot {
     }
 
     /// A trade never changes: its copy in the ring of the newest trades, from a commit this
-    /// view contains, is the answer.
-    fn recent(&self, table: TableId, key: &[u8]) -> Option<Arc<[u8]>> {
-        if table != TableId::Trades {
-            return None;
+    /// view contains, is the answer. `f` of it, or `f` back when the ring has none.
+    fn recent_or<T, F: FnOnce(&[u8]) -> T>(
+        &self,
+        table: TableId,
+        key: &[u8],
+        f: F,
+    ) -> Result<T, F> {
+        match (table, &self.view.recent, crate::keys::id_of(key)) {
+            (TableId::Trades, Some((recent, seen)), Some(id)) => recent.read(id, *seen, f),
+            _ => Err(f),
         }
-        let (recent, seen) = self.view.recent.as_ref()?;
-        recent.get(crate::keys::id_of(key)?, *seen)
+    }
+
+    /// [`Snapshot::recent_or`], for a caller with nothing to give back.
+    fn recent<T>(&self, table: TableId, key: &[u8], f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+        self.recent_or(table, key, f).ok()
     }
 
     /// `f` of the row's bytes as of the snapshot, called where they lie (no copy).
@@ -184,9 +193,10 @@ impl Snapshot {
         key: &[u8],
         f: impl FnOnce(&[u8]) -> Result<T>,
     ) -> Result<Option<T>> {
-        if let Some(record) = self.recent(table, key) {
-            return f(&record).map(Some);
-        }
+        let f = match self.recent_or(table, key, f) {
+            Ok(read) => return read.map(Some),
+            Err(f) => f,
+        };
         match self.overlay_get(space_of_table(table), key) {
             Some(Entry::Put(v)) => f(v).map(Some),
             Some(Entry::Del) => Ok(None),
@@ -207,7 +217,7 @@ impl Snapshot {
     /// The row's bytes as of the snapshot, shared (no copy when the overlay or the row
     /// cache holds them).
     pub(crate) fn get_shared(&self, table: TableId, key: &[u8]) -> Result<Option<Arc<[u8]>>> {
-        if let Some(record) = self.recent(table, key) {
+        if let Some(record) = self.recent(table, key, |b| Arc::<[u8]>::from(b)) {
             return Ok(Some(record));
         }
         match self.overlay_get(space_of_table(table), key) {
