@@ -2,17 +2,18 @@
 //!
 //! A trade never changes once written (trades are history: no update, no delete), so a
 //! copy of its record can answer a read by id with no invalidation at all. The copies sit in
-//! a ring of slots, slot `id mod size`: a later trade takes over the slot of an older one,
-//! so the ring holds the newest trades, which are the ones a trading system reads most.
-//! A read checks one slot, where a B-tree lookup walks three or four pages.
+//! a ring of slots, slot `id mod size`, each holding its record: a later trade takes over
+//! the slot of an older one, so the ring holds the newest trades, which are the ones a
+//! trading system reads most. A read checks one slot, where a B-tree lookup walks three or
+//! four pages.
 //!
-//! Which reader may use a copy: every copy carries the tag of the redb commit that wrote
-//! its trade. Tags grow with each filling commit, and a tag becomes visible (`publish`)
-//! under the lock that begins redb read views, after its commit. A read view remembers the
-//! highest tag visible when it began (`visible`, read before its redb read transaction
-//! begins): a copy whose tag is above that was written by a commit the view may not
-//! contain, and the read goes to the view's own overlay and redb snapshot instead. Copies
-//! are filled only after their commit succeeded, and a tag is handed out only then.
+//! Which reader may use a copy: every copy carries a tag, handed out after the redb commit
+//! that wrote its trade succeeded; tags grow in the order they are handed out. Publishing a
+//! tag makes it and every earlier one visible. A read view reads the highest visible tag
+//! (`visible`) before it begins its redb read transaction, and uses only copies tagged at
+//! or under it: such a tag was published before the view began, after its commit, so the
+//! view contains that commit. A copy tagged above is from a commit the view may not
+//! contain, and the read goes to the view's own overlay and redb snapshot instead.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
