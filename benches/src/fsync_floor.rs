@@ -8,8 +8,6 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::Result;
-use crate::latency::timed;
-use crate::report::{FLOOR, Measurement};
 
 /// The floor's mode column.
 pub const FLOOR_MODE: &str = "4 KiB pwrite + fdatasync";
@@ -58,13 +56,6 @@ impl Floor {
     }
 }
 
-/// Measures `ops` synced writes after `warmup` more.
-pub fn measure(dir: &Path, warmup: u64, ops: u64) -> Result<Measurement> {
-    let mut floor = Floor::open(dir)?;
-    let t = timed(warmup, ops, |i| floor.write(i))?;
-    Ok(Measurement::new(FLOOR, FLOOR_MODE, 1, 0, &t))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,7 +68,5 @@ mod tests {
         let b = f.read().unwrap();
         assert_eq!(b[..8], 42u64.to_be_bytes());
         assert_eq!(b[8], 0xa5);
-        let m = measure(dir.path(), 1, 3).unwrap();
-        assert_eq!(m.latency.count, 3);
     }
 }

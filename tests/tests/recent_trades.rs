@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tradestore::schema::{Order, Side, TableId, Trade};
-use tradestore::{Config, ReadOps, RetryPolicy, Store};
+use tradestore::{Config, ReadOps, ReadTx, RetryPolicy, Store};
 use tradestore_tests::{
     ACME, ALPHA, TestResult, dump_bytes, fill, limit, restore_bytes, seed, wait_applied,
 };
@@ -49,6 +49,18 @@ fn record(store: &Store, order: &Order, n: usize) -> TestResult<Vec<Trade>> {
     Ok(out)
 }
 
+/// Every one of `trades` reads back by id from `after`, and none from `before` (a snapshot
+/// older than their commits).
+fn assert_read_back(after: &ReadTx, before: Option<&ReadTx>, trades: &[Trade]) -> TestResult {
+    for t in trades {
+        assert_eq!(after.get_id::<Trade>(t.id)?.as_ref(), Some(t));
+        if let Some(before) = before {
+            assert_eq!(before.get_id::<Trade>(t.id)?, None, "trade {}", t.id);
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn a_snapshot_never_sees_a_trade_committed_after_it() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -58,11 +70,7 @@ fn a_snapshot_never_sees_a_trade_committed_after_it() -> TestResult {
     let before = store.read()?;
     let trades = record(&store, &order, 3)?;
     wait_applied(&store)?;
-    let after = store.read()?;
-    for t in &trades {
-        assert_eq!(after.get_id::<Trade>(t.id)?.as_ref(), Some(t));
-        assert_eq!(before.get_id::<Trade>(t.id)?, None, "trade {}", t.id);
-    }
+    assert_read_back(&store.read()?, Some(&before), &trades)?;
     let s = store.stats().recent_trades();
     assert_eq!(s.slots, 64);
     assert!(s.hits >= 3, "the newer snapshot reads from the ring: {s:?}");
@@ -78,9 +86,7 @@ fn a_trade_whose_slot_was_taken_is_read_from_redb() -> TestResult {
     let trades = record(&store, &order, 40)?;
     wait_applied(&store)?;
     let snap = store.read()?;
-    for t in &trades {
-        assert_eq!(snap.get_id::<Trade>(t.id)?.as_ref(), Some(t));
-    }
+    assert_read_back(&snap, None, &trades)?;
     assert_eq!(snap.get_id::<Trade>(trades.len() as u64 + 1)?, None);
     let s = store.stats().recent_trades();
     // The newest 16 fill the ring; the first 24 were evicted.
@@ -100,11 +106,7 @@ fn restored_trades_are_read_from_the_ring_and_the_ring_can_be_off() -> TestResul
         let store = open(&dir.path().join(format!("restored-{slots}")), slots)?;
         let before = store.read()?;
         restore_bytes(&store, &dump)?;
-        let snap = store.read()?;
-        for t in &trades {
-            assert_eq!(snap.get_id::<Trade>(t.id)?.as_ref(), Some(t));
-            assert_eq!(before.get_id::<Trade>(t.id)?, None);
-        }
+        assert_read_back(&store.read()?, Some(&before), &trades)?;
         let s = store.stats().recent_trades();
         if slots == 0 {
             assert_eq!((s.hits, s.misses, s.slots), (0, 0, 0));

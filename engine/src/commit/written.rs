@@ -95,12 +95,18 @@ impl Written {
     /// A written key that changes what `reads` read (`probes` are its points' probes), if
     /// any.
     pub(crate) fn conflict(&self, reads: &ReadSet, probes: &[Probe]) -> Option<OKey> {
-        if reads.ranges.is_empty() && !probes.iter().any(|p| self.may_hold(p)) {
+        let points = probes.iter().any(|p| self.may_hold(p));
+        if !points && reads.ranges.is_empty() {
             return None;
         }
+        // Ranges compare borrowed bytes; a point lookup needs an owned key, made only when
+        // the filter says a read point may be among these keys.
         self.keys()
+            .find(|&(space, key)| {
+                reads.scanned(space, key)
+                    || (points && reads.points.contains_key(&(space, key.to_vec())))
+            })
             .map(|(space, key)| (space, key.to_vec()))
-            .find(|k| reads.touches(k))
     }
 
     /// Bytes held (for the tests' accounting).

@@ -61,13 +61,11 @@ pub(crate) struct ReadSet {
 }
 
 impl ReadSet {
-    /// Whether a write of `key` would change what was read.
-    pub(crate) fn touches(&self, key: &OKey) -> bool {
-        self.points.contains_key(key)
-            || self
-                .ranges
-                .iter()
-                .any(|(space, lo, hi)| *space == key.0 && in_range(&key.1, lo, hi))
+    /// Whether a write of `key` in `space` falls in a range that was scanned.
+    pub(crate) fn scanned(&self, space: u16, key: &[u8]) -> bool {
+        self.ranges
+            .iter()
+            .any(|(s, lo, hi)| *s == space && in_range(key, lo, hi))
     }
 }
 
