@@ -21,12 +21,12 @@ use crate::layout::IndexSpec;
 use crate::lock::{LockManager, TxId};
 use crate::state::{Entry, OKey, space_of_table};
 
-/// Who is writing: the public API enforces the domain's life cycle; a fill and a cascade
-/// are the engine's own derived writes. (A restore loads rows through [`crate::bulk`].)
+/// Who is writing: the public API enforces the domain's life cycle; a cascade is the
+/// engine's own derived write. (A fill writes its rows through `record_fill`'s own checks,
+/// a restore through [`crate::bulk`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
     Api,
-    Fill,
     Cascade,
 }
 
@@ -203,20 +203,21 @@ impl WriteTx {
     /// the instrument's currency. The fills of one position must come in increasing id
     /// order: a position is the fold of its fills in id order.
     pub fn record_fill(&mut self, trade: &Trade) -> Result<FillOutcome> {
-        let order: Order = self.get_id(trade.order_id)?.ok_or_else(|| {
+        let old_order: Order = self.get_id(trade.order_id)?.ok_or_else(|| {
             Error::constraint(format!(
                 "trade {}: order {} does not exist",
                 trade.id, trade.order_id
             ))
         })?;
-        let instrument: Instrument = self.get_id(order.instrument)?.ok_or_else(|| {
+        let instrument: Instrument = self.get_id(old_order.instrument)?.ok_or_else(|| {
             Error::corruption(format!(
                 "order {} references missing instrument {}",
-                order.id, order.instrument
+                old_order.id, old_order.instrument
             ))
         })?;
-        rules::validate_fill(trade, &order, &instrument)?;
-        let order = rules::order_after_fill(&order, trade);
+        rules::validate_fill(trade, &old_order, &instrument)?;
+        let order = rules::order_after_fill(&old_order, trade);
+        rules::validate_order(&order, &instrument)?;
         let old_position: Option<Position> =
             self.get(&[Value::U64(trade.account), Value::U64(trade.instrument)])?;
         let position = portfolio::apply_fill(old_position.as_ref(), trade)?;
@@ -241,10 +242,49 @@ impl WriteTx {
             currency: instrument.currency,
             amount,
         };
-        self.write(trade.clone().into_any(), Expect::Absent, Mode::Fill)?;
-        self.write(order.clone().into_any(), Expect::Any, Mode::Fill)?;
-        self.write(position.clone().into_any(), Expect::Any, Mode::Fill)?;
-        self.write(cash.clone().into_any(), Expect::Any, Mode::Fill)?;
+        rules::validate_cash(&cash)?;
+        // Every row this fill writes, with the old row it read above: no row is read or
+        // decoded twice. The foreign keys need no lookups either. The trade names the order
+        // (read above); the order, the position and the cash name the order's account and
+        // instrument (`validate_fill` checked the trade's), and the instrument was read. The
+        // account exists because the order does: an account with orders cannot be deleted
+        // (restrict). Any transaction that deletes or changes the order conflicts with this
+        // one, which read it.
+        let trade_pk = keys::id_key(trade.id).to_vec();
+        if self.get_shared(TableId::Trades, &trade_pk, |b| Ok(b.is_some()))? {
+            return Err(Error::constraint(format!(
+                "trades {}: a row with this key already exists",
+                trade.id
+            )));
+        }
+        // All four are encoded, their sizes and unique indexes checked, before the first is
+        // written: a refused fill leaves no part of itself in the transaction.
+        let rows = [
+            (trade.clone().into_any(), trade_pk, None),
+            (
+                order.clone().into_any(),
+                keys::id_key(order.id).to_vec(),
+                Some(old_order.into_any()),
+            ),
+            (
+                position.clone().into_any(),
+                keys::encode(&position.primary_key()),
+                old_position.map(Position::into_any),
+            ),
+            (
+                cash.clone().into_any(),
+                keys::encode(&cash.primary_key()),
+                old_cash.map(Cash::into_any),
+            ),
+        ];
+        let mut encoded = Vec::with_capacity(rows.len());
+        for (new, pk, old) in &rows {
+            encoded.push(self.encoded(new)?);
+            self.check_unique_entries(new, pk, old.as_ref())?;
+        }
+        for ((new, pk, old), bytes) in rows.into_iter().zip(encoded) {
+            self.put_row(&new, bytes, pk, old.as_ref())?;
+        }
         Ok(FillOutcome {
             order,
             position,
@@ -271,23 +311,70 @@ impl WriteTx {
             return Ok(old_bytes);
         }
         self.validate(&new, old.as_ref(), mode)?;
-        let bytes = codec::encode_any(&new);
+        let bytes = self.encoded(&new)?;
+        self.check_unique_entries(&new, &pk, old.as_ref())?;
+        self.put_row(&new, bytes, pk, old.as_ref())?;
+        Ok(old_bytes)
+    }
+
+    /// A row's record, encoded, within `max_value_bytes`.
+    fn encoded(&self, new: &AnyRecord) -> Result<Arc<[u8]>> {
+        let bytes = codec::encode_any(new);
         if bytes.len() > self.max_value_bytes {
             return Err(Error::new(
                 ErrorKind::Capacity,
                 format!(
-                    "{table} {}: encoded record is {} bytes, over max_value_bytes = {}",
-                    show_key(&new),
+                    "{} {}: encoded record is {} bytes, over max_value_bytes = {}",
+                    new.table(),
+                    show_key(new),
                     bytes.len(),
                     self.max_value_bytes
                 ),
             ));
         }
-        let bytes: Arc<[u8]> = Arc::from(bytes);
+        Ok(Arc::from(bytes))
+    }
+
+    /// Checks the unique indexes whose entry `new` adds (a row over `old`, under `pk`).
+    fn check_unique_entries(
+        &self,
+        new: &AnyRecord,
+        pk: &[u8],
+        old: Option<&AnyRecord>,
+    ) -> Result<()> {
+        let table = new.table();
+        for spec in self
+            .snap
+            .indexes
+            .iter()
+            .filter(|s| s.def.table == table && s.def.unique)
+        {
+            let new_key = entry_key(spec, new, pk);
+            if old.map(|o| entry_key(spec, o, pk)) != Some(new_key) {
+                self.check_unique(spec, new, pk)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a validated row (`bytes` is its record, its unique indexes checked) over `old` (the row under `pk` as
+    /// this transaction sees it), with its index entries: the old row's entries that change
+    /// are deleted.
+    fn put_row(
+        &mut self,
+        new: &AnyRecord,
+        bytes: Arc<[u8]>,
+        pk: Vec<u8>,
+        old: Option<&AnyRecord>,
+    ) -> Result<()> {
+        let table = new.table();
+        if old == Some(new) {
+            return Ok(());
+        }
         let indexes = Arc::clone(&self.snap.indexes);
         for spec in indexes.iter().filter(|s| s.def.table == table) {
-            let new_key = entry_key(spec, &new, &pk);
-            let old_key = old.as_ref().map(|o| entry_key(spec, o, &pk));
+            let new_key = entry_key(spec, new, &pk);
+            let old_key = old.map(|o| entry_key(spec, o, &pk));
             let space = self.index_space(spec)?;
             if old_key.as_ref() == Some(&new_key) {
                 // Same entry; a covering one carries the row, so it takes the new one.
@@ -295,9 +382,6 @@ impl WriteTx {
                     self.put_entry(space, new_key, Entry::Put(Arc::clone(&bytes)));
                 }
                 continue;
-            }
-            if spec.def.unique {
-                self.check_unique(spec, &new, &pk)?;
             }
             if let Some(k) = old_key {
                 self.put_entry(space, k, Entry::Del);
@@ -315,7 +399,7 @@ impl WriteTx {
             self.shared.ids.observe(table, id);
         }
         self.put_entry(space_of_table(table), pk, Entry::Put(bytes));
-        Ok(old_bytes)
+        Ok(())
     }
 
     fn check_unique(&self, spec: &IndexSpec, new: &AnyRecord, pk: &[u8]) -> Result<()> {
