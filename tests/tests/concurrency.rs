@@ -242,6 +242,90 @@ fn pipelined_submits_all_become_durable() -> TestResult {
     assert_clean(&store)
 }
 
+/// One thread pipelines transfers (each group is then published while that thread begins
+/// its next transactions) as readers sum the balances of every snapshot: a group shows
+/// whole or not at all, so every snapshot holds the total. Every acknowledged transfer is
+/// in the balances at the end.
+#[test]
+fn pipelined_transfers_are_published_whole_to_concurrent_readers() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = open_with_accounts(dir.path())?;
+    let want_total = INITIAL * i64::try_from(ACCOUNTS)?;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let snapshots = AtomicU64::new(0);
+    let committed = std::thread::scope(|s| -> TestResult<Vec<Transfer>> {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| -> Result<(), String> {
+                    let total_of = || -> TestResult<i64> {
+                        let tx = store.read()?;
+                        let mut total = 0;
+                        for id in 1..=ACCOUNTS {
+                            let cash: Cash = tx.get(&usd(id))?.ok_or("a cash row is gone")?;
+                            total += cash.amount.0;
+                        }
+                        Ok(total)
+                    };
+                    while !done.load(Ordering::SeqCst) {
+                        let total = total_of().map_err(|e| e.to_string())?;
+                        if total != want_total {
+                            return Err(format!("a snapshot holds {total}, not {want_total}"));
+                        }
+                        snapshots.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        let mut rng = Rng::new(91);
+        let mut flight: std::collections::VecDeque<(Transfer, CommitTicket)> = Default::default();
+        let mut committed = Vec::new();
+        let mut settle = |flight: &mut std::collections::VecDeque<(Transfer, CommitTicket)>| {
+            flight
+                .pop_front()
+                .map(|(t, ticket)| ticket.wait().map(|()| t))
+        };
+        let mut outcome: TestResult = Ok(());
+        'transfers: for _ in 0..3000 {
+            let (a, b, amount) = pick(&mut rng);
+            loop {
+                match store.submit(|tx| transfer(tx, a, b, amount)) {
+                    Ok(((), ticket)) => {
+                        flight.push_back(((a, b, amount), ticket));
+                        break;
+                    }
+                    // It read a row a transfer in flight changes: let the oldest land.
+                    Err(e) if e.is_retryable() => match settle(&mut flight) {
+                        Some(t) => committed.push(t?),
+                        None => std::thread::yield_now(),
+                    },
+                    Err(e) => {
+                        outcome = Err(e.into());
+                        break 'transfers;
+                    }
+                }
+            }
+            if flight.len() >= 64 {
+                if let Some(t) = settle(&mut flight) {
+                    committed.push(t?);
+                }
+            }
+        }
+        while let Some(t) = settle(&mut flight) {
+            committed.push(t?);
+        }
+        done.store(true, Ordering::SeqCst);
+        for r in readers {
+            r.join().unwrap_or_else(|_| panic!("a reader panicked"))?;
+        }
+        outcome?;
+        Ok(committed)
+    })?;
+    assert_eq!(committed.len(), 3000);
+    assert!(snapshots.load(Ordering::Relaxed) > 0, "the readers read");
+    assert_balances(&store, &committed)
+}
+
 #[test]
 fn a_burst_survives_drop_and_reopen() -> TestResult {
     let dir = tempfile::tempdir()?;

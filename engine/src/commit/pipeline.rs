@@ -347,11 +347,11 @@ impl Shared {
             }
             if !st.leader && !st.pending.is_empty() {
                 st.leader = true;
-                st.submitted = 0;
+                let submitted = std::mem::take(&mut st.submitted) > 0;
                 let spare = std::mem::take(&mut st.spare);
                 let group = std::mem::replace(&mut st.pending, spare);
                 drop(st);
-                let outcome = self.write_group(group);
+                let outcome = self.write_group(group, submitted);
                 st = self.commit.lock();
                 st.leader = false;
                 if let Ok((last, emptied)) = outcome {
@@ -438,9 +438,10 @@ impl Shared {
     }
 
     /// Appends a group to the journal (one write, one fdatasync), then publishes it.
+    /// `submitted`: the group holds transactions whose submitters went on without waiting.
     /// Returns the last sequence number it made durable, and the group's emptied vector
     /// (its capacity serves a later group).
-    fn write_group(&self, mut group: Vec<Pending>) -> Result<(u64, Vec<Pending>)> {
+    fn write_group(&self, mut group: Vec<Pending>, submitted: bool) -> Result<(u64, Vec<Pending>)> {
         let records: Vec<(u64, &[u8])> = group
             .iter()
             .map(|p| (p.seq, p.payload.as_slice()))
@@ -457,20 +458,52 @@ impl Shared {
         // Published and queued for the applier under one lock: the applier seals the
         // overlay's newest level and takes the queue together, so the level holds exactly
         // the batch it applies, and drops as a whole once applied.
-        let mut published = self.published.write();
-        // Changed only under the `published` write lock: this load and store cannot race.
-        let mut bytes = self.overlay_bytes.load(Ordering::Relaxed);
-        for p in &mut group {
-            // Moved, not copied: the group's entries are not needed after this.
-            for (k, e) in std::mem::take(&mut p.entries) {
-                let (added, removed) = published.overlay.insert(k, p.seq, e);
-                bytes = (bytes + added).saturating_sub(removed);
+        //
+        // A submitter that went on without waiting begins its next transactions (each one a
+        // snapshot, under the read lock) while the group is published. When snapshots share
+        // the newest level, the inserts copy the nodes they touch anyway: for such a group
+        // they go into a copy of the level built without the lock (only leaders publish,
+        // one at a time), and the lock is held to put it in place. Otherwise they go in
+        // place under the lock. (Measured, scratch driver over `benches`: a pipelining
+        // thread 81k to 91k fills/s; blocking committers, which mostly wait for this very
+        // group, lost about 4% to building copies away from the lock, so they do not.)
+        let shared = submitted && self.published.read().overlay.newest_shared();
+        let mut replaced = None;
+        let mut published = if shared {
+            let mut draft = self.published.read().overlay.draft();
+            let (mut added, mut removed) = (0u64, 0u64);
+            for p in &mut group {
+                // Moved, not copied: the group's entries are not needed after this.
+                for (k, e) in std::mem::take(&mut p.entries) {
+                    let (a, r) = draft.insert(k, p.seq, e);
+                    added += a;
+                    removed += r;
+                }
             }
-        }
+            let mut published = self.published.write();
+            let installed = published.overlay.install(draft);
+            replaced = installed.replaced;
+            // Changed only under the `published` write lock: this load and store cannot race.
+            let bytes = self.overlay_bytes.load(Ordering::Relaxed) + installed.recounted;
+            self.overlay_bytes
+                .store((bytes + added).saturating_sub(removed), Ordering::Relaxed);
+            published
+        } else {
+            let mut published = self.published.write();
+            let mut bytes = self.overlay_bytes.load(Ordering::Relaxed);
+            for p in &mut group {
+                for (k, e) in std::mem::take(&mut p.entries) {
+                    let (added, removed) = published.overlay.insert(k, p.seq, e);
+                    bytes = (bytes + added).saturating_sub(removed);
+                }
+            }
+            self.overlay_bytes.store(bytes, Ordering::Relaxed);
+            published
+        };
         published.durable = last;
-        self.overlay_bytes.store(bytes, Ordering::Relaxed);
         let mut q = self.apply_queue.lock();
         drop(published);
+        drop(replaced);
         let was_empty = q.is_empty();
         for p in group.drain(..) {
             q.push_back(ApplyJob {

@@ -30,8 +30,12 @@ pub(crate) enum Entry {
 /// One level of the overlay: the writes published between two seals, key -> (sequence
 /// number of the write, entry).
 #[derive(Clone, Default)]
-struct Level {
-    map: imbl::OrdMap<OKey, (u64, Entry)>,
+pub(crate) struct Level {
+    /// Tells levels apart (see [`Overlay::install`]); 0 for a level never installed.
+    id: u64,
+    /// Shared by the snapshots that hold the level: whether it is tells a publisher whether
+    /// inserting copies the map's nodes (see [`Overlay::newest_shared`]).
+    map: Arc<imbl::OrdMap<OKey, (u64, Entry)>>,
     /// The largest sequence number written into this level.
     last_seq: u64,
     /// Bytes its entries take (as [`entry_bytes_of`] counts them).
@@ -50,6 +54,48 @@ struct Level {
 #[derive(Clone, Default)]
 pub(crate) struct Overlay {
     levels: Vec<Level>,
+    /// The id of the next level installed or sealed.
+    next_id: u64,
+}
+
+/// The overlay's newest level with a group's writes added, built away from the lock that
+/// snapshots take: see [`Overlay::draft`].
+pub(crate) struct Draft {
+    /// The id of the level it was copied from (0: none).
+    base: u64,
+    /// That level's bytes when copied.
+    base_bytes: u64,
+    level: Level,
+}
+
+impl Draft {
+    /// Adds a write; returns the bytes it added and the bytes of the entry it replaced in
+    /// the level (0 if none).
+    pub(crate) fn insert(&mut self, key: OKey, seq: u64, entry: Entry) -> (u64, u64) {
+        self.level.insert(key, seq, entry)
+    }
+}
+
+/// What [`Overlay::install`] did.
+pub(crate) struct Installed {
+    /// The level the draft replaced, for the caller to drop after releasing its lock.
+    pub replaced: Option<Level>,
+    /// Bytes the overlay counts again: those of a base level that was taken out (applied)
+    /// meanwhile, whose writes the draft still holds.
+    pub recounted: u64,
+}
+
+impl Level {
+    fn insert(&mut self, key: OKey, seq: u64, entry: Entry) -> (u64, u64) {
+        let key_len = key.1.len();
+        let added = entry_bytes_of(&entry, key_len);
+        let removed = Arc::make_mut(&mut self.map)
+            .insert(key, (seq, entry))
+            .map_or(0, |(_, e)| entry_bytes_of(&e, key_len));
+        self.last_seq = self.last_seq.max(seq);
+        self.bytes = (self.bytes + added).saturating_sub(removed);
+        (added, removed)
+    }
 }
 
 impl Overlay {
@@ -101,27 +147,87 @@ impl Overlay {
     /// the entry it replaced in that level (0 if none).
     pub(crate) fn insert(&mut self, key: OKey, seq: u64, entry: Entry) -> (u64, u64) {
         if self.levels.is_empty() {
-            self.levels.push(Level::default());
+            self.next_id += 1;
+            self.levels.push(Level {
+                id: self.next_id,
+                ..Level::default()
+            });
         }
         let Some(level) = self.levels.last_mut() else {
             unreachable!("a level was just pushed")
         };
-        let key_len = key.1.len();
-        let added = entry_bytes_of(&entry, key_len);
-        let removed = level
-            .map
-            .insert(key, (seq, entry))
-            .map_or(0, |(_, e)| entry_bytes_of(&e, key_len));
-        level.last_seq = level.last_seq.max(seq);
-        level.bytes = (level.bytes + added).saturating_sub(removed);
-        (added, removed)
+        level.insert(key, seq, entry)
+    }
+
+    /// Whether a snapshot holds the newest level: inserting then copies the nodes of the
+    /// map it touches, which a publisher does best in a [`Draft`], away from the lock.
+    /// Otherwise it inserts in place.
+    pub(crate) fn newest_shared(&self) -> bool {
+        self.levels
+            .last()
+            .is_some_and(|l| Arc::strong_count(&l.map) > 1)
+    }
+
+    /// A copy of the newest level to publish into. Building it costs a persistent map's
+    /// inserts; only [`Overlay::install`], O(levels), needs the lock that snapshots take.
+    /// One publisher at a time.
+    pub(crate) fn draft(&self) -> Draft {
+        match self.levels.last() {
+            Some(l) => Draft {
+                base: l.id,
+                base_bytes: l.bytes,
+                level: l.clone(),
+            },
+            None => Draft {
+                base: 0,
+                base_bytes: 0,
+                level: Level::default(),
+            },
+        }
+    }
+
+    /// Puts a draft in place of the level it was copied from, or adds it as the newest
+    /// level when that one is gone (applied meanwhile).
+    ///
+    /// Either way the order of writes across levels holds: between the draft and now the
+    /// applier may have sealed (added empty levels after the base) or taken applied levels
+    /// out, but only the publisher adds writes. A draft that replaces a sealed base keeps
+    /// it from being dropped with its batch; it is dropped with the next batch, which
+    /// applies the draft's writes. Until then its older writes are stale for every reader
+    /// whose redb snapshot holds them, as any applied write is.
+    pub(crate) fn install(&mut self, draft: Draft) -> Installed {
+        let Draft {
+            base,
+            base_bytes,
+            mut level,
+        } = draft;
+        let at = self.levels.iter().position(|l| base != 0 && l.id == base);
+        match at {
+            Some(i) => Installed {
+                replaced: Some(std::mem::replace(&mut self.levels[i], level)),
+                recounted: 0,
+            },
+            None => {
+                self.next_id += 1;
+                level.id = self.next_id;
+                self.levels.push(level);
+                Installed {
+                    replaced: None,
+                    recounted: base_bytes,
+                }
+            }
+        }
     }
 
     /// Starts a new level for what is published from now on (the applier's batch is the
     /// levels up to here).
     pub(crate) fn seal(&mut self) {
         if self.levels.last().is_some_and(|l| !l.map.is_empty()) {
-            self.levels.push(Level::default());
+            self.next_id += 1;
+            self.levels.push(Level {
+                id: self.next_id,
+                ..Level::default()
+            });
         }
     }
 
@@ -134,7 +240,13 @@ impl Overlay {
             .partition(|l| l.last_seq <= applied);
         self.levels = kept;
         let freed = done.iter().map(|l| l.bytes).sum();
-        (freed, Overlay { levels: done })
+        (
+            freed,
+            Overlay {
+                levels: done,
+                next_id: 0,
+            },
+        )
     }
 
     #[cfg(test)]
@@ -231,5 +343,72 @@ mod tests {
         o.seal();
         assert_eq!(o.levels(), 2, "an empty newest level is not sealed again");
         assert_eq!(o.take_applied(2).0, 1 + 1 + 48);
+    }
+
+    fn bytes(o: &Overlay) -> u64 {
+        o.levels.iter().map(|l| l.bytes).sum()
+    }
+
+    #[test]
+    fn a_draft_replaces_its_base_even_after_a_seal() {
+        let mut o = Overlay::default();
+        o.insert(key(b"a"), 1, put(b"a1"));
+        let mut draft = o.draft();
+        assert_eq!(draft.insert(key(b"b"), 2, put(b"b2")), (1 + 2 + 48, 0));
+        assert_eq!(o.get(&key(b"b")), None, "a draft is not published");
+        // The applier seals the base and takes its batch (up to 1) meanwhile.
+        o.seal();
+        let installed = o.install(draft);
+        assert!(installed.replaced.is_some());
+        assert_eq!(installed.recounted, 0);
+        assert_eq!(o.levels(), 2);
+        assert_eq!(o.get(&key(b"b")), Some(&(2, put(b"b2"))));
+        // Later writes go to the newest level, after the draft's.
+        o.insert(key(b"b"), 3, put(b"b3"));
+        assert_eq!(o.get(&key(b"b")), Some(&(3, put(b"b3"))));
+        // Batch 1 applied: the replaced base holds write 2, so it stays.
+        assert_eq!(o.take_applied(1).0, 0);
+        assert_eq!(o.get(&key(b"a")), Some(&(1, put(b"a1"))), "stale, and kept");
+        assert_eq!(all(&o, 1), [(b"b".to_vec(), put(b"b3"))]);
+        let both = bytes(&o);
+        assert_eq!(o.take_applied(3).0, both);
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn a_draft_whose_base_was_applied_is_added_and_counted_again() {
+        let mut o = Overlay::default();
+        o.insert(key(b"a"), 1, put(b"a1"));
+        let base = bytes(&o);
+        let mut draft = o.draft();
+        draft.insert(key(b"b"), 2, put(b"b2"));
+        let (freed, _) = o.take_applied(1);
+        assert_eq!(freed, base);
+        let installed = o.install(draft);
+        assert!(installed.replaced.is_none());
+        assert_eq!(
+            installed.recounted, base,
+            "the base's bytes are counted again"
+        );
+        assert_eq!(bytes(&o), base + 1 + 2 + 48);
+        assert_eq!(all(&o, 1), [(b"b".to_vec(), put(b"b2"))]);
+        assert_eq!(o.get(&key(b"b")), Some(&(2, put(b"b2"))));
+    }
+
+    #[test]
+    fn the_newest_level_is_shared_while_a_snapshot_holds_it() {
+        let mut o = Overlay::default();
+        assert!(!o.newest_shared());
+        o.insert(key(b"a"), 1, put(b"a1"));
+        assert!(!o.newest_shared());
+        let snapshot = o.clone();
+        assert!(o.newest_shared());
+        o.insert(key(b"a"), 2, put(b"a2"));
+        assert_eq!(snapshot.get(&key(b"a")), Some(&(1, put(b"a1"))));
+        assert!(!o.newest_shared(), "the insert copied the level");
+        drop(snapshot);
+        let snapshot = o.clone();
+        drop(snapshot);
+        assert!(!o.newest_shared());
     }
 }
