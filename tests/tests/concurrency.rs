@@ -280,7 +280,7 @@ fn pipelined_transfers_are_published_whole_to_concurrent_readers() -> TestResult
         let mut rng = Rng::new(91);
         let mut flight: std::collections::VecDeque<(Transfer, CommitTicket)> = Default::default();
         let mut committed = Vec::new();
-        let mut settle = |flight: &mut std::collections::VecDeque<(Transfer, CommitTicket)>| {
+        let settle = |flight: &mut std::collections::VecDeque<(Transfer, CommitTicket)>| {
             flight
                 .pop_front()
                 .map(|(t, ticket)| ticket.wait().map(|()| t))
@@ -305,10 +305,10 @@ fn pipelined_transfers_are_published_whole_to_concurrent_readers() -> TestResult
                     }
                 }
             }
-            if flight.len() >= 64 {
-                if let Some(t) = settle(&mut flight) {
-                    committed.push(t?);
-                }
+            if flight.len() >= 64
+                && let Some(t) = settle(&mut flight)
+            {
+                committed.push(t?);
             }
         }
         while let Some(t) = settle(&mut flight) {
