@@ -297,6 +297,7 @@ impl Store {
             rows: crate::rowcache::RowCache::new(row_cache_bytes).map(Arc::new),
             recent,
             commit: Mutex::new(CommitState::new(last_seq)),
+            durable: AtomicU64::new(last_seq),
             commit_cv: Condvar::new(),
             journal: Mutex::new(journal),
             apply_queue: Mutex::new(VecDeque::new()),

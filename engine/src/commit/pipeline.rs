@@ -106,6 +106,9 @@ pub(crate) struct Shared {
     /// holds.
     pub overlay_bytes: std::sync::atomic::AtomicU64,
     pub commit: Mutex<CommitState>,
+    /// `CommitState::durable`, stored after it under the commit lock: a woken waiter and a
+    /// ticket's poll read it without taking the lock.
+    pub durable: AtomicU64,
     /// Signalled for the flusher (submitted transactions pending, nobody waiting on them),
     /// when the store is poisoned, and when overlay space frees up. Committers waiting for
     /// their group park on their own thread instead (`wait_durable`).
@@ -335,6 +338,9 @@ impl Shared {
     /// wakes it when its transaction is durable, when the store is poisoned, or when it is
     /// chosen to lead the next group.
     pub(crate) fn wait_durable(&self, seq: u64) -> Result<()> {
+        if self.durable.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
         let me = std::thread::current();
         let mut st = self.commit.lock();
         loop {
@@ -356,6 +362,7 @@ impl Shared {
                 st.leader = false;
                 if let Ok((last, emptied)) = outcome {
                     st.durable = st.durable.max(last);
+                    self.durable.store(st.durable, Ordering::Release);
                     if emptied.capacity() > st.spare.capacity() {
                         st.spare = emptied;
                     }
@@ -366,6 +373,14 @@ impl Shared {
             st.waiters.push((seq, me.clone()));
             drop(st);
             std::thread::park();
+            // The leader that made it durable took this thread off the waiters before
+            // unparking it: nothing to clean up, and no lock to take (a whole group of
+            // woken waiters would queue for it). After a spurious wake-up the entry may
+            // still be there; that leader removes it and unparks this thread once more,
+            // which ends a later park early, and every park here is in a loop.
+            if self.durable.load(Ordering::Acquire) >= seq {
+                return Ok(());
+            }
             st = self.commit.lock();
             // Woken or not (parking may end spuriously), no stale entry stays behind.
             let id = me.id();
@@ -409,6 +424,9 @@ impl Shared {
 
     /// Whether `seq` is durable yet (an error if the store was poisoned first).
     pub(crate) fn poll_durable(&self, seq: u64) -> Option<Result<()>> {
+        if self.durable.load(Ordering::Acquire) >= seq {
+            return Some(Ok(()));
+        }
         let st = self.commit.lock();
         if st.durable >= seq {
             Some(Ok(()))
