@@ -241,7 +241,8 @@ from_redb!(
     redb::TransactionError,
     redb::TableError,
     redb::CommitError,
-    redb::SetDurabilityError
+    redb::SetDurabilityError,
+    redb::CompactionError
 );
 
 #[cfg(test)]

@@ -81,5 +81,7 @@ pub use layout::IndexSpec;
 pub use recent::RecentTradesStats;
 pub use rowcache::RowCacheStats;
 pub use stats::{Stats, Summary};
-pub use store::{CommitTicket, DB_FILE, Recovery, RetryPolicy, SUBDIRS, Storage, Store};
+pub use store::{
+    CommitTicket, Compaction, DB_FILE, Recovery, RetryPolicy, SUBDIRS, Storage, Store,
+};
 pub use txn::{FillOutcome, IndexScan, ReadOps, ReadTx, Source, Visit, WriteTx};

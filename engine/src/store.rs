@@ -154,6 +154,15 @@ impl CommitTicket {
     }
 }
 
+/// What [`Store::compact`] did to the database file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Compaction {
+    /// Its size before, in bytes.
+    pub before_bytes: u64,
+    /// Its size after, in bytes.
+    pub after_bytes: u64,
+}
+
 /// An open store. Share it between threads behind an `Arc`: reads never block; write
 /// transactions run in parallel on their callers' threads and commit in groups.
 pub struct Store {
@@ -389,6 +398,45 @@ impl Store {
             recovery,
             threads,
             closed_durable: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Compacts the database file of the store in `dir`, offline: opens the store (which
+    /// replays its journal), closes it (everything applied and checkpointed), then has redb
+    /// rewrite the file without its free pages. The store must not be open elsewhere: a
+    /// store open in another process makes it a [`ErrorKind::Busy`](crate::ErrorKind)
+    /// error, and nothing changes.
+    ///
+    /// The applier commits to redb without syncing between checkpoints, and redb frees the
+    /// pages those commits replace only at a checkpoint, so the file keeps more free pages
+    /// than a database synced on every commit; they are reused as data grows, but the file
+    /// never shrinks on its own.
+    pub fn compact(dir: impl AsRef<Path>, config: Config) -> Result<Compaction> {
+        let dir = dir.as_ref();
+        let cache = usize::try_from(config.cache_size_mb << 20).unwrap_or(usize::MAX);
+        drop(Store::open(dir, config)?);
+        let path = dir.join(DB_FILE);
+        let size = || {
+            std::fs::metadata(&path)
+                .map(|m| m.len())
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))
+        };
+        let before_bytes = size()?;
+        let mut builder = Database::builder();
+        builder.set_cache_size(cache);
+        let mut db = builder
+            .open(&path)
+            .map_err(|e| Error::from(e).context(path.display()))?;
+        // Each pass moves pages towards the start of the file and truncates it; a pass that
+        // finds nothing to do ends it.
+        while db
+            .compact()
+            .map_err(|e| Error::from(e).context(path.display()))?
+        {}
+        drop(db);
+        Ok(Compaction {
+            before_bytes,
+            after_bytes: size()?,
         })
     }
 

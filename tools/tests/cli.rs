@@ -412,6 +412,38 @@ fn check_of_a_damaged_file_exits_2() -> TestResult {
     Ok(())
 }
 
+/// `compact` keeps every row (the dump is byte-identical), leaves a clean store, reports
+/// both sizes (no larger after), and on a damaged file fails and changes nothing.
+#[test]
+fn compact_keeps_the_rows_and_reports_the_sizes() -> TestResult {
+    let (_tmp, dir) = book_store()?;
+    let before = dump(&dir)?;
+    let r = run(&dir, &["compact", "--json"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let sizes = json(&r.stdout)?;
+    let (Some(was), Some(is)) = (
+        sizes["before_bytes"].as_u64(),
+        sizes["after_bytes"].as_u64(),
+    ) else {
+        return Err(format!("sizes missing: {}", r.stdout).into());
+    };
+    assert!(is <= was, "{was} -> {is}");
+    assert_eq!(is, std::fs::metadata(dir.join("tradestore.redb"))?.len());
+    assert_eq!(dump(&dir)?, before);
+    assert_eq!(run(&dir, &["check"])?.status, Some(0));
+    let r = run(&dir, &["compact"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(r.stdout.starts_with("compacted "), "{}", r.stdout);
+
+    let damaged = vec![0x5a; 8192];
+    std::fs::write(dir.join("tradestore.redb"), &damaged)?;
+    let r = run(&dir, &["compact"])?;
+    assert_eq!(r.status, Some(1));
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    assert_eq!(std::fs::read(dir.join("tradestore.redb"))?, damaged);
+    Ok(())
+}
+
 #[test]
 fn an_unknown_config_key_is_named() -> TestResult {
     let (_tmp, dir) = new_store()?;
@@ -459,8 +491,9 @@ fn a_missing_store_is_not_created_and_points_to_init() -> TestResult {
     let book = tmp.path().join("book.jsonl");
     std::fs::write(&book, BOOK)?;
     let out = tmp.path().join("out.jsonl");
-    let cases: [(&[&str], i32); 5] = [
+    let cases: [(&[&str], i32); 6] = [
         (&["inspect"], 1),
+        (&["compact"], 1),
         (&["inspect", "--json"], 1),
         (&["dump", "--out", path_str(&out)?], 1),
         (&["restore", "--in", path_str(&book)?], 1),
@@ -505,10 +538,18 @@ fn help_documents_every_command_and_the_exit_statuses() -> TestResult {
         .output()?;
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout)?;
-    for word in ["init", "inspect", "dump", "restore", "check", "Exit status"] {
+    for word in [
+        "init",
+        "inspect",
+        "dump",
+        "restore",
+        "check",
+        "compact",
+        "Exit status",
+    ] {
         assert!(help.contains(word), "{word} missing from:\n{help}");
     }
-    for cmd in ["init", "inspect", "dump", "restore", "check"] {
+    for cmd in ["init", "inspect", "dump", "restore", "check", "compact"] {
         let out = Command::new(env!("CARGO_BIN_EXE_tradestore"))
             .args([cmd, "--help"])
             .output()?;

@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod analyze;
 pub mod bench;
 pub mod check;
+pub mod compact;
 pub mod dump;
 pub mod explain;
 pub mod health;

@@ -18,6 +18,12 @@ pub struct StoreDir {
 /// holds no database, is an error that says to run `tradestore init`: only `init` creates
 /// a store.
 pub fn open_existing(dir: &Path) -> Result<Store> {
+    existing(dir)?;
+    Store::open_dir(dir).with_context(|| format!("opening the store in {}", dir.display()))
+}
+
+/// Checks that `dir` holds a store (see [`open_existing`]).
+pub fn existing(dir: &Path) -> Result<()> {
     let shown = dir.display();
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
@@ -37,5 +43,5 @@ pub fn open_existing(dir: &Path) -> Result<Store> {
         ),
         Err(e) => return Err(e).with_context(|| format!("reading {}", db.display())),
     }
-    Store::open_dir(dir).with_context(|| format!("opening the store in {shown}"))
+    Ok(())
 }
