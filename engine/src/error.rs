@@ -152,9 +152,20 @@ impl Error {
     }
 }
 
+impl Error {
+    /// What the message is introduced with: `constraint error`, `invalid input`, ...
+    pub fn heading(&self) -> String {
+        match self.kind {
+            ErrorKind::Invalid => "invalid input".to_owned(),
+            ErrorKind::NotFound => "not found".to_owned(),
+            kind => format!("{kind} error"),
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} error: {} ({})", self.kind, self.message, self.hint())
+        write!(f, "{}: {} ({})", self.heading(), self.message, self.hint())
     }
 }
 
@@ -263,5 +274,9 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("constraint error: line 3: order 5"), "{s}");
         assert!(s.contains("correct the data"), "{s}");
+        let s = Error::invalid("unknown column \"x\"").to_string();
+        assert!(s.starts_with("invalid input: unknown column"), "{s}");
+        let s = Error::new(ErrorKind::NotFound, "no index named x").to_string();
+        assert!(s.starts_with("not found: no index named x"), "{s}");
     }
 }

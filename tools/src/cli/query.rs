@@ -169,7 +169,7 @@ pub fn engine_error(e: tradestore::Error) -> anyhow::Error {
     if !e.message().contains('\n') {
         return anyhow::Error::new(e);
     }
-    let head = format!("{} error: {}", e.kind(), e.message());
+    let head = format!("{}: {}", e.heading(), e.message());
     match full.strip_prefix(&head) {
         Some(hint) if !hint.trim().is_empty() => anyhow::anyhow!("{head}\n{}", hint.trim()),
         _ => anyhow::anyhow!("{full}"),
