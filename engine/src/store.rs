@@ -154,10 +154,12 @@ impl CommitTicket {
     }
 }
 
-/// What [`Store::compact`] did to the database file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+/// What [`Store::compact`] did.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Compaction {
-    /// Its size before, in bytes.
+    /// What opening the store recovered from its journal first.
+    pub recovery: Recovery,
+    /// The database file's size before, in bytes.
     pub before_bytes: u64,
     /// Its size after, in bytes.
     pub after_bytes: u64,
@@ -414,7 +416,7 @@ impl Store {
     pub fn compact(dir: impl AsRef<Path>, config: Config) -> Result<Compaction> {
         let dir = dir.as_ref();
         let cache = usize::try_from(config.cache_size_mb << 20).unwrap_or(usize::MAX);
-        drop(Store::open(dir, config)?);
+        let recovery = Store::open(dir, config)?.recovery().clone();
         let path = dir.join(DB_FILE);
         let size = || {
             std::fs::metadata(&path)
@@ -435,6 +437,7 @@ impl Store {
         {}
         drop(db);
         Ok(Compaction {
+            recovery,
             before_bytes,
             after_bytes: size()?,
         })

@@ -44,6 +44,7 @@ fn compaction_shrinks_a_churned_file_and_keeps_every_row() -> TestResult {
         done.after_bytes
     );
     assert_eq!(std::fs::metadata(&file)?.len(), done.after_bytes);
+    assert_eq!(done.recovery.replayed, 0, "the store was closed cleanly");
 
     let store = Store::open(dir.path(), Config::default())?;
     assert_eq!(dump_bytes(&store)?, reference);

@@ -429,6 +429,9 @@ fn compact_keeps_the_rows_and_reports_the_sizes() -> TestResult {
     };
     assert!(is <= was, "{was} -> {is}");
     assert_eq!(is, std::fs::metadata(dir.join("tradestore.redb"))?.len());
+    // The restore closed the store cleanly: nothing was left to replay.
+    assert_eq!(sizes["recovery"]["replayed"], 0, "{}", r.stdout);
+    assert!(sizes["recovery"]["torn_tail"].is_null(), "{}", r.stdout);
     assert_eq!(dump(&dir)?, before);
     assert_eq!(run(&dir, &["check"])?.status, Some(0));
     let r = run(&dir, &["compact"])?;

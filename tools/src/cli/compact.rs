@@ -21,7 +21,7 @@ pub struct Args {
     #[command(flatten)]
     pub store: StoreDir,
 
-    /// Print the sizes before and after as JSON.
+    /// Print what the journal's recovery did and the sizes before and after as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -39,6 +39,18 @@ pub fn run(args: &Args) -> Result<()> {
         serde_json::to_writer_pretty(&mut out, &done)?;
         writeln!(out)?;
     } else {
+        let r = &done.recovery;
+        if r.replayed > 0 || r.torn_tail.is_some() {
+            writeln!(
+                out,
+                "recovered {} journal records first{}",
+                r.replayed,
+                match &r.torn_tail {
+                    Some(t) => format!("; torn tail cut: {t}"),
+                    None => String::new(),
+                }
+            )?;
+        }
         writeln!(
             out,
             "compacted {}: {} -> {} bytes",
