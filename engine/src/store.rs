@@ -303,6 +303,7 @@ impl Store {
                 ..Published::default()
             }),
             overlay_bytes: AtomicU64::new(0),
+            graveyard: Mutex::new(crate::state::Graveyard::default()),
             view: RwLock::new(None),
             view_gen: AtomicU64::new(0),
             rows: crate::rowcache::RowCache::new(row_cache_bytes).map(Arc::new),

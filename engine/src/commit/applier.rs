@@ -74,6 +74,11 @@ pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
         };
         bytes_since += batch.iter().map(|j| j.bytes).sum::<u64>();
         let due = last_checkpoint.elapsed() >= interval || bytes_since >= bytes_limit || stopping;
+        if batch.is_empty() {
+            // Idle: levels whose last snapshot has gone since the last batch are freed.
+            let freed = shared.graveyard.lock().reap();
+            drop(freed);
+        }
         if batch.is_empty() && !(due && applied > checkpointed) {
             if stopping && shared.apply_queue.lock().is_empty() {
                 return;
@@ -178,6 +183,12 @@ fn remove_applied(shared: &Shared, batch: &[ApplyJob], applied: u64) {
         done
     };
     shared.commit_cv.notify_all();
-    // Freed outside the lock that snapshots and publishers take.
-    drop(done);
+    // Freed here once no snapshot holds them, outside the lock that snapshots and
+    // publishers take.
+    let freed = {
+        let mut g = shared.graveyard.lock();
+        g.bury_all(done);
+        g.reap()
+    };
+    drop(freed);
 }

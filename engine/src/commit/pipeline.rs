@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     /// committers check it for backpressure without taking the lock a publishing leader
     /// holds.
     pub overlay_bytes: std::sync::atomic::AtomicU64,
+    /// Levels out of the overlay that snapshots may still hold (see [`Graveyard`]).
+    pub graveyard: Mutex<crate::state::Graveyard>,
     pub commit: Mutex<CommitState>,
     /// `CommitState::durable`, stored after it under the commit lock: a woken waiter and a
     /// ticket's poll read it without taking the lock.
@@ -516,7 +518,13 @@ impl Shared {
         published.durable = last;
         let mut q = self.apply_queue.lock();
         drop(published);
-        drop(replaced);
+        let freed = {
+            let mut g = self.graveyard.lock();
+            if let Some(level) = replaced {
+                g.bury(level);
+            }
+            g.reap()
+        };
         let was_empty = q.is_empty();
         for p in group.drain(..) {
             q.push_back(ApplyJob {
@@ -530,6 +538,8 @@ impl Shared {
         if was_empty || q.len() >= super::applier::FULL_BATCH || self.overlay_pressed() {
             self.apply_cv.notify_one();
         }
+        drop(q);
+        drop(freed);
         Ok((last, group))
     }
 }

@@ -5,4 +5,4 @@ mod apply;
 mod overlay;
 
 pub(crate) use apply::{RowChange, apply_rows, read_applied_seq, write_applied_seq};
-pub(crate) use overlay::{Entry, INDEX_BASE, OKey, Overlay, Published, space_of_table};
+pub(crate) use overlay::{Entry, Graveyard, INDEX_BASE, OKey, Overlay, Published, space_of_table};

@@ -255,6 +255,44 @@ impl Overlay {
     }
 }
 
+/// Levels taken out of the overlay (applied, or replaced by a draft) that snapshots may
+/// still hold. Whoever lets go of a level last frees its map's nodes, and that is usually
+/// a committer ending its transaction: a pipelining thread, whose time is the throughput.
+/// Kept here instead, a level is freed by [`Graveyard::reap`] on the thread that calls it
+/// (a publishing leader, the applier) once no snapshot holds it.
+#[derive(Default)]
+pub(crate) struct Graveyard {
+    levels: Vec<Level>,
+}
+
+impl Graveyard {
+    /// Keeps the levels of `overlay` until no snapshot holds them.
+    pub(crate) fn bury_all(&mut self, overlay: Overlay) {
+        self.levels.extend(overlay.levels);
+    }
+
+    /// Keeps `level` until no snapshot holds it.
+    pub(crate) fn bury(&mut self, level: Level) {
+        self.levels.push(level);
+    }
+
+    /// Takes out the levels no snapshot holds any more, for the caller to drop after
+    /// releasing its lock. Nothing can take a new hold on them: they are out of the overlay.
+    pub(crate) fn reap(&mut self) -> Vec<Level> {
+        let (free, held): (Vec<Level>, Vec<Level>) = std::mem::take(&mut self.levels)
+            .into_iter()
+            .partition(|l| Arc::strong_count(&l.map) == 1);
+        self.levels = held;
+        free
+    }
+
+    /// Levels kept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.levels.len()
+    }
+}
+
 /// Bytes an overlay entry is counted as: its key, its value and a fixed overhead.
 fn entry_bytes_of(e: &Entry, key_len: usize) -> u64 {
     let v = match e {
@@ -410,5 +448,20 @@ mod tests {
         let snapshot = o.clone();
         drop(snapshot);
         assert!(!o.newest_shared());
+    }
+
+    #[test]
+    fn a_buried_level_is_freed_once_no_snapshot_holds_it() {
+        let mut o = Overlay::default();
+        o.insert(key(b"a"), 1, put(b"a1"));
+        let snapshot = o.clone();
+        let mut graveyard = Graveyard::default();
+        graveyard.bury_all(o.take_applied(1).1);
+        assert_eq!(graveyard.len(), 1);
+        assert!(graveyard.reap().is_empty(), "a snapshot holds it");
+        assert_eq!(snapshot.get(&key(b"a")), Some(&(1, put(b"a1"))));
+        drop(snapshot);
+        assert_eq!(graveyard.reap().len(), 1);
+        assert_eq!(graveyard.len(), 0);
     }
 }
