@@ -320,9 +320,26 @@ impl Config {
     pub fn load(dir: &Path) -> Result<Config> {
         let path = dir.join(CONFIG_FILE);
         let text = read_text_file(&path)?;
-        let vars: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("TRADESTORE_"))
-            .collect();
+        let mut vars = Vec::new();
+        // vars_os: a variable that is not Unicode (anyone's) must not panic the reader; one
+        // of ours that is not is a configuration error.
+        for (k, v) in std::env::vars_os() {
+            if !k.as_encoded_bytes().starts_with(b"TRADESTORE_") {
+                continue;
+            }
+            match (k.into_string(), v.into_string()) {
+                (Ok(k), Ok(v)) => vars.push((k, v)),
+                (Ok(k), Err(_)) => {
+                    return Err(Error::config(format!("{k} is not valid Unicode")));
+                }
+                (Err(k), _) => {
+                    return Err(Error::config(format!(
+                        "the environment variable {} is not valid Unicode",
+                        k.to_string_lossy()
+                    )));
+                }
+            }
+        }
         Config::build(&path.display().to_string(), text.as_deref(), &vars)
     }
 
@@ -360,9 +377,15 @@ impl Config {
             } else {
                 format!("{key} = {}", value.trim())
             };
-            let one: FileConfig = toml::from_str(&line).map_err(|_| {
-                Error::config(format!("{name}={value:?} is not a valid value for {key}"))
-            })?;
+            // Exactly one value: a value carrying a newline and another `key = value` must
+            // not set a second setting.
+            let invalid =
+                || Error::config(format!("{name}={value:?} is not a valid value for {key}"));
+            let table: toml::Table = toml::from_str(&line).map_err(|_| invalid())?;
+            if table.len() != 1 {
+                return Err(invalid());
+            }
+            let one: FileConfig = table.try_into().map_err(|_| invalid())?;
             from_env = one.or(from_env);
         }
         let layered = from_env.or(from_file);
@@ -483,11 +506,33 @@ impl Config {
 /// The text of a configuration file, `None` if it does not exist. A file that is not UTF-8 is
 /// a configuration error (the file needs fixing), not a storage failure.
 pub(crate) fn read_text_file(path: &Path) -> Result<Option<String>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    use std::io::Read;
+    // Only a regular file: opening a FIFO blocks, and a device (a link to /dev/zero, say)
+    // never ends. Checked before opening, for the FIFO's sake.
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
     };
+    if !meta.is_file() {
+        return Err(Error::config(format!(
+            "{} is not a regular file: replace it with a text file, or remove it",
+            path.display()
+        )));
+    }
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TEXT_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if bytes.len() as u64 > MAX_TEXT_FILE {
+        return Err(Error::config(format!(
+            "{} is over {} KiB, far more than any configuration: fix or replace the file",
+            path.display(),
+            MAX_TEXT_FILE >> 10
+        )));
+    }
     String::from_utf8(bytes).map(Some).map_err(|e| {
         Error::config(format!(
             "{} is not UTF-8 text (byte {} is not valid): fix or replace the file",
@@ -496,6 +541,9 @@ pub(crate) fn read_text_file(path: &Path) -> Result<Option<String>> {
         ))
     })
 }
+
+/// The largest configuration file read (tradestore.toml, alerts.toml).
+const MAX_TEXT_FILE: u64 = 1 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -543,6 +591,43 @@ mod tests {
         let e =
             Config::from_sources(None, &env(&[("TRADESTORE_CACHE_SIZE_MB", "-1")])).unwrap_err();
         assert!(e.to_string().contains("TRADESTORE_CACHE_SIZE_MB"), "{e}");
+    }
+
+    #[test]
+    fn a_variable_sets_one_value_only() {
+        let e = Config::from_sources(
+            None,
+            &env(&[("TRADESTORE_CACHE_SIZE_MB", "20\nmonitor = false")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("TRADESTORE_CACHE_SIZE_MB"), "{e}");
+    }
+
+    #[test]
+    fn a_config_file_that_is_not_a_regular_file_or_too_big_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        assert_eq!(read_text_file(&path).unwrap(), None);
+        std::fs::create_dir(&path).unwrap();
+        let e = read_text_file(&path).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Config);
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        std::fs::remove_dir(&path).unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+            let e = read_text_file(&path).unwrap_err();
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+            std::fs::remove_file(&path).unwrap();
+        }
+        std::fs::write(&path, vec![b'#'; (MAX_TEXT_FILE + 1) as usize]).unwrap();
+        let e = read_text_file(&path).unwrap_err();
+        assert!(e.to_string().contains("KiB"), "{e}");
+        std::fs::write(&path, "cache_size_mb = 10\n").unwrap();
+        assert_eq!(
+            read_text_file(&path).unwrap().as_deref(),
+            Some("cache_size_mb = 10\n")
+        );
     }
 
     #[test]
