@@ -432,10 +432,15 @@ impl Store {
             .map_err(|e| Error::from(e).context(path.display()))?;
         // Each pass moves pages towards the start of the file and truncates it; a pass that
         // finds nothing to do ends it.
-        while db
-            .compact()
-            .map_err(|e| Error::from(e).context(path.display()))?
-        {}
+        // redb panics on some damage it meets while moving pages; the pass that panicked is
+        // not committed, so the file keeps its last committed state.
+        guard_read(&format!("compacting {}", path.display()), || {
+            while db
+                .compact()
+                .map_err(|e| Error::from(e).context(path.display()))?
+            {}
+            Ok(())
+        })?;
         drop(db);
         Ok(Compaction {
             recovery,
