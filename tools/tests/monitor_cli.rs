@@ -318,6 +318,22 @@ fn health_exits_by_state_and_off_loopback_needs_a_token() -> TestResult {
     let out = tradestore(&dir, &["monitor", "--listen", "0.0.0.0:0"]).output()?;
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("token"));
+    // A blank token protects nothing: refused before anything listens.
+    let out = tradestore(&dir, &["monitor", "--listen", "0.0.0.0:0", "--token", " "]).output()?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token"));
+
+    // A monitor that accepts the connection and never answers: the probe gives up after
+    // --timeout and reports not ready.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", silent.local_addr()?);
+    let out = tradestore(&dir, &["health", "--url", &url, "--timeout", "1"]).output()?;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unanswered probe is not ready"
+    );
+    drop(silent);
 
     std::fs::write(dir.join("alerts.toml"), "[[rule]]\nname = 1\n")?;
     let out = tradestore(&dir, &["alerts"]).output()?;

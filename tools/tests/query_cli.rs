@@ -727,6 +727,24 @@ fn index_log_of_a_fresh_store_is_empty() -> TestResult {
 }
 
 #[test]
+fn advise_refuses_a_workload_file_beyond_its_bound() -> TestResult {
+    let (tmp, dir) = new_store()?;
+    let workload = tmp.path().join("huge.sql");
+    // 16 MiB and one byte of comment lines: no statement is run, nothing is read past it.
+    let line = "-- padding\n".repeat(1 << 10);
+    let mut text = line.repeat(((16 << 20) / line.len()) + 1);
+    text.truncate((16 << 20) + 1);
+    std::fs::write(&workload, text)?;
+    let r = run(
+        &dir,
+        &["index", "advise", "--workload", path_str(&workload)?],
+    )?;
+    assert!(!r.ok());
+    assert!(r.stderr.contains("over 16 MiB"), "{}", r.stderr);
+    Ok(())
+}
+
+#[test]
 fn advise_recommends_an_index_on_price_for_a_workload_filtering_by_price() -> TestResult {
     let (tmp, dir) = simulated_store()?;
     let workload = tmp.path().join("workload.sql");

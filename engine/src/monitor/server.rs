@@ -63,6 +63,16 @@ pub fn serve(store: Arc<Store>, options: ServeOptions) -> Result<MonitorServer> 
             ),
         ));
     }
+    // A token is sent as a header value or a query parameter: blanks and control
+    // characters would not survive either, and a blank token protects nothing.
+    if let Some(t) = options.token.as_deref()
+        && (t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "the monitor's token must be non-empty, without spaces or control characters",
+        ));
+    }
     let server = tiny_http::Server::http(options.listen).map_err(|e| {
         Error::new(
             ErrorKind::Io,

@@ -33,6 +33,11 @@ pub struct Args {
     #[arg(long, env = "TRADESTORE_MONITOR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
+    /// With --url: how long to wait for the monitor's answer, in seconds, before the probe
+    /// fails (exit 2).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -41,7 +46,7 @@ pub struct Args {
 /// Runs `health`; returns the exit status by state.
 pub fn run(args: &Args) -> Result<ExitCode> {
     let report: HealthReport = match &args.url {
-        Some(url) => fetch(url, args.token.as_deref())?,
+        Some(url) => fetch(url, args.token.as_deref(), args.timeout)?,
         None => open_existing(&args.store.dir)?.health(),
     };
     let mut out = std::io::stdout().lock();
@@ -70,11 +75,13 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::from(report.state.exit_code()))
 }
 
-fn fetch(url: &str, token: Option<&str>) -> Result<HealthReport> {
+fn fetch(url: &str, token: Option<&str>, timeout_s: u64) -> Result<HealthReport> {
     let endpoint = format!("{}/health", url.trim_end_matches('/'));
+    // A monitor that accepts the connection and never answers must not hang the probe.
     let mut request = ureq::get(&endpoint)
         .config()
         .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(timeout_s)))
         .build();
     if let Some(t) = token {
         request = request.header("Authorization", &format!("Bearer {t}"));

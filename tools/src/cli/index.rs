@@ -1,7 +1,7 @@
 //! `tradestore index`: the index manager from the command line: advise, create, drop, list,
 //! and the log of decisions.
 
-use std::io::{BufRead, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -189,20 +189,39 @@ struct WorkItem {
 /// Runs beyond this for one statement are refused: a typo in `N|`, not a workload.
 const MAX_TIMES: u64 = 1_000_000;
 
+/// The largest workload file read.
+const MAX_WORKLOAD: u64 = 16 << 20;
+
 /// Reads a workload file: one statement per line, blank lines and `--` comments skipped,
 /// `N|SQL` for N runs.
 fn read_workload(path: &Path) -> Result<Vec<WorkItem>> {
     let shown = path.display();
-    let text = if path.as_os_str() == "-" {
-        let mut text = String::new();
-        for line in std::io::stdin().lock().lines() {
-            text.push_str(&line.context("reading the workload from standard input")?);
-            text.push('\n');
-        }
-        text
+    // Bounded: a workload is statements, not a stream (a link to /dev/zero must not eat the
+    // memory of the machine).
+    let mut bytes = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .lock()
+            .take(MAX_WORKLOAD + 1)
+            .read_to_end(&mut bytes)
+            .context("reading the workload from standard input")?;
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("reading {shown}"))?
-    };
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_WORKLOAD + 1).read_to_end(&mut bytes))
+            .with_context(|| format!("reading {shown}"))?;
+    }
+    if bytes.len() as u64 > MAX_WORKLOAD {
+        bail!(
+            "{shown} is over {} MiB: a workload is a list of statements",
+            MAX_WORKLOAD >> 20
+        );
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{shown} is not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
     let mut items = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
