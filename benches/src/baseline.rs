@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 use crate::report::{Comparison, Report};
 
+/// The largest baseline file read.
+pub const MAX_BASELINE: u64 = 64 << 20;
+
 /// Why a baseline could not be used.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -82,11 +85,27 @@ impl Baseline {
         Ok(b)
     }
 
-    /// Reads and parses the baseline at `path`.
+    /// Reads and parses the baseline at `path` (at most [`MAX_BASELINE`] bytes).
     pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
-        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Read {
+        // Bounded: a baseline is one report (kilobytes); a link to /dev/zero must not eat
+        // the memory of the machine.
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_BASELINE + 1).read_to_end(&mut bytes))
+            .map_err(|source| BaselineError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+        if bytes.len() as u64 > MAX_BASELINE {
+            return Err(BaselineError::Malformed {
+                path: path.to_owned(),
+                reason: format!("over {} MiB, not a report", MAX_BASELINE >> 20),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| BaselineError::Malformed {
             path: path.to_owned(),
-            source,
+            reason: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
         })?;
         Baseline::parse(&text, path)
     }

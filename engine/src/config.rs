@@ -503,9 +503,10 @@ impl Config {
     }
 }
 
-/// The text of a configuration file, `None` if it does not exist. A file that is not UTF-8 is
-/// a configuration error (the file needs fixing), not a storage failure.
-pub(crate) fn read_text_file(path: &Path) -> Result<Option<String>> {
+/// The text of a configuration file, `None` if it does not exist. A file that is not UTF-8,
+/// not a regular file, or over 1 MiB is a configuration error (the file needs fixing), not a
+/// storage failure.
+pub fn read_text_file(path: &Path) -> Result<Option<String>> {
     use std::io::Read;
     // Only a regular file: opening a FIFO blocks, and a device (a link to /dev/zero, say)
     // never ends. Checked before opening, for the FIFO's sake.

@@ -48,8 +48,10 @@ pub fn run(args: &Args) -> Result<()> {
     }
 
     let config_path = dir.join(CONFIG_FILE);
-    match std::fs::read_to_string(&config_path) {
-        Ok(text) => {
+    match tradestore::config::read_text_file(&config_path)
+        .with_context(|| format!("reading {}", config_path.display()))?
+    {
+        Some(text) => {
             // Only the file itself: the environment does not change what the file says.
             let existing = Config::from_sources(Some(&text), &[])
                 .with_context(|| format!("reading the existing {}", config_path.display()))?;
@@ -66,12 +68,11 @@ pub fn run(args: &Args) -> Result<()> {
             }
             kept.push(format!("{CONFIG_FILE} (profile {})", existing.profile));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        None => {
             let profile = args.profile.unwrap_or_default();
             write_new(&config_path, &Config::for_profile(profile).to_toml())?;
             created.push(format!("{CONFIG_FILE} (profile {profile})"));
         }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", config_path.display())),
     }
 
     let mut parts: Vec<(String, bool)> = vec![(DB_FILE.to_owned(), dir.join(DB_FILE).exists())];
