@@ -524,6 +524,53 @@ fn a_missing_store_is_not_created_and_points_to_init() -> TestResult {
 }
 
 #[test]
+fn dump_never_writes_over_the_stores_files_or_through_special_files() -> TestResult {
+    let (tmp, dir) = book_store()?;
+    let db = std::fs::read(dir.join("tradestore.redb"))?;
+    let config = std::fs::read(dir.join("tradestore.toml"))?;
+    // The store's own files, and a new file among them (also through `..`).
+    let inside = [
+        dir.join("tradestore.redb"),
+        dir.join("tradestore.toml"),
+        dir.join("journal").join("x.jsonl"),
+        dir.join("journal").join("..").join("y.jsonl"),
+    ];
+    for out in &inside {
+        let r = run(&dir, &["dump", "--out", path_str(out)?])?;
+        assert_eq!(r.status, Some(1), "{}: {}", out.display(), r.stderr);
+        assert!(r.stderr.contains("inside the store"), "{}", r.stderr);
+    }
+    assert_eq!(std::fs::read(dir.join("tradestore.redb"))?, db);
+    assert_eq!(std::fs::read(dir.join("tradestore.toml"))?, config);
+    assert!(!dir.join("journal").join("x.jsonl").exists());
+    assert!(!dir.join("y.jsonl").exists());
+    // A directory, and a link the rename would replace rather than write through.
+    let folder = tmp.path().join("folder");
+    std::fs::create_dir(&folder)?;
+    let r = run(&dir, &["dump", "--out", path_str(&folder)?])?;
+    assert_eq!(r.status, Some(1));
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+    #[cfg(unix)]
+    {
+        let target = tmp.path().join("target.jsonl");
+        std::fs::write(&target, "kept\n")?;
+        let link = tmp.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&target, &link)?;
+        let r = run(&dir, &["dump", "--out", path_str(&link)?])?;
+        assert_eq!(r.status, Some(1));
+        assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+        assert!(std::fs::symlink_metadata(&link)?.file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&target)?, "kept\n");
+    }
+    // An ordinary file beside the store is replaced by the dump, as before.
+    let file = tmp.path().join("book.jsonl");
+    let r = run(&dir, &["dump", "--out", path_str(&file)?])?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&file)?, BOOK);
+    Ok(())
+}
+
+#[test]
 fn a_failed_dump_leaves_no_file() -> TestResult {
     let (tmp, dir) = book_store()?;
     let out = tmp.path().join("no-such-dir").join("book.jsonl");

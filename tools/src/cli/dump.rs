@@ -3,7 +3,7 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use tradestore::dump::Summary;
 
 use super::progress::Progress;
@@ -32,6 +32,9 @@ pub struct Args {
 
 /// Runs `dump`.
 pub fn run(args: &Args) -> Result<()> {
+    if args.out.as_os_str() != "-" {
+        safe_target(&args.out, &args.store.dir)?;
+    }
     let store = open_existing(&args.store.dir)?;
     let progress = Progress::items("dumping");
     let mut report = |done, total| progress.items_done(done, total);
@@ -52,6 +55,41 @@ pub fn run(args: &Args) -> Result<()> {
         format!("to {}", args.out.display())
     };
     eprintln!("{}", describe(&summary, "dumped", &target));
+    Ok(())
+}
+
+/// Refuses an output that the dump's rename would destroy or that belongs to the store: a
+/// path inside the store's directory (its database, journal or configuration), and anything
+/// but a regular file (a device, a FIFO, a directory; a symbolic link, which the rename would
+/// replace instead of writing through).
+fn safe_target(out: &Path, store_dir: &Path) -> Result<()> {
+    let shown = out.display();
+    match std::fs::symlink_metadata(out) {
+        Ok(meta) if meta.file_type().is_symlink() => bail!(
+            "{shown} is a symbolic link, which the finished dump would replace: give the path \
+             of the file itself"
+        ),
+        Ok(meta) if !meta.is_file() => {
+            bail!("{shown} exists and is not a regular file: give the path of a file to write")
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {shown}")),
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // Both resolved (`..`, links): a missing folder is the rename's error to report.
+    if let (Ok(parent), Ok(store)) = (parent.canonicalize(), store_dir.canonicalize())
+        && parent.starts_with(&store)
+    {
+        bail!(
+            "{shown} is inside the store's directory {}, whose files belong to the store: \
+             write the dump elsewhere",
+            store_dir.display()
+        );
+    }
     Ok(())
 }
 
