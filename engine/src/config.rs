@@ -11,6 +11,7 @@
 //! | `check_on_open` | `TRADESTORE_CHECK_ON_OPEN` | false | true | false | run redb's full integrity check when opening |
 //! | `journal_segment_mb` | `TRADESTORE_JOURNAL_SEGMENT_MB` | 8 | 4 | 64 | size of a preallocated journal segment, MiB |
 //! | `keep_journal` | `TRADESTORE_KEEP_JOURNAL` | false | false | false | keep checkpointed segments in `archive/journal` (point-in-time recovery) |
+//! | `accept_journal_loss` | `TRADESTORE_ACCEPT_JOURNAL_LOSS` | false | false | false | open a store whose journal lost acknowledged records (its tail deleted, cut or overwritten), keeping what is left; for one run, never by default |
 //! | `checkpoint_interval_ms` | `TRADESTORE_CHECKPOINT_INTERVAL_MS` | 1000 | 200 | 1000 | how often the applier makes a durable redb checkpoint |
 //! | `checkpoint_mb` | `TRADESTORE_CHECKPOINT_MB` | 64 | 64 | 64 | or after this much journal has been applied since the last one |
 //! | `overlay_max_mb` | `TRADESTORE_OVERLAY_MAX_MB` | 256 | 64 | 1024 | committed-but-unapplied data above which commits wait |
@@ -111,6 +112,9 @@ pub struct Config {
     pub journal_segment_mb: u64,
     /// Keep released journal segments (in `archive/journal`) instead of deleting them.
     pub keep_journal: bool,
+    /// Open even when the journal lost acknowledged records: its end is cut where the
+    /// damage starts and the loss is reported in the recovery. Off, such a store is refused.
+    pub accept_journal_loss: bool,
     /// How often the applier makes a durable redb checkpoint, ms.
     pub checkpoint_interval_ms: u64,
     /// Journal bytes applied since the last checkpoint that trigger the next one, MiB.
@@ -159,6 +163,7 @@ struct FileConfig {
     check_on_open: Option<bool>,
     journal_segment_mb: Option<u64>,
     keep_journal: Option<bool>,
+    accept_journal_loss: Option<bool>,
     checkpoint_interval_ms: Option<u64>,
     checkpoint_mb: Option<u64>,
     overlay_max_mb: Option<u64>,
@@ -188,6 +193,7 @@ const KEYS: &[&str] = &[
     "check_on_open",
     "journal_segment_mb",
     "keep_journal",
+    "accept_journal_loss",
     "checkpoint_interval_ms",
     "checkpoint_mb",
     "overlay_max_mb",
@@ -232,6 +238,7 @@ layer!(
     check_on_open,
     journal_segment_mb,
     keep_journal,
+    accept_journal_loss,
     checkpoint_interval_ms,
     checkpoint_mb,
     overlay_max_mb,
@@ -273,6 +280,7 @@ impl Config {
             check_on_open: false,
             journal_segment_mb: 8,
             keep_journal: false,
+            accept_journal_loss: false,
             checkpoint_interval_ms: 1000,
             checkpoint_mb: 64,
             overlay_max_mb: 256,

@@ -22,7 +22,10 @@ use crate::journal::{FileIo, Journal, JournalIo, JournalOptions};
 use crate::keys;
 use crate::layout::{self, IndexSpec};
 use crate::lock::{DeadlockRecord, LockManager, LockOptions};
-use crate::state::{Published, RowChange, apply_rows, read_applied_seq, write_applied_seq};
+use crate::state::{
+    Published, RowChange, apply_rows, read_acked_seq, read_applied_seq, write_acked_seq,
+    write_applied_seq,
+};
 use crate::stats::{Metrics, Stats};
 use crate::txn::{LockGuard, Mode, ReadTx, Snapshot, WriteTx};
 
@@ -40,6 +43,9 @@ pub struct Recovery {
     /// A partial write at the end of the journal that was cut off (a crash during a group
     /// write; that group was never acknowledged).
     pub torn_tail: Option<String>,
+    /// Acknowledged records the journal had lost, when `accept_journal_loss` let the store
+    /// open without them.
+    pub journal_loss: Option<String>,
 }
 
 /// Where a store's bytes go: by default the files under its directory.
@@ -229,18 +235,28 @@ impl Store {
             txn.commit()?;
             Ok(indexes)
         })?;
-        let applied = read_applied_seq(&db.begin_read()?)?;
+        let (applied, acked) = {
+            let read = db.begin_read()?;
+            (read_applied_seq(&read)?, read_acked_seq(&read)?)
+        };
         let options = JournalOptions {
             segment_bytes: config.journal_segment_mb << 20,
             keep_released: config
                 .keep_journal
                 .then(|| dir.join("archive").join("journal")),
+            accept_loss: config.accept_journal_loss,
         };
-        let (mut journal, found) =
-            Journal::open(&dir.join("journal"), options, storage.journal, applied)?;
+        let (mut journal, found) = Journal::open_acked(
+            &dir.join("journal"),
+            options,
+            storage.journal,
+            applied,
+            acked.max(applied),
+        )?;
         let mut recovery = Recovery {
             replayed: found.records.len() as u64,
             torn_tail: found.torn_tail.as_ref().map(|t| t.to_string()),
+            journal_loss: found.lost.clone(),
         };
         if let Some((last, _)) = found.records.last() {
             let last = *last;
@@ -257,10 +273,18 @@ impl Store {
                 }
                 apply_rows(&txn, &indexes, &changes)?;
                 write_applied_seq(&txn, last)?;
+                write_acked_seq(&txn, last)?;
                 txn.commit()?;
                 Ok(())
             })?;
             journal.release(last)?;
+        } else if found.lost.is_some() {
+            // The loss is accepted once: from now on the journal need only reach where it
+            // ends now.
+            let mut txn = db.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
+            write_acked_seq(&txn, found.last_seq)?;
+            txn.commit()?;
         }
         let mut indexes = indexes;
         guard_read(&shown, || {
@@ -694,5 +718,69 @@ impl Drop for Store {
             // Best effort: the workload is advisory.
             let _ = self.queries.save_workload(&self.shared);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::Database;
+
+    use super::*;
+    use crate::ErrorKind;
+    use crate::ReadOps;
+
+    /// Records in the store's redb, as a checkpoint would, that `extra` more seqs than the
+    /// journal holds were acknowledged.
+    fn claim_acked_beyond(dir: &Path, extra: u64) -> Result<u64> {
+        let db = Database::open(dir.join(DB_FILE))?;
+        let applied = read_applied_seq(&db.begin_read()?)?;
+        let txn = db.begin_write()?;
+        write_acked_seq(&txn, applied + extra)?;
+        txn.commit()?;
+        Ok(applied)
+    }
+
+    #[test]
+    fn a_store_whose_journal_lost_acknowledged_records_is_refused_until_told_to_accept()
+    -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let store = Store::open(dir.path(), Config::default())?;
+        for id in 1..=5 {
+            store.write(|tx| {
+                tx.insert(&tradestore_schema::Account {
+                    id,
+                    name: format!("a{id}"),
+                    status: tradestore_schema::AccountStatus::Active,
+                })
+            })?;
+        }
+        drop(store);
+        let applied = claim_acked_beyond(dir.path(), 3)?;
+
+        let err = Store::open(dir.path(), Config::default())
+            .err()
+            .ok_or("opened without the acknowledged records")
+            .map_err(Error::invalid)?;
+        assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+        let missing = format!("records {} ..= {} are missing", applied + 1, applied + 3);
+        assert!(err.message().contains(&missing), "{err}");
+
+        let accepting = Config {
+            accept_journal_loss: true,
+            ..Config::default()
+        };
+        let store = Store::open(dir.path(), accepting)?;
+        let loss = store.recovery().journal_loss.clone().unwrap_or_default();
+        assert!(
+            loss.contains(&format!("records {} ..= {}", applied + 1, applied + 3)),
+            "{loss}"
+        );
+        let accounts: Vec<tradestore_schema::Account> = store.read()?.all()?;
+        assert_eq!(accounts.len(), 5);
+        drop(store);
+        // Accepted once: the next plain open finds nothing missing.
+        let store = Store::open(dir.path(), Config::default())?;
+        assert_eq!(store.recovery().journal_loss, None);
+        Ok(())
     }
 }

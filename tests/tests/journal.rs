@@ -19,7 +19,7 @@ type Records = Vec<(u64, Vec<u8>)>;
 fn opts() -> JournalOptions {
     JournalOptions {
         segment_bytes: SEGMENT,
-        keep_released: None,
+        ..JournalOptions::default()
     }
 }
 
@@ -535,6 +535,79 @@ fn damage_in_the_very_last_frame_cannot_be_told_from_a_torn_write() -> TestResul
 }
 
 #[test]
+fn a_last_segment_cut_inside_a_frame_is_corruption_not_a_torn_write() -> TestResult {
+    // Segments are preallocated and synced before any record goes in, so a crash never
+    // leaves a file that ends inside a frame: the file was cut afterwards, and the records
+    // it lost were acknowledged.
+    let dir = tempfile::tempdir()?;
+    let model = three_segments(dir.path())?;
+    let last = segment_path(dir.path(), 7);
+    let cut = (FRAME + 100) as u64;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&last)?
+        .set_len(cut)?;
+    let msg = corruption(open(dir.path(), 0));
+    assert!(msg.contains("runs past the end"), "{msg}");
+    assert_eq!(
+        fs::metadata(&last)?.len(),
+        cut,
+        "refused before writing anything"
+    );
+
+    // Told to accept the loss, the store's journal keeps what is whole and goes on.
+    let accepting = JournalOptions {
+        accept_loss: true,
+        ..opts()
+    };
+    let (mut journal, recovery) = Journal::open(dir.path(), accepting, Arc::new(FileIo), 0)?;
+    assert_eq!(recovery.records, model[..7].to_vec());
+    assert_eq!(
+        recovery.torn_tail.ok_or("no cut reported")?.offset,
+        FRAME as u64
+    );
+    let mut model = model[..7].to_vec();
+    append_acked(&mut journal, &mut model, &[100])?;
+    drop(journal);
+    let (_, recovery) = open(dir.path(), 0)?;
+    assert_eq!(recovery.records, model);
+    Ok(())
+}
+
+#[test]
+fn a_journal_that_ends_before_an_acknowledged_seq_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let model = three_segments(dir.path())?;
+    fs::remove_file(segment_path(dir.path(), 7))?;
+    // The store recorded at a checkpoint that seq 8 had been acknowledged.
+    let err = Journal::open_acked(dir.path(), opts(), Arc::new(FileIo), 0, 8)
+        .err()
+        .ok_or("a journal that lost acknowledged records was opened")?;
+    assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+    assert!(
+        err.message().contains("records 7 ..= 8 are missing"),
+        "{err}"
+    );
+    assert!(segment_files(dir.path())?.len() == 2, "nothing was changed");
+
+    // Acknowledged up to 6 only: the journal (ending at 6) is whole.
+    let (_, recovery) = Journal::open_acked(dir.path(), opts(), Arc::new(FileIo), 0, 6)?;
+    assert_eq!(recovery.records, model[..6].to_vec());
+    assert_eq!(recovery.lost, None);
+
+    // Accepting the loss opens it and says what was lost.
+    let accepting = JournalOptions {
+        accept_loss: true,
+        ..opts()
+    };
+    let (journal, recovery) = Journal::open_acked(dir.path(), accepting, Arc::new(FileIo), 0, 8)?;
+    assert_eq!(journal.last_seq(), 6);
+    let lost = recovery.lost.ok_or("no loss reported")?;
+    assert!(lost.contains("records 7 ..= 8"), "{lost}");
+    Ok(())
+}
+
+#[test]
 fn a_missing_segment_is_corruption() -> TestResult {
     let dir = tempfile::tempdir()?;
     three_segments(dir.path())?;
@@ -579,7 +652,7 @@ fn segments_below_64_kib_are_refused() -> TestResult {
     let dir = tempfile::tempdir()?;
     let options = JournalOptions {
         segment_bytes: SEGMENT - 1,
-        keep_released: None,
+        ..JournalOptions::default()
     };
     let err = Journal::open(dir.path(), options, Arc::new(FileIo), 0)
         .err()

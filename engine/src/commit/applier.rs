@@ -13,7 +13,7 @@ use tradestore_schema::TableId;
 
 use super::pipeline::Shared;
 use crate::error::Result;
-use crate::state::{RowChange, apply_rows, write_applied_seq};
+use crate::state::{RowChange, apply_rows, write_acked_seq, write_applied_seq};
 use crate::stats::Metrics;
 
 /// Largest number of transactions applied in one redb commit.
@@ -132,6 +132,14 @@ fn apply(shared: &Shared, batch: &[ApplyJob], checkpoint: bool, applied: u64) ->
     )?;
     let last = batch.last().map_or(applied, |job| job.seq);
     write_applied_seq(&txn, last)?;
+    if checkpoint {
+        // Every seq up to `durable` was synced to the journal and may have been acknowledged:
+        // from now on the journal must reach it, or acknowledged records were lost.
+        write_acked_seq(
+            &txn,
+            shared.durable.load(std::sync::atomic::Ordering::Acquire),
+        )?;
+    }
     let rows = shared.rows.as_deref().map(|cache| {
         let w = cache.begin_write();
         for c in batch.iter().flat_map(|job| job.changes.iter()) {

@@ -61,6 +61,11 @@ pub(crate) enum Decoded<'a> {
     },
     /// Bytes that are not a frame, and why.
     Invalid(String),
+    /// A frame that cannot fit: its length is over the maximum, or the file ends inside it.
+    /// A torn write never makes one: a segment is preallocated and synced before any record
+    /// is written to it, and a group that fits is written whole inside it, so the length a
+    /// write put down always fits (an unwritten length reads as zero, the end marker).
+    Overrun(String),
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
@@ -80,7 +85,7 @@ pub(crate) fn decode(bytes: &[u8], offset: usize) -> Decoded<'_> {
         return if rest.iter().all(|b| *b == 0) {
             Decoded::End
         } else {
-            Decoded::Invalid(format!(
+            Decoded::Overrun(format!(
                 "{} stray bytes at the end of the segment",
                 rest.len()
             ))
@@ -91,17 +96,17 @@ pub(crate) fn decode(bytes: &[u8], offset: usize) -> Decoded<'_> {
     }
     let (Some(stored_crc), Some(seq)) = (u32_at(bytes, offset + 4), u64_at(bytes, offset + 8))
     else {
-        return Decoded::Invalid("frame header runs past the end of the segment".into());
+        return Decoded::Overrun("frame header runs past the end of the segment".into());
     };
     let len = len as usize;
     if len > MAX_PAYLOAD {
-        return Decoded::Invalid(format!(
+        return Decoded::Overrun(format!(
             "frame length {len} is over the maximum {MAX_PAYLOAD}"
         ));
     }
     let start = offset + HEADER_LEN;
     let Some(payload) = bytes.get(start..start + len) else {
-        return Decoded::Invalid(format!(
+        return Decoded::Overrun(format!(
             "frame of {len} bytes runs past the end of the segment ({} bytes)",
             bytes.len()
         ));
@@ -207,7 +212,7 @@ mod tests {
                 let mut bad = buf.clone();
                 bad[i] ^= 1 << bit;
                 match decode(&bad, 0) {
-                    Decoded::Invalid(_) | Decoded::End => {}
+                    Decoded::Invalid(_) | Decoded::Overrun(_) | Decoded::End => {}
                     Decoded::Frame { seq, .. } => {
                         panic!("flip of byte {i} bit {bit} decoded as seq {seq}")
                     }
@@ -221,7 +226,7 @@ mod tests {
         let buf = frames(&[(1, b"hello")]);
         for cut in 1..buf.len() {
             assert!(
-                matches!(decode(&buf[..cut], 0), Decoded::Invalid(_)),
+                matches!(decode(&buf[..cut], 0), Decoded::Overrun(_)),
                 "cut at {cut}"
             );
         }
@@ -231,7 +236,7 @@ mod tests {
     fn oversized_length_is_invalid() {
         let mut buf = frames(&[(1, b"x")]);
         buf[0..4].copy_from_slice(&(MAX_PAYLOAD as u32 + 1).to_le_bytes());
-        assert!(matches!(decode(&buf, 0), Decoded::Invalid(m) if m.contains("maximum")));
+        assert!(matches!(decode(&buf, 0), Decoded::Overrun(m) if m.contains("maximum")));
     }
 
     #[test]

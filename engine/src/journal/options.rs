@@ -14,6 +14,11 @@ pub struct JournalOptions {
     /// recovery. Must be on the same file system as the journal (they are renamed).
     /// Default `None`: released segments are deleted.
     pub keep_released: Option<PathBuf>,
+    /// Open even when the journal lost records that were acknowledged (see
+    /// [`Journal::open_acked`](super::Journal::open_acked)), or ends inside a frame: the
+    /// damage at the end is cut like a torn write and the loss is reported in
+    /// [`Recovery::lost`](super::Recovery::lost). Default `false`: such a journal is refused.
+    pub accept_loss: bool,
 }
 
 impl JournalOptions {
@@ -39,6 +44,7 @@ impl Default for JournalOptions {
         JournalOptions {
             segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
             keep_released: None,
+            accept_loss: false,
         }
     }
 }

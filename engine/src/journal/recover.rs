@@ -19,6 +19,9 @@ pub struct Recovery {
     pub last_seq: u64,
     /// The incomplete write found (and erased) at the end of the journal, if any.
     pub torn_tail: Option<TornTail>,
+    /// Acknowledged records found missing, when opening was told to accept the loss
+    /// ([`JournalOptions::accept_loss`](super::JournalOptions::accept_loss)).
+    pub lost: Option<String>,
 }
 
 /// An incomplete write at the end of the last segment: a group whose write or sync did not
@@ -57,7 +60,8 @@ pub(crate) struct Recovered {
 struct Damage {
     offset: usize,
     reason: String,
-    /// The frame's checksum holds but its seq is wrong: never a torn write.
+    /// Never a torn write: the frame's checksum holds but its seq is wrong, or the frame
+    /// cannot fit in the file (see [`Decoded::Overrun`]).
     checksummed: bool,
 }
 
@@ -97,6 +101,13 @@ fn scan(bytes: &[u8], first: u64, after: u64, records: &mut Vec<(u64, Vec<u8>)>)
                     offset: at,
                     reason,
                     checksummed: false,
+                });
+            }
+            Decoded::Overrun(reason) => {
+                break Some(Damage {
+                    offset: at,
+                    reason,
+                    checksummed: true,
                 });
             }
             Decoded::End => {
@@ -154,14 +165,17 @@ fn list_segments(io: &dyn JournalIo, dir: &Path) -> Result<Vec<(u64, PathBuf)>> 
     Ok(segments)
 }
 
-/// Scans every segment of `dir` (creating it if needed), checks the journal is whole and
-/// covers `after`, erases a torn tail, and opens the last segment for appending; the last
-/// segment is grown to `segment_bytes` if a crash cut its preallocation short.
+/// Scans every segment of `dir` (creating it if needed), checks the journal is whole, covers
+/// `after` and reaches `acked` (a seq known to have been acknowledged), erases a torn tail,
+/// and opens the last segment for appending; the last segment is grown to `segment_bytes`
+/// if a crash cut its preallocation short. Nothing is written before every check passed.
 pub(crate) fn recover(
     io: &dyn JournalIo,
     dir: &Path,
     segment_bytes: u64,
     after: u64,
+    acked: u64,
+    accept_loss: bool,
 ) -> Result<Recovered> {
     let files = list_segments(io, dir)?;
     let mut records = Vec::new();
@@ -191,7 +205,7 @@ pub(crate) fn recover(
         let scan = scan(&bytes, *first, after, &mut records);
         if let Some(damage) = &scan.damage {
             let expected = first + scan.count;
-            if !is_last || damage.checksummed {
+            if !is_last || (damage.checksummed && !accept_loss) {
                 return Err(corrupt(path, damage.offset, &damage.reason));
             }
             if let Some((at, seq)) = frame::find_later_frame(&bytes, damage.offset, expected) {
@@ -248,6 +262,25 @@ pub(crate) fn recover(
         )));
     }
 
+    let mut lost = None;
+    if last_seq < acked && accept_loss {
+        lost = Some(format!(
+            "records {} ..= {acked} of journal {} were acknowledged as durable but are missing: \
+             opened without them, as accept_journal_loss asked",
+            last_seq + 1,
+            dir.display()
+        ));
+    } else if last_seq < acked {
+        return Err(Error::corruption(format!(
+            "journal {} ends at seq {last_seq}, but seq {acked} had been acknowledged as durable \
+             when the store's last checkpoint was taken: records {} ..= {acked} are missing (the \
+             journal's last segment was deleted, cut or overwritten); nothing was changed. Put \
+             the journal's files back, or restore the store from a dump or a backup",
+            dir.display(),
+            last_seq + 1
+        )));
+    }
+
     let active = match segments.last_mut() {
         None => None,
         Some((segment, end)) => Some(open_active(
@@ -263,6 +296,7 @@ pub(crate) fn recover(
             records,
             last_seq,
             torn_tail: tail,
+            lost,
         },
         segments: segments.into_iter().map(|(s, _)| s).collect(),
         active,

@@ -81,12 +81,33 @@ impl Journal {
         io: Arc<dyn JournalIo>,
         after: u64,
     ) -> Result<(Journal, Recovery)> {
+        Journal::open_acked(dir, opts, io, after, after)
+    }
+
+    /// Like [`Journal::open`], and the journal must also reach `acked`: a seq known to have
+    /// been acknowledged as durable (the store records one at each checkpoint). A journal
+    /// that ends before it lost acknowledged records, whatever its frames look like, and is
+    /// refused before anything is written.
+    pub fn open_acked(
+        dir: &Path,
+        opts: JournalOptions,
+        io: Arc<dyn JournalIo>,
+        after: u64,
+        acked: u64,
+    ) -> Result<(Journal, Recovery)> {
         opts.validate()?;
         let Recovered {
             recovery,
             segments,
             active,
-        } = recover::recover(io.as_ref(), dir, opts.segment_bytes, after)?;
+        } = recover::recover(
+            io.as_ref(),
+            dir,
+            opts.segment_bytes,
+            after,
+            acked,
+            opts.accept_loss,
+        )?;
         let journal = Journal {
             dir: dir.to_path_buf(),
             opts,

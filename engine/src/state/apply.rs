@@ -46,6 +46,7 @@ impl RowChange {
 
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
 const APPLIED_KEY: &str = "applied_seq";
+const ACKED_KEY: &str = "acked_seq";
 
 /// The sequence number of the last transaction contained in this redb state.
 pub(crate) fn read_applied_seq(txn: &redb::ReadTransaction) -> Result<u64> {
@@ -59,6 +60,22 @@ pub(crate) fn read_applied_seq(txn: &redb::ReadTransaction) -> Result<u64> {
 /// Records the sequence number of the last transaction applied in this write.
 pub(crate) fn write_applied_seq(txn: &redb::WriteTransaction, seq: u64) -> Result<()> {
     txn.open_table(META)?.insert(APPLIED_KEY, seq)?;
+    Ok(())
+}
+
+/// The highest sequence number known to have been acknowledged as durable when the last
+/// checkpoint was taken (0 if none was recorded): the journal must reach it.
+pub(crate) fn read_acked_seq(txn: &redb::ReadTransaction) -> Result<u64> {
+    match txn.open_table(META) {
+        Ok(t) => Ok(t.get(ACKED_KEY)?.map_or(0, |g| g.value())),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Records `seq` as acknowledged as durable (its journal record was synced).
+pub(crate) fn write_acked_seq(txn: &redb::WriteTransaction, seq: u64) -> Result<()> {
+    txn.open_table(META)?.insert(ACKED_KEY, seq)?;
     Ok(())
 }
 

@@ -4,5 +4,7 @@
 mod apply;
 mod overlay;
 
-pub(crate) use apply::{RowChange, apply_rows, read_applied_seq, write_applied_seq};
+pub(crate) use apply::{
+    RowChange, apply_rows, read_acked_seq, read_applied_seq, write_acked_seq, write_applied_seq,
+};
 pub(crate) use overlay::{Entry, Graveyard, INDEX_BASE, OKey, Overlay, Published, space_of_table};

@@ -51,6 +51,9 @@ pub fn run(args: &Args) -> Result<()> {
                 }
             )?;
         }
+        if let Some(lost) = &r.journal_loss {
+            writeln!(out, "journal loss: {lost}")?;
+        }
         writeln!(
             out,
             "compacted {}: {} -> {} bytes",

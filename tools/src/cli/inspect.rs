@@ -114,6 +114,9 @@ fn write_human(out: &mut dyn Write, i: &Inspection) -> std::io::Result<()> {
             None => String::new(),
         }
     )?;
+    if let Some(lost) = &r.journal_loss {
+        writeln!(out, "journal loss    {lost}")?;
+    }
     let w = &i.write_path;
     writeln!(
         out,
