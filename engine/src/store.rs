@@ -438,9 +438,16 @@ impl Store {
     /// pages those commits replace only at a checkpoint, so the file keeps more free pages
     /// than a database synced on every commit; they are reused as data grows, but the file
     /// never shrinks on its own.
+    ///
+    /// The file passes redb's full integrity check first (`check_on_open`, whatever the
+    /// configuration says): a damaged file is refused, never rewritten.
     pub fn compact(dir: impl AsRef<Path>, config: Config) -> Result<Compaction> {
         let dir = dir.as_ref();
         let cache = usize::try_from(config.cache_size_mb << 20).unwrap_or(usize::MAX);
+        let config = Config {
+            check_on_open: true,
+            ..config
+        };
         let recovery = Store::open(dir, config)?.recovery().clone();
         let path = dir.join(DB_FILE);
         let size = || {

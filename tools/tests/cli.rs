@@ -412,6 +412,40 @@ fn check_of_a_damaged_file_exits_2() -> TestResult {
     Ok(())
 }
 
+/// A changed byte inside a row (the file still opens, the row still decodes) is caught by
+/// redb's checksums: `check`, `dump` and `compact` verify the whole file first and refuse,
+/// rather than report, export or rewrite damaged data.
+#[test]
+fn check_dump_and_compact_refuse_a_file_whose_checksums_fail() -> TestResult {
+    let (tmp, dir) = book_store()?;
+    let path = dir.join("tradestore.redb");
+    let mut bytes = std::fs::read(&path)?;
+    let mut hits = 0;
+    for i in 0..bytes.len().saturating_sub(5) {
+        if &bytes[i..i + 5] == b"alpha" {
+            bytes[i + 4] = b'z';
+            hits += 1;
+        }
+    }
+    assert!(hits > 0, "the account's name is in the file");
+    std::fs::write(&path, &bytes)?;
+
+    let r = run(&dir, &["check"])?;
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("corrupt"), "{}", r.stderr);
+    let out = tmp.path().join("out.jsonl");
+    let r = run(&dir, &["dump", "--out", path_str(&out)?])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(!out.exists());
+    let r = run(&dir, &["dump", "--out", "-"])?;
+    assert_eq!(r.status, Some(1));
+    assert!(!r.stdout.contains("alphz"), "{}", r.stdout);
+    let r = run(&dir, &["compact"])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("corrupt"), "{}", r.stderr);
+    Ok(())
+}
+
 /// `compact` keeps every row (the dump is byte-identical), leaves a clean store, reports
 /// both sizes (no larger after), and on a damaged file fails and changes nothing.
 #[test]

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use tradestore::check::CheckReport;
 
 use super::progress::Progress;
-use super::store::{StoreDir, open_existing};
+use super::store::{StoreDir, open_existing_checked};
 use super::table::{self, Align};
 
 /// Check the whole store's consistency; exit 0 when clean, 1 on violations, 2 on error.
@@ -33,7 +33,7 @@ pub struct Args {
 
 /// Runs `check`; the exit status says whether the store is clean.
 pub fn run(args: &Args) -> Result<ExitCode> {
-    let store = open_existing(&args.store.dir)?;
+    let store = open_existing_checked(&args.store.dir)?;
     let progress = Progress::items("checking");
     let report = store
         .check(&mut |done, total| progress.items_done(done, total))

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use tradestore::dump::Summary;
 
 use super::progress::Progress;
-use super::store::{StoreDir, open_existing};
+use super::store::{StoreDir, open_existing_checked};
 
 /// Write every row of the store to a JSON Lines file.
 #[derive(Debug, clap::Args)]
@@ -35,7 +35,7 @@ pub fn run(args: &Args) -> Result<()> {
     if args.out.as_os_str() != "-" {
         safe_target(&args.out, &args.store.dir)?;
     }
-    let store = open_existing(&args.store.dir)?;
+    let store = open_existing_checked(&args.store.dir)?;
     let progress = Progress::items("dumping");
     let mut report = |done, total| progress.items_done(done, total);
     let summary = if args.out.as_os_str() == "-" {

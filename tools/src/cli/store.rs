@@ -22,6 +22,24 @@ pub fn open_existing(dir: &Path) -> Result<Store> {
     Store::open_dir(dir).with_context(|| format!("opening the store in {}", dir.display()))
 }
 
+/// Like [`open_existing`], with redb's full integrity check on open whatever the
+/// configuration says: for commands that copy the data out (`dump`), which must not
+/// export a damaged file's bytes as if they were the store's.
+pub fn open_existing_checked(dir: &Path) -> Result<Store> {
+    existing(dir)?;
+    let shown = dir.display();
+    let config =
+        tradestore::Config::load(dir).with_context(|| format!("opening the store in {shown}"))?;
+    Store::open(
+        dir,
+        tradestore::Config {
+            check_on_open: true,
+            ..config
+        },
+    )
+    .with_context(|| format!("opening the store in {shown}"))
+}
+
 /// Checks that `dir` holds a store (see [`open_existing`]).
 pub fn existing(dir: &Path) -> Result<()> {
     let shown = dir.display();
