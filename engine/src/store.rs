@@ -206,6 +206,18 @@ impl Store {
                 .map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
         }
         let path = dir.join(DB_FILE);
+        // redb would take an empty file for a new database: a store whose file was emptied
+        // would open as an empty store (or be rebuilt from whatever journal is left).
+        if storage.redb.is_none()
+            && std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0)
+        {
+            return Err(Error::corruption(format!(
+                "{} is empty (0 bytes): the database was lost, or its creation never finished. \
+                 For a new store, remove the file and open it again; otherwise restore from a \
+                 dump or a backup",
+                path.display()
+            )));
+        }
         let mut builder = Database::builder();
         builder.set_cache_size(usize::try_from(config.cache_size_mb << 20).unwrap_or(usize::MAX));
         let mut db = match storage.redb {

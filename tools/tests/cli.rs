@@ -412,6 +412,19 @@ fn check_of_a_damaged_file_exits_2() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn an_emptied_database_file_is_refused_not_taken_for_a_new_store() -> TestResult {
+    let (_tmp, dir) = book_store()?;
+    std::fs::write(dir.join("tradestore.redb"), b"")?;
+    for cmd in [&["check"][..], &["inspect"], &["dump", "--out", "-"]] {
+        let r = run(&dir, cmd)?;
+        assert!(!r.ok(), "{cmd:?} accepted an empty database file");
+        assert!(r.stderr.contains("is empty (0 bytes)"), "{}", r.stderr);
+    }
+    assert_eq!(std::fs::metadata(dir.join("tradestore.redb"))?.len(), 0);
+    Ok(())
+}
+
 /// A changed byte inside a row (the file still opens, the row still decodes) is caught by
 /// redb's checksums: `check`, `dump` and `compact` verify the whole file first and refuse,
 /// rather than report, export or rewrite damaged data.

@@ -333,6 +333,8 @@ fn health_exits_by_state_and_off_loopback_needs_a_token() -> TestResult {
         Some(2),
         "an unanswered probe is not ready"
     );
+    let out = tradestore(&dir, &["alerts", "--url", &url, "--timeout", "1"]).output()?;
+    assert_eq!(out.status.code(), Some(1));
     drop(silent);
 
     std::fs::write(dir.join("alerts.toml"), "[[rule]]\nname = 1\n")?;

@@ -26,6 +26,10 @@ pub struct Args {
     #[arg(long, env = "TRADESTORE_MONITOR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
+    /// With --url: how long to wait for the monitor's answer, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+
     /// Print the states as JSON.
     #[arg(long)]
     pub json: bool,
@@ -34,7 +38,7 @@ pub struct Args {
 /// Runs `alerts`.
 pub fn run(args: &Args) -> Result<()> {
     let states: Vec<serde_json::Value> = match &args.url {
-        Some(url) => fetch(url, args.token.as_deref())?,
+        Some(url) => fetch(url, args.token.as_deref(), args.timeout)?,
         None => {
             let store = open_existing(&args.store.dir)?;
             if store.alert_manager().is_none() {
@@ -91,15 +95,30 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn fetch(url: &str, token: Option<&str>) -> Result<Vec<serde_json::Value>> {
+fn fetch(url: &str, token: Option<&str>, timeout_s: u64) -> Result<Vec<serde_json::Value>> {
     let endpoint = format!("{}/api/status", url.trim_end_matches('/'));
-    let mut request = ureq::get(&endpoint);
+    // A monitor that accepts the connection and never answers must not hang the command.
+    let mut request = ureq::get(&endpoint)
+        .config()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(timeout_s)))
+        .build();
     if let Some(t) = token {
         request = request.header("Authorization", &format!("Bearer {t}"));
     }
-    let body = request
+    let mut response = request
         .call()
-        .with_context(|| format!("asking {endpoint}"))?
+        .with_context(|| format!("asking {endpoint}"))?;
+    let status = response.status().as_u16();
+    if status == 401 {
+        bail!(
+            "{endpoint} answered 401: the monitor requires a valid token (--token or TRADESTORE_MONITOR_TOKEN)"
+        );
+    }
+    if status != 200 {
+        bail!("{endpoint} answered {status}");
+    }
+    let body = response
         .body_mut()
         .read_to_string()
         .with_context(|| format!("reading the answer of {endpoint}"))?;
