@@ -14,7 +14,7 @@ use tradestore::schema::{
     Account, AccountStatus, Cash, Instrument, Money, Order, OrderKind, OrderStatus, Quantity, Side,
     TableId, TimeInForce, Trade, notional,
 };
-use tradestore::{IndexScan, ReadOps, RetryPolicy, Store};
+use tradestore::{IndexScan, ReadOps, RetryPolicy, Store, WriteTx};
 
 use super::book::{Book, Match, Resting};
 use super::flow::{Action, Flow, LOT, NewOrder, TICK};
@@ -81,6 +81,9 @@ fn now_ns() -> i64 {
 /// Creates the accounts, instruments and cash the simulation needs, keeping whatever the
 /// store already has.
 pub fn setup(store: &Store, accounts: u64, instruments: u64) -> Result<()> {
+    // In transactions of SETUP_BATCH accounts: millions of accounts in one would be one
+    // journal record of hundreds of MiB (over the 64 MiB a record may hold). Each id is
+    // created only if missing, so a setup cut short is completed by the next run.
     store.write(|tx| {
         for id in 1..=instruments {
             if tx.get_id::<Instrument>(id)?.is_none() {
@@ -93,22 +96,39 @@ pub fn setup(store: &Store, accounts: u64, instruments: u64) -> Result<()> {
                 })?;
             }
         }
-        for id in 1..=accounts {
-            if tx.get_id::<Account>(id)?.is_none() {
-                tx.insert(&Account {
-                    id,
-                    name: format!("account-{id}"),
-                    status: AccountStatus::Active,
-                })?;
-                tx.put(&Cash {
-                    account: id,
-                    currency: "USD".into(),
-                    amount: Money(DEPOSIT_UNITS * Money::SCALE),
-                })?;
-            }
-        }
         Ok(())
     })?;
+    let mut first = 1;
+    while first <= accounts {
+        let last = first.saturating_add(SETUP_BATCH - 1).min(accounts);
+        store.write(|tx| create_accounts(tx, first..=last))?;
+        first = last.saturating_add(1);
+        if last == u64::MAX {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Accounts created per setup transaction.
+const SETUP_BATCH: u64 = 10_000;
+
+/// Creates the missing accounts of `ids`, each with its opening cash.
+fn create_accounts(tx: &mut WriteTx, ids: std::ops::RangeInclusive<u64>) -> tradestore::Result<()> {
+    for id in ids {
+        if tx.get_id::<Account>(id)?.is_none() {
+            tx.insert(&Account {
+                id,
+                name: format!("account-{id}"),
+                status: AccountStatus::Active,
+            })?;
+            tx.put(&Cash {
+                account: id,
+                currency: "USD".into(),
+                amount: Money(DEPOSIT_UNITS * Money::SCALE),
+            })?;
+        }
+    }
     Ok(())
 }
 
@@ -467,5 +487,31 @@ fn fill(
         quantity: m.quantity,
         fee,
         ts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_creates_accounts_in_batches_and_completes_a_partial_one() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path(), tradestore::Config::default())?;
+        // A setup cut short after its first batch, then a full one over more than two.
+        setup(&store, 10, 3)?;
+        let accounts = 2 * SETUP_BATCH + 5;
+        setup(&store, accounts, 3)?;
+        let tx = store.read()?;
+        let all: Vec<Account> = tx.all()?;
+        assert_eq!(all.len() as u64, accounts);
+        assert_eq!(all.last().map(|a| a.id), Some(accounts));
+        let cash: Vec<Cash> = tx.all()?;
+        assert_eq!(cash.len() as u64, accounts);
+        assert!(
+            store.stats().commits() >= 4,
+            "one instrument write, three account batches"
+        );
+        Ok(())
     }
 }
