@@ -75,6 +75,21 @@ impl Baseline {
             reason,
         };
         let b: Baseline = serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
+        if !["quick", "full", "tiny"].contains(&b.plan.as_str()) {
+            return Err(malformed(format!(
+                "its plan is {:?}; a run's plan is quick, full or tiny",
+                b.plan
+            )));
+        }
+        // A baseline that compares nothing would pass every run.
+        if b.comparisons.is_empty() {
+            return Err(malformed("it holds no ratios to compare".to_owned()));
+        }
+        let mut names: Vec<&str> = b.comparisons.iter().map(|c| c.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(malformed(format!("the ratio {:?} appears twice", w[0])));
+        }
         if let Some(c) = b
             .comparisons
             .iter()
@@ -264,6 +279,9 @@ mod tests {
             "{\"plan\": \"quick\", \"comparisons\": [{\"name\": \"a\"}]}",
             "{\"plan\": \"quick\", \"comparisons\": [{\"name\": \"a\", \"value\": 0}]}",
             "[1, 2]",
+            "{\"plan\": \"quick\", \"comparisons\": []}",
+            "{\"plan\": \"banana\", \"comparisons\": [{\"name\": \"a\", \"value\": 1}]}",
+            "{\"plan\": \"full\", \"comparisons\": [{\"name\": \"a\", \"value\": 1}, {\"name\": \"a\", \"value\": 2}]}",
         ] {
             let e = Baseline::parse(text, p).unwrap_err();
             assert!(matches!(e, BaselineError::Malformed { .. }), "{text}: {e}");
@@ -276,7 +294,8 @@ mod tests {
 
     #[test]
     fn a_report_round_trips_as_its_own_baseline() {
-        let report = Report::new("d".into(), "quick", Vec::new());
+        let mut report = Report::new("d".into(), "quick", Vec::new());
+        report.comparisons = now(4.0, 2.0);
         let b = Baseline::parse(&report.json(), Path::new("r.json")).unwrap();
         assert_eq!(b.comparisons, report.comparisons);
         assert!(b.compare(&report, 25.0).regressions.is_empty());

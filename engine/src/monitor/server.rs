@@ -58,7 +58,7 @@ pub fn serve(store: Arc<Store>, options: ServeOptions) -> Result<MonitorServer> 
             ErrorKind::Config,
             format!(
                 "the monitor would listen on {}, which is not a loopback address: give a token \
-                 (--token) that requests must carry",
+                 that requests must carry (`monitor --token`, `simulate --monitor-token`)",
                 options.listen
             ),
         ));
