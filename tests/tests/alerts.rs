@@ -169,3 +169,60 @@ fn the_evaluation_thread_notifies_a_callback() {
     thread.join().unwrap();
     assert_eq!(manager.lock().states()[1].state, AlertState::Firing);
 }
+
+/// A channel that cannot deliver shows in the store's metrics and status, not only in the
+/// notifications that never arrive; a jsonl file that can never be written is refused when
+/// the store opens.
+#[test]
+fn failed_deliveries_are_counted_and_an_unwritable_jsonl_path_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens, every POST fails.
+    let alerts = r#"
+[[rule]]
+name = "AnyData"
+kind = "threshold"
+series = "database_size_bytes"
+op = ">"
+value = 0
+window = "1m"
+
+[route]
+receiver = "hook"
+group_wait = "0s"
+
+[[receiver]]
+name = "hook"
+[[receiver.webhook]]
+url = "http://127.0.0.1:1/alerts"
+timeout = "500ms"
+"#;
+    std::fs::write(dir.path().join("alerts.toml"), alerts).unwrap();
+    let store = tradestore::Store::open(dir.path(), tradestore::Config::default()).unwrap();
+    store.sample_metrics();
+    store.evaluate_alerts();
+    let text = store.prometheus();
+    let failures = text
+        .lines()
+        .find(|l| l.starts_with("tradestore_alert_notification_failures_total{"))
+        .unwrap_or_else(|| panic!("no failure counter in:\n{text}"));
+    assert!(failures.contains("receiver=\"hook\""), "{failures}");
+    assert!(failures.ends_with(" 1"), "{failures}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("tradestore_alert_notifications_total{") && l.ends_with(" 0")),
+        "{text}"
+    );
+    drop(store);
+
+    let missing = dir.path().join("no-such-folder").join("alerts.jsonl");
+    let alerts = format!(
+        "[route]\nreceiver = \"file\"\n[[receiver]]\nname = \"file\"\n[[receiver.jsonl]]\npath = {:?}\n",
+        missing.display().to_string()
+    );
+    std::fs::write(dir.path().join("alerts.toml"), alerts).unwrap();
+    let err = tradestore::Store::open(dir.path(), tradestore::Config::default())
+        .err()
+        .expect("an unwritable jsonl path was accepted");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("no-such-folder"), "{err}");
+}

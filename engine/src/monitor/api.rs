@@ -11,7 +11,13 @@ use crate::store::Store;
 impl Store {
     /// Every metric now: counters, gauges and latency histograms.
     pub fn metrics(&self) -> MetricsSnapshot {
-        gather(&self.shared, &self.queries, self.dir())
+        let mut snapshot = gather(&self.shared, &self.queries, self.dir());
+        if let Some(alerts) = &self.alerts {
+            snapshot
+                .families
+                .extend(delivery_families(&alerts.lock().delivery_stats()));
+        }
+        snapshot
     }
 
     /// The metrics in the Prometheus text exposition format.
@@ -153,4 +159,40 @@ pub struct TrendReport {
     pub help: String,
     /// The value, when the trend heads somewhere.
     pub value: Option<f64>,
+}
+
+/// The alert manager's notifications sent and failed, per receiver and channel: a channel
+/// that cannot deliver (a webhook that refuses, a file that cannot be written) shows here
+/// and in `/api/status`, not only in the notifications that never arrive.
+fn delivery_families(stats: &[super::alerts::DeliveryStats]) -> Vec<super::metrics::Family> {
+    use super::metrics::{Family, Kind, Sample};
+    let family =
+        |name: &str, help: &str, value: &dyn Fn(&super::alerts::DeliveryStats) -> u64| Family {
+            name: name.to_owned(),
+            help: help.to_owned(),
+            kind: Kind::Counter,
+            samples: stats
+                .iter()
+                .map(|d| Sample {
+                    labels: vec![
+                        ("receiver".to_owned(), d.receiver.clone()),
+                        ("channel".to_owned(), d.channel.clone()),
+                    ],
+                    value: value(d) as f64,
+                    histogram: None,
+                })
+                .collect(),
+        };
+    vec![
+        family(
+            "tradestore_alert_notifications_total",
+            "Alert notifications delivered, per receiver and channel.",
+            &|d| d.sent,
+        ),
+        family(
+            "tradestore_alert_notification_failures_total",
+            "Alert notifications that failed to deliver (retried at the group's next interval), per receiver and channel.",
+            &|d| d.failed,
+        ),
+    ]
 }

@@ -31,5 +31,17 @@ pub fn alerts_config(dir: &std::path::Path) -> crate::Result<Option<AlertManager
     };
     let mut manager = AlertManager::from_toml(&text, &path.display().to_string())?;
     manager.resolve_paths(dir);
+    // A JSON-lines file that can never be written is a mistake to name now, not a failure
+    // to find later in the delivery counters.
+    for file in manager.jsonl_paths() {
+        let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+        if file.is_dir() || parent.is_some_and(|p| !p.is_dir()) {
+            return Err(crate::Error::config(format!(
+                "in {}: the jsonl path {} is a folder, or its folder does not exist",
+                path.display(),
+                file.display()
+            )));
+        }
+    }
     Ok(Some(manager))
 }

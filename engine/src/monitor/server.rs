@@ -216,6 +216,7 @@ fn handle(store: &Store, token: Option<&str>, request: tiny_http::Request) {
             let body = json!({
                 "health": store.health(),
                 "alerts": store.alert_states(),
+                "deliveries": store.alert_manager().map(|m| m.lock().delivery_stats()).unwrap_or_default(),
                 "trends": store.trends(),
             });
             respond(request, 200, json, body.to_string())

@@ -215,6 +215,17 @@ fn receiver(f: &ReceiverFile) -> Result<Receiver> {
                 w.url
             )));
         }
+        let valid = w.url.parse::<ureq::http::Uri>().ok().is_some_and(|u| {
+            u.host().is_some_and(|h| !h.is_empty())
+                && u.port()
+                    .is_none_or(|p| p.as_str().parse::<u16>().is_ok_and(|n| n > 0))
+        });
+        if !valid {
+            return Err(Error::config(format!(
+                "webhook url {:?} is not a valid http URL with a host (and a port from 1 to 65535)",
+                w.url
+            )));
+        }
         let timeout = match parse_opt_ms(w.timeout.as_deref(), "webhook.timeout")? {
             Some(0) => return Err(Error::config("webhook.timeout must be over 0")),
             Some(ms) => Duration::from_millis(ms),
@@ -325,6 +336,11 @@ mod tests {
             (
                 "[[receiver]]\nname = \"ops\"\n[[receiver.webhook]]\nurl = \"https://x\"".into(),
                 &["receiver[0]", "https is not supported"],
+            ),
+            (
+                "[[receiver]]\nname = \"ops\"\n[[receiver.webhook]]\nurl = \"http://:99999999/x\""
+                    .into(),
+                &["receiver[0]", "not a valid http URL"],
             ),
             (
                 "[[silence]]\nmatchers = [\"a = b\"]\nends_at = \"tomorrow\"".into(),

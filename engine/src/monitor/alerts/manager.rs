@@ -169,6 +169,18 @@ impl AlertManager {
         self.sinks.log = Arc::new(Mutex::new(writer));
     }
 
+    /// The files of the `jsonl` channels.
+    pub fn jsonl_paths(&self) -> Vec<std::path::PathBuf> {
+        self.receivers
+            .values()
+            .flat_map(|r| r.channels.iter())
+            .filter_map(|c| match c {
+                super::receiver::Channel::Jsonl(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Takes relative `jsonl` paths as relative to `base` (the store's directory, say).
     pub fn resolve_paths(&mut self, base: &Path) {
         for r in self.receivers.values_mut() {
