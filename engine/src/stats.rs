@@ -27,6 +27,8 @@ pub(crate) struct Metrics {
     pub checkpoints: AtomicU64,
     /// When the last checkpoint (or the open) made redb durable, ns since the epoch.
     pub last_checkpoint_ns: AtomicU64,
+    /// The last transaction the last checkpoint holds.
+    pub checkpointed_seq: AtomicU64,
     /// Snapshots open now (read transactions, and write transactions' snapshots).
     pub readers: std::sync::Arc<AtomicU64>,
 }
@@ -44,6 +46,7 @@ impl Default for Metrics {
             retries: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             last_checkpoint_ns: AtomicU64::new(crate::index::now_ns()),
+            checkpointed_seq: AtomicU64::new(0),
             readers: std::sync::Arc::new(AtomicU64::new(0)),
         }
     }

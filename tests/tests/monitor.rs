@@ -165,3 +165,41 @@ fn the_latency_objective_is_judged_against_the_measured_p99() -> TestResult {
     assert!(check.reason.contains("objective 1 ms"), "{}", check.reason);
     Ok(())
 }
+
+/// An idle store whose checkpoint holds everything has nothing waiting for a checkpoint: its
+/// health stays ok however long it idles (it used to degrade a minute after the last write).
+#[test]
+fn an_idle_store_is_not_degraded_by_the_age_of_its_last_checkpoint() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(
+        dir.path(),
+        Config {
+            checkpoint_interval_ms: 50,
+            health_checkpoint_age_s: 1,
+            ..config()
+        },
+    )?;
+    seed(&store)?;
+    workload(&store, 7, 20)?;
+    let started = Instant::now();
+    let age = |store: &Store| {
+        store
+            .metrics()
+            .value("tradestore_checkpoint_age_seconds")
+            .unwrap_or(f64::NAN)
+    };
+    while age(&store) != 0.0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(age(&store), 0.0);
+    let report = store.health();
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.name == "checkpoint_age")
+        .ok_or("no checkpoint_age check")?;
+    assert_eq!(check.state, HealthState::Ok, "{}", check.reason);
+    Ok(())
+}

@@ -33,6 +33,10 @@ pub(crate) struct ApplyJob {
 
 /// Runs until the store shuts down, then applies what is left and checkpoints.
 pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
+    shared
+        .metrics
+        .checkpointed_seq
+        .store(checkpointed, Ordering::Relaxed);
     let interval = Duration::from_millis(shared.config.checkpoint_interval_ms);
     let mut last_checkpoint = Instant::now();
     let mut applied = checkpointed;
@@ -103,6 +107,10 @@ pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
             last_checkpoint = Instant::now();
             bytes_since = 0;
             checkpointed = applied;
+            shared
+                .metrics
+                .checkpointed_seq
+                .store(checkpointed, Ordering::Relaxed);
             Metrics::count(&shared.metrics.checkpoints);
             shared
                 .metrics

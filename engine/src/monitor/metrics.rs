@@ -395,11 +395,18 @@ pub(crate) fn gather(shared: &Shared, queries: &QueryEngine, dir: &Path) -> Metr
     );
     let now = crate::index::now_ns();
     let last = m.last_checkpoint_ns.load(Ordering::Relaxed);
+    // An idle store whose last checkpoint holds everything has nothing waiting for one: its
+    // age is 0, not the time since it went idle.
+    let waiting = durable > m.checkpointed_seq.load(Ordering::Relaxed);
     b.scalar(
         "tradestore_checkpoint_age_seconds",
-        "Time since redb was last made durable by a checkpoint.",
+        "Time since the last checkpoint, while transactions wait for one (0 when it holds them all).",
         Kind::Gauge,
-        now.saturating_sub(last) as f64 / 1e9,
+        if waiting {
+            now.saturating_sub(last) as f64 / 1e9
+        } else {
+            0.0
+        },
     );
     let cache = shared.db.cache_stats();
     let reads = cache.read_hits() + cache.read_misses();
