@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `writes` | the circuit breaker is half-open | the store is poisoned, or the breaker is open |
 //! | `journal_lag` | the overlay is over half its limit | over 90% (commits are waiting) |
-//! | `checkpoint_age` | no checkpoint for `health_checkpoint_age_s` | for 5 times that |
+//! | `checkpoint_age` | transactions wait for a checkpoint longer than `health_checkpoint_age_s` | for 5 times that |
 //! | `disk_headroom` | free space under `health_disk_min_mb`, or predicted to run out within an hour | under a quarter of it |
 //! | `error_rate` | storage errors in the last minute, or over half the commits conflicting | — (the breaker decides) |
 //! | `latency_objective` | commit p99 over `health_commit_p99_ms` | over 10 times it |
