@@ -183,6 +183,8 @@ pub(crate) fn recover(
     // The last seq of the segments scanned so far.
     let mut last: Option<u64> = None;
     let mut tail = None;
+    // The last segment's bytes from the start of the block its data ends in to that end.
+    let mut last_tail = Vec::new();
     for (i, (first, path)) in files.iter().enumerate() {
         let is_last = i + 1 == files.len();
         if let Some(prev) = last
@@ -234,6 +236,11 @@ pub(crate) fn recover(
             ));
         }
         last = Some(before_first + scan.count);
+        if is_last {
+            let block =
+                scan.end / super::io::DIRECT_ALIGN as usize * super::io::DIRECT_ALIGN as usize;
+            last_tail = bytes[block..scan.end].to_vec();
+        }
         segments.push((
             Segment {
                 first_seq: *first,
@@ -289,6 +296,7 @@ pub(crate) fn recover(
             *end,
             tail.as_ref(),
             segment_bytes,
+            last_tail,
         )?),
     };
     Ok(Recovered {
@@ -311,6 +319,7 @@ fn open_active(
     end: u64,
     tail: Option<&TornTail>,
     segment_bytes: u64,
+    data_tail: Vec<u8>,
 ) -> Result<Active> {
     let path = segment.path.clone();
     let fail = |what: &str, e| Error::io(format!("journal segment {}: {what}", path.display()), e);
@@ -331,7 +340,14 @@ fn open_active(
     if wrote {
         file.sync_data().map_err(|e| fail("sync", e))?;
     }
-    Ok(Active { file, end })
+    // Erased and preallocated: reopened for appending (directly, where the file system can).
+    drop(file);
+    let file = io.open_append(&path).map_err(|e| fail("open", e))?;
+    Ok(Active {
+        file,
+        end,
+        tail: data_tail,
+    })
 }
 
 #[cfg(test)]

@@ -41,6 +41,9 @@ pub(crate) struct Active {
     pub(crate) file: Box<dyn JournalFile>,
     /// The end of the written frames, where the next group goes.
     pub(crate) end: u64,
+    /// For a direct file: the bytes of the block `end` falls in, from its start up to `end`
+    /// (a direct write rewrites that block whole, so it must carry them).
+    pub(crate) tail: Vec<u8>,
 }
 
 /// Writes zeros over `from .. to` of a file (not synced).
@@ -72,6 +75,9 @@ pub(crate) fn create(
     file.sync_data().map_err(|e| fail("sync", e))?;
     io.sync_dir(dir)
         .map_err(|e| Error::io(format!("journal folder {}: sync", dir.display()), e))?;
+    // Preallocated and synced: reopened for appending (directly, where the file system can).
+    drop(file);
+    let file = io.open_append(&path).map_err(|e| fail("open", e))?;
     let segment = Segment {
         first_seq,
         path,

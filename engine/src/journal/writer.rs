@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::frame::{self, MAX_PAYLOAD};
-use super::io::{JournalFile, JournalIo};
+use super::io::{DIRECT_ALIGN, JournalFile, JournalIo};
 use super::options::JournalOptions;
 use super::recover::{self, Recovered, Recovery};
 use super::segment::{self, Active, Segment};
@@ -30,6 +30,8 @@ pub struct Journal {
     poisoned: Option<String>,
     /// The encoded group, reused between appends.
     buf: Vec<u8>,
+    /// A direct append's whole blocks, reused between appends.
+    aligned: Vec<u8>,
     /// Whether `keep_released` exists (it is created on first use).
     keep_ready: bool,
     /// A preallocated file, made off the ack path, that the next segment is renamed from.
@@ -117,6 +119,7 @@ impl Journal {
             last_seq: recovery.last_seq,
             poisoned: None,
             buf: Vec::new(),
+            aligned: Vec::new(),
             keep_ready: false,
             spare: None,
         };
@@ -180,23 +183,34 @@ impl Journal {
         let active = match (self.active.as_ref(), self.segments.last_mut()) {
             (Some(active), Some(segment)) if active.end + needed <= segment.size => active,
             (Some(active), Some(segment)) if active.end == 0 => {
-                // An empty active segment (named `first`) too small for this group: grow it.
+                // An empty active segment (named `first`) too small for this group: grow it,
+                // to a whole number of blocks (a direct write covers whole blocks). It holds
+                // no data, so zeros may start at the block its old end falls in.
                 let fail = |e| Error::io(format!("journal segment {}", segment.path.display()), e);
-                segment::write_zeros(active.file.as_ref(), segment.size, needed).map_err(fail)?;
+                let from = segment.size / DIRECT_ALIGN * DIRECT_ALIGN;
+                let to = needed.next_multiple_of(DIRECT_ALIGN);
+                segment::write_zeros(active.file.as_ref(), from, to).map_err(fail)?;
                 active.file.sync_data().map_err(fail)?;
-                segment.size = needed;
+                segment.size = to;
                 active
             }
             _ => {
                 let (segment, file) = match self.spare.take() {
                     Some(spare) if spare.size >= needed => self.adopt_spare(spare, first)?,
                     _ => {
-                        let size = self.opts.segment_bytes.max(needed);
+                        let size = self
+                            .opts
+                            .segment_bytes
+                            .max(needed.next_multiple_of(DIRECT_ALIGN));
                         segment::create(self.io.as_ref(), &self.dir, first, size)?
                     }
                 };
                 self.segments.push(segment);
-                self.active.insert(Active { file, end: 0 })
+                self.active.insert(Active {
+                    file,
+                    end: 0,
+                    tail: Vec::new(),
+                })
             }
         };
         let fail = |what: &str, e| {
@@ -208,13 +222,34 @@ impl Journal {
                 e,
             )
         };
-        active
-            .file
-            .write_at(active.end, &self.buf)
-            .map_err(|e| fail("write", e))?;
+        let mut tail = None;
+        if active.file.direct() {
+            // Whole blocks from the one the data ends in: its bytes so far, the group, zeros
+            // up to the next block boundary (zeros are what the preallocation left there).
+            let align = DIRECT_ALIGN as usize;
+            let mut blocks = std::mem::take(&mut self.aligned);
+            blocks.clear();
+            blocks.extend_from_slice(&active.tail);
+            blocks.extend_from_slice(&self.buf);
+            let data = blocks.len();
+            blocks.resize(data.next_multiple_of(align), 0);
+            let start = active.end - active.tail.len() as u64;
+            let written = active.file.write_at(start, &blocks);
+            tail = Some(blocks[data / align * align..data].to_vec());
+            self.aligned = blocks;
+            written.map_err(|e| fail("write", e))?;
+        } else {
+            active
+                .file
+                .write_at(active.end, &self.buf)
+                .map_err(|e| fail("write", e))?;
+        }
         active.file.sync_data().map_err(|e| fail("sync", e))?;
         if let Some(active) = self.active.as_mut() {
             active.end += needed;
+            if let Some(tail) = tail {
+                active.tail = tail;
+            }
         }
         Ok(())
     }
@@ -232,7 +267,7 @@ impl Journal {
         self.io.sync_dir(&self.dir).map_err(fail)?;
         // Reopened by its new name: the file system seam tracks files by path.
         drop(spare.file);
-        let file = self.io.open(&path).map_err(fail)?;
+        let file = self.io.open_append(&path).map_err(fail)?;
         Ok((
             Segment {
                 first_seq: first,
