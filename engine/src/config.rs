@@ -520,6 +520,16 @@ pub fn read_text_file(path: &Path) -> Result<Option<String>> {
     // never ends. Checked before opening, for the FIFO's sake.
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
+        // A link to nothing is a mistake to name, not a missing file to ignore.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && std::fs::symlink_metadata(path).is_ok() =>
+        {
+            return Err(Error::config(format!(
+                "{} is a symbolic link to a file that does not exist",
+                path.display()
+            )));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
     };
@@ -627,6 +637,10 @@ mod tests {
             std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
             let e = read_text_file(&path).unwrap_err();
             assert!(e.to_string().contains("not a regular file"), "{e}");
+            std::fs::remove_file(&path).unwrap();
+            std::os::unix::fs::symlink(dir.path().join("nowhere"), &path).unwrap();
+            let e = read_text_file(&path).unwrap_err();
+            assert!(e.to_string().contains("does not exist"), "{e}");
             std::fs::remove_file(&path).unwrap();
         }
         std::fs::write(&path, vec![b'#'; (MAX_TEXT_FILE + 1) as usize]).unwrap();

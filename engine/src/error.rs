@@ -142,7 +142,9 @@ impl Error {
             ErrorKind::Corruption => {
                 "the stored data is damaged; run `tradestore check`, then restore from a dump or backup"
             }
-            ErrorKind::Config => "fix the named setting in tradestore.toml or the environment",
+            ErrorKind::Config => {
+                "fix the named setting or file (tradestore.toml, alerts.toml, TRADESTORE_* variables)"
+            }
             ErrorKind::Capacity => {
                 "a limit was reached; wait and retry, or raise the limit in the configuration"
             }

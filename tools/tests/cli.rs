@@ -657,3 +657,23 @@ fn help_documents_every_command_and_the_exit_statuses() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn simulate_does_not_turn_a_folder_of_other_files_into_a_store() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("papers");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("notes.txt"), "mine\n")?;
+    let r = run(&dir, &["simulate", "--orders", "10"])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("holds other files and no store"),
+        "{}",
+        r.stderr
+    );
+    let names: Vec<_> = std::fs::read_dir(&dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(names, ["notes.txt"], "nothing was added");
+    Ok(())
+}

@@ -23,7 +23,7 @@ limit order book; a seeded flow of limit and market orders, cancels and partial 
 the accounts and instruments, with a few hot instruments; every order, cancel, fill, \
 position and cash change committed durably through the store's public API.
 
-The store is created if the directory does not exist. A second run on the same directory \
+The store is created if the directory does not exist (or is empty). A second run on the same directory \
 continues where the first stopped: ids continue and resting orders return to their books.
 
 With neither --duration nor --orders the run lasts 10 seconds.")]
@@ -115,6 +115,19 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("--orders must be at least 1");
     }
     let dir = &args.store.dir;
+    // A store is created only in a folder that does not exist yet or is empty: an existing
+    // folder of other files is not turned into one.
+    if dir.is_dir() && !dir.join(tradestore::DB_FILE).exists() {
+        let mut entries =
+            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        if entries.next().is_some() {
+            bail!(
+                "{} exists, holds other files and no store; give a new or empty folder (or a \
+                 store's) to --dir",
+                dir.display()
+            );
+        }
+    }
     let store = Arc::new(
         Store::open_dir(dir).with_context(|| format!("opening the store in {}", dir.display()))?,
     );
