@@ -109,7 +109,7 @@ impl Error {
     }
 
     pub(crate) fn not_found(message: impl Into<String>) -> Error {
-        Error::new(ErrorKind::NotFound, message)
+        Error::new(ErrorKind::NotFound, shorten_lines(message.into()))
     }
 
     pub(crate) fn corruption(message: impl Into<String>) -> Error {
@@ -121,7 +121,7 @@ impl Error {
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Error {
-        Error::new(ErrorKind::Invalid, message)
+        Error::new(ErrorKind::Invalid, shorten_lines(message.into()))
     }
 
     pub(crate) fn io(message: impl Into<String>, source: std::io::Error) -> Error {
@@ -280,5 +280,59 @@ mod tests {
         assert!(s.starts_with("invalid input: unknown column"), "{s}");
         let s = Error::new(ErrorKind::NotFound, "no index named x").to_string();
         assert!(s.starts_with("not found: no index named x"), "{s}");
+    }
+}
+
+/// The longest line an input error shows whole.
+const LONG_LINE: usize = 512;
+
+/// Shortens each line over [`LONG_LINE`] bytes to its start and end: an error about bad
+/// input quotes the input, and a megabyte literal must not make a megabyte message.
+fn shorten_lines(message: String) -> String {
+    if message.lines().all(|l| l.len() <= LONG_LINE) {
+        return message;
+    }
+    let floor = |l: &str, mut i: usize| {
+        while !l.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    message
+        .split('\n')
+        .map(|l| {
+            if l.len() <= LONG_LINE {
+                return l.to_owned();
+            }
+            let head = floor(l, 240);
+            let tail = floor(l, l.len() - 120);
+            format!(
+                "{} ... ({} bytes left out) ... {}",
+                &l[..head],
+                tail - head,
+                &l[tail..]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod shorten_tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_of_input_errors_are_shortened_at_char_boundaries() {
+        let literal = "é".repeat(100_000);
+        let e = Error::invalid(format!(
+            "side is buy or sell; '{literal}' is not\nat line 1"
+        ));
+        let m = e.message();
+        assert!(m.len() < 1000, "{} bytes", m.len());
+        assert!(m.contains("bytes left out"), "{m}");
+        assert!(m.starts_with("side is buy or sell; 'é"), "{m}");
+        assert!(m.ends_with("' is not\nat line 1"), "{m}");
+        let short = Error::invalid("fine\nlines");
+        assert_eq!(short.message(), "fine\nlines");
     }
 }
