@@ -600,11 +600,33 @@ fn sort_rows(q: &Query, order: &[super::ast::OrderKey], rows: &mut [Row]) -> Res
     Ok(())
 }
 
-/// The start of the bucket of width `w` holding timestamp `v`.
+/// The start of the bucket of width `w` holding timestamp `v`. The first bucket, whose start
+/// lies before the earliest timestamp (1677-09-21), starts at that timestamp instead of
+/// wrapping around to the far future.
 fn bucket(v: &Value, w: i64) -> Value {
     match v.as_i64() {
-        Some(t) if w > 0 => Value::I64(t.div_euclid(w) * w),
+        Some(t) if w > 0 => Value::I64(t.div_euclid(w).saturating_mul(w)),
         _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::*;
+
+    #[test]
+    fn buckets_floor_and_never_wrap() {
+        let minute = 60_000_000_000;
+        assert_eq!(
+            bucket(&Value::I64(61_000_000_000), minute),
+            Value::I64(minute)
+        );
+        assert_eq!(bucket(&Value::I64(-1), minute), Value::I64(-minute));
+        assert_eq!(bucket(&Value::I64(i64::MIN), minute), Value::I64(i64::MIN));
+        assert_eq!(
+            bucket(&Value::I64(i64::MAX), minute),
+            Value::I64(i64::MAX / minute * minute)
+        );
     }
 }
 
