@@ -131,7 +131,41 @@ fn authorized(request: &tiny_http::Request, query: &str, token: Option<&str>) ->
         .find(|h| h.field.equiv("Authorization"))
         .and_then(|h| h.value.as_str().strip_prefix("Bearer "));
     header.is_some_and(|t| same(t, token))
-        || query_param(query, "token").is_some_and(|t| same(t, token))
+        || query_param(query, "token")
+            .and_then(percent_decode)
+            .is_some_and(|t| same(&t, token))
+}
+
+/// Decodes `%XX` escapes (a token with `&`, `=` or `%` in it must be sent escaped in a
+/// query string); `None` for a malformed escape or bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let digit = |d: u8| char::from(d).to_digit(16);
+            let (hi, lo) = (digit(bytes.next()?)?, digit(bytes.next()?)?);
+            out.push(u8::try_from(hi * 16 + lo).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::percent_decode;
+
+    #[test]
+    fn query_tokens_are_percent_decoded() {
+        assert_eq!(percent_decode("a%26b%3Dc%25").as_deref(), Some("a&b=c%"));
+        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("bad%zz"), None);
+        assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("%+f"), None);
+    }
 }
 
 fn respond(request: tiny_http::Request, status: u16, content_type: &str, body: String) {
