@@ -153,21 +153,6 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-#[cfg(test)]
-mod token_tests {
-    use super::percent_decode;
-
-    #[test]
-    fn query_tokens_are_percent_decoded() {
-        assert_eq!(percent_decode("a%26b%3Dc%25").as_deref(), Some("a&b=c%"));
-        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
-        assert_eq!(percent_decode("bad%2"), None);
-        assert_eq!(percent_decode("bad%zz"), None);
-        assert_eq!(percent_decode("%ff"), None);
-        assert_eq!(percent_decode("%+f"), None);
-    }
-}
-
 fn respond(request: tiny_http::Request, status: u16, content_type: &str, body: String) {
     let mut response = tiny_http::Response::from_string(body).with_status_code(status);
     if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", content_type) {
@@ -256,5 +241,20 @@ fn handle(store: &Store, token: Option<&str>, request: tiny_http::Request) {
             respond(request, 200, json, body.to_string())
         }
         _ => respond(request, 404, "text/plain", format!("no page at {path}\n")),
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::percent_decode;
+
+    #[test]
+    fn query_tokens_are_percent_decoded() {
+        assert_eq!(percent_decode("a%26b%3Dc%25").as_deref(), Some("a&b=c%"));
+        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("bad%zz"), None);
+        assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("%+f"), None);
     }
 }

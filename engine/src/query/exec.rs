@@ -610,26 +610,6 @@ fn bucket(v: &Value, w: i64) -> Value {
     }
 }
 
-#[cfg(test)]
-mod bucket_tests {
-    use super::*;
-
-    #[test]
-    fn buckets_floor_and_never_wrap() {
-        let minute = 60_000_000_000;
-        assert_eq!(
-            bucket(&Value::I64(61_000_000_000), minute),
-            Value::I64(minute)
-        );
-        assert_eq!(bucket(&Value::I64(-1), minute), Value::I64(-minute));
-        assert_eq!(bucket(&Value::I64(i64::MIN), minute), Value::I64(i64::MIN));
-        assert_eq!(
-            bucket(&Value::I64(i64::MAX), minute),
-            Value::I64(i64::MAX / minute * minute)
-        );
-    }
-}
-
 fn column_kind(table: TableId, column: &str) -> OutputKind {
     table
         .column(column)
@@ -938,4 +918,24 @@ fn aggregate(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)>
         agg.add(&|i| row.get(i).cloned().unwrap_or(Value::Null));
     }
     agg.finish()
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::*;
+
+    #[test]
+    fn buckets_floor_and_never_wrap() {
+        let minute = 60_000_000_000;
+        assert_eq!(
+            bucket(&Value::I64(61_000_000_000), minute),
+            Value::I64(minute)
+        );
+        assert_eq!(bucket(&Value::I64(-1), minute), Value::I64(-minute));
+        assert_eq!(bucket(&Value::I64(i64::MIN), minute), Value::I64(i64::MIN));
+        assert_eq!(
+            bucket(&Value::I64(i64::MAX), minute),
+            Value::I64(i64::MAX / minute * minute)
+        );
+    }
 }
