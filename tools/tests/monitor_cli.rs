@@ -222,6 +222,8 @@ fn simulate_serves_metrics_health_alerts_and_a_live_dashboard() -> TestResult {
         assert!(Instant::now() < deadline, "no commits sampled: {series}");
         std::thread::sleep(Duration::from_millis(200));
     };
+    let (status, body) = get(&format!("{base}/api/series?since=NaN"), Some(token))?;
+    assert_eq!(status, 400, "{body}");
     let commits: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("tradestore_commits_total "))

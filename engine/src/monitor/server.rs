@@ -206,9 +206,18 @@ fn handle(store: &Store, token: Option<&str>, request: tiny_http::Request) {
         }
         "/api/series" => {
             let now = crate::index::now_ns() / 1_000_000_000;
-            let since = match query_param(query, "since").and_then(|s| s.parse::<i64>().ok()) {
-                Some(s) if s < 0 => now.saturating_sub(s.unsigned_abs()),
-                Some(s) => u64::try_from(s).unwrap_or(0),
+            let since = match query_param(query, "since").map(|s| s.parse::<i64>()) {
+                Some(Ok(s)) if s < 0 => now.saturating_sub(s.unsigned_abs()),
+                Some(Ok(s)) => u64::try_from(s).unwrap_or(0),
+                Some(Err(_)) => {
+                    return respond(
+                        request,
+                        400,
+                        "text/plain",
+                        "since must be whole seconds: since the epoch, or negative for the last N\n"
+                            .into(),
+                    );
+                }
                 None => now.saturating_sub(300),
             };
             let names: Vec<String> = match query_param(query, "names") {
