@@ -49,7 +49,98 @@ impl Summary {
 /// Parses one dump line into a record. Unknown tables, unknown or missing fields, wrong
 /// types and trailing characters are errors.
 pub fn parse_line(line: &str) -> Result<AnyRecord> {
+    if let Some(trade) = fast::trade(line) {
+        return Ok(AnyRecord::Trades(trade));
+    }
     serde_json::from_str::<AnyRecord>(line).map_err(|e| Error::invalid(e.to_string()))
+}
+
+/// A trade line exactly as [`format_line`] writes it, read without serde: trades are most of
+/// a dump's lines, and serde_json's general path (keys matched one by one, numbers through
+/// its visitor) was most of a restore's parsing. Anything else (another table, spaces,
+/// fields in another order, a number not written the canonical way) is `None`, and serde
+/// reads or refuses the line: the fast path only ever agrees with it.
+mod fast {
+    use tradestore_schema::{Money, Price, Quantity, Side, Trade};
+
+    struct Cursor<'a>(&'a [u8]);
+
+    impl Cursor<'_> {
+        fn tag(&mut self, tag: &[u8]) -> Option<()> {
+            self.0 = self.0.strip_prefix(tag)?;
+            Some(())
+        }
+
+        /// Digits with no sign and no leading zero (`0` itself excepted), as serde writes a
+        /// u64.
+        fn u64(&mut self) -> Option<u64> {
+            let n = self.0.iter().take_while(|b| b.is_ascii_digit()).count();
+            let (digits, rest) = self.0.split_at(n);
+            if n == 0 || (n > 1 && digits[0] == b'0') {
+                return None;
+            }
+            let mut v: u64 = 0;
+            for d in digits {
+                v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            }
+            self.0 = rest;
+            Some(v)
+        }
+
+        /// An i64 as serde writes it: `-` only before a nonzero magnitude.
+        fn i64(&mut self) -> Option<i64> {
+            if let Some(rest) = self.0.strip_prefix(b"-") {
+                self.0 = rest;
+                let m = self.u64()?;
+                if m == 0 {
+                    return None;
+                }
+                // -(2^63) is the one magnitude past i64::MAX.
+                0i64.checked_sub_unsigned(m)
+            } else {
+                i64::try_from(self.u64()?).ok()
+            }
+        }
+    }
+
+    pub(super) fn trade(line: &str) -> Option<Trade> {
+        let mut c = Cursor(line.as_bytes());
+        c.tag(br#"{"table":"trades","record":{"id":"#)?;
+        let id = c.u64()?;
+        c.tag(br#","order_id":"#)?;
+        let order_id = c.u64()?;
+        c.tag(br#","account":"#)?;
+        let account = c.u64()?;
+        c.tag(br#","instrument":"#)?;
+        let instrument = c.u64()?;
+        c.tag(br#","side":""#)?;
+        let side = if c.tag(b"buy").is_some() {
+            Side::Buy
+        } else {
+            c.tag(b"sell")?;
+            Side::Sell
+        };
+        c.tag(br#"","price":"#)?;
+        let price = Price(c.i64()?);
+        c.tag(br#","quantity":"#)?;
+        let quantity = Quantity(c.i64()?);
+        c.tag(br#","fee":"#)?;
+        let fee = Money(c.i64()?);
+        c.tag(br#","ts":"#)?;
+        let ts = c.i64()?;
+        c.tag(b"}}")?;
+        c.0.is_empty().then_some(Trade {
+            id,
+            order_id,
+            account,
+            instrument,
+            side,
+            price,
+            quantity,
+            fee,
+            ts,
+        })
+    }
 }
 
 /// Formats one record as a dump line (without the newline).
@@ -251,6 +342,70 @@ fn parse_numbered(line: u64, bytes: &[u8], max: usize) -> Result<Option<Parsed>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast path agrees with serde on every line it reads, canonical or mutated, and
+    /// reads the canonical ones.
+    #[test]
+    fn the_trade_fast_path_only_ever_agrees_with_serde() {
+        use tradestore_schema::{Money, Price, Quantity, Side, Trade};
+        const ALPHABET: &[u8] = b"0123456789-+.e \"x,:{}";
+        let serde = |l: &str| serde_json::from_str::<AnyRecord>(l).ok();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let edge = [0, 1, -1, i64::MAX, i64::MIN, 9_950_000_000, -37];
+        for i in 0..3000u64 {
+            let pick = |rng: &mut fastrand::Rng| {
+                if rng.bool() {
+                    edge[rng.usize(..edge.len())]
+                } else {
+                    rng.i64(..)
+                }
+            };
+            let t = Trade {
+                id: if i % 7 == 0 { u64::MAX } else { rng.u64(..) },
+                order_id: rng.u64(..1000),
+                account: i,
+                instrument: rng.u64(..),
+                side: if rng.bool() { Side::Buy } else { Side::Sell },
+                price: Price(pick(&mut rng)),
+                quantity: Quantity(pick(&mut rng)),
+                fee: Money(pick(&mut rng)),
+                ts: pick(&mut rng),
+            };
+            let line = format_line(&AnyRecord::Trades(t.clone()));
+            assert_eq!(fast::trade(&line), Some(t), "{line}");
+            // Mutations: a byte changed, dropped or doubled, and known tricky spellings.
+            let bytes = line.as_bytes();
+            for _ in 0..8 {
+                let mut m = bytes.to_vec();
+                let at = rng.usize(..m.len());
+                match rng.u8(..3) {
+                    0 => m[at] = ALPHABET[rng.usize(..ALPHABET.len())],
+                    1 => {
+                        m.remove(at);
+                    }
+                    _ => m.insert(at, m[at]),
+                }
+                let Ok(m) = String::from_utf8(m) else {
+                    continue;
+                };
+                if let Some(f) = fast::trade(&m) {
+                    assert_eq!(Some(AnyRecord::Trades(f)), serde(&m), "{m}");
+                }
+            }
+        }
+        for tricky in [
+            r#"{"table":"trades","record":{"id":01,"order_id":1,"account":1,"instrument":1,"side":"buy","price":1,"quantity":1,"fee":0,"ts":1}}"#,
+            r#"{"table":"trades","record":{"id":1,"order_id":1,"account":1,"instrument":1,"side":"buy","price":-0,"quantity":1,"fee":0,"ts":1}}"#,
+            r#"{"table":"trades","record":{"id":1,"order_id":1,"account":1,"instrument":1,"side":"buy","price":9223372036854775808,"quantity":1,"fee":0,"ts":1}}"#,
+            r#"{"table":"trades","record":{"id":18446744073709551616,"order_id":1,"account":1,"instrument":1,"side":"buy","price":1,"quantity":1,"fee":0,"ts":1}}"#,
+            r#"{"table":"trades","record":{"id":1,"order_id":1,"account":1,"instrument":1,"side":"buy","price":1,"quantity":1,"fee":0,"ts":1}} "#,
+            r#"{"table":"trades","record":{"id":1,"order_id":1,"account":1,"instrument":1,"side":"BUY","price":1,"quantity":1,"fee":0,"ts":1}}"#,
+        ] {
+            assert_eq!(fast::trade(tricky), None, "{tricky}");
+        }
+        let min = r#"{"table":"trades","record":{"id":1,"order_id":1,"account":1,"instrument":1,"side":"sell","price":-9223372036854775808,"quantity":1,"fee":0,"ts":1}}"#;
+        assert_eq!(fast::trade(min).map(AnyRecord::Trades), serde(min));
+    }
 
     #[test]
     fn parse_rejects_garbage() {
