@@ -48,35 +48,39 @@ const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("
 const APPLIED_KEY: &str = "applied_seq";
 const ACKED_KEY: &str = "acked_seq";
 
-/// The sequence number of the last transaction contained in this redb state.
-pub(crate) fn read_applied_seq(txn: &redb::ReadTransaction) -> Result<u64> {
+/// A number kept in the `meta` table, 0 when it was never written.
+fn read_meta(txn: &redb::ReadTransaction, key: &str) -> Result<u64> {
     match txn.open_table(META) {
-        Ok(t) => Ok(t.get(APPLIED_KEY)?.map_or(0, |g| g.value())),
+        Ok(t) => Ok(t.get(key)?.map_or(0, |g| g.value())),
         Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
         Err(e) => Err(e.into()),
     }
 }
 
+fn write_meta(txn: &redb::WriteTransaction, key: &str, value: u64) -> Result<()> {
+    txn.open_table(META)?.insert(key, value)?;
+    Ok(())
+}
+
+/// The sequence number of the last transaction contained in this redb state.
+pub(crate) fn read_applied_seq(txn: &redb::ReadTransaction) -> Result<u64> {
+    read_meta(txn, APPLIED_KEY)
+}
+
 /// Records the sequence number of the last transaction applied in this write.
 pub(crate) fn write_applied_seq(txn: &redb::WriteTransaction, seq: u64) -> Result<()> {
-    txn.open_table(META)?.insert(APPLIED_KEY, seq)?;
-    Ok(())
+    write_meta(txn, APPLIED_KEY, seq)
 }
 
 /// The highest sequence number known to have been acknowledged as durable when the last
 /// checkpoint was taken (0 if none was recorded): the journal must reach it.
 pub(crate) fn read_acked_seq(txn: &redb::ReadTransaction) -> Result<u64> {
-    match txn.open_table(META) {
-        Ok(t) => Ok(t.get(ACKED_KEY)?.map_or(0, |g| g.value())),
-        Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
-        Err(e) => Err(e.into()),
-    }
+    read_meta(txn, ACKED_KEY)
 }
 
 /// Records `seq` as acknowledged as durable (its journal record was synced).
 pub(crate) fn write_acked_seq(txn: &redb::WriteTransaction, seq: u64) -> Result<()> {
-    txn.open_table(META)?.insert(ACKED_KEY, seq)?;
-    Ok(())
+    write_meta(txn, ACKED_KEY, seq)
 }
 
 /// An index entry to write: its key, and the row it keeps (`None` removes the entry).
