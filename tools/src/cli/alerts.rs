@@ -96,36 +96,15 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 fn fetch(url: &str, token: Option<&str>, timeout_s: u64) -> Result<Vec<serde_json::Value>> {
-    let endpoint = format!("{}/api/status", url.trim_end_matches('/'));
-    // A monitor that accepts the connection and never answers must not hang the command.
-    let mut request = ureq::get(&endpoint)
-        .config()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(timeout_s)))
-        .build();
-    if let Some(t) = token {
-        request = request.header("Authorization", &format!("Bearer {t}"));
-    }
-    let mut response = request
-        .call()
-        .with_context(|| format!("asking {endpoint}"))?;
-    let status = response.status().as_u16();
-    if status == 401 {
-        bail!(
-            "{endpoint} answered 401: the monitor requires a valid token (--token or TRADESTORE_MONITOR_TOKEN)"
-        );
-    }
+    let (status, body) = super::probe::get(url, "/api/status", token, timeout_s)?;
+    let url = url.trim_end_matches('/');
     if status != 200 {
-        bail!("{endpoint} answered {status}");
+        bail!("{url}/api/status answered {status}");
     }
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .with_context(|| format!("reading the answer of {endpoint}"))?;
     let v: serde_json::Value =
-        serde_json::from_str(&body).with_context(|| format!("{endpoint} sent no JSON"))?;
+        serde_json::from_str(&body).with_context(|| format!("{url}/api/status sent no JSON"))?;
     match v.get("alerts").and_then(|a| a.as_array()) {
         Some(a) => Ok(a.clone()),
-        None => bail!("{endpoint} sent no alert states"),
+        None => bail!("{url}/api/status sent no alert states"),
     }
 }

@@ -76,26 +76,10 @@ pub fn run(args: &Args) -> Result<ExitCode> {
 }
 
 fn fetch(url: &str, token: Option<&str>, timeout_s: u64) -> Result<HealthReport> {
-    let endpoint = format!("{}/health", url.trim_end_matches('/'));
-    // A monitor that accepts the connection and never answers must not hang the probe.
-    let mut request = ureq::get(&endpoint)
-        .config()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(timeout_s)))
-        .build();
-    if let Some(t) = token {
-        request = request.header("Authorization", &format!("Bearer {t}"));
-    }
-    let mut response = request
-        .call()
-        .with_context(|| format!("asking {endpoint}"))?;
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .with_context(|| format!("reading the answer of {endpoint}"))?;
+    let (status, body) = super::probe::get(url, "/health", token, timeout_s)?;
+    let url = url.trim_end_matches('/');
     if status != 200 && status != 503 {
-        bail!("{endpoint} answered {status}: {}", body.trim());
+        bail!("{url}/health answered {status}: {}", body.trim());
     }
-    serde_json::from_str(&body).with_context(|| format!("{endpoint} sent no health report"))
+    serde_json::from_str(&body).with_context(|| format!("{url}/health sent no health report"))
 }

@@ -13,6 +13,7 @@ pub mod init;
 pub mod inspect;
 pub mod monitor;
 pub mod monitor_cost;
+pub mod probe;
 pub mod progress;
 pub mod query;
 pub mod report;
