@@ -190,3 +190,37 @@ impl JournalIo for FileIo {
         Ok(())
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// Where the file system has direct I/O, an appending handle writes whole aligned blocks
+    /// through it, refuses anything else, and what it wrote reads back.
+    #[test]
+    fn direct_appends_take_whole_blocks_only() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("segment");
+        fs::write(&path, vec![0u8; 4 * DIRECT_ALIGN as usize])?;
+        let file = FileIo.open_append(&path)?;
+        if !file.direct() {
+            // tmpfs and the like: the buffered handle, nothing more to check here.
+            return Ok(());
+        }
+        let block = vec![7u8; DIRECT_ALIGN as usize];
+        file.write_at(DIRECT_ALIGN, &block)?;
+        file.sync_data()?;
+        for (offset, len) in [(1, DIRECT_ALIGN as usize), (0, 100)] {
+            let err = file.write_at(offset, &vec![1u8; len]).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        }
+        let bytes = fs::read(&path)?;
+        assert!(bytes[..DIRECT_ALIGN as usize].iter().all(|b| *b == 0));
+        assert_eq!(
+            &bytes[DIRECT_ALIGN as usize..2 * DIRECT_ALIGN as usize],
+            &block[..]
+        );
+        assert_eq!(bytes.len(), 4 * DIRECT_ALIGN as usize);
+        Ok(())
+    }
+}
