@@ -10,6 +10,7 @@
 //! | `max_value_bytes` | `TRADESTORE_MAX_VALUE_BYTES` | 65536 | 65536 | 65536 | largest encoded record accepted, bytes |
 //! | `check_on_open` | `TRADESTORE_CHECK_ON_OPEN` | false | true | false | run redb's full integrity check when opening |
 //! | `journal_segment_mb` | `TRADESTORE_JOURNAL_SEGMENT_MB` | 8 | 4 | 64 | size of a preallocated journal segment, MiB |
+//! | `journal_direct_io` | `TRADESTORE_JOURNAL_DIRECT_IO` | true | true | true | append to the journal with `O_DIRECT \| O_DSYNC` where the file system has it (Linux); false: buffered writes and fdatasync |
 //! | `keep_journal` | `TRADESTORE_KEEP_JOURNAL` | false | false | false | keep checkpointed segments in `archive/journal` (point-in-time recovery) |
 //! | `accept_journal_loss` | `TRADESTORE_ACCEPT_JOURNAL_LOSS` | false | false | false | open a store whose journal lost acknowledged records (its tail deleted, cut or overwritten), keeping what is left; for one run, never by default |
 //! | `checkpoint_interval_ms` | `TRADESTORE_CHECKPOINT_INTERVAL_MS` | 1000 | 200 | 1000 | how often the applier makes a durable redb checkpoint |
@@ -110,6 +111,8 @@ pub struct Config {
     pub check_on_open: bool,
     /// Size of a journal segment, MiB.
     pub journal_segment_mb: u64,
+    /// Append to the journal with direct, synchronous writes where the file system has them.
+    pub journal_direct_io: bool,
     /// Keep released journal segments (in `archive/journal`) instead of deleting them.
     pub keep_journal: bool,
     /// Open even when the journal lost acknowledged records: its end is cut where the
@@ -162,6 +165,7 @@ struct FileConfig {
     max_value_bytes: Option<u64>,
     check_on_open: Option<bool>,
     journal_segment_mb: Option<u64>,
+    journal_direct_io: Option<bool>,
     keep_journal: Option<bool>,
     accept_journal_loss: Option<bool>,
     checkpoint_interval_ms: Option<u64>,
@@ -192,6 +196,7 @@ const KEYS: &[&str] = &[
     "max_value_bytes",
     "check_on_open",
     "journal_segment_mb",
+    "journal_direct_io",
     "keep_journal",
     "accept_journal_loss",
     "checkpoint_interval_ms",
@@ -237,6 +242,7 @@ layer!(
     max_value_bytes,
     check_on_open,
     journal_segment_mb,
+    journal_direct_io,
     keep_journal,
     accept_journal_loss,
     checkpoint_interval_ms,
@@ -279,6 +285,7 @@ impl Config {
             max_value_bytes: 65_536,
             check_on_open: false,
             journal_segment_mb: 8,
+            journal_direct_io: true,
             keep_journal: false,
             accept_journal_loss: false,
             checkpoint_interval_ms: 1000,
@@ -477,7 +484,7 @@ impl Config {
         format!(
             "# tradestore configuration; every key is optional and overrides the profile's default.\n\
              profile = \"{}\"\ncache_size_mb = {}\nrow_cache_mb = {}\nrecent_trades = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
-             journal_segment_mb = {}\nkeep_journal = {}\ncheckpoint_interval_ms = {}\ncheckpoint_mb = {}\n\
+             journal_segment_mb = {}\njournal_direct_io = {}\nkeep_journal = {}\ncheckpoint_interval_ms = {}\ncheckpoint_mb = {}\n\
              overlay_max_mb = {}\nlock_timeout_ms = {}\nbreaker_failures = {}\nbreaker_cooldown_ms = {}\n\
              plan_cache_size = {}\nindex_auto = {}\nindex_auto_interval_ms = {}\nindex_auto_min_benefit = {}\n\
              index_unused_drop_s = {}\nmonitor = {}\nmonitor_interval_ms = {}\nmetrics_retention_h = {}\n\
@@ -489,6 +496,7 @@ impl Config {
             c.max_value_bytes,
             c.check_on_open,
             c.journal_segment_mb,
+            c.journal_direct_io,
             c.keep_journal,
             c.checkpoint_interval_ms,
             c.checkpoint_mb,

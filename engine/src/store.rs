@@ -257,6 +257,7 @@ impl Store {
                 .keep_journal
                 .then(|| dir.join("archive").join("journal")),
             accept_loss: config.accept_journal_loss,
+            direct: config.journal_direct_io,
         };
         let (mut journal, found) = Journal::open_acked(
             &dir.join("journal"),

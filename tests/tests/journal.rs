@@ -747,3 +747,28 @@ fn a_spare_becomes_the_next_segment() -> TestResult {
     assert_eq!(journal.last_seq(), model.len() as u64);
     Ok(())
 }
+
+#[test]
+fn a_journal_switches_between_direct_and_buffered_appends_across_reopens() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut model = Records::new();
+    let mut rng = Rng::new(11);
+    for round in 0..6 {
+        let options = JournalOptions {
+            direct: round % 2 == 0,
+            ..opts()
+        };
+        let (mut journal, recovery) =
+            Journal::open(dir.path(), options, Arc::new(FileIo), 0)?;
+        assert_eq!(recovery.records, model, "round {round}");
+        for _ in 0..5 {
+            let lens: Vec<usize> = (0..rng.below(4) + 1)
+                .map(|_| rng.below(6000) as usize + 1)
+                .collect();
+            append_acked(&mut journal, &mut model, &lens)?;
+        }
+    }
+    let (_, recovery) = open(dir.path(), 0)?;
+    assert_eq!(recovery.records, model);
+    Ok(())
+}

@@ -45,6 +45,20 @@ pub trait JournalFile: Send + Sync {
     }
 }
 
+/// Opens a preallocated segment for appending: [`JournalIo::open_append`] when `direct`,
+/// else [`JournalIo::open`].
+pub(crate) fn open_for_appends(
+    io: &dyn JournalIo,
+    path: &Path,
+    direct: bool,
+) -> io::Result<Box<dyn JournalFile>> {
+    if direct {
+        io.open_append(path)
+    } else {
+        io.open(path)
+    }
+}
+
 /// The alignment of a direct write's offset and length (a page: any device's logical block
 /// size divides it).
 pub const DIRECT_ALIGN: u64 = 4096;

@@ -19,6 +19,10 @@ pub struct JournalOptions {
     /// damage at the end is cut like a torn write and the loss is reported in
     /// [`Recovery::lost`](super::Recovery::lost). Default `false`: such a journal is refused.
     pub accept_loss: bool,
+    /// Append through `O_DIRECT | O_DSYNC` where the file system has it (Linux): each
+    /// group is one write the device makes durable, instead of a buffered write and an
+    /// fdatasync. Default `true`; `false` keeps buffered writes and fdatasync everywhere.
+    pub direct: bool,
 }
 
 impl JournalOptions {
@@ -45,6 +49,7 @@ impl Default for JournalOptions {
             segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
             keep_released: None,
             accept_loss: false,
+            direct: true,
         }
     }
 }

@@ -176,6 +176,7 @@ pub(crate) fn recover(
     after: u64,
     acked: u64,
     accept_loss: bool,
+    direct: bool,
 ) -> Result<Recovered> {
     let files = list_segments(io, dir)?;
     let mut records = Vec::new();
@@ -297,6 +298,7 @@ pub(crate) fn recover(
             tail.as_ref(),
             segment_bytes,
             last_tail,
+            direct,
         )?),
     };
     Ok(Recovered {
@@ -320,6 +322,7 @@ fn open_active(
     tail: Option<&TornTail>,
     segment_bytes: u64,
     data_tail: Vec<u8>,
+    direct: bool,
 ) -> Result<Active> {
     let path = segment.path.clone();
     let fail = |what: &str, e| Error::io(format!("journal segment {}: {what}", path.display()), e);
@@ -342,7 +345,7 @@ fn open_active(
     }
     // Erased and preallocated: reopened for appending (directly, where the file system can).
     drop(file);
-    let file = io.open_append(&path).map_err(|e| fail("open", e))?;
+    let file = super::io::open_for_appends(io, &path, direct).map_err(|e| fail("open", e))?;
     Ok(Active {
         file,
         end,

@@ -67,6 +67,7 @@ pub(crate) fn create(
     dir: &Path,
     first_seq: u64,
     size: u64,
+    direct: bool,
 ) -> Result<(Segment, Box<dyn JournalFile>)> {
     let path = dir.join(file_name(first_seq));
     let fail = |what: &str, e| Error::io(format!("journal segment {}: {what}", path.display()), e);
@@ -77,7 +78,7 @@ pub(crate) fn create(
         .map_err(|e| Error::io(format!("journal folder {}: sync", dir.display()), e))?;
     // Preallocated and synced: reopened for appending (directly, where the file system can).
     drop(file);
-    let file = io.open_append(&path).map_err(|e| fail("open", e))?;
+    let file = super::io::open_for_appends(io, &path, direct).map_err(|e| fail("open", e))?;
     let segment = Segment {
         first_seq,
         path,

@@ -109,6 +109,7 @@ impl Journal {
             after,
             acked,
             opts.accept_loss,
+            opts.direct,
         )?;
         let journal = Journal {
             dir: dir.to_path_buf(),
@@ -202,7 +203,7 @@ impl Journal {
                             .opts
                             .segment_bytes
                             .max(needed.next_multiple_of(DIRECT_ALIGN));
-                        segment::create(self.io.as_ref(), &self.dir, first, size)?
+                        segment::create(self.io.as_ref(), &self.dir, first, size, self.opts.direct)?
                     }
                 };
                 self.segments.push(segment);
@@ -267,7 +268,8 @@ impl Journal {
         self.io.sync_dir(&self.dir).map_err(fail)?;
         // Reopened by its new name: the file system seam tracks files by path.
         drop(spare.file);
-        let file = self.io.open_append(&path).map_err(fail)?;
+        let file =
+            super::io::open_for_appends(self.io.as_ref(), &path, self.opts.direct).map_err(fail)?;
         Ok((
             Segment {
                 first_seq: first,
