@@ -758,8 +758,7 @@ fn a_journal_switches_between_direct_and_buffered_appends_across_reopens() -> Te
             direct: round % 2 == 0,
             ..opts()
         };
-        let (mut journal, recovery) =
-            Journal::open(dir.path(), options, Arc::new(FileIo), 0)?;
+        let (mut journal, recovery) = Journal::open(dir.path(), options, Arc::new(FileIo), 0)?;
         assert_eq!(recovery.records, model, "round {round}");
         for _ in 0..5 {
             let lens: Vec<usize> = (0..rng.below(4) + 1)
