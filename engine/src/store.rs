@@ -48,6 +48,26 @@ pub struct Recovery {
     pub journal_loss: Option<String>,
 }
 
+impl Recovery {
+    /// Whether opening had anything to recover: records to replay, a torn tail, a loss.
+    pub fn found_anything(&self) -> bool {
+        self.replayed > 0 || self.torn_tail.is_some() || self.journal_loss.is_some()
+    }
+}
+
+impl std::fmt::Display for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} journal records replayed", self.replayed)?;
+        if let Some(t) = &self.torn_tail {
+            write!(f, "; torn tail cut: {t}")?;
+        }
+        if let Some(lost) = &self.journal_loss {
+            write!(f, "; journal loss: {lost}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Where a store's bytes go: by default the files under its directory.
 pub struct Storage {
     /// The journal's file operations.

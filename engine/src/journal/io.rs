@@ -120,6 +120,10 @@ impl JournalFile for DirectFile {
                 ),
             ));
         }
+        // A buffer already on a block boundary (large allocations usually are) goes as it is.
+        if data.as_ptr().align_offset(align) == 0 {
+            return std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset);
+        }
         let mut scratch = self.scratch.lock();
         if scratch.len() < data.len() + align {
             scratch.resize(data.len() + align, 0);

@@ -39,20 +39,8 @@ pub fn run(args: &Args) -> Result<()> {
         serde_json::to_writer_pretty(&mut out, &done)?;
         writeln!(out)?;
     } else {
-        let r = &done.recovery;
-        if r.replayed > 0 || r.torn_tail.is_some() {
-            writeln!(
-                out,
-                "recovered {} journal records first{}",
-                r.replayed,
-                match &r.torn_tail {
-                    Some(t) => format!("; torn tail cut: {t}"),
-                    None => String::new(),
-                }
-            )?;
-        }
-        if let Some(lost) = &r.journal_loss {
-            writeln!(out, "journal loss: {lost}")?;
+        if done.recovery.found_anything() {
+            writeln!(out, "recovered first: {}", done.recovery)?;
         }
         writeln!(
             out,

@@ -104,19 +104,7 @@ fn write_human(out: &mut dyn Write, i: &Inspection) -> std::io::Result<()> {
     table::write(out, &[("FILE", Align::Left), ("SIZE", Align::Right)], &rows)?;
     writeln!(out)?;
 
-    let r = &i.recovery;
-    writeln!(
-        out,
-        "recovery        {} journal records replayed{}",
-        r.replayed,
-        match &r.torn_tail {
-            Some(t) => format!("; torn tail cut: {t}"),
-            None => String::new(),
-        }
-    )?;
-    if let Some(lost) = &r.journal_loss {
-        writeln!(out, "journal loss    {lost}")?;
-    }
+    writeln!(out, "recovery        {}", i.recovery)?;
     let w = &i.write_path;
     writeln!(
         out,

@@ -18,26 +18,29 @@ pub struct StoreDir {
 /// holds no database, is an error that says to run `tradestore init`: only `init` creates
 /// a store.
 pub fn open_existing(dir: &Path) -> Result<Store> {
-    existing(dir)?;
-    Store::open_dir(dir).with_context(|| format!("opening the store in {}", dir.display()))
+    open_in(dir, false)
 }
 
 /// Like [`open_existing`], with redb's full integrity check on open whatever the
-/// configuration says: for commands that copy the data out (`dump`), which must not
-/// export a damaged file's bytes as if they were the store's.
+/// configuration says: for commands that report on or copy out the data (`check`, `dump`),
+/// which must not take a damaged file's bytes for the store's.
 pub fn open_existing_checked(dir: &Path) -> Result<Store> {
+    open_in(dir, true)
+}
+
+fn open_in(dir: &Path, check: bool) -> Result<Store> {
     existing(dir)?;
-    let shown = dir.display();
-    let config =
-        tradestore::Config::load(dir).with_context(|| format!("opening the store in {shown}"))?;
-    Store::open(
-        dir,
-        tradestore::Config {
-            check_on_open: true,
-            ..config
-        },
-    )
-    .with_context(|| format!("opening the store in {shown}"))
+    let opened = tradestore::Config::load(dir).and_then(|config| {
+        let check_on_open = config.check_on_open || check;
+        Store::open(
+            dir,
+            tradestore::Config {
+                check_on_open,
+                ..config
+            },
+        )
+    });
+    opened.with_context(|| format!("opening the store in {}", dir.display()))
 }
 
 /// Checks that `dir` holds a store (see [`open_existing`]).
