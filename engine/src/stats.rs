@@ -20,6 +20,9 @@ pub(crate) struct Metrics {
     fsync: Mutex<Histogram<u64>>,
     apply: Mutex<Histogram<u64>>,
     group: Mutex<Histogram<u64>>,
+    archive: Mutex<Histogram<u64>>,
+    /// Archive runs that failed.
+    pub archive_failures: AtomicU64,
     pub commits: AtomicU64,
     pub conflicts: AtomicU64,
     pub deadlocks: AtomicU64,
@@ -40,6 +43,8 @@ impl Default for Metrics {
             fsync: Mutex::new(histogram()),
             apply: Mutex::new(histogram()),
             group: Mutex::new(histogram()),
+            archive: Mutex::new(histogram()),
+            archive_failures: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
             deadlocks: AtomicU64::new(0),
@@ -71,6 +76,19 @@ impl Metrics {
         self.apply.lock().saturating_record(us(d));
     }
 
+    /// One archive run ([`crate::archive`]), and whether it succeeded.
+    pub(crate) fn archive(&self, d: Duration, ok: bool) {
+        self.archive.lock().saturating_record(us(d));
+        if !ok {
+            self.archive_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A copy of the archive runs' latency histogram (us).
+    pub(crate) fn archive_histogram(&self) -> Histogram<u64> {
+        self.archive.lock().clone()
+    }
+
     /// Copies of the four histograms: commit, fsync and apply latency (us), group size.
     pub(crate) fn histograms(&self) -> [(&'static str, Histogram<u64>); 4] {
         [
@@ -92,6 +110,7 @@ impl Metrics {
             fsync_us: Summary::of(&self.fsync.lock()),
             apply_us: Summary::of(&self.apply.lock()),
             group_size: Summary::of(&self.group.lock()),
+            archive_us: Summary::of(&self.archive.lock()),
             commits: get(&self.commits),
             conflicts: get(&self.conflicts),
             deadlocks: get(&self.deadlocks),
@@ -142,6 +161,7 @@ pub struct Stats {
     fsync_us: Summary,
     apply_us: Summary,
     group_size: Summary,
+    archive_us: Summary,
     commits: u64,
     conflicts: u64,
     deadlocks: u64,
@@ -173,6 +193,10 @@ impl Stats {
     /// Transactions per journal group.
     pub fn group_size(&self) -> Summary {
         self.group_size
+    }
+    /// Latency of archive runs ([`Store::archive_trades`](crate::Store::archive_trades)).
+    pub fn archive_us(&self) -> Summary {
+        self.archive_us
     }
     /// Committed write transactions.
     pub fn commits(&self) -> u64 {

@@ -342,6 +342,17 @@ impl Store {
                 }
             }
         }
+        let archive = {
+            let txn = db.begin_read()?;
+            Arc::new(crate::archive::Archive::load(
+                &dir,
+                &txn,
+                config.archive_cache_mb << 20,
+            )?)
+        };
+        if let Some(id) = archive.max_id() {
+            ids.observe(TableId::Trades, id);
+        }
         let config_lock_timeout = config.lock_timeout_ms;
         let row_cache_bytes = config.row_cache_mb << 20;
         let recent = crate::recent::RecentTrades::new(config.recent_trades).map(Arc::new);
@@ -365,6 +376,7 @@ impl Store {
             view_gen: AtomicU64::new(0),
             rows: crate::rowcache::RowCache::new(row_cache_bytes).map(Arc::new),
             recent,
+            archive,
             commit: Mutex::new(CommitState::new(last_seq)),
             durable: AtomicU64::new(last_seq),
             commit_cv: Condvar::new(),

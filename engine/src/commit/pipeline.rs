@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     pub rows: Option<Arc<crate::rowcache::RowCache>>,
     /// The newest trades, for reads by id, unless configured off (`recent_trades = 0`).
     pub recent: Option<Arc<crate::recent::RecentTrades>>,
+    /// The archive tier's segments and their cache.
+    pub archive: Arc<crate::archive::Archive>,
     /// Bytes of keys and values the overlay holds, changed under the `published` write lock:
     /// committers check it for backpressure without taking the lock a publishing leader
     /// holds.
@@ -176,6 +178,7 @@ impl Shared {
             generation,
             self.rows.clone(),
             recent,
+            &self.archive,
         )?);
         self.view_gen.store(generation, Ordering::SeqCst);
         *slot = Some(Arc::clone(&v));

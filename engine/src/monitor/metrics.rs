@@ -236,6 +236,14 @@ pub(crate) fn gather(shared: &Shared, queries: &QueryEngine, dir: &Path) -> Metr
             ),
         }
     }
+    b.histogram(
+        "tradestore_archive_duration_seconds",
+        "Latency of archive runs (old trades moved into compressed segments).",
+        vec![(
+            Vec::new(),
+            histogram_data(&m.archive_histogram(), LATENCY_BUCKETS, us),
+        )],
+    );
     let shapes = queries.shape_latencies();
     b.histogram(
         "tradestore_query_duration_seconds",
@@ -273,6 +281,31 @@ pub(crate) fn gather(shared: &Shared, queries: &QueryEngine, dir: &Path) -> Metr
         "Retries made by transact.",
         Kind::Counter,
         count(&m.retries),
+    );
+    b.scalar(
+        "tradestore_archive_failures_total",
+        "Archive runs that failed.",
+        Kind::Counter,
+        count(&m.archive_failures),
+    );
+    let segments = shared.archive.segments();
+    b.scalar(
+        "tradestore_archive_segments",
+        "Archive segments the store lists.",
+        Kind::Gauge,
+        segments.len() as f64,
+    );
+    b.scalar(
+        "tradestore_archived_trades",
+        "Trades held in archive segments.",
+        Kind::Gauge,
+        segments.iter().map(|s| s.rows).sum::<u64>() as f64,
+    );
+    b.scalar(
+        "tradestore_archive_bytes",
+        "Bytes of the archive segment files.",
+        Kind::Gauge,
+        segments.iter().map(|s| s.file_bytes).sum::<u64>() as f64,
     );
     b.scalar(
         "tradestore_checkpoints_total",

@@ -47,6 +47,7 @@ impl RowChange {
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
 const APPLIED_KEY: &str = "applied_seq";
 const ACKED_KEY: &str = "acked_seq";
+const ARCHIVE_KEY: &str = "archive_segments";
 
 /// A number kept in the `meta` table, 0 when it was never written.
 fn read_meta(txn: &redb::ReadTransaction, key: &str) -> Result<u64> {
@@ -81,6 +82,16 @@ pub(crate) fn read_acked_seq(txn: &redb::ReadTransaction) -> Result<u64> {
 /// Records `seq` as acknowledged as durable (its journal record was synced).
 pub(crate) fn write_acked_seq(txn: &redb::WriteTransaction, seq: u64) -> Result<()> {
     write_meta(txn, ACKED_KEY, seq)
+}
+
+/// The number of archive segments this redb state lists ([`crate::archive`]).
+pub(crate) fn read_archive_segments(txn: &redb::ReadTransaction) -> Result<u64> {
+    read_meta(txn, ARCHIVE_KEY)
+}
+
+/// Records how many archive segments this write lists.
+pub(crate) fn write_archive_segments(txn: &redb::WriteTransaction, n: u64) -> Result<()> {
+    write_meta(txn, ARCHIVE_KEY, n)
 }
 
 /// An index entry to write: its key, and the row it keeps (`None` removes the entry).

@@ -38,6 +38,8 @@ pub(crate) struct RedbView {
     rows: Option<Arc<RowCache>>,
     /// The ring of the newest trades, and the highest of its tags this view contains.
     recent: Option<(Arc<RecentTrades>, u64)>,
+    /// The archive segments this redb state lists.
+    archive: crate::archive::ArchiveView,
 }
 
 impl RedbView {
@@ -46,8 +48,10 @@ impl RedbView {
         generation: u64,
         rows: Option<Arc<RowCache>>,
         recent: Option<(Arc<RecentTrades>, u64)>,
+        archive: &Arc<crate::archive::Archive>,
     ) -> Result<RedbView> {
         let applied = crate::state::read_applied_seq(&txn)?;
+        let archive = archive.view(crate::state::read_archive_segments(&txn)?);
         Ok(RedbView {
             txn,
             tables: Default::default(),
@@ -56,6 +60,7 @@ impl RedbView {
             generation,
             rows,
             recent,
+            archive,
         })
     }
 }
@@ -204,12 +209,17 @@ impl Snapshot {
                 if let Some(rows) = &self.view.rows {
                     return self.cached(rows, table, key)?.map(|v| f(&v)).transpose();
                 }
-                guard_read("reading a row", || {
-                    self.table(table)?
-                        .get(key)?
-                        .map(|g| f(g.value()))
-                        .transpose()
-                })
+                // `f` is called once: on the hot row, or else on the archived one.
+                let mut f = Some(f);
+                let hot = guard_read("reading a row", || match self.table(table)?.get(key)? {
+                    Some(g) => f.take().map(|f| f(g.value())).transpose(),
+                    None => Ok(None),
+                })?;
+                match (hot, f) {
+                    (Some(v), _) => Ok(Some(v)),
+                    (None, Some(f)) => self.archived(table, key)?.map(|v| f(&v)).transpose(),
+                    (None, None) => Ok(None),
+                }
             }
         }
     }
@@ -225,11 +235,22 @@ impl Snapshot {
             Some(Entry::Del) => Ok(None),
             None => match &self.view.rows {
                 Some(rows) => self.cached(rows, table, key),
-                None => guard_read("reading a row", || {
+                None => match guard_read("reading a row", || {
                     Ok(self.table(table)?.get(key)?.map(|g| Arc::from(g.value())))
-                }),
+                })? {
+                    Some(v) => Ok(Some(v)),
+                    None => self.archived(table, key),
+                },
             },
         }
+    }
+
+    /// A row the hot tables do not hold, from the archive tier (only trades are archived).
+    fn archived(&self, table: TableId, key: &[u8]) -> Result<Option<Arc<[u8]>>> {
+        if table != TableId::Trades || self.view.archive.is_empty() {
+            return Ok(None);
+        }
+        self.view.archive.get(key)
     }
 
     /// A row below the overlay: from the row cache, else from redb (and then cached).
@@ -237,9 +258,12 @@ impl Snapshot {
         if let Some(v) = rows.get(table, key, self.view.generation) {
             return Ok(Some(v));
         }
-        let found = guard_read("reading a row", || {
+        let found = match guard_read("reading a row", || {
             Ok(self.table(table)?.get(key)?.map(|g| Arc::from(g.value())))
-        })?;
+        })? {
+            Some(v) => Some(v),
+            None => self.archived(table, key)?,
+        };
         if let Some(v) = &found {
             rows.fill(table, key, v, self.view.generation);
         }
@@ -256,6 +280,11 @@ impl Snapshot {
         upper: Upper,
         f: &mut Visit<'_>,
     ) -> Result<Option<Vec<u8>>> {
+        let upper = if self.view.archive.covers(source) {
+            crate::archive::merge(upper, self.view.archive.range(source, range)?)
+        } else {
+            upper
+        };
         let mut up: Box<dyn Iterator<Item = (Vec<u8>, Entry)>> = if reverse {
             Box::new(upper.into_iter().rev())
         } else {
@@ -321,7 +350,7 @@ impl Snapshot {
 
     /// Rows of a table as of the snapshot.
     pub(crate) fn count(&self, table: TableId) -> Result<u64> {
-        let base = guard_read("counting rows", || Ok(self.table(table)?.len()?))?;
+        let base = self.approx_count(table)?;
         let mut n = i128::from(base);
         for (k, e) in
             self.overlay_range(space_of_table(table), (Bound::Unbounded, Bound::Unbounded))
@@ -339,7 +368,12 @@ impl Snapshot {
     /// The number of rows of a table in the redb snapshot, without the overlay: O(1), and
     /// off by at most what the applier has yet to move (good enough for estimates).
     pub(crate) fn approx_count(&self, table: TableId) -> Result<u64> {
-        guard_read("counting rows", || Ok(self.table(table)?.len()?))
+        let hot = guard_read("counting rows", || Ok(self.table(table)?.len()?))?;
+        Ok(if table == TableId::Trades {
+            hot + self.view.archive.rows()
+        } else {
+            hot
+        })
     }
 
     /// Entries of an index as of the snapshot.

@@ -1,0 +1,749 @@
+//! The archive tier: old trades leave the hot redb file for immutable, zstd-compressed
+//! segment files under `archive/trades/`, and every read path still sees them.
+//!
+//! [`Store::archive_trades`] moves the oldest trades (by id, while their `ts` is before a
+//! cutoff) in segments of at most [`SEGMENT_MAX_ROWS`]. A segment is written and synced
+//! first; then one durable redb commit removes its trades (and their index entries) from
+//! the hot tables, lists the segment in the catalog (`archive/trades/<first id>`) and counts
+//! it in the `meta` table (`archive_segments`). That commit is the switch: a crash before
+//! it leaves an unlisted file (removed by the next archive run) and every trade still hot.
+//!
+//! Reads are transparent. A read view pairs its redb snapshot with the segments that
+//! snapshot lists, so a trade is seen exactly once, hot or archived:
+//! - a point get that misses the hot tables looks in the segment whose id range holds the
+//!   id;
+//! - a scan of `trades`, or of an index on it, merges the archived entries in range with the
+//!   hot ones (index entries of archived trades are derived from the rows on first use and
+//!   cached, so indexes created after archiving cover them too);
+//! - counts add the archived rows.
+//!
+//! Archived trades are read-only, as trades already are. Decoded segments are kept in a
+//! cache bounded by `archive_cache_mb`; a scan that reaches the archive reads whole
+//! segments, which makes cold reads slower than hot ones by design.
+//!
+//! Segment file layout (little-endian):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 8 | magic `TSARCH1\n` |
+//! | 8 | uncompressed body length |
+//! | 4 | CRC32C of the compressed body |
+//! | rest | zstd frame of the body: postcard `Vec<(key, record)>` in key order |
+
+use std::collections::HashSet;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+use redb::{Durability, ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+use tradestore_schema::{TableId, codec};
+
+use crate::error::{Error, Result};
+use crate::layout::{self, IndexSpec};
+use crate::state::{Entry, RowChange};
+use crate::store::Store;
+
+/// The most trades one segment holds.
+pub const SEGMENT_MAX_ROWS: usize = 65_536;
+/// The largest uncompressed body a segment may declare (far above what
+/// [`SEGMENT_MAX_ROWS`] rows of `max_value_bytes` need in practice, and a bound on what a
+/// damaged file can make the reader allocate).
+const MAX_BODY_BYTES: u64 = 1 << 30;
+const MAGIC: &[u8; 8] = b"TSARCH1\n";
+const HEADER: usize = 20;
+/// Catalog keys of the segments: this prefix, then the first id in 20 digits.
+pub(crate) const CATALOG_PREFIX: &str = "archive/trades/";
+/// The folder of the segment files, under the store's directory.
+pub const FOLDER: &str = "archive/trades";
+/// zstd level: archiving runs in the background of a live store; level 6 compresses trade
+/// records nearly as well as the slow levels at several times their speed.
+const LEVEL: i32 = 6;
+
+/// A segment as the catalog lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentMeta {
+    /// The file, relative to the store's directory.
+    pub file: String,
+    /// The lowest trade id it holds.
+    pub first_id: u64,
+    /// The highest trade id it holds.
+    pub last_id: u64,
+    /// Trades it holds.
+    pub rows: u64,
+    /// The oldest and newest `ts` of its trades (ns since the epoch).
+    pub min_ts: i64,
+    /// See `min_ts`.
+    pub max_ts: i64,
+    /// Bytes of the uncompressed body.
+    pub raw_bytes: u64,
+    /// Bytes of the file.
+    pub file_bytes: u64,
+    /// CRC32C of the whole file.
+    pub crc32c: u32,
+    /// When it was written, ns since the epoch.
+    pub created_ns: u64,
+}
+
+/// What one [`Store::archive_trades`] call did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ArchiveReport {
+    /// Segments written.
+    pub segments: Vec<SegmentMeta>,
+    /// Trades moved out of the hot tables.
+    pub trades: u64,
+    /// Their records' bytes, uncompressed.
+    pub raw_bytes: u64,
+    /// Bytes of the segment files written.
+    pub file_bytes: u64,
+    /// Unlisted files left by an interrupted run, removed.
+    pub removed_orphans: Vec<String>,
+}
+
+/// The archive as the store sees it: every listed segment, and the cache of decoded ones.
+pub(crate) struct Archive {
+    dir: PathBuf,
+    /// In the order they were listed (the `meta` count of a redb snapshot is a prefix).
+    segments: RwLock<Arc<Vec<Arc<SegmentMeta>>>>,
+    cache: Mutex<Cache>,
+    /// Held by an archive run: one at a time.
+    pub(crate) run: Mutex<()>,
+}
+
+/// Decoded segments and derived index entries, bounded by bytes, least recently used out.
+struct Cache {
+    budget: u64,
+    bytes: u64,
+    entries: lru::LruCache<CacheKey, (Arc<Vec<(Vec<u8>, Arc<[u8]>)>>, u64)>,
+}
+
+/// A segment's rows (`None`) or its entries of the index in a slot.
+type CacheKey = (u64, Option<u16>);
+
+/// The segments one read view sees.
+#[derive(Clone)]
+pub(crate) struct ArchiveView {
+    archive: Arc<Archive>,
+    segments: Arc<Vec<Arc<SegmentMeta>>>,
+    listed: usize,
+}
+
+impl Archive {
+    /// The archive of the store in `dir`, with the segments its catalog lists.
+    pub(crate) fn load(
+        dir: &Path,
+        txn: &redb::ReadTransaction,
+        cache_bytes: u64,
+    ) -> Result<Archive> {
+        let mut segments: Vec<SegmentMeta> = crate::catalog::scan_json(txn, CATALOG_PREFIX)?;
+        segments.sort_by_key(|s| s.first_id);
+        let listed = crate::state::read_archive_segments(txn)?;
+        if listed != segments.len() as u64 {
+            return Err(Error::corruption(format!(
+                "the catalog lists {} archive segments but the store counts {listed}",
+                segments.len()
+            )));
+        }
+        for s in &segments {
+            check_meta(s)?;
+        }
+        Ok(Archive {
+            dir: dir.to_path_buf(),
+            segments: RwLock::new(Arc::new(segments.into_iter().map(Arc::new).collect())),
+            cache: Mutex::new(Cache {
+                budget: cache_bytes,
+                bytes: 0,
+                entries: lru::LruCache::unbounded(),
+            }),
+            run: Mutex::new(()),
+        })
+    }
+
+    /// The segments a redb snapshot that counts `listed` of them sees.
+    pub(crate) fn view(self: &Arc<Archive>, listed: u64) -> ArchiveView {
+        let segments = Arc::clone(&self.segments.read());
+        let listed = usize::try_from(listed)
+            .unwrap_or(usize::MAX)
+            .min(segments.len());
+        ArchiveView {
+            archive: Arc::clone(self),
+            segments,
+            listed,
+        }
+    }
+
+    /// Every listed segment.
+    pub(crate) fn segments(&self) -> Arc<Vec<Arc<SegmentMeta>>> {
+        Arc::clone(&self.segments.read())
+    }
+
+    /// The highest archived trade id.
+    pub(crate) fn max_id(&self) -> Option<u64> {
+        self.segments.read().iter().map(|s| s.last_id).max()
+    }
+
+    fn cached(&self, key: CacheKey) -> Option<Arc<Vec<(Vec<u8>, Arc<[u8]>)>>> {
+        self.cache
+            .lock()
+            .entries
+            .get(&key)
+            .map(|(v, _)| Arc::clone(v))
+    }
+
+    fn keep(&self, key: CacheKey, value: &Arc<Vec<(Vec<u8>, Arc<[u8]>)>>) {
+        let weight = value
+            .iter()
+            .map(|(k, v)| (k.len() + v.len() + 48) as u64)
+            .sum::<u64>();
+        let mut c = self.cache.lock();
+        if weight > c.budget {
+            return;
+        }
+        if let Some((_, old)) = c.entries.put(key, (Arc::clone(value), weight)) {
+            c.bytes -= old;
+        }
+        c.bytes += weight;
+        while c.bytes > c.budget {
+            match c.entries.pop_lru() {
+                Some((_, (_, w))) => c.bytes -= w,
+                None => break,
+            }
+        }
+    }
+
+    /// A segment's rows, in key order: from the cache, else read, checked and decoded.
+    fn rows(&self, meta: &SegmentMeta) -> Result<Arc<Vec<(Vec<u8>, Arc<[u8]>)>>> {
+        let key = (meta.first_id, None);
+        if let Some(rows) = self.cached(key) {
+            return Ok(rows);
+        }
+        let rows = Arc::new(read_segment(&self.dir.join(&meta.file), meta)?);
+        self.keep(key, &rows);
+        Ok(rows)
+    }
+
+    /// A segment's entries of an index on trades, in key order (derived from its rows).
+    fn index_entries(
+        &self,
+        meta: &SegmentMeta,
+        spec: &IndexSpec,
+    ) -> Result<Arc<Vec<(Vec<u8>, Arc<[u8]>)>>> {
+        let key = (meta.first_id, Some(spec.slot));
+        if let Some(entries) = self.cached(key) {
+            return Ok(entries);
+        }
+        let rows = self.rows(meta)?;
+        let empty: Arc<[u8]> = Arc::from(&[][..]);
+        let mut entries = Vec::with_capacity(rows.len());
+        for (pk, record) in rows.iter() {
+            let r = codec::decode_any(TableId::Trades, record).map_err(|e| {
+                Error::corruption(format!("{}: a trade does not decode: {e}", meta.file))
+            })?;
+            let value = if spec.def.covering {
+                Arc::clone(record)
+            } else {
+                Arc::clone(&empty)
+            };
+            entries.push((crate::txn::entry_key(spec, &r, pk), value));
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let entries = Arc::new(entries);
+        self.keep(key, &entries);
+        Ok(entries)
+    }
+}
+
+impl ArchiveView {
+    fn listed(&self) -> &[Arc<SegmentMeta>] {
+        &self.segments[..self.listed]
+    }
+
+    /// Whether this view sees any archived trade.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.listed == 0
+    }
+
+    /// Archived trades this view sees.
+    pub(crate) fn rows(&self) -> u64 {
+        self.listed().iter().map(|s| s.rows).sum()
+    }
+
+    /// Whether the archive applies to reads of `source`.
+    pub(crate) fn covers(&self, source: crate::txn::Source<'_>) -> bool {
+        !self.is_empty()
+            && match source {
+                crate::txn::Source::Table(t) => t == TableId::Trades,
+                crate::txn::Source::Index(spec) => spec.def.table == TableId::Trades,
+            }
+    }
+
+    /// The archived record of a trade, by its key.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Arc<[u8]>>> {
+        let Some(id) = crate::keys::id_of(key) else {
+            return Ok(None);
+        };
+        for meta in self
+            .listed()
+            .iter()
+            .filter(|s| (s.first_id..=s.last_id).contains(&id))
+        {
+            let rows = self.archive.rows(meta)?;
+            if let Ok(i) = rows.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                return Ok(Some(Arc::clone(&rows[i].1)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The archived entries of `source` in `range`, ascending.
+    pub(crate) fn range(
+        &self,
+        source: crate::txn::Source<'_>,
+        range: (Bound<&[u8]>, Bound<&[u8]>),
+    ) -> Result<Vec<(Vec<u8>, Entry)>> {
+        let mut out = Vec::new();
+        let mut parts = 0;
+        for meta in self.listed() {
+            let entries = match source {
+                crate::txn::Source::Table(_) => {
+                    let (lo, hi) = (
+                        crate::keys::id_key(meta.first_id),
+                        crate::keys::id_key(meta.last_id),
+                    );
+                    if !overlaps(range, &lo, &hi) {
+                        continue;
+                    }
+                    self.archive.rows(meta)?
+                }
+                crate::txn::Source::Index(spec) => self.archive.index_entries(meta, spec)?,
+            };
+            let start = match range.0 {
+                Bound::Included(k) => entries.partition_point(|(e, _)| e.as_slice() < k),
+                Bound::Excluded(k) => entries.partition_point(|(e, _)| e.as_slice() <= k),
+                Bound::Unbounded => 0,
+            };
+            let end = match range.1 {
+                Bound::Included(k) => entries.partition_point(|(e, _)| e.as_slice() <= k),
+                Bound::Excluded(k) => entries.partition_point(|(e, _)| e.as_slice() < k),
+                Bound::Unbounded => entries.len(),
+            };
+            if start < end {
+                parts += 1;
+                out.extend(
+                    entries[start..end]
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Entry::Put(Arc::clone(v)))),
+                );
+            }
+        }
+        if parts > 1 {
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Ok(out)
+    }
+}
+
+/// Whether `range` can hold a key in `lo ..= hi`.
+fn overlaps(range: (Bound<&[u8]>, Bound<&[u8]>), lo: &[u8], hi: &[u8]) -> bool {
+    let below = match range.1 {
+        Bound::Included(e) => e < lo,
+        Bound::Excluded(e) => e <= lo,
+        Bound::Unbounded => false,
+    };
+    let above = match range.0 {
+        Bound::Included(s) => s > hi,
+        Bound::Excluded(s) => s >= hi,
+        Bound::Unbounded => false,
+    };
+    !below && !above
+}
+
+/// Merges archived entries (ascending) into the upper layers' (ascending); an upper entry
+/// wins on an equal key.
+pub(crate) fn merge(
+    upper: Vec<(Vec<u8>, Entry)>,
+    archived: Vec<(Vec<u8>, Entry)>,
+) -> Vec<(Vec<u8>, Entry)> {
+    if upper.is_empty() {
+        return archived;
+    }
+    if archived.is_empty() {
+        return upper;
+    }
+    let mut out = Vec::with_capacity(upper.len() + archived.len());
+    let mut a = archived.into_iter().peekable();
+    for u in upper {
+        while let Some(x) = a.next_if(|x| x.0 < u.0) {
+            out.push(x);
+        }
+        if a.peek().is_some_and(|x| x.0 == u.0) {
+            a.next();
+        }
+        out.push(u);
+    }
+    out.extend(a);
+    out
+}
+
+/// A listed segment's description must be one this code could have written.
+fn check_meta(s: &SegmentMeta) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::corruption(format!(
+            "archive segment {}: {why}",
+            s.file
+        )))
+    };
+    let expected = segment_file(s.first_id, s.last_id);
+    if s.file != expected {
+        return bad(&format!(
+            "listed under the wrong name (expected {expected})"
+        ));
+    }
+    if s.first_id > s.last_id || s.rows == 0 || s.rows > s.last_id - s.first_id + 1 {
+        return bad("its id range and row count disagree");
+    }
+    if s.rows > SEGMENT_MAX_ROWS as u64 || s.raw_bytes > MAX_BODY_BYTES {
+        return bad("larger than any segment this engine writes");
+    }
+    Ok(())
+}
+
+/// The file of a segment, relative to the store's directory.
+fn segment_file(first: u64, last: u64) -> String {
+    format!("{FOLDER}/{first:020}-{last:020}.seg")
+}
+
+/// Reads a segment file and checks it against its listing.
+fn read_segment(path: &Path, meta: &SegmentMeta) -> Result<Vec<(Vec<u8>, Arc<[u8]>)>> {
+    let shown = path.display();
+    let bytes = read_bounded(path, meta.file_bytes)?;
+    let bad = |why: String| Error::corruption(format!("archive segment {shown}: {why}"));
+    if bytes.len() as u64 != meta.file_bytes {
+        return Err(bad(format!(
+            "{} bytes, but it was written with {}",
+            bytes.len(),
+            meta.file_bytes
+        )));
+    }
+    if crc32c::crc32c(&bytes) != meta.crc32c {
+        return Err(bad(
+            "its checksum does not match: the file is damaged".into()
+        ));
+    }
+    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+        return Err(bad("not an archive segment (bad magic)".into()));
+    }
+    let raw_len = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default());
+    let body_crc = u32::from_le_bytes(bytes[16..20].try_into().unwrap_or_default());
+    let body = &bytes[HEADER..];
+    if crc32c::crc32c(body) != body_crc {
+        return Err(bad("its body's checksum does not match".into()));
+    }
+    if raw_len != meta.raw_bytes || raw_len > MAX_BODY_BYTES {
+        return Err(bad(format!(
+            "declares {raw_len} uncompressed bytes, the catalog {}",
+            meta.raw_bytes
+        )));
+    }
+    let raw = zstd::bulk::decompress(body, usize::try_from(raw_len).unwrap_or(usize::MAX))
+        .map_err(|e| bad(format!("does not decompress: {e}")))?;
+    if raw.len() as u64 != raw_len {
+        return Err(bad("decompresses to a different length".into()));
+    }
+    let rows: Vec<(Vec<u8>, Vec<u8>)> =
+        postcard::from_bytes(&raw).map_err(|e| bad(format!("does not decode: {e}")))?;
+    if rows.len() as u64 != meta.rows {
+        return Err(bad(format!(
+            "holds {} trades, the catalog lists {}",
+            rows.len(),
+            meta.rows
+        )));
+    }
+    let mut previous: Option<u64> = None;
+    for (k, _) in &rows {
+        let id = crate::keys::id_of(k).ok_or_else(|| bad("a key is not a trade id".into()))?;
+        if previous.is_some_and(|p| p >= id) || !(meta.first_id..=meta.last_id).contains(&id) {
+            return Err(bad("its trades are out of order or out of range".into()));
+        }
+        previous = Some(id);
+    }
+    Ok(rows.into_iter().map(|(k, v)| (k, Arc::from(v))).collect())
+}
+
+/// A file's bytes, refusing one longer than `expected` (a damaged listing or a swapped
+/// file must not make the reader load anything large).
+fn read_bounded(path: &Path, expected: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let shown = path.display();
+    let file = std::fs::File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::corruption(format!(
+                "archive segment {shown} is missing; restore it from a backup of the store"
+            ))
+        } else {
+            Error::io(format!("opening archive segment {shown}"), e)
+        }
+    })?;
+    let mut bytes = Vec::new();
+    file.take(expected.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(format!("reading archive segment {shown}"), e))?;
+    Ok(bytes)
+}
+
+/// Encodes rows (key order) as a segment file's bytes; returns them and the body's length.
+fn encode_segment(rows: &[(Vec<u8>, Vec<u8>)]) -> Result<(Vec<u8>, u64)> {
+    let raw = postcard::to_allocvec(rows)
+        .map_err(|e| Error::invalid(format!("encoding an archive segment: {e}")))?;
+    let body = zstd::bulk::compress(&raw, LEVEL)
+        .map_err(|e| Error::io("compressing an archive segment", e))?;
+    let mut out = Vec::with_capacity(HEADER + body.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok((out, raw.len() as u64))
+}
+
+/// Writes `bytes` to `path` durably: a temporary file, synced, renamed, the folder synced.
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let folder = path
+        .parent()
+        .ok_or_else(|| Error::invalid(format!("{} has no folder", path.display())))?;
+    std::fs::create_dir_all(folder)
+        .map_err(|e| Error::io(format!("creating {}", folder.display()), e))?;
+    let tmp = path.with_extension("tmp");
+    let io = |what: &str, e| Error::io(format!("{what} {}", tmp.display()), e);
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", e))?;
+    f.write_all(bytes).map_err(|e| io("writing", e))?;
+    f.sync_all().map_err(|e| io("syncing", e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| io("renaming", e))?;
+    sync_dir(folder)
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// The oldest hot trades to archive next: from the lowest id up, while `ts < before`, at
+/// most [`SEGMENT_MAX_ROWS`].
+fn candidates(db: &redb::Database, before: i64) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(layout::data_table(TableId::Trades))?;
+    let mut out = Vec::new();
+    for item in table.iter()? {
+        let (k, v) = item?;
+        let trade: tradestore_schema::Trade = codec::decode(v.value()).map_err(|e| {
+            Error::corruption(format!(
+                "trade {}: does not decode: {e}",
+                crate::keys::show(k.value())
+            ))
+        })?;
+        if trade.ts >= before || out.len() == SEGMENT_MAX_ROWS {
+            break;
+        }
+        out.push((k.value().to_vec(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// Moves the oldest trades whose `ts` is before `before` (ns since the epoch) into the
+    /// archive tier, segment by segment, and returns what moved. Online: commits continue
+    /// meanwhile, pausing only while each segment's durable redb commit runs. Trades are
+    /// taken by id from the lowest up and the run stops at the first trade at or after the
+    /// cutoff, so the archive holds the store's oldest history; trades the applier has not
+    /// moved into redb yet wait for a later run.
+    ///
+    /// Archived trades stay readable through every read (see the [module](crate::archive)
+    /// documentation); they are read-only, like every trade.
+    pub fn archive_trades(&self, before: i64) -> Result<ArchiveReport> {
+        let started = Instant::now();
+        let out = self.archive_run(before);
+        self.shared.metrics.archive(started.elapsed(), out.is_ok());
+        out
+    }
+
+    fn archive_run(&self, before: i64) -> Result<ArchiveReport> {
+        let shared = &self.shared;
+        let archive = &shared.archive;
+        let _run = archive.run.lock();
+        if shared.poisoned.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(shared.poison_error());
+        }
+        let mut report = ArchiveReport {
+            removed_orphans: remove_orphans(self.dir(), &archive.segments())?,
+            ..ArchiveReport::default()
+        };
+        loop {
+            let rows = candidates(&shared.db, before)?;
+            let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+                break;
+            };
+            let id = |k: &[u8]| {
+                crate::keys::id_of(k)
+                    .ok_or_else(|| Error::corruption("a trade's key is not an id".to_owned()))
+            };
+            let (first_id, last_id) = (id(&first.0)?, id(&last.0)?);
+            let mut ts = (i64::MAX, i64::MIN);
+            for (_, v) in &rows {
+                let t: tradestore_schema::Trade = codec::decode(v)?;
+                ts = (ts.0.min(t.ts), ts.1.max(t.ts));
+            }
+            let (bytes, raw_bytes) = encode_segment(&rows)?;
+            let file = segment_file(first_id, last_id);
+            let path = self.dir().join(&file);
+            write_durably(&path, &bytes)?;
+            let meta = SegmentMeta {
+                file,
+                first_id,
+                last_id,
+                rows: rows.len() as u64,
+                min_ts: ts.0,
+                max_ts: ts.1,
+                raw_bytes,
+                file_bytes: bytes.len() as u64,
+                crc32c: crc32c::crc32c(&bytes),
+                created_ns: crate::index::now_ns(),
+            };
+            if let Err(e) = self.archive_commit(&meta, rows) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+            report.trades += meta.rows;
+            report.raw_bytes += meta.raw_bytes;
+            report.file_bytes += meta.file_bytes;
+            report.segments.push(meta);
+        }
+        Ok(report)
+    }
+
+    /// The switch of one segment: one durable redb commit removes its trades and their
+    /// index entries from the hot tables and lists it.
+    fn archive_commit(&self, meta: &SegmentMeta, rows: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+        let shared = &self.shared;
+        // No index is created or dropped meanwhile: every index's entries of these trades
+        // leave with them.
+        let _ddl = shared.index_ddl.lock();
+        let indexes = self.indexes();
+        let mut txn = shared.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.set_quick_repair(true);
+        {
+            // Trades never change, but the segment must hold exactly what leaves.
+            let table = txn.open_table(layout::data_table(TableId::Trades))?;
+            for (k, v) in &rows {
+                let same = table.get(k.as_slice())?.is_some_and(|g| g.value() == v);
+                if !same {
+                    return Err(Error::new(
+                        crate::ErrorKind::Conflict,
+                        format!(
+                            "trade {} changed while it was being archived; run the archive again",
+                            crate::keys::show(k)
+                        ),
+                    ));
+                }
+            }
+        }
+        let changes: Vec<RowChange> = rows
+            .iter()
+            .map(|(k, _)| RowChange {
+                table: TableId::Trades as u8,
+                key: k.clone(),
+                value: None,
+            })
+            .collect();
+        crate::state::apply_rows(&txn, &indexes, &changes)?;
+        crate::catalog::put_json(
+            &txn,
+            &format!("{CATALOG_PREFIX}{:020}", meta.first_id),
+            meta,
+        )?;
+        let listed = {
+            let mut list = shared.archive.segments.write();
+            let mut next = (**list).clone();
+            next.push(Arc::new(meta.clone()));
+            let n = next.len() as u64;
+            *list = Arc::new(next);
+            n
+        };
+        crate::state::write_archive_segments(&txn, listed)?;
+        let cache = shared
+            .rows
+            .as_deref()
+            .map(crate::rowcache::RowCache::begin_write);
+        if let Some(c) = &cache {
+            for (k, _) in &rows {
+                c.forget(TableId::Trades, k);
+            }
+        }
+        match shared.commit_redb(txn, cache) {
+            Ok(()) => {
+                shared.row_changes[TableId::Trades as usize]
+                    .fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                // Views pair with the count in redb, which did not move: the extra listing
+                // is never read; drop it so the next run's listing takes its place.
+                let mut list = shared.archive.segments.write();
+                let mut next = (**list).clone();
+                next.pop();
+                *list = Arc::new(next);
+                Err(e)
+            }
+        }
+    }
+
+    /// The archive segments the store lists, oldest first.
+    pub fn archive_segments(&self) -> Vec<SegmentMeta> {
+        self.shared
+            .archive
+            .segments()
+            .iter()
+            .map(|s| (**s).clone())
+            .collect()
+    }
+}
+
+/// Removes segment files (and temporary files) in the archive folder that no segment lists:
+/// what a run interrupted before its commit left.
+fn remove_orphans(dir: &Path, listed: &[Arc<SegmentMeta>]) -> Result<Vec<String>> {
+    let folder = dir.join(FOLDER);
+    let names: HashSet<String> = listed
+        .iter()
+        .filter_map(|s| s.file.rsplit('/').next().map(str::to_owned))
+        .collect();
+    let entries = match std::fs::read_dir(&folder) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("listing {}", folder.display()), e)),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("listing {}", folder.display()), e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.ends_with(".seg") || name.ends_with(".tmp");
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if ours && is_file && !names.contains(&name) {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| Error::io(format!("removing {}", entry.path().display()), e))?;
+            removed.push(format!("{FOLDER}/{name}"));
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
