@@ -18,7 +18,8 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const LONG_ABOUT: &str = "\
 Manage a tradestore directory: create it, look inside, dump it to JSON Lines, restore a \
-dump, check its consistency and compact its file (`compact`); query it with SQL (`query`, `explain`), gather the \
+dump, check its consistency and compact its file (`compact`); move old trades into compressed \
+archive segments (`archive`); query it with SQL (`query`, `explain`), gather the \
 planner's statistics (`analyze`), and manage its secondary indexes (`index advise`, \
 `create`, `drop`, `list`, `log`).
 
@@ -48,6 +49,7 @@ enum Command {
     Restore(cli::restore::Args),
     Check(cli::check::Args),
     Compact(cli::compact::Args),
+    Archive(cli::archive::Args),
     Simulate(cli::simulate::Args),
     Bench(cli::bench::Args),
     Query(cli::query::Args),
@@ -107,6 +109,7 @@ fn dispatch(cli: Cli) -> ExitCode {
         Command::Restore(args) => (cli::restore::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Check(args) => (cli::check::run(&args), 2),
         Command::Compact(args) => (cli::compact::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Archive(args) => (cli::archive::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Simulate(args) => (cli::simulate::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Bench(args) => (cli::bench::run(&args), 1),
         Command::Query(args) => (cli::query::run(&args).map(|()| ExitCode::SUCCESS), 1),
