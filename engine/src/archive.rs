@@ -34,13 +34,15 @@ use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use redb::{Durability, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use tradestore_schema::{TableId, codec};
 
+use crate::commit::Shared;
 use crate::error::{Error, Result};
 use crate::layout::{self, IndexSpec};
 use crate::state::{Entry, RowChange};
@@ -569,143 +571,10 @@ impl Store {
     /// moved into redb yet wait for a later run.
     ///
     /// Archived trades stay readable through every read (see the [module](crate::archive)
-    /// documentation); they are read-only, like every trade.
+    /// documentation); they are read-only, like every trade. With `archive_after_s` set, a
+    /// background thread runs this every minute (or every `archive_after_s`, if shorter).
     pub fn archive_trades(&self, before: i64) -> Result<ArchiveReport> {
-        let started = Instant::now();
-        let out = self.archive_run(before);
-        self.shared.metrics.archive(started.elapsed(), out.is_ok());
-        out
-    }
-
-    fn archive_run(&self, before: i64) -> Result<ArchiveReport> {
-        let shared = &self.shared;
-        let archive = &shared.archive;
-        let _run = archive.run.lock();
-        if shared.poisoned.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(shared.poison_error());
-        }
-        let mut report = ArchiveReport {
-            removed_orphans: remove_orphans(self.dir(), &archive.segments())?,
-            ..ArchiveReport::default()
-        };
-        loop {
-            let rows = candidates(&shared.db, before)?;
-            let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-                break;
-            };
-            let id = |k: &[u8]| {
-                crate::keys::id_of(k)
-                    .ok_or_else(|| Error::corruption("a trade's key is not an id".to_owned()))
-            };
-            let (first_id, last_id) = (id(&first.0)?, id(&last.0)?);
-            let mut ts = (i64::MAX, i64::MIN);
-            for (_, v) in &rows {
-                let t: tradestore_schema::Trade = codec::decode(v)?;
-                ts = (ts.0.min(t.ts), ts.1.max(t.ts));
-            }
-            let (bytes, raw_bytes) = encode_segment(&rows)?;
-            let file = segment_file(first_id, last_id);
-            let path = self.dir().join(&file);
-            write_durably(&path, &bytes)?;
-            let meta = SegmentMeta {
-                file,
-                first_id,
-                last_id,
-                rows: rows.len() as u64,
-                min_ts: ts.0,
-                max_ts: ts.1,
-                raw_bytes,
-                file_bytes: bytes.len() as u64,
-                crc32c: crc32c::crc32c(&bytes),
-                created_ns: crate::index::now_ns(),
-            };
-            if let Err(e) = self.archive_commit(&meta, rows) {
-                let _ = std::fs::remove_file(&path);
-                return Err(e);
-            }
-            report.trades += meta.rows;
-            report.raw_bytes += meta.raw_bytes;
-            report.file_bytes += meta.file_bytes;
-            report.segments.push(meta);
-        }
-        Ok(report)
-    }
-
-    /// The switch of one segment: one durable redb commit removes its trades and their
-    /// index entries from the hot tables and lists it.
-    fn archive_commit(&self, meta: &SegmentMeta, rows: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
-        let shared = &self.shared;
-        // No index is created or dropped meanwhile: every index's entries of these trades
-        // leave with them.
-        let _ddl = shared.index_ddl.lock();
-        let indexes = self.indexes();
-        let mut txn = shared.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        txn.set_quick_repair(true);
-        {
-            // Trades never change, but the segment must hold exactly what leaves.
-            let table = txn.open_table(layout::data_table(TableId::Trades))?;
-            for (k, v) in &rows {
-                let same = table.get(k.as_slice())?.is_some_and(|g| g.value() == v);
-                if !same {
-                    return Err(Error::new(
-                        crate::ErrorKind::Conflict,
-                        format!(
-                            "trade {} changed while it was being archived; run the archive again",
-                            crate::keys::show(k)
-                        ),
-                    ));
-                }
-            }
-        }
-        let changes: Vec<RowChange> = rows
-            .iter()
-            .map(|(k, _)| RowChange {
-                table: TableId::Trades as u8,
-                key: k.clone(),
-                value: None,
-            })
-            .collect();
-        crate::state::apply_rows(&txn, &indexes, &changes)?;
-        crate::catalog::put_json(
-            &txn,
-            &format!("{CATALOG_PREFIX}{:020}", meta.first_id),
-            meta,
-        )?;
-        let listed = {
-            let mut list = shared.archive.segments.write();
-            let mut next = (**list).clone();
-            next.push(Arc::new(meta.clone()));
-            let n = next.len() as u64;
-            *list = Arc::new(next);
-            n
-        };
-        crate::state::write_archive_segments(&txn, listed)?;
-        let cache = shared
-            .rows
-            .as_deref()
-            .map(crate::rowcache::RowCache::begin_write);
-        if let Some(c) = &cache {
-            for (k, _) in &rows {
-                c.forget(TableId::Trades, k);
-            }
-        }
-        match shared.commit_redb(txn, cache) {
-            Ok(()) => {
-                shared.row_changes[TableId::Trades as usize]
-                    .fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                // Views pair with the count in redb, which did not move: the extra listing
-                // is never read; drop it so the next run's listing takes its place.
-                let mut list = shared.archive.segments.write();
-                let mut next = (**list).clone();
-                next.pop();
-                *list = Arc::new(next);
-                Err(e)
-            }
-        }
+        archive_trades(&self.shared, self.dir(), before)
     }
 
     /// The archive segments the store lists, oldest first.
@@ -716,6 +585,166 @@ impl Store {
             .iter()
             .map(|s| (**s).clone())
             .collect()
+    }
+}
+
+/// [`Store::archive_trades`], timed into the archive histogram.
+pub(crate) fn archive_trades(shared: &Shared, dir: &Path, before: i64) -> Result<ArchiveReport> {
+    let started = Instant::now();
+    let out = archive_run(shared, dir, before);
+    shared.metrics.archive(started.elapsed(), out.is_ok());
+    out
+}
+
+fn archive_run(shared: &Shared, dir: &Path, before: i64) -> Result<ArchiveReport> {
+    let archive = &shared.archive;
+    let _run = archive.run.lock();
+    if shared.poisoned.load(Ordering::SeqCst) {
+        return Err(shared.poison_error());
+    }
+    let mut report = ArchiveReport {
+        removed_orphans: remove_orphans(dir, &archive.segments())?,
+        ..ArchiveReport::default()
+    };
+    loop {
+        let rows = candidates(&shared.db, before)?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            break;
+        };
+        let id = |k: &[u8]| {
+            crate::keys::id_of(k)
+                .ok_or_else(|| Error::corruption("a trade's key is not an id".to_owned()))
+        };
+        let (first_id, last_id) = (id(&first.0)?, id(&last.0)?);
+        let mut ts = (i64::MAX, i64::MIN);
+        for (_, v) in &rows {
+            let t: tradestore_schema::Trade = codec::decode(v)?;
+            ts = (ts.0.min(t.ts), ts.1.max(t.ts));
+        }
+        let (bytes, raw_bytes) = encode_segment(&rows)?;
+        let file = segment_file(first_id, last_id);
+        let path = dir.join(&file);
+        write_durably(&path, &bytes)?;
+        let meta = SegmentMeta {
+            file,
+            first_id,
+            last_id,
+            rows: rows.len() as u64,
+            min_ts: ts.0,
+            max_ts: ts.1,
+            raw_bytes,
+            file_bytes: bytes.len() as u64,
+            crc32c: crc32c::crc32c(&bytes),
+            created_ns: crate::index::now_ns(),
+        };
+        if let Err(e) = archive_commit(shared, &meta, rows) {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        report.trades += meta.rows;
+        report.raw_bytes += meta.raw_bytes;
+        report.file_bytes += meta.file_bytes;
+        report.segments.push(meta);
+    }
+    Ok(report)
+}
+
+/// The switch of one segment: one durable redb commit removes its trades and their index
+/// entries from the hot tables and lists it.
+fn archive_commit(
+    shared: &Shared,
+    meta: &SegmentMeta,
+    rows: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<()> {
+    // No index is created or dropped meanwhile: every index's entries of these trades
+    // leave with them.
+    let _ddl = shared.index_ddl.lock();
+    let indexes = Arc::clone(&shared.indexes.read());
+    let mut txn = shared.db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    txn.set_quick_repair(true);
+    {
+        // Trades never change, but the segment must hold exactly what leaves.
+        let table = txn.open_table(layout::data_table(TableId::Trades))?;
+        for (k, v) in &rows {
+            let same = table.get(k.as_slice())?.is_some_and(|g| g.value() == v);
+            if !same {
+                return Err(Error::new(
+                    crate::ErrorKind::Conflict,
+                    format!(
+                        "trade {} changed while it was being archived; run the archive again",
+                        crate::keys::show(k)
+                    ),
+                ));
+            }
+        }
+    }
+    let changes: Vec<RowChange> = rows
+        .iter()
+        .map(|(k, _)| RowChange {
+            table: TableId::Trades as u8,
+            key: k.clone(),
+            value: None,
+        })
+        .collect();
+    crate::state::apply_rows(&txn, &indexes, &changes)?;
+    crate::catalog::put_json(
+        &txn,
+        &format!("{CATALOG_PREFIX}{:020}", meta.first_id),
+        meta,
+    )?;
+    let listed = {
+        let mut list = shared.archive.segments.write();
+        let mut next = (**list).clone();
+        next.push(Arc::new(meta.clone()));
+        let n = next.len() as u64;
+        *list = Arc::new(next);
+        n
+    };
+    crate::state::write_archive_segments(&txn, listed)?;
+    let cache = shared
+        .rows
+        .as_deref()
+        .map(crate::rowcache::RowCache::begin_write);
+    if let Some(c) = &cache {
+        for (k, _) in &rows {
+            c.forget(TableId::Trades, k);
+        }
+    }
+    match shared.commit_redb(txn, cache) {
+        Ok(()) => {
+            shared.row_changes[TableId::Trades as usize]
+                .fetch_add(rows.len() as u64, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) => {
+            // Views pair with the count in redb, which did not move: the extra listing is
+            // never read; drop it so the next run's listing takes its place.
+            let mut list = shared.archive.segments.write();
+            let mut next = (**list).clone();
+            next.pop();
+            *list = Arc::new(next);
+            Err(e)
+        }
+    }
+}
+
+/// The background archiver (`archive_after_s` > 0): archives trades older than that, every
+/// minute or every `archive_after_s` if shorter, until the store closes. A failed run is
+/// counted (`tradestore_archive_failures_total`) and tried again at the next turn.
+pub(crate) fn run_archiver(shared: &Shared, dir: &Path) {
+    let after = shared.config.archive_after_s;
+    let every = Duration::from_secs(after.clamp(1, 60));
+    let mut next = Instant::now() + every;
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() < next {
+            continue;
+        }
+        next = Instant::now() + every;
+        let age_ns = i64::try_from(after.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX);
+        let now = i64::try_from(crate::index::now_ns()).unwrap_or(i64::MAX);
+        let _ = archive_trades(shared, dir, now.saturating_sub(age_ns));
     }
 }
 

@@ -8,6 +8,7 @@
 //! | `row_cache_mb` | `TRADESTORE_ROW_CACHE_MB` | 0 | 0 | 0 | row cache for point reads of hot rows, MiB (0: off) |
 //! | `recent_trades` | `TRADESTORE_RECENT_TRADES` | 262144 | 262144 | 262144 | the newest trades kept in memory for reads by id, slots (rounded up to a power of two; 0: off) |
 //! | `archive_cache_mb` | `TRADESTORE_ARCHIVE_CACHE_MB` | 64 | 64 | 64 | decoded archive segments kept in memory for reads of archived trades, MiB |
+//! | `archive_after_s` | `TRADESTORE_ARCHIVE_AFTER_S` | 0 | 0 | 0 | archive trades older than this many seconds in the background, every minute (0: off; `tradestore archive` runs it by hand) |
 //! | `max_value_bytes` | `TRADESTORE_MAX_VALUE_BYTES` | 65536 | 65536 | 65536 | largest encoded record accepted, bytes |
 //! | `check_on_open` | `TRADESTORE_CHECK_ON_OPEN` | false | true | false | run redb's full integrity check when opening |
 //! | `journal_segment_mb` | `TRADESTORE_JOURNAL_SEGMENT_MB` | 8 | 4 | 64 | size of a preallocated journal segment, MiB |
@@ -108,6 +109,8 @@ pub struct Config {
     pub recent_trades: u64,
     /// Decoded archive segments kept in memory, MiB ([`crate::archive`]).
     pub archive_cache_mb: u64,
+    /// Archive trades older than this many seconds in the background; 0 turns it off.
+    pub archive_after_s: u64,
     /// Largest encoded record accepted, in bytes.
     pub max_value_bytes: u64,
     /// Run redb's integrity check on open.
@@ -166,6 +169,7 @@ struct FileConfig {
     row_cache_mb: Option<u64>,
     recent_trades: Option<u64>,
     archive_cache_mb: Option<u64>,
+    archive_after_s: Option<u64>,
     max_value_bytes: Option<u64>,
     check_on_open: Option<bool>,
     journal_segment_mb: Option<u64>,
@@ -198,6 +202,7 @@ const KEYS: &[&str] = &[
     "row_cache_mb",
     "recent_trades",
     "archive_cache_mb",
+    "archive_after_s",
     "max_value_bytes",
     "check_on_open",
     "journal_segment_mb",
@@ -245,6 +250,7 @@ layer!(
     row_cache_mb,
     recent_trades,
     archive_cache_mb,
+    archive_after_s,
     max_value_bytes,
     check_on_open,
     journal_segment_mb,
@@ -290,6 +296,7 @@ impl Config {
             recent_trades: 262_144,
             // About one segment of trades with its index entries.
             archive_cache_mb: 64,
+            archive_after_s: 0,
             max_value_bytes: 65_536,
             check_on_open: false,
             journal_segment_mb: 8,
@@ -433,6 +440,8 @@ impl Config {
         range("row_cache_mb", self.row_cache_mb, 0, 1_048_576)?;
         range("recent_trades", self.recent_trades, 0, 1 << 24)?;
         range("archive_cache_mb", self.archive_cache_mb, 0, 1_048_576)?;
+        // Up to ten years.
+        range("archive_after_s", self.archive_after_s, 0, 315_360_000)?;
         range("max_value_bytes", self.max_value_bytes, 256, 16 << 20)?;
         range("journal_segment_mb", self.journal_segment_mb, 1, 4096)?;
         range(
@@ -492,7 +501,7 @@ impl Config {
         let c = self;
         format!(
             "# tradestore configuration; every key is optional and overrides the profile's default.\n\
-             profile = \"{}\"\ncache_size_mb = {}\nrow_cache_mb = {}\nrecent_trades = {}\narchive_cache_mb = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
+             profile = \"{}\"\ncache_size_mb = {}\nrow_cache_mb = {}\nrecent_trades = {}\narchive_cache_mb = {}\narchive_after_s = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
              journal_segment_mb = {}\njournal_direct_io = {}\nkeep_journal = {}\ncheckpoint_interval_ms = {}\ncheckpoint_mb = {}\n\
              overlay_max_mb = {}\nlock_timeout_ms = {}\nbreaker_failures = {}\nbreaker_cooldown_ms = {}\n\
              plan_cache_size = {}\nindex_auto = {}\nindex_auto_interval_ms = {}\nindex_auto_min_benefit = {}\n\
@@ -503,6 +512,7 @@ impl Config {
             c.row_cache_mb,
             c.recent_trades,
             c.archive_cache_mb,
+            c.archive_after_s,
             c.max_value_bytes,
             c.check_on_open,
             c.journal_segment_mb,

@@ -51,6 +51,19 @@ pub struct FileInfo {
     pub bytes: u64,
 }
 
+/// The archive tier ([`crate::archive`]).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ArchiveInfo {
+    /// Segment files listed.
+    pub segments: u64,
+    /// Trades they hold (counted in the trades table's rows too).
+    pub trades: u64,
+    /// Bytes of their records, uncompressed.
+    pub raw_bytes: u64,
+    /// Bytes of the segment files.
+    pub file_bytes: u64,
+}
+
 /// Everything `tradestore inspect` shows.
 #[derive(Clone, Debug, Serialize)]
 pub struct Inspection {
@@ -68,6 +81,8 @@ pub struct Inspection {
     pub files: Vec<FileInfo>,
     /// Sum of the files' sizes.
     pub total_bytes: u64,
+    /// The archive tier.
+    pub archive: ArchiveInfo,
     /// What opening the store recovered from the journal.
     pub recovery: crate::Recovery,
     /// The write path's counters and latency percentiles since the store was opened.
@@ -124,6 +139,13 @@ pub fn inspect(store: &Store) -> Result<Inspection> {
     list_files(store.dir(), store.dir(), &mut files)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let total_bytes = files.iter().map(|f| f.bytes).sum();
+    let segments = store.archive_segments();
+    let archive = ArchiveInfo {
+        segments: segments.len() as u64,
+        trades: segments.iter().map(|s| s.rows).sum(),
+        raw_bytes: segments.iter().map(|s| s.raw_bytes).sum(),
+        file_bytes: segments.iter().map(|s| s.file_bytes).sum(),
+    };
     Ok(Inspection {
         dir: store.dir().display().to_string(),
         format_version: crate::FORMAT_VERSION,
@@ -132,6 +154,7 @@ pub fn inspect(store: &Store) -> Result<Inspection> {
         indexes,
         files,
         total_bytes,
+        archive,
         recovery: store.recovery().clone(),
         write_path: store.stats(),
     })

@@ -428,6 +428,15 @@ impl Store {
                     .map_err(|e| Error::io("starting the index manager thread", e))?,
             );
         }
+        if shared.config.archive_after_s > 0 {
+            let (s, d) = (Arc::clone(&shared), dir.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("tradestore-archiver".into())
+                    .spawn(move || crate::archive::run_archiver(&s, &d))
+                    .map_err(|e| Error::io("starting the archiver thread", e))?,
+            );
+        }
         let monitor = Arc::new(crate::monitor::Monitor::default());
         if shared.config.monitor {
             let (s, q, m, d) = (

@@ -269,3 +269,36 @@ fn files_left_by_an_interrupted_run_are_removed_by_the_next() -> TestResult {
     assert_clean(&store)?;
     Ok(())
 }
+
+#[test]
+fn the_background_archiver_moves_trades_past_archive_after_s() -> TestResult {
+    let store = TempStore::with_config(Config {
+        archive_after_s: 1,
+        ..Config::default()
+    })?;
+    let order = prepare(&store)?;
+    // Times near 1970: far older than a second.
+    let trades = record(&store, &order, 200, 10)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.archive_segments().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing archived in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let tx = store.read()?;
+    for t in &trades {
+        assert_eq!(tx.get_id::<Trade>(t.id)?.as_ref(), Some(t));
+    }
+    drop(tx);
+    assert_clean(&store)?;
+    let metrics = store.metrics();
+    assert!(
+        metrics
+            .histogram("tradestore_archive_duration_seconds")
+            .is_some_and(|h| h.count > 0),
+        "no archive run was timed"
+    );
+    Ok(())
+}

@@ -105,6 +105,14 @@ fn write_human(out: &mut dyn Write, i: &Inspection) -> std::io::Result<()> {
     writeln!(out)?;
 
     writeln!(out, "recovery        {}", i.recovery)?;
+    writeln!(
+        out,
+        "archive         {} segments, {} trades, {} of records in {} of files",
+        i.archive.segments,
+        i.archive.trades,
+        size(i.archive.raw_bytes),
+        size(i.archive.file_bytes)
+    )?;
     let w = &i.write_path;
     writeln!(
         out,
@@ -132,6 +140,7 @@ fn write_human(out: &mut dyn Write, i: &Inspection) -> std::io::Result<()> {
         ("journal fsync (us)", w.fsync_us()),
         ("redb apply (us)", w.apply_us()),
         ("group size", w.group_size()),
+        ("archive run (us)", w.archive_us()),
     ]
     .iter()
     .map(|(name, s)| {
