@@ -20,6 +20,9 @@ pub(crate) struct Metrics {
     fsync: Mutex<Histogram<u64>>,
     apply: Mutex<Histogram<u64>>,
     group: Mutex<Histogram<u64>>,
+    backup: Mutex<Histogram<u64>>,
+    /// Backups that failed.
+    pub backup_failures: AtomicU64,
     pub commits: AtomicU64,
     pub conflicts: AtomicU64,
     pub deadlocks: AtomicU64,
@@ -40,6 +43,8 @@ impl Default for Metrics {
             fsync: Mutex::new(histogram()),
             apply: Mutex::new(histogram()),
             group: Mutex::new(histogram()),
+            backup: Mutex::new(histogram()),
+            backup_failures: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
             deadlocks: AtomicU64::new(0),
@@ -71,6 +76,16 @@ impl Metrics {
         self.apply.lock().saturating_record(us(d));
     }
 
+    /// Records a backup that succeeded.
+    pub(crate) fn backup(&self, d: Duration) {
+        self.backup.lock().saturating_record(us(d));
+    }
+
+    /// A copy of the backup duration histogram (us).
+    pub(crate) fn backup_histogram(&self) -> Histogram<u64> {
+        self.backup.lock().clone()
+    }
+
     /// Copies of the four histograms: commit, fsync and apply latency (us), group size.
     pub(crate) fn histograms(&self) -> [(&'static str, Histogram<u64>); 4] {
         [
@@ -92,6 +107,8 @@ impl Metrics {
             fsync_us: Summary::of(&self.fsync.lock()),
             apply_us: Summary::of(&self.apply.lock()),
             group_size: Summary::of(&self.group.lock()),
+            backup_us: Summary::of(&self.backup.lock()),
+            backup_failures: get(&self.backup_failures),
             commits: get(&self.commits),
             conflicts: get(&self.conflicts),
             deadlocks: get(&self.deadlocks),
@@ -142,6 +159,8 @@ pub struct Stats {
     fsync_us: Summary,
     apply_us: Summary,
     group_size: Summary,
+    backup_us: Summary,
+    backup_failures: u64,
     commits: u64,
     conflicts: u64,
     deadlocks: u64,
@@ -173,6 +192,14 @@ impl Stats {
     /// Transactions per journal group.
     pub fn group_size(&self) -> Summary {
         self.group_size
+    }
+    /// Duration of the backups that succeeded (`Store::backup`) since the store opened.
+    pub fn backup_us(&self) -> Summary {
+        self.backup_us
+    }
+    /// Backups that failed since the store opened.
+    pub fn backup_failures(&self) -> u64 {
+        self.backup_failures
     }
     /// Committed write transactions.
     pub fn commits(&self) -> u64 {
