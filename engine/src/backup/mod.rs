@@ -20,3 +20,6 @@ pub use list::{BackupListing, list_backups};
 pub use manifest::{FileSum, MANIFEST_FILE, MANIFEST_VERSION, Manifest, TableSum};
 pub use restore::{RestoreReport, restore_backup};
 pub use verify::{BackupVerification, verify_backup};
+
+#[cfg(test)]
+mod tests;
