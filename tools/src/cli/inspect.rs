@@ -120,18 +120,21 @@ fn write_human(out: &mut dyn Write, i: &Inspection) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "counters        commits {}, conflicts {}, deadlocks {}, retries {}, checkpoints {}",
+        "counters        commits {}, conflicts {}, deadlocks {}, retries {}, checkpoints {}, \
+         backup failures {}",
         w.commits(),
         w.conflicts(),
         w.deadlocks(),
         w.retries(),
-        w.checkpoints()
+        w.checkpoints(),
+        w.backup_failures()
     )?;
     let rows: Vec<Vec<String>> = [
         ("commit (us)", w.commit_us()),
         ("journal fsync (us)", w.fsync_us()),
         ("redb apply (us)", w.apply_us()),
         ("group size", w.group_size()),
+        ("backup (us)", w.backup_us()),
     ]
     .iter()
     .map(|(name, s)| {

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod analyze;
+pub mod backup;
 pub mod bench;
 pub mod check;
 pub mod compact;
