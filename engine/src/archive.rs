@@ -119,11 +119,14 @@ pub(crate) struct Archive {
 struct Cache {
     budget: u64,
     bytes: u64,
-    entries: lru::LruCache<CacheKey, (Arc<Vec<(Vec<u8>, Arc<[u8]>)>>, u64)>,
+    entries: lru::LruCache<CacheKey, (Arc<Entries>, u64)>,
 }
 
 /// A segment's rows (`None`) or its entries of the index in a slot.
 type CacheKey = (u64, Option<u16>);
+
+/// Entries (keys and values) in key order.
+type Entries = Vec<(Vec<u8>, Arc<[u8]>)>;
 
 /// The segments one read view sees.
 #[derive(Clone)]
@@ -187,7 +190,7 @@ impl Archive {
         self.segments.read().iter().map(|s| s.last_id).max()
     }
 
-    fn cached(&self, key: CacheKey) -> Option<Arc<Vec<(Vec<u8>, Arc<[u8]>)>>> {
+    fn cached(&self, key: CacheKey) -> Option<Arc<Entries>> {
         self.cache
             .lock()
             .entries
@@ -195,7 +198,7 @@ impl Archive {
             .map(|(v, _)| Arc::clone(v))
     }
 
-    fn keep(&self, key: CacheKey, value: &Arc<Vec<(Vec<u8>, Arc<[u8]>)>>) {
+    fn keep(&self, key: CacheKey, value: &Arc<Entries>) {
         let weight = value
             .iter()
             .map(|(k, v)| (k.len() + v.len() + 48) as u64)
@@ -217,7 +220,7 @@ impl Archive {
     }
 
     /// A segment's rows, in key order: from the cache, else read, checked and decoded.
-    fn rows(&self, meta: &SegmentMeta) -> Result<Arc<Vec<(Vec<u8>, Arc<[u8]>)>>> {
+    fn rows(&self, meta: &SegmentMeta) -> Result<Arc<Entries>> {
         let key = (meta.first_id, None);
         if let Some(rows) = self.cached(key) {
             return Ok(rows);
@@ -228,11 +231,7 @@ impl Archive {
     }
 
     /// A segment's entries of an index on trades, in key order (derived from its rows).
-    fn index_entries(
-        &self,
-        meta: &SegmentMeta,
-        spec: &IndexSpec,
-    ) -> Result<Arc<Vec<(Vec<u8>, Arc<[u8]>)>>> {
+    fn index_entries(&self, meta: &SegmentMeta, spec: &IndexSpec) -> Result<Arc<Entries>> {
         let key = (meta.first_id, Some(spec.slot));
         if let Some(entries) = self.cached(key) {
             return Ok(entries);
@@ -419,7 +418,7 @@ fn segment_file(first: u64, last: u64) -> String {
 }
 
 /// Reads a segment file and checks it against its listing.
-fn read_segment(path: &Path, meta: &SegmentMeta) -> Result<Vec<(Vec<u8>, Arc<[u8]>)>> {
+fn read_segment(path: &Path, meta: &SegmentMeta) -> Result<Entries> {
     let shown = path.display();
     let bytes = read_bounded(path, meta.file_bytes)?;
     let bad = |why: String| Error::corruption(format!("archive segment {shown}: {why}"));

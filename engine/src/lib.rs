@@ -4,7 +4,8 @@
 //! secondary indexes, business rules and foreign keys checked on every write. Recording a
 //! fill is one atomic write of the trade, the order, the position and the cash. Queries go
 //! through a SQL subset or a typed builder ([`query`]), a cost-based planner and an adaptive
-//! index manager; [`monitor`] has the metrics, health checks, alerts and the HTTP monitor.
+//! index manager; [`monitor`] has the metrics, health checks, alerts and the HTTP monitor;
+//! [`backup`] has online backups ([`Store::backup`]), their verification and restore.
 //!
 //! ```
 //! use tradestore::{Config, ReadOps, Store};
@@ -48,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod backup;
 mod breaker;
 mod bulk;
 mod catalog;

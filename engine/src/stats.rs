@@ -23,6 +23,9 @@ pub(crate) struct Metrics {
     archive: Mutex<Histogram<u64>>,
     /// Archive runs that failed.
     pub archive_failures: AtomicU64,
+    backup: Mutex<Histogram<u64>>,
+    /// Backups that failed.
+    pub backup_failures: AtomicU64,
     pub commits: AtomicU64,
     pub conflicts: AtomicU64,
     pub deadlocks: AtomicU64,
@@ -45,6 +48,8 @@ impl Default for Metrics {
             group: Mutex::new(histogram()),
             archive: Mutex::new(histogram()),
             archive_failures: AtomicU64::new(0),
+            backup: Mutex::new(histogram()),
+            backup_failures: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
             deadlocks: AtomicU64::new(0),
@@ -89,6 +94,16 @@ impl Metrics {
         self.archive.lock().clone()
     }
 
+    /// Records a backup that succeeded.
+    pub(crate) fn backup(&self, d: Duration) {
+        self.backup.lock().saturating_record(us(d));
+    }
+
+    /// A copy of the backup duration histogram (us).
+    pub(crate) fn backup_histogram(&self) -> Histogram<u64> {
+        self.backup.lock().clone()
+    }
+
     /// Copies of the four histograms: commit, fsync and apply latency (us), group size.
     pub(crate) fn histograms(&self) -> [(&'static str, Histogram<u64>); 4] {
         [
@@ -111,6 +126,8 @@ impl Metrics {
             apply_us: Summary::of(&self.apply.lock()),
             group_size: Summary::of(&self.group.lock()),
             archive_us: Summary::of(&self.archive.lock()),
+            backup_us: Summary::of(&self.backup.lock()),
+            backup_failures: get(&self.backup_failures),
             commits: get(&self.commits),
             conflicts: get(&self.conflicts),
             deadlocks: get(&self.deadlocks),
@@ -162,6 +179,8 @@ pub struct Stats {
     apply_us: Summary,
     group_size: Summary,
     archive_us: Summary,
+    backup_us: Summary,
+    backup_failures: u64,
     commits: u64,
     conflicts: u64,
     deadlocks: u64,
@@ -197,6 +216,14 @@ impl Stats {
     /// Latency of archive runs ([`Store::archive_trades`](crate::Store::archive_trades)).
     pub fn archive_us(&self) -> Summary {
         self.archive_us
+    }
+    /// Duration of the backups that succeeded (`Store::backup`) since the store opened.
+    pub fn backup_us(&self) -> Summary {
+        self.backup_us
+    }
+    /// Backups that failed since the store opened.
+    pub fn backup_failures(&self) -> u64 {
+        self.backup_failures
     }
     /// Committed write transactions.
     pub fn commits(&self) -> u64 {

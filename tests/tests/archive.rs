@@ -302,3 +302,35 @@ fn the_background_archiver_moves_trades_past_archive_after_s() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn a_backup_carries_the_archive_and_refuses_a_damaged_segment() -> TestResult {
+    let store = TempStore::new()?;
+    let order = prepare(&store)?;
+    record(&store, &order, 600, 10)?;
+    wait_applied(&store)?;
+    let seg = store.archive_trades(310)?.segments.remove(0);
+    let tmp = tempfile::tempdir()?;
+    let backup = store.backup(&tmp.path().join("b"))?;
+    assert!(backup.path.join(&seg.file).is_file());
+    tradestore::backup::verify_backup(&backup.path)?;
+    let restored = tmp.path().join("restored");
+    tradestore::backup::restore_backup(&backup.path, &restored)?;
+    let copy = Store::open_dir(&restored)?;
+    assert_eq!(copy.archive_segments().len(), 1);
+    assert_eq!(dump_bytes(&copy)?, dump_bytes(&store)?);
+    drop(copy);
+
+    // A damaged segment in the store fails the backup rather than copying the damage.
+    let path = store.dir().join(&seg.file);
+    let mut bytes = std::fs::read(&path)?;
+    bytes[30] ^= 0x10;
+    std::fs::write(&path, &bytes)?;
+    let err = store
+        .backup(&tmp.path().join("b2"))
+        .expect_err("a damaged segment was backed up");
+    assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+    assert!(err.to_string().contains(&seg.file), "{err}");
+    assert!(!tmp.path().join("b2").join(&seg.file).exists());
+    Ok(())
+}

@@ -244,6 +244,20 @@ pub(crate) fn gather(shared: &Shared, queries: &QueryEngine, dir: &Path) -> Metr
             histogram_data(&m.archive_histogram(), LATENCY_BUCKETS, us),
         )],
     );
+    b.histogram(
+        "tradestore_backup_duration_seconds",
+        "Duration of the online backups that succeeded.",
+        vec![(
+            Vec::new(),
+            histogram_data(&m.backup_histogram(), LATENCY_BUCKETS, us),
+        )],
+    );
+    b.scalar(
+        "tradestore_backup_failures_total",
+        "Online backups that failed.",
+        Kind::Counter,
+        count(&m.backup_failures),
+    );
     let shapes = queries.shape_latencies();
     b.histogram(
         "tradestore_query_duration_seconds",

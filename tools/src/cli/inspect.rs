@@ -128,12 +128,14 @@ fn write_human(out: &mut dyn Write, i: &Inspection) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "counters        commits {}, conflicts {}, deadlocks {}, retries {}, checkpoints {}",
+        "counters        commits {}, conflicts {}, deadlocks {}, retries {}, checkpoints {}, \
+         backup failures {}",
         w.commits(),
         w.conflicts(),
         w.deadlocks(),
         w.retries(),
-        w.checkpoints()
+        w.checkpoints(),
+        w.backup_failures()
     )?;
     let rows: Vec<Vec<String>> = [
         ("commit (us)", w.commit_us()),
@@ -141,6 +143,7 @@ fn write_human(out: &mut dyn Write, i: &Inspection) -> std::io::Result<()> {
         ("redb apply (us)", w.apply_us()),
         ("group size", w.group_size()),
         ("archive run (us)", w.archive_us()),
+        ("backup (us)", w.backup_us()),
     ]
     .iter()
     .map(|(name, s)| {

@@ -1,0 +1,259 @@
+//! Taking a backup of an open store: one redb read transaction copied raw into a new
+//! database, the configuration and archive files copied beside it, and the manifest last.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use redb::ReadableDatabase;
+use serde::Serialize;
+
+use super::files::{self, Dest};
+use super::manifest::{FileSum, MANIFEST_FILE, Manifest, TableSum};
+use crate::error::{Error, Result, guard_read};
+use crate::state::read_applied_seq;
+use crate::stats::Metrics;
+use crate::store::{DB_FILE, Store};
+
+/// Configuration files copied into a backup when the store has them.
+const CONFIG_FILES: [&str; 2] = ["tradestore.toml", crate::monitor::ALERTS_FILE];
+/// How often a backup looks whether the applier has caught up.
+const POLL: Duration = Duration::from_millis(2);
+
+/// What [`Store::backup`] made.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupReport {
+    /// The backup's directory.
+    pub path: PathBuf,
+    /// When its snapshot was taken (RFC 3339, UTC).
+    pub created: String,
+    /// It holds exactly transactions 1 ..= this.
+    pub applied_seq: u64,
+    /// Every redb table copied, with its entries and checksum.
+    pub tables: Vec<TableSum>,
+    /// Entries of every table together.
+    pub rows: u64,
+    /// Files written (the manifest aside).
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// How long the backup took, in microseconds.
+    pub elapsed_us: u64,
+}
+
+impl Store {
+    /// Backs the store up into `dest`, which must not exist or be an empty directory (a
+    /// directory inside the store's own is refused, except under its `backups/` folder).
+    /// Writers go on committing while it runs.
+    ///
+    /// The backup holds every transaction acknowledged before the call, and is a consistent
+    /// prefix of the store's history: it waits until the applier has moved every
+    /// transaction durable at the call into redb, then copies one redb read transaction,
+    /// which holds exactly transactions 1 ..= its applied sequence number. Beside the copy
+    /// it writes an empty `journal/`, the store's `tradestore.toml` and `alerts.toml`, every
+    /// file under `archive/` except the archived journal, and last `backup.json`, the
+    /// manifest with every table's row count and CRC32C and every file's size and CRC32C.
+    /// Every file and directory is synced. On an error nothing is left in `dest`.
+    ///
+    /// The duration is recorded in the `tradestore_backup_duration_seconds` histogram; a
+    /// failure counts in `tradestore_backup_failures_total`.
+    pub fn backup(&self, dest: &Path) -> Result<BackupReport> {
+        self.timed_backup(Some(dest))
+    }
+
+    /// Backs the store up into a new directory of its `backups/` folder named after the
+    /// snapshot's time and sequence number: `backups/20261127T231500Z-seq42`. See
+    /// [`Store::backup`].
+    pub fn backup_in_store(&self) -> Result<BackupReport> {
+        self.timed_backup(None)
+    }
+
+    fn timed_backup(&self, dest: Option<&Path>) -> Result<BackupReport> {
+        let started = Instant::now();
+        let outcome = self.run_backup(dest, started);
+        match &outcome {
+            Ok(_) => self.shared.metrics.backup(started.elapsed()),
+            Err(_) => Metrics::count(&self.shared.metrics.backup_failures),
+        }
+        outcome
+    }
+
+    fn run_backup(&self, dest: Option<&Path>, started: Instant) -> Result<BackupReport> {
+        if let Some(d) = dest {
+            self.check_destination(d)?;
+        }
+        let target = self.shared.durable.load(Ordering::Acquire);
+        self.wait_applied(target)?;
+        let read = self.shared.db.begin_read()?;
+        let applied = read_applied_seq(&read)?;
+        let created_ns = crate::index::now_ns();
+        let dest = match dest {
+            Some(d) => Dest::claim(d, "backup destination")?,
+            None => self.claim_in_store(created_ns, applied)?,
+        };
+        let db_path = dest.path().join(DB_FILE);
+        let tables = {
+            let copy = redb::Database::builder()
+                .create(&db_path)
+                .map_err(|e| Error::from(e).context(db_path.display()))?;
+            let what = format!("copying {}", self.dir().join(DB_FILE).display());
+            guard_read(&what, || super::tables::copy_all(&read, &copy, applied))?
+        };
+        let segments: Vec<crate::archive::SegmentMeta> =
+            crate::catalog::scan_json(&read, crate::archive::CATALOG_PREFIX)?;
+        drop(read);
+        files::sync_file(&db_path)?;
+        let mut manifest = Manifest::new(created_ns, applied, tables);
+        let (bytes, crc32c) = files::file_sum(&db_path)?;
+        manifest.files.push(FileSum {
+            path: DB_FILE.to_owned(),
+            bytes,
+            crc32c,
+        });
+        files::make_dir(&dest.path().join("journal"))?;
+        for name in CONFIG_FILES {
+            let from = self.dir().join(name);
+            if std::fs::symlink_metadata(&from).is_ok() {
+                let (bytes, crc32c) = files::copy_file(&from, &dest.path().join(name))?;
+                manifest.files.push(FileSum {
+                    path: name.to_owned(),
+                    bytes,
+                    crc32c,
+                });
+            }
+        }
+        let archive = self.dir().join("archive");
+        if std::fs::symlink_metadata(&archive).is_ok_and(|m| m.is_dir()) {
+            let to = dest.path().join("archive");
+            files::make_dir(&to)?;
+            copy_tree(&archive, &to, "archive", &mut manifest.files)?;
+            files::sync_dir(&to)?;
+        }
+        // Segments are renamed into place before they are listed and never change after:
+        // each one the snapshot lists was copied whole, unless the store's copy is damaged.
+        super::verify::check_segments(&segments, &manifest.files)
+            .map_err(|e| e.context(self.dir().display()))?;
+        files::sync_dir(dest.path())?;
+        // Last: a backup without its manifest is unfinished.
+        files::write_atomic(&dest.path().join(MANIFEST_FILE), &manifest.to_json()?)?;
+        let path = dest.path().to_path_buf();
+        dest.keep();
+        Ok(BackupReport {
+            path,
+            created: manifest.created.clone(),
+            applied_seq: applied,
+            rows: manifest.rows(),
+            files: manifest.files.len(),
+            bytes: manifest.bytes(),
+            tables: manifest.tables,
+            elapsed_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// Waits until redb holds every transaction up to `seq` (the applier moves them from
+    /// the overlay in batches).
+    fn wait_applied(&self, seq: u64) -> Result<()> {
+        loop {
+            if self.shared.poisoned.load(Ordering::SeqCst) {
+                return Err(self.shared.poison_error());
+            }
+            if read_applied_seq(&self.shared.db.begin_read()?)? >= seq {
+                return Ok(());
+            }
+            self.shared.apply_cv.notify_one();
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Refuses a destination inside the store's directory, except under `backups/`.
+    fn check_destination(&self, dest: &Path) -> Result<()> {
+        let store = files::resolve(self.dir())?;
+        let target = files::resolve(dest)?;
+        let backups = store.join("backups");
+        if target.starts_with(&store) && !(target.starts_with(&backups) && target != backups) {
+            return Err(Error::invalid(format!(
+                "backup destination {} is inside the store's directory {}: name a directory \
+                 outside it, or one under its backups/ folder",
+                dest.display(),
+                self.dir().display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A new directory `backups/<time>-seq<applied>` of the store (with `-2`, `-3`, ... if
+    /// the name is taken).
+    fn claim_in_store(&self, created_ns: u64, applied: u64) -> Result<Dest> {
+        let name = format!("{}-seq{applied}", compact_timestamp(created_ns));
+        let backups = self.dir().join("backups");
+        let mut n = 1;
+        loop {
+            let candidate = if n == 1 {
+                backups.join(&name)
+            } else {
+                backups.join(format!("{name}-{n}"))
+            };
+            if std::fs::symlink_metadata(&candidate).is_err() {
+                return Dest::claim(&candidate, "backup destination");
+            }
+            n += 1;
+        }
+    }
+}
+
+/// `20261127T231500Z`: the time in UTC, to the second, as a file name.
+pub(crate) fn compact_timestamp(ns: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_nanos(ns))
+        .to_string()
+        .replace(['-', ':'], "")
+}
+
+/// Copies the regular files under `from` into `to` (an existing directory), keeping
+/// relative paths, and lists them in `files` as `rel/...`. At the top of `archive/` the
+/// archived journal (`journal/`) is left out: it belongs to point-in-time recovery of the
+/// store, not to a snapshot. Links and special files are an error.
+fn copy_tree(from: &Path, to: &Path, rel: &str, files: &mut Vec<FileSum>) -> Result<()> {
+    let mut entries = std::fs::read_dir(from)
+        .and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
+        .map_err(|e| Error::io(format!("reading {}", from.display()), e))?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(name) = name.to_str().filter(|n| !n.contains('\\')) else {
+            return Err(Error::invalid(format!(
+                "{}: archive file names must be UTF-8 without backslashes",
+                path.display()
+            )));
+        };
+        if rel == "archive" && name == "journal" {
+            continue;
+        }
+        let child = format!("{rel}/{name}");
+        let kind = entry
+            .file_type()
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if kind.is_dir() {
+            let sub = to.join(name);
+            files::make_dir(&sub)?;
+            copy_tree(&path, &sub, &child, files)?;
+            files::sync_dir(&sub)?;
+        } else if kind.is_file() && name.ends_with(".tmp") {
+            // A segment being written by an archive run: listed only once renamed.
+            continue;
+        } else if kind.is_file() {
+            let (bytes, crc32c) = files::copy_file(&path, &to.join(name))?;
+            files.push(FileSum {
+                path: child,
+                bytes,
+                crc32c,
+            });
+        } else {
+            return Err(Error::invalid(format!(
+                "{} is a symbolic link or a special file: a backup copies regular files only",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}

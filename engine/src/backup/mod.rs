@@ -1,0 +1,25 @@
+//! Online backup, verification and restore.
+//!
+//! [`Store::backup`](crate::Store::backup) copies one redb read transaction (taken once
+//! every acknowledged write is applied) into a new database while writers go on, with the
+//! configuration and archive files and a manifest of checksums; [`verify_backup`] checks a
+//! backup without writing to it; [`restore_backup`] makes a new store of one and proves it
+//! with the consistency check. The manifest's format is described in `manifest.rs`.
+
+mod create;
+mod files;
+mod list;
+mod manifest;
+mod overlay;
+mod restore;
+mod tables;
+mod verify;
+
+pub use create::BackupReport;
+pub use list::{BackupListing, list_backups};
+pub use manifest::{FileSum, MANIFEST_FILE, MANIFEST_VERSION, Manifest, TableSum};
+pub use restore::{RestoreReport, restore_backup};
+pub use verify::{BackupVerification, verify_backup};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,250 @@
+//! `tradestore backup`: take an online backup, list, verify and restore backups.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use indicatif::HumanBytes;
+use tradestore::backup::{self, BackupListing};
+
+use super::store::{StoreDir, open_existing_checked};
+use super::table::{self, Align};
+
+/// Back up the store; list, verify and restore backups.
+#[derive(Debug, clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    long_about = "\
+Back up the store into a new directory: by default <dir>/backups/<UTC time>-seq<N>, or \
+--out PATH (a new or empty directory; one inside the store's directory must be under its \
+backups/ folder). The backup is consistent: it holds every transaction acknowledged before \
+it started, and exactly the transactions 1 ..= N for the sequence number N it reports, \
+copied from one snapshot of the database while writers go on. Beside the database it holds \
+an empty journal/, tradestore.toml and alerts.toml when the store has them, and every file \
+under archive/ except the archived journal. backup.json, written last, lists every table's \
+rows and CRC32C and every file's size and CRC32C.
+
+`backup list` shows the backups under <dir>/backups; `backup verify PATH` checks one \
+without writing to it; `backup restore PATH --to DIR` verifies one, copies it into a new \
+store directory and runs the whole consistency check on it.
+
+The store must not be open in another process; an application that links the engine \
+backs up while it runs with Store::backup."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
+
+    #[command(flatten)]
+    pub store: StoreDir,
+
+    /// The backup's directory: new, or empty. Default: <dir>/backups/<UTC time>-seq<N>.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+
+    /// Print what was backed up (tables with rows and checksums, files, bytes) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `backup` subcommands; without one, `backup` takes a backup.
+#[derive(Debug, clap::Subcommand)]
+pub enum BackupCommand {
+    List(ListArgs),
+    Verify(VerifyArgs),
+    Restore(RestoreArgs),
+}
+
+/// List the backups in the store's backups/ folder.
+#[derive(Debug, clap::Args)]
+#[command(long_about = "\
+List the directories of <dir>/backups with what their backup.json says: when each was \
+taken, the last transaction it holds, its rows and bytes. A directory without a readable \
+manifest (an unfinished or damaged backup) is listed with the problem. Checksums are not \
+checked: run `tradestore backup verify PATH` for that. The store is not opened.")]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub store: StoreDir,
+
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Verify a backup, writing nothing to it.
+#[derive(Debug, clap::Args)]
+#[command(long_about = "\
+Verify a backup without writing to it: backup.json is well formed and names only files \
+inside the backup; every listed file is a regular file of the listed size and CRC32C; \
+tradestore.redb passes redb's integrity check; every table holds the listed rows with the \
+listed CRC32C of its keys and values; and the database holds the listed sequence number. \
+Exits 0 when the backup is whole, 1 with a message naming what is wrong otherwise.")]
+pub struct VerifyArgs {
+    /// The backup's directory.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+
+    /// Print what was verified as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Restore a backup into a new store directory.
+#[derive(Debug, clap::Args)]
+#[command(long_about = "\
+Restore a backup into a new store directory: the backup is verified first, its files are \
+copied into --to (which must not exist or be empty) and synced, then the new store is \
+opened and passes the whole consistency check. On any error nothing is left in --to and \
+the command exits 1.")]
+pub struct RestoreArgs {
+    /// The backup's directory.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+
+    /// The new store's directory: new, or empty.
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+
+    /// Print what was restored as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `backup` and its subcommands.
+pub fn run(args: &Args) -> Result<()> {
+    match &args.command {
+        None => take(args),
+        Some(BackupCommand::List(a)) => list(a),
+        Some(BackupCommand::Verify(a)) => verify(a),
+        Some(BackupCommand::Restore(a)) => restore(a),
+    }
+}
+
+fn take(args: &Args) -> Result<()> {
+    let dir = &args.store.dir;
+    let store = open_existing_checked(dir)?;
+    let report = match &args.out {
+        Some(out) => store
+            .backup(out)
+            .with_context(|| format!("backing up {} to {}", dir.display(), out.display()))?,
+        None => store
+            .backup_in_store()
+            .with_context(|| format!("backing up {}", dir.display()))?,
+    };
+    drop(store);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "backed up {} to {}: up to transaction {}, {} rows in {} tables, {} files, {}",
+            dir.display(),
+            report.path.display(),
+            report.applied_seq,
+            report.rows,
+            report.tables.len(),
+            report.files,
+            HumanBytes(report.bytes)
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn list(args: &ListArgs) -> Result<()> {
+    let dir = &args.store.dir;
+    let found = backup::list_backups(dir)
+        .with_context(|| format!("listing the backups of {}", dir.display()))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &found)?;
+        writeln!(out)?;
+    } else if found.is_empty() {
+        writeln!(out, "no backups in {}", dir.join("backups").display())?;
+    } else {
+        let rows: Vec<Vec<String>> = found.iter().map(listing_row).collect();
+        table::write(
+            &mut out,
+            &[
+                ("BACKUP", Align::Left),
+                ("CREATED", Align::Left),
+                ("SEQ", Align::Right),
+                ("ROWS", Align::Right),
+                ("SIZE", Align::Right),
+                ("PROBLEM", Align::Left),
+            ],
+            &rows,
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn listing_row(l: &BackupListing) -> Vec<String> {
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    vec![
+        l.path.display().to_string(),
+        or_dash(l.created.clone()),
+        or_dash(l.applied_seq.map(|v| v.to_string())),
+        or_dash(l.rows.map(|v| v.to_string())),
+        or_dash(l.bytes.map(|v| HumanBytes(v).to_string())),
+        l.problem.clone().unwrap_or_default(),
+    ]
+}
+
+fn verify(args: &VerifyArgs) -> Result<()> {
+    let v = backup::verify_backup(&args.path)
+        .with_context(|| format!("verifying the backup {}", args.path.display()))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "backup {} is whole: taken {}, up to transaction {}, {} rows in {} tables and {} \
+             files ({}) match their checksums",
+            v.path.display(),
+            v.created,
+            v.applied_seq,
+            v.rows,
+            v.tables.len(),
+            v.files,
+            HumanBytes(v.bytes)
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn restore(args: &RestoreArgs) -> Result<()> {
+    let r = backup::restore_backup(&args.path, &args.to).with_context(|| {
+        format!(
+            "restoring the backup {} into {}",
+            args.path.display(),
+            args.to.display()
+        )
+    })?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &r)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "restored {} into {}: up to transaction {}, {} files ({}); consistency check \
+             clean ({} rows, {} index entries)",
+            args.path.display(),
+            r.to.display(),
+            r.applied_seq,
+            r.files,
+            HumanBytes(r.bytes),
+            r.checked_rows,
+            r.checked_index_entries
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! `tradestore backup` end to end: take a backup with the binary, list it, verify it,
+//! restore it into a new store that dumps the same rows; damaged backups and bad arguments
+//! fail with a clear message, a non-zero status and nothing changed.
+
+use std::error::Error;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+struct Run {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(&self) -> bool {
+        self.status == Some(0)
+    }
+}
+
+/// Runs `tradestore ARGS` with no `TRADESTORE_*` variable of the test's environment.
+fn run(args: &[&str]) -> Result<Run, Box<dyn Error>> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tradestore"));
+    cmd.args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRADESTORE_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()?;
+    Ok(Run {
+        status: out.status.code(),
+        stdout: String::from_utf8(out.stdout)?,
+        stderr: String::from_utf8(out.stderr)?,
+    })
+}
+
+fn s(p: &Path) -> Result<&str, Box<dyn Error>> {
+    Ok(p.to_str().ok_or("temporary path is not UTF-8")?)
+}
+
+const BOOK: &str = r#"{"table":"instruments","record":{"id":1,"symbol":"ACME","tick_size":1000000,"lot_size":100000000,"currency":"USD"}}
+{"table":"accounts","record":{"id":1,"name":"alpha","status":"active"}}
+{"table":"accounts","record":{"id":2,"name":"beta","status":"active"}}
+{"table":"cash","record":{"account":1,"currency":"USD","amount":-196500000}}
+"#;
+
+/// A store holding [`BOOK`]: `(tempdir, store dir)`.
+fn book_store() -> Result<(tempfile::TempDir, std::path::PathBuf), Box<dyn Error>> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("store");
+    let r = run(&["init", "--dir", s(&dir)?])?;
+    assert!(r.ok(), "init: {}", r.stderr);
+    let book = tmp.path().join("book.jsonl");
+    std::fs::write(&book, BOOK)?;
+    let r = run(&["restore", "--dir", s(&dir)?, "--in", s(&book)?])?;
+    assert!(r.ok(), "restore: {}", r.stderr);
+    Ok((tmp, dir))
+}
+
+fn dump(dir: &Path) -> Result<String, Box<dyn Error>> {
+    let r = run(&["dump", "--dir", s(dir)?, "--out", "-"])?;
+    assert!(r.ok(), "dump: {}", r.stderr);
+    Ok(r.stdout)
+}
+
+#[test]
+fn backup_list_verify_restore_round_trip() -> TestResult {
+    let (tmp, dir) = book_store()?;
+    let d = s(&dir)?;
+
+    // The default destination, under the store's backups/ folder.
+    let r = run(&["backup", "--dir", d])?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(r.stdout.starts_with("backed up "), "{}", r.stdout);
+    assert!(r.stdout.contains("/backups/"), "{}", r.stdout);
+
+    let out = tmp.path().join("b1");
+    let r = run(&["backup", "--dir", d, "--out", s(&out)?, "--json"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    let seq = report["applied_seq"].as_u64().ok_or("applied_seq")?;
+    let accounts = report["tables"]
+        .as_array()
+        .ok_or("tables")?
+        .iter()
+        .find(|t| t["name"] == "t.accounts")
+        .and_then(|t| t["rows"].as_u64());
+    assert_eq!(accounts, Some(2));
+    assert!(out.join("backup.json").is_file() && out.join("journal").is_dir());
+
+    let r = run(&["backup", "list", "--dir", d, "--json"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let listed: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    let listed = listed.as_array().ok_or("list")?;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["applied_seq"].as_u64(), Some(seq));
+    assert!(listed[0]["problem"].is_null());
+    let r = run(&["backup", "list", "--dir", d])?;
+    assert!(r.ok() && r.stdout.starts_with("BACKUP"), "{}", r.stdout);
+
+    let r = run(&["backup", "verify", s(&out)?])?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(r.stdout.contains("is whole"), "{}", r.stdout);
+    let r = run(&["backup", "verify", s(&out)?, "--json"])?;
+    let v: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    assert_eq!(v["applied_seq"].as_u64(), Some(seq));
+
+    let to = tmp.path().join("restored");
+    let r = run(&["backup", "restore", s(&out)?, "--to", s(&to)?, "--json"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let restored: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    assert_eq!(restored["checked_rows"].as_u64(), Some(4));
+    assert_eq!(dump(&to)?, dump(&dir)?);
+    let r = run(&["check", "--dir", s(&to)?])?;
+    assert!(r.ok(), "{}{}", r.stdout, r.stderr);
+
+    // Restoring over a store is refused, and the store is untouched.
+    let before = dump(&to)?;
+    let r = run(&["backup", "restore", s(&out)?, "--to", s(&to)?])?;
+    assert_eq!(r.status, Some(1));
+    assert!(r.stderr.contains("is not empty"), "{}", r.stderr);
+    assert_eq!(dump(&to)?, before);
+    Ok(())
+}
+
+#[test]
+fn a_corrupt_backup_fails_verify_and_restore_with_a_clear_message() -> TestResult {
+    let (tmp, dir) = book_store()?;
+    let out = tmp.path().join("b");
+    let r = run(&["backup", "--dir", s(&dir)?, "--out", s(&out)?])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let manifest = out.join("backup.json");
+    let text = std::fs::read_to_string(&manifest)?;
+
+    // A manifest cut short.
+    std::fs::write(&manifest, &text[..text.len() / 2])?;
+    let r = run(&["backup", "verify", s(&out)?])?;
+    assert_eq!(r.status, Some(1), "{}", r.stdout);
+    assert!(
+        r.stderr.starts_with("error: verifying the backup ")
+            && r.stderr
+                .contains("backup.json is not a valid backup manifest"),
+        "{}",
+        r.stderr
+    );
+    let to = tmp.path().join("never");
+    let r = run(&["backup", "restore", s(&out)?, "--to", s(&to)?])?;
+    assert_eq!(r.status, Some(1));
+    assert!(
+        r.stderr.contains("not a valid backup manifest"),
+        "{}",
+        r.stderr
+    );
+    assert!(!to.exists(), "a failed restore left {}", to.display());
+
+    // A manifest whose row count was edited.
+    let edited = text.replacen("\"rows\": 2", "\"rows\": 3", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&manifest, edited)?;
+    let r = run(&["backup", "verify", s(&out)?])?;
+    assert_eq!(r.status, Some(1));
+    assert!(r.stderr.contains("crc32c does not match"), "{}", r.stderr);
+
+    // A whole manifest, a damaged database file.
+    std::fs::write(&manifest, &text)?;
+    let db = out.join("tradestore.redb");
+    let mut bytes = std::fs::read(&db)?;
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&db, bytes)?;
+    let r = run(&["backup", "verify", s(&out)?])?;
+    assert_eq!(r.status, Some(1));
+    assert!(r.stderr.contains("tradestore.redb: CRC32C"), "{}", r.stderr);
+
+    // A destination inside the store is refused, and nothing is written there.
+    let inside = dir.join("journal").join("b");
+    let r = run(&["backup", "--dir", s(&dir)?, "--out", s(&inside)?])?;
+    assert_eq!(r.status, Some(1));
+    assert!(
+        r.stderr.contains("inside the store's directory"),
+        "{}",
+        r.stderr
+    );
+    assert!(!inside.exists());
+    Ok(())
+}
