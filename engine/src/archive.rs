@@ -50,10 +50,11 @@ use crate::store::Store;
 
 /// The most trades one segment holds.
 pub const SEGMENT_MAX_ROWS: usize = 65_536;
-/// The largest uncompressed body a segment may declare (far above what
-/// [`SEGMENT_MAX_ROWS`] rows of `max_value_bytes` need in practice, and a bound on what a
-/// damaged file can make the reader allocate).
-const MAX_BODY_BYTES: u64 = 1 << 30;
+/// The largest uncompressed body a segment may declare: a trade's record has no text, so
+/// it encodes in at most about 90 bytes, and [`SEGMENT_MAX_ROWS`] of them with their keys
+/// stay under 7 MiB. The bound also caps what a damaged or hostile listing can make the
+/// reader allocate.
+const MAX_BODY_BYTES: u64 = 16 << 20;
 const MAGIC: &[u8; 8] = b"TSARCH1\n";
 const HEADER: usize = 20;
 /// Catalog keys of the segments: this prefix, then the first id in 20 digits.
@@ -406,7 +407,10 @@ fn check_meta(s: &SegmentMeta) -> Result<()> {
     if s.first_id > s.last_id || s.rows == 0 || s.rows > s.last_id - s.first_id + 1 {
         return bad("its id range and row count disagree");
     }
-    if s.rows > SEGMENT_MAX_ROWS as u64 || s.raw_bytes > MAX_BODY_BYTES {
+    if s.rows > SEGMENT_MAX_ROWS as u64
+        || s.raw_bytes > MAX_BODY_BYTES
+        || s.file_bytes > 2 * MAX_BODY_BYTES
+    {
         return bad("larger than any segment this engine writes");
     }
     Ok(())
@@ -545,8 +549,14 @@ fn candidates(db: &redb::Database, before: i64) -> Result<Vec<(Vec<u8>, Vec<u8>)
     let txn = db.begin_read()?;
     let table = txn.open_table(layout::data_table(TableId::Trades))?;
     let mut out = Vec::new();
+    let mut bytes = 0usize;
     for item in table.iter()? {
         let (k, v) = item?;
+        // Well inside what a reader accepts ([`MAX_BODY_BYTES`]).
+        bytes += k.value().len() + v.value().len() + 8;
+        if bytes as u64 > MAX_BODY_BYTES / 2 {
+            break;
+        }
         let trade: tradestore_schema::Trade = codec::decode(v.value()).map_err(|e| {
             Error::corruption(format!(
                 "trade {}: does not decode: {e}",
@@ -774,4 +784,210 @@ fn remove_orphans(dir: &Path, listed: &[Arc<SegmentMeta>]) -> Result<Vec<String>
     }
     removed.sort();
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+        (1..=n)
+            .map(|id| {
+                let t = tradestore_schema::Trade {
+                    id,
+                    order_id: id / 3 + 1,
+                    account: 7,
+                    instrument: 2,
+                    side: tradestore_schema::Side::Buy,
+                    price: tradestore_schema::Price(100_000_000),
+                    quantity: tradestore_schema::Quantity(100_000_000),
+                    fee: tradestore_schema::Money(0),
+                    ts: 1_000 + id as i64,
+                };
+                (crate::keys::id_key(id).to_vec(), codec::encode(&t))
+            })
+            .collect()
+    }
+
+    fn meta_of(bytes: &[u8], raw: u64, n: u64) -> SegmentMeta {
+        SegmentMeta {
+            file: segment_file(1, n),
+            first_id: 1,
+            last_id: n,
+            rows: n,
+            min_ts: 1_001,
+            max_ts: 1_000 + n as i64,
+            raw_bytes: raw,
+            file_bytes: bytes.len() as u64,
+            crc32c: crc32c::crc32c(bytes),
+            created_ns: 0,
+        }
+    }
+
+    /// Writes `bytes` as a segment and reads it back against `meta`.
+    fn read_back(bytes: &[u8], meta: &SegmentMeta) -> Result<Entries> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("s.seg");
+        std::fs::write(&path, bytes).map_err(|e| Error::io("write", e))?;
+        read_segment(&path, meta)
+    }
+
+    /// A segment file around `raw` as the writer frames it.
+    fn frame(raw: &[u8]) -> Vec<u8> {
+        let body = zstd::bulk::compress(raw, 1).unwrap_or_default();
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn corruption(r: Result<Entries>, what: &str) {
+        match r {
+            Err(e) => {
+                assert_eq!(e.kind(), crate::ErrorKind::Corruption, "{what}: {e}");
+                assert!(e.to_string().contains("archive segment"), "{what}: {e}");
+            }
+            Ok(_) => panic!("{what}: read as a good segment"),
+        }
+    }
+
+    #[test]
+    fn a_segment_reads_back_and_any_damage_is_corruption() -> Result<()> {
+        let good = rows(500);
+        let (bytes, raw) = encode_segment(&good)?;
+        let meta = meta_of(&bytes, raw, 500);
+        check_meta(&meta)?;
+        let back = read_back(&bytes, &meta)?;
+        assert_eq!(back.len(), 500);
+        assert!(
+            back.iter()
+                .zip(&good)
+                .all(|((k, v), (gk, gv))| k == gk && &**v == gv.as_slice())
+        );
+
+        // Every single flipped byte, cut and growth is caught (by a checksum or a bound).
+        for at in (0..bytes.len()).step_by(7) {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x21;
+            corruption(read_back(&bad, &meta), &format!("byte {at} flipped"));
+        }
+        corruption(read_back(&bytes[..bytes.len() - 1], &meta), "cut");
+        let mut longer = bytes.clone();
+        longer.push(0);
+        corruption(read_back(&longer, &meta), "grown");
+
+        // Whole, self-consistent files whose contents are wrong: each listing matches the
+        // file, so only the checks after the checksums can refuse them.
+        let hostile: Vec<(&str, Vec<u8>, u64)> = vec![
+            (
+                "bad magic",
+                [b"NOTASEG\n".as_slice(), &bytes[8..]].concat(),
+                raw,
+            ),
+            (
+                "not zstd",
+                {
+                    let body = vec![7u8; 64];
+                    let mut out = MAGIC.to_vec();
+                    out.extend_from_slice(&raw.to_le_bytes());
+                    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+                    out.extend_from_slice(&body);
+                    out
+                },
+                raw,
+            ),
+            ("not postcard", frame(&[0xff; 40]), 40),
+            (
+                "fewer rows",
+                frame(&postcard::to_allocvec(&good[..499]).unwrap_or_default()),
+                0,
+            ),
+            (
+                "out of order",
+                {
+                    let mut r = good.clone();
+                    r.swap(3, 4);
+                    frame(&postcard::to_allocvec(&r).unwrap_or_default())
+                },
+                0,
+            ),
+            (
+                "not trade keys",
+                {
+                    let mut r = good.clone();
+                    r[0].0 = vec![1, 2, 3];
+                    frame(&postcard::to_allocvec(&r).unwrap_or_default())
+                },
+                0,
+            ),
+        ];
+        for (what, file, raw_len) in hostile {
+            let declared = if raw_len == 0 {
+                u64::from_le_bytes(file[8..16].try_into().unwrap_or_default())
+            } else {
+                raw_len
+            };
+            let m = meta_of(&file, declared, 500);
+            corruption(read_back(&file, &m), what);
+        }
+
+        // Listings a writer never makes are refused before any file is read.
+        for (what, m) in [
+            (
+                "renamed",
+                SegmentMeta {
+                    file: "archive/trades/x.seg".into(),
+                    ..meta.clone()
+                },
+            ),
+            (
+                "reversed",
+                SegmentMeta {
+                    first_id: 9,
+                    last_id: 2,
+                    ..meta.clone()
+                },
+            ),
+            (
+                "too many rows",
+                SegmentMeta {
+                    rows: 501,
+                    ..meta.clone()
+                },
+            ),
+            (
+                "huge",
+                SegmentMeta {
+                    raw_bytes: MAX_BODY_BYTES + 1,
+                    ..meta.clone()
+                },
+            ),
+            (
+                "huge file",
+                SegmentMeta {
+                    file_bytes: u64::MAX,
+                    ..meta.clone()
+                },
+            ),
+        ] {
+            assert!(check_meta(&m).is_err(), "{what}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn merge_keeps_key_order_and_the_upper_entry_on_a_tie() {
+        let put = |v: u8| Entry::Put(Arc::from(vec![v]));
+        let upper = vec![
+            (vec![2], put(20)),
+            (vec![4], put(40)),
+            (vec![9], Entry::Del),
+        ];
+        let archived = vec![(vec![1], put(1)), (vec![4], put(4)), (vec![5], put(5))];
+        let merged = merge(upper, archived);
+        let keys: Vec<u8> = merged.iter().map(|(k, _)| k[0]).collect();
+        assert_eq!(keys, [1, 2, 4, 5, 9]);
+        assert!(matches!(&merged[2].1, Entry::Put(v) if v[0] == 40));
+    }
 }
