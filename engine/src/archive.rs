@@ -513,36 +513,6 @@ fn encode_segment(rows: &[(Vec<u8>, Vec<u8>)]) -> Result<(Vec<u8>, u64)> {
     Ok((out, raw.len() as u64))
 }
 
-/// Writes `bytes` to `path` durably: a temporary file, synced, renamed, the folder synced.
-fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let folder = path
-        .parent()
-        .ok_or_else(|| Error::invalid(format!("{} has no folder", path.display())))?;
-    std::fs::create_dir_all(folder)
-        .map_err(|e| Error::io(format!("creating {}", folder.display()), e))?;
-    let tmp = path.with_extension("tmp");
-    let io = |what: &str, e| Error::io(format!("{what} {}", tmp.display()), e);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", e))?;
-    f.write_all(bytes).map_err(|e| io("writing", e))?;
-    f.sync_all().map_err(|e| io("syncing", e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| io("renaming", e))?;
-    sync_dir(folder)
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<()> {
-    Ok(())
-}
-
 /// The oldest hot trades to archive next: from the lowest id up, while `ts < before`, at
 /// most [`SEGMENT_MAX_ROWS`].
 fn candidates(db: &redb::Database, before: i64) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -633,7 +603,10 @@ fn archive_run(shared: &Shared, dir: &Path, before: i64) -> Result<ArchiveReport
         let (bytes, raw_bytes) = encode_segment(&rows)?;
         let file = segment_file(first_id, last_id);
         let path = dir.join(&file);
-        write_durably(&path, &bytes)?;
+        let folder = dir.join(FOLDER);
+        std::fs::create_dir_all(&folder)
+            .map_err(|e| Error::io(format!("creating {}", folder.display()), e))?;
+        crate::backup::files::write_atomic(&path, &bytes)?;
         let meta = SegmentMeta {
             file,
             first_id,

@@ -544,3 +544,38 @@ fn workload_op(tx: &mut WriteTx, rng: &mut Rng, ts: i64) -> tradestore::Result<(
         }
     }
 }
+
+/// Fails unless `promtool check metrics` accepts `text` (a Prometheus exposition). Where
+/// promtool is not installed the check is skipped with a note, except in CI (`CI` set),
+/// whose `.ci/run` installs it (Debian's prometheus package).
+pub fn promtool_check(text: &str) -> TestResult {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is not installed"
+        );
+        eprintln!("promtool not installed: exposition not checked by it here");
+        return Ok(());
+    };
+    child
+        .stdin
+        .take()
+        .ok_or("stdin")?
+        .write_all(text.as_bytes())?;
+    let out = child.wait_with_output()?;
+    assert!(
+        out.status.success(),
+        "promtool refused the exposition:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}

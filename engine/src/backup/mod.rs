@@ -7,7 +7,7 @@
 //! with the consistency check. The manifest's format is described in `manifest.rs`.
 
 mod create;
-mod files;
+pub(crate) mod files;
 mod list;
 mod manifest;
 mod overlay;
