@@ -71,6 +71,7 @@ const RATES: &[(&str, &str, &str)] = &[
 const GAUGES: &[(&str, &str)] = &[
     ("tradestore_database_size_bytes", "database_size_bytes"),
     ("tradestore_journal_size_bytes", "journal_size_bytes"),
+    ("tradestore_archive_bytes", "archive_bytes"),
     (
         "tradestore_journal_lag_transactions",
         "journal_lag_transactions",
