@@ -438,28 +438,14 @@ fn read_segment(path: &Path, meta: &SegmentMeta) -> Result<Entries> {
             "its checksum does not match: the file is damaged".into()
         ));
     }
-    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
-        return Err(bad("not an archive segment (bad magic)".into()));
-    }
-    let raw_len = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default());
-    let body_crc = u32::from_le_bytes(bytes[16..20].try_into().unwrap_or_default());
-    let body = &bytes[HEADER..];
-    if crc32c::crc32c(body) != body_crc {
-        return Err(bad("its body's checksum does not match".into()));
-    }
-    if raw_len != meta.raw_bytes || raw_len > MAX_BODY_BYTES {
+    let decoded = decode_segment(&bytes).map_err(|e| bad(e.message().to_owned()))?;
+    if decoded.raw_bytes != meta.raw_bytes {
         return Err(bad(format!(
-            "declares {raw_len} uncompressed bytes, the catalog {}",
-            meta.raw_bytes
+            "declares {} uncompressed bytes, the catalog {}",
+            decoded.raw_bytes, meta.raw_bytes
         )));
     }
-    let raw = zstd::bulk::decompress(body, usize::try_from(raw_len).unwrap_or(usize::MAX))
-        .map_err(|e| bad(format!("does not decompress: {e}")))?;
-    if raw.len() as u64 != raw_len {
-        return Err(bad("decompresses to a different length".into()));
-    }
-    let rows: Vec<(Vec<u8>, Vec<u8>)> =
-        postcard::from_bytes(&raw).map_err(|e| bad(format!("does not decode: {e}")))?;
+    let rows = decoded.rows;
     if rows.len() as u64 != meta.rows {
         return Err(bad(format!(
             "holds {} trades, the catalog lists {}",
@@ -467,15 +453,63 @@ fn read_segment(path: &Path, meta: &SegmentMeta) -> Result<Entries> {
             meta.rows
         )));
     }
+    let in_range = |k: &[u8]| {
+        crate::keys::id_of(k).is_some_and(|id| (meta.first_id..=meta.last_id).contains(&id))
+    };
+    if !rows.iter().all(|(k, _)| in_range(k)) {
+        return Err(bad("it holds trades outside its listed id range".into()));
+    }
+    Ok(rows.into_iter().map(|(k, v)| (k, Arc::from(v))).collect())
+}
+
+/// A decoded segment file: its rows and the length of its uncompressed body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedSegment {
+    /// (key, record) pairs in key order.
+    pub rows: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Bytes of the uncompressed body.
+    pub raw_bytes: u64,
+}
+
+/// Decodes a segment file's bytes (see the module documentation for the layout), checking
+/// its framing, its body's checksum and that its keys are trade ids in increasing order.
+/// Any other input is a corruption error; nothing it declares makes it allocate more than
+/// the bound on a segment's body.
+pub fn decode_segment(bytes: &[u8]) -> Result<DecodedSegment> {
+    let bad = |why: &str| Error::corruption(why.to_owned());
+    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+        return Err(bad("not an archive segment (bad magic)"));
+    }
+    let raw_len = declared_body_len(bytes);
+    let body_crc = u32::from_le_bytes(bytes[16..20].try_into().unwrap_or_default());
+    let body = &bytes[HEADER..];
+    if crc32c::crc32c(body) != body_crc {
+        return Err(bad("its body's checksum does not match"));
+    }
+    if raw_len > MAX_BODY_BYTES {
+        return Err(Error::corruption(format!(
+            "declares {raw_len} uncompressed bytes, over the bound of {MAX_BODY_BYTES}"
+        )));
+    }
+    let raw = zstd::bulk::decompress(body, usize::try_from(raw_len).unwrap_or(usize::MAX))
+        .map_err(|e| Error::corruption(format!("does not decompress: {e}")))?;
+    if raw.len() as u64 != raw_len {
+        return Err(bad("decompresses to a different length"));
+    }
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = postcard::from_bytes(&raw)
+        .map_err(|e| Error::corruption(format!("does not decode: {e}")))?;
     let mut previous: Option<u64> = None;
     for (k, _) in &rows {
-        let id = crate::keys::id_of(k).ok_or_else(|| bad("a key is not a trade id".into()))?;
-        if previous.is_some_and(|p| p >= id) || !(meta.first_id..=meta.last_id).contains(&id) {
-            return Err(bad("its trades are out of order or out of range".into()));
+        let id = crate::keys::id_of(k).ok_or_else(|| bad("a key is not a trade id"))?;
+        if previous.is_some_and(|p| p >= id) {
+            return Err(bad("its trades are out of order"));
         }
         previous = Some(id);
     }
-    Ok(rows.into_iter().map(|(k, v)| (k, Arc::from(v))).collect())
+    Ok(DecodedSegment {
+        rows,
+        raw_bytes: raw_len,
+    })
 }
 
 /// A file's bytes, refusing one longer than `expected` (a damaged listing or a swapped
@@ -499,10 +533,26 @@ fn read_bounded(path: &Path, expected: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Encodes rows (key order) as a segment file's bytes; returns them and the body's length.
-fn encode_segment(rows: &[(Vec<u8>, Vec<u8>)]) -> Result<(Vec<u8>, u64)> {
+/// The uncompressed body length a segment file's header declares (0 for a file shorter than
+/// its header).
+fn declared_body_len(bytes: &[u8]) -> u64 {
+    bytes
+        .get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// Encodes rows (trade keys in increasing order, and their records) as a segment file's
+/// bytes, which [`decode_segment`] reads back.
+pub fn encode_segment(rows: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<u8>> {
     let raw = postcard::to_allocvec(rows)
         .map_err(|e| Error::invalid(format!("encoding an archive segment: {e}")))?;
+    if raw.len() as u64 > MAX_BODY_BYTES {
+        return Err(Error::invalid(format!(
+            "an archive segment of {} bytes is over the bound of {MAX_BODY_BYTES}",
+            raw.len()
+        )));
+    }
     let body = zstd::bulk::compress(&raw, LEVEL)
         .map_err(|e| Error::io("compressing an archive segment", e))?;
     let mut out = Vec::with_capacity(HEADER + body.len());
@@ -510,7 +560,7 @@ fn encode_segment(rows: &[(Vec<u8>, Vec<u8>)]) -> Result<(Vec<u8>, u64)> {
     out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
     out.extend_from_slice(&body);
-    Ok((out, raw.len() as u64))
+    Ok(out)
 }
 
 /// The oldest hot trades to archive next: from the lowest id up, while `ts < before`, at
@@ -600,7 +650,8 @@ fn archive_run(shared: &Shared, dir: &Path, before: i64) -> Result<ArchiveReport
             let t: tradestore_schema::Trade = codec::decode(v)?;
             ts = (ts.0.min(t.ts), ts.1.max(t.ts));
         }
-        let (bytes, raw_bytes) = encode_segment(&rows)?;
+        let bytes = encode_segment(&rows)?;
+        let raw_bytes = declared_body_len(&bytes);
         let file = segment_file(first_id, last_id);
         let path = dir.join(&file);
         let folder = dir.join(FOLDER);
@@ -828,7 +879,8 @@ mod tests {
     #[test]
     fn a_segment_reads_back_and_any_damage_is_corruption() -> Result<()> {
         let good = rows(500);
-        let (bytes, raw) = encode_segment(&good)?;
+        let bytes = encode_segment(&good)?;
+        let raw = declared_body_len(&bytes);
         let meta = meta_of(&bytes, raw, 500);
         check_meta(&meta)?;
         let back = read_back(&bytes, &meta)?;

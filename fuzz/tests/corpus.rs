@@ -7,7 +7,10 @@ use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use tradestore_fuzz::{check_dump_line, check_key_decoder, check_record_decoder};
+use tradestore_fuzz::{
+    check_archive_segment, check_backup_manifest, check_dump_line, check_key_decoder,
+    check_record_decoder,
+};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn Error>>;
 
@@ -62,4 +65,30 @@ fn dump_line_corpus() -> Result {
 #[test]
 fn key_decoder_corpus() -> Result {
     run("key_decoder", check_key_decoder)
+}
+
+#[test]
+fn archive_segment_corpus() -> Result {
+    run("archive_segment", check_archive_segment)
+}
+
+#[test]
+fn backup_manifest_corpus() -> Result {
+    run("backup_manifest", check_backup_manifest)
+}
+
+/// The seeds named `valid*` take the checks' full path (decode, then the round trip), not
+/// only the early return of a refused input.
+#[test]
+fn the_valid_seeds_decode() -> Result {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let segment = fs::read(dir.join("archive_segment").join("valid_380_trades"))?;
+    assert_eq!(
+        tradestore::archive::decode_segment(&segment)?.rows.len(),
+        380
+    );
+    let manifest = fs::read_to_string(dir.join("backup_manifest").join("valid"))?;
+    let parsed = tradestore::backup::Manifest::parse(&manifest)?;
+    assert!(parsed.files.iter().any(|f| f.path == "tradestore.redb"));
+    Ok(())
 }

@@ -101,13 +101,15 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Manifest> {
         let path = dir.join(MANIFEST_FILE);
         let text = read_bounded(&path)?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
-            Error::corruption(format!(
-                "{} is not a valid backup manifest: {e}",
-                path.display()
-            ))
-        })?;
-        manifest.validate().map_err(|e| e.context(path.display()))?;
+        Manifest::parse(&text).map_err(|e| e.context(path.display()))
+    }
+
+    /// Parses and validates a manifest's text (what [`Manifest::read`] does after reading
+    /// the file).
+    pub fn parse(text: &str) -> Result<Manifest> {
+        let manifest: Manifest = serde_json::from_str(text)
+            .map_err(|e| Error::corruption(format!("not a valid backup manifest: {e}")))?;
+        manifest.validate()?;
         Ok(manifest)
     }
 
@@ -155,7 +157,7 @@ impl Manifest {
     }
 
     /// The manifest as written to disk.
-    pub(crate) fn to_json(&self) -> Result<Vec<u8>> {
+    pub fn to_json(&self) -> Result<Vec<u8>> {
         let mut out = serde_json::to_vec_pretty(self)
             .map_err(|e| Error::invalid(format!("encoding the backup manifest: {e}")))?;
         out.push(b'\n');
