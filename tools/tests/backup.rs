@@ -146,7 +146,7 @@ fn a_corrupt_backup_fails_verify_and_restore_with_a_clear_message() -> TestResul
     assert!(
         r.stderr.starts_with("error: verifying the backup ")
             && r.stderr
-                .contains("backup.json is not a valid backup manifest"),
+                .contains("backup.json: not a valid backup manifest"),
         "{}",
         r.stderr
     );
