@@ -517,11 +517,27 @@ pub fn decode_segment(bytes: &[u8]) -> Result<DecodedSegment> {
 fn read_bounded(path: &Path, expected: u64) -> Result<Vec<u8>> {
     use std::io::Read;
     let shown = path.display();
+    let missing = || {
+        Error::corruption(format!(
+            "archive segment {shown} is missing; restore it from a backup of the store"
+        ))
+    };
+    // Looked at before it is opened: opening a FIFO would wait for a writer, and a link
+    // could lead anywhere.
+    let kind = match std::fs::symlink_metadata(path) {
+        Ok(m) => m.file_type(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+        Err(e) => return Err(Error::io(format!("reading archive segment {shown}"), e)),
+    };
+    if !kind.is_file() {
+        return Err(Error::corruption(format!(
+            "archive segment {shown} is not a regular file (a link, folder or device took its \
+             place); restore it from a backup of the store"
+        )));
+    }
     let file = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::corruption(format!(
-                "archive segment {shown} is missing; restore it from a backup of the store"
-            ))
+            missing()
         } else {
             Error::io(format!("opening archive segment {shown}"), e)
         }
@@ -654,9 +670,7 @@ fn archive_run(shared: &Shared, dir: &Path, before: i64) -> Result<ArchiveReport
         let raw_bytes = declared_body_len(&bytes);
         let file = segment_file(first_id, last_id);
         let path = dir.join(&file);
-        let folder = dir.join(FOLDER);
-        std::fs::create_dir_all(&folder)
-            .map_err(|e| Error::io(format!("creating {}", folder.display()), e))?;
+        segment_folder(dir)?;
         crate::backup::files::write_atomic(&path, &bytes)?;
         let meta = SegmentMeta {
             file,
@@ -781,10 +795,35 @@ pub(crate) fn run_archiver(shared: &Shared, dir: &Path) {
     }
 }
 
+/// The store's segment folder (`archive/trades`), created if missing. `archive` and
+/// `archive/trades` must be real folders of the store: through a link, an archive run would
+/// write into, and clean up, some other place (another store's archive).
+fn segment_folder(dir: &Path) -> Result<PathBuf> {
+    let mut at = dir.to_path_buf();
+    for part in FOLDER.split('/') {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::invalid(format!(
+                    "{} is a link or not a folder: the archive must be a folder of the store",
+                    at.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&at)
+                    .map_err(|e| Error::io(format!("creating {}", at.display()), e))?;
+            }
+            Err(e) => return Err(Error::io(format!("reading {}", at.display()), e)),
+        }
+    }
+    Ok(at)
+}
+
 /// Removes segment files (and temporary files) in the archive folder that no segment lists:
 /// what a run interrupted before its commit left.
 fn remove_orphans(dir: &Path, listed: &[Arc<SegmentMeta>]) -> Result<Vec<String>> {
-    let folder = dir.join(FOLDER);
+    let folder = segment_folder(dir)?;
     let names: HashSet<String> = listed
         .iter()
         .filter_map(|s| s.file.rsplit('/').next().map(str::to_owned))

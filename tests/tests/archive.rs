@@ -334,3 +334,77 @@ fn a_backup_carries_the_archive_and_refuses_a_damaged_segment() -> TestResult {
     assert!(!tmp.path().join("b2").join(&seg.file).exists());
     Ok(())
 }
+
+#[cfg(unix)]
+#[test]
+fn an_archive_folder_that_is_a_link_or_a_segment_that_is_not_a_file_is_refused() -> TestResult {
+    // Another store's archive, reached through a link, must never be written or cleaned.
+    let victim = TempStore::new()?;
+    let order = prepare(&victim)?;
+    record(&victim, &order, 100, 10)?;
+    wait_applied(&victim)?;
+    let seg = victim.archive_trades(60)?.segments.remove(0);
+    let victim_file = victim.dir().join(&seg.file);
+
+    let store = TempStore::new()?;
+    let order = prepare(&store)?;
+    record(&store, &order, 100, 10)?;
+    wait_applied(&store)?;
+    let folder = store.dir().join(tradestore::archive::FOLDER);
+    std::fs::create_dir_all(folder.parent().ok_or("no parent")?)?;
+    std::os::unix::fs::symlink(victim_file.parent().ok_or("no parent")?, &folder)?;
+    let err = store
+        .archive_trades(60)
+        .expect_err("archived through a link");
+    assert!(
+        err.to_string().contains("is a link or not a folder"),
+        "{err}"
+    );
+    assert!(
+        victim_file.is_file(),
+        "the other store's segment was removed"
+    );
+    assert_eq!(store.read()?.count(TableId::Trades)?, 100);
+
+    // A FIFO in a segment's place: reads fail at once (opening it would wait forever).
+    let path = victim_file.clone();
+    let good = std::fs::read(&path)?;
+    std::fs::remove_file(&path)?;
+    let made = std::process::Command::new("mkfifo").arg(&path).status()?;
+    assert!(made.success());
+    let victim = victim.reopen()?;
+    let err = victim
+        .query("SELECT count(*) FROM trades")
+        .expect_err("read a FIFO as a segment");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    std::fs::remove_file(&path)?;
+    std::fs::write(&path, good)?;
+    assert_clean(&victim)?;
+    Ok(())
+}
+
+#[test]
+fn a_backup_refuses_a_segment_of_the_wrong_size_before_copying_it() -> TestResult {
+    let store = TempStore::new()?;
+    let order = prepare(&store)?;
+    record(&store, &order, 200, 10)?;
+    wait_applied(&store)?;
+    let seg = store.archive_trades(110)?.segments.remove(0);
+    // Grown (sparse) to 1 GiB: refused by its size, not after copying it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(store.dir().join(&seg.file))?
+        .set_len(1 << 30)?;
+    let tmp = tempfile::tempdir()?;
+    let err = store
+        .backup(&tmp.path().join("b"))
+        .expect_err("backed up a grown segment");
+    assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+    // The size check's message (the check after copying words it otherwise).
+    assert!(
+        err.to_string().contains("bytes, but it was written with"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("b").exists(), "a failed backup left files");
+    Ok(())
+}

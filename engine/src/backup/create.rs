@@ -50,8 +50,9 @@ impl Store {
     /// prefix of the store's history: it waits until the applier has moved every
     /// transaction durable at the call into redb, then copies one redb read transaction,
     /// which holds exactly transactions 1 ..= its applied sequence number. Beside the copy
-    /// it writes an empty `journal/`, the store's `tradestore.toml` and `alerts.toml`, every
-    /// file under `archive/` except the archived journal, and last `backup.json`, the
+    /// it writes an empty `journal/`, the store's `tradestore.toml` and `alerts.toml`, the
+    /// archive segments the snapshot lists (each checked against the size and CRC32C it was
+    /// written with), and last `backup.json`, the
     /// manifest with every table's row count and CRC32C and every file's size and CRC32C.
     /// Every file and directory is synced. On an error nothing is left in `dest`.
     ///
@@ -122,15 +123,37 @@ impl Store {
                 });
             }
         }
-        let archive = self.dir().join("archive");
-        if std::fs::symlink_metadata(&archive).is_ok_and(|m| m.is_dir()) {
-            let to = dest.path().join("archive");
-            files::make_dir(&to)?;
-            copy_tree(&archive, &to, "archive", &mut manifest.files)?;
+        // The archive segments the snapshot lists, and nothing else of `archive/`: files
+        // no segment lists (an interrupted archive run's, the archived journal) are not the
+        // snapshot's data. Segments are renamed into place before they are listed and never
+        // change after; one whose size differs from its listing is damaged, and is refused
+        // before anything is copied (whatever it has grown to).
+        if !segments.is_empty() {
+            let to = dest.path().join(crate::archive::FOLDER);
+            std::fs::create_dir_all(&to)
+                .map_err(|e| Error::io(format!("creating {}", to.display()), e))?;
+            for s in &segments {
+                let from = files::under(self.dir(), &s.file);
+                let meta = files::regular_file(&from)?;
+                if meta.len() != s.file_bytes {
+                    return Err(Error::corruption(format!(
+                        "archive segment {}: {} bytes, but it was written with {}: the \
+                         segment is damaged",
+                        from.display(),
+                        meta.len(),
+                        s.file_bytes
+                    )));
+                }
+                let (bytes, crc32c) = files::copy_file(&from, &files::under(dest.path(), &s.file))?;
+                manifest.files.push(FileSum {
+                    path: s.file.clone(),
+                    bytes,
+                    crc32c,
+                });
+            }
             files::sync_dir(&to)?;
+            files::sync_dir(&dest.path().join("archive"))?;
         }
-        // Segments are renamed into place before they are listed and never change after:
-        // each one the snapshot lists was copied whole, unless the store's copy is damaged.
         super::verify::check_segments(&segments, &manifest.files)
             .map_err(|e| e.context(self.dir().display()))?;
         files::sync_dir(dest.path())?;
@@ -206,54 +229,4 @@ pub(crate) fn compact_timestamp(ns: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_nanos(ns))
         .to_string()
         .replace(['-', ':'], "")
-}
-
-/// Copies the regular files under `from` into `to` (an existing directory), keeping
-/// relative paths, and lists them in `files` as `rel/...`. At the top of `archive/` the
-/// archived journal (`journal/`) is left out: it belongs to point-in-time recovery of the
-/// store, not to a snapshot. Links and special files are an error.
-fn copy_tree(from: &Path, to: &Path, rel: &str, files: &mut Vec<FileSum>) -> Result<()> {
-    let mut entries = std::fs::read_dir(from)
-        .and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
-        .map_err(|e| Error::io(format!("reading {}", from.display()), e))?;
-    entries.sort_by_key(std::fs::DirEntry::file_name);
-    for entry in entries {
-        let path = entry.path();
-        let name = entry.file_name();
-        let Some(name) = name.to_str().filter(|n| !n.contains('\\')) else {
-            return Err(Error::invalid(format!(
-                "{}: archive file names must be UTF-8 without backslashes",
-                path.display()
-            )));
-        };
-        if rel == "archive" && name == "journal" {
-            continue;
-        }
-        let child = format!("{rel}/{name}");
-        let kind = entry
-            .file_type()
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        if kind.is_dir() {
-            let sub = to.join(name);
-            files::make_dir(&sub)?;
-            copy_tree(&path, &sub, &child, files)?;
-            files::sync_dir(&sub)?;
-        } else if kind.is_file() && name.ends_with(".tmp") {
-            // A segment being written by an archive run: listed only once renamed.
-            continue;
-        } else if kind.is_file() {
-            let (bytes, crc32c) = files::copy_file(&path, &to.join(name))?;
-            files.push(FileSum {
-                path: child,
-                bytes,
-                crc32c,
-            });
-        } else {
-            return Err(Error::invalid(format!(
-                "{} is a symbolic link or a special file: a backup copies regular files only",
-                path.display()
-            )));
-        }
-    }
-    Ok(())
 }

@@ -100,9 +100,13 @@ impl Drop for Dest {
     }
 }
 
-/// The path with every existing ancestor resolved (links followed), the rest appended: where
-/// `path` is or would be, for comparing locations of paths that may not exist yet.
+/// The path with every existing part resolved (links followed) and `..` applied: where
+/// `path` is or would be, for comparing locations of paths that may not exist yet. Parts are
+/// taken left to right: while the path so far exists it is resolved on disk, so `..` goes to
+/// the real parent of a link's target; past the first missing part nothing can be a link,
+/// and `..` is taken lexically (`backups/x/../../journal` is `journal`).
 pub(crate) fn resolve(path: &Path) -> Result<PathBuf> {
+    use std::path::Component;
     let absolute = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -110,26 +114,23 @@ pub(crate) fn resolve(path: &Path) -> Result<PathBuf> {
             .map_err(|e| Error::io("reading the current directory", e))?
             .join(path)
     };
-    let mut rest = Vec::new();
-    let mut base = absolute.as_path();
-    loop {
-        match base.canonicalize() {
-            Ok(found) => {
-                let mut out = found;
-                for part in rest.iter().rev() {
-                    out.push(part);
-                }
-                return Ok(out);
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            Component::Prefix(_) | Component::RootDir => out.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
             }
-            Err(_) => match (base.parent(), base.file_name()) {
-                (Some(parent), Some(name)) => {
-                    rest.push(name.to_owned());
-                    base = parent;
+            Component::Normal(name) => {
+                out.push(name);
+                if let Ok(found) = out.canonicalize() {
+                    out = found;
                 }
-                _ => return Ok(absolute),
-            },
+            }
         }
     }
+    Ok(out)
 }
 
 /// Checks that `path` names a regular file, not a link, directory or device.
@@ -322,6 +323,22 @@ mod tests {
             resolve(&tmp.path().join("x").join("y"))?,
             real.join("x").join("y")
         );
+        std::fs::create_dir(real.join("b")).map_err(|e| Error::io("mkdir", e))?;
+        assert_eq!(
+            resolve(&real.join("b/x/../../journal/./y"))?,
+            real.join("journal").join("y")
+        );
+        #[cfg(unix)]
+        {
+            // `..` after a link is the parent of its target.
+            std::fs::create_dir_all(real.join("deep/er")).map_err(|e| Error::io("mkdir", e))?;
+            std::os::unix::fs::symlink(real.join("deep/er"), real.join("link"))
+                .map_err(|e| Error::io("symlink", e))?;
+            assert_eq!(
+                resolve(&real.join("link/../z"))?,
+                real.join("deep").join("z")
+            );
+        }
         Ok(())
     }
 }

@@ -37,6 +37,13 @@ pub struct RestoreReport {
 /// ([`Store::check`]) before this returns. On any error nothing is left in `to`.
 pub fn restore_backup(backup: &Path, to: &Path) -> Result<RestoreReport> {
     let manifest = super::verify::verify(backup)?;
+    if files::resolve(to)?.starts_with(files::resolve(backup)?) {
+        return Err(Error::invalid(format!(
+            "restore target {} is inside the backup {}: name a directory outside it",
+            to.display(),
+            backup.display()
+        )));
+    }
     let dest = Dest::claim(to, "restore target")?;
     let mut dirs = vec![dest.path().to_path_buf()];
     for f in &manifest.files {

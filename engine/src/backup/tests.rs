@@ -161,10 +161,10 @@ fn a_restored_backup_holds_the_same_rows_and_checks_clean() -> Result<()> {
     let store = seeded(&dir, 50)?;
     std::fs::write(dir.join("tradestore.toml"), "row_cache_mb = 8\n")
         .map_err(|e| Error::io("write", e))?;
-    let archived = dir.join("archive").join("trades").join("2026-11-01.zst");
-    std::fs::create_dir_all(archived.parent().unwrap_or(&dir))
-        .map_err(|e| Error::io("mkdir", e))?;
-    std::fs::write(&archived, b"segment bytes").map_err(|e| Error::io("write", e))?;
+    // A file the store does not list (not one of its archive segments) is not its data.
+    let stray = dir.join("archive").join("trades").join("2026-11-01.zst");
+    std::fs::create_dir_all(stray.parent().unwrap_or(&dir)).map_err(|e| Error::io("mkdir", e))?;
+    std::fs::write(&stray, b"segment bytes").map_err(|e| Error::io("write", e))?;
     let journal_copy = dir.join("archive").join("journal").join("00000001.seg");
     std::fs::create_dir_all(journal_copy.parent().unwrap_or(&dir))
         .map_err(|e| Error::io("mkdir", e))?;
@@ -173,14 +173,7 @@ fn a_restored_backup_holds_the_same_rows_and_checks_clean() -> Result<()> {
     let report = store.backup(&tmp.path().join("b"))?;
     let manifest = Manifest::read(&report.path)?;
     let paths: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
-    assert_eq!(
-        paths,
-        [
-            "tradestore.redb",
-            "tradestore.toml",
-            "archive/trades/2026-11-01.zst"
-        ]
-    );
+    assert_eq!(paths, ["tradestore.redb", "tradestore.toml"]);
     assert!(report.path.join("journal").is_dir());
     let accounts = manifest
         .tables
@@ -191,11 +184,7 @@ fn a_restored_backup_holds_the_same_rows_and_checks_clean() -> Result<()> {
     let restored = tmp.path().join("restored");
     let done = restore_backup(&report.path, &restored)?;
     assert_eq!(done.checked_rows, 58, "54 accounts and 4 cash rows");
-    assert_eq!(
-        std::fs::read(restored.join("archive/trades/2026-11-01.zst"))
-            .map_err(|e| Error::io("read", e))?,
-        b"segment bytes"
-    );
+    assert!(!restored.join("archive/trades/2026-11-01.zst").exists());
     assert!(
         !restored
             .join("archive/journal")
@@ -210,12 +199,19 @@ fn a_restored_backup_holds_the_same_rows_and_checks_clean() -> Result<()> {
     );
     assert_eq!(dump(&copy)?, dump(&store)?);
     drop(copy);
-    // A restore never overwrites.
+    // A restore never overwrites, nor writes into the backup.
     expect_err(
         restore_backup(&report.path, &restored),
         ErrorKind::Invalid,
         "is not empty",
     )?;
+    let before = snapshot_files(&report.path)?;
+    expect_err(
+        restore_backup(&report.path, &report.path.join("inner")),
+        ErrorKind::Invalid,
+        "is inside the backup",
+    )?;
+    assert_eq!(snapshot_files(&report.path)?, before);
     Ok(())
 }
 
@@ -262,8 +258,10 @@ fn verify_writes_nothing_and_finds_every_kind_of_damage() -> Result<()> {
     let tmp = tempdir()?;
     let dir = tmp.path().join("store");
     let store = seeded(&dir, 200)?;
-    let archived = dir.join("archive").join("seg.zst");
-    std::fs::write(&archived, vec![3u8; 5000]).map_err(|e| Error::io("write", e))?;
+    // A configuration file of 5000 bytes (a comment and one key): the second listed file.
+    let config = format!("#{}\nrow_cache_mb = 0\n", "x".repeat(4981));
+    assert_eq!(config.len(), 5000);
+    std::fs::write(dir.join("tradestore.toml"), config).map_err(|e| Error::io("write", e))?;
     let good = store.backup(&tmp.path().join("good"))?.path;
     drop(store);
 
@@ -294,7 +292,7 @@ fn verify_writes_nothing_and_finds_every_kind_of_damage() -> Result<()> {
     let truncated = damaged("truncated", &|b| {
         let f = std::fs::OpenOptions::new()
             .write(true)
-            .open(b.join("archive/seg.zst"))
+            .open(b.join("tradestore.toml"))
             .map_err(io)?;
         f.set_len(4000).map_err(io)
     })?;
@@ -305,7 +303,7 @@ fn verify_writes_nothing_and_finds_every_kind_of_damage() -> Result<()> {
     )?;
 
     let removed = damaged("removed", &|b| {
-        std::fs::remove_file(b.join("archive/seg.zst")).map_err(io)
+        std::fs::remove_file(b.join("tradestore.toml")).map_err(io)
     })?;
     expect_err(
         removed,
@@ -342,7 +340,7 @@ fn verify_writes_nothing_and_finds_every_kind_of_damage() -> Result<()> {
         "crc32c does not match",
     )?;
     expect_err(
-        edit("escape", "\"archive/seg.zst\"", "\"../../etc/passwd\"")?,
+        edit("escape", "\"tradestore.toml\"", "\"../../etc/passwd\"")?,
         ErrorKind::Corruption,
         "is refused",
     )?;
@@ -419,6 +417,9 @@ fn refused_destinations_change_nothing_and_count_as_failures() -> Result<()> {
         dir.join("b"),
         dir.join("backups"),
         dir.join("backups").join("..").join("x"),
+        // Through a folder that does not exist yet, `..` still counts.
+        dir.join("backups/new/../../journal/y"),
+        dir.join("backups/new/../../archive/x"),
     ] {
         expect_err(
             store.backup(&inside),
@@ -442,8 +443,8 @@ fn refused_destinations_change_nothing_and_count_as_failures() -> Result<()> {
         expect_err(store.backup(&link), ErrorKind::Invalid, "symbolic link")?;
     }
     let m = store.metrics();
-    assert_eq!(m.value("tradestore_backup_failures_total"), Some(7.0));
-    assert_eq!(store.stats().backup_failures(), 7);
+    assert_eq!(m.value("tradestore_backup_failures_total"), Some(9.0));
+    assert_eq!(store.stats().backup_failures(), 9);
     assert_eq!(store.stats().backup_us().count, 0);
 
     // Under backups/ is allowed, and so is the default name there.
@@ -494,7 +495,7 @@ fn refused_destinations_change_nothing_and_count_as_failures() -> Result<()> {
     );
     assert!(text.contains("tradestore_backup_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
     assert!(text.contains("tradestore_backup_duration_seconds_count 3\n"));
-    assert!(text.contains("tradestore_backup_failures_total 7\n"));
+    assert!(text.contains("tradestore_backup_failures_total 9\n"));
     Ok(())
 }
 
