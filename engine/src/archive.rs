@@ -112,6 +112,9 @@ pub(crate) struct Archive {
     /// In the order they were listed (the `meta` count of a redb snapshot is a prefix).
     segments: RwLock<Arc<Vec<Arc<SegmentMeta>>>>,
     cache: Mutex<Cache>,
+    /// Where each segment's entries of an index can be, by (segment, slot): kept when the
+    /// entries are derived, and after they leave the cache (a few KiB each).
+    fences: Mutex<std::collections::HashMap<(u64, u16), Arc<Fences>>>,
     /// Held by an archive run: one at a time.
     pub(crate) run: Mutex<()>,
 }
@@ -164,6 +167,7 @@ impl Archive {
                 bytes: 0,
                 entries: lru::LruCache::unbounded(),
             }),
+            fences: Mutex::new(std::collections::HashMap::new()),
             run: Mutex::new(()),
         })
     }
@@ -252,9 +256,73 @@ impl Archive {
             entries.push((crate::txn::entry_key(spec, &r, pk), value));
         }
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.fences
+            .lock()
+            .insert((meta.first_id, spec.slot), Arc::new(Fences::of(&entries)));
         let entries = Arc::new(entries);
         self.keep(key, &entries);
         Ok(entries)
+    }
+
+    /// The fences of a segment's entries of an index, when they were derived before.
+    fn fences(&self, meta: &SegmentMeta, spec: &IndexSpec) -> Option<Arc<Fences>> {
+        self.fences
+            .lock()
+            .get(&(meta.first_id, spec.slot))
+            .map(Arc::clone)
+    }
+}
+
+/// At most this many spans fence one segment's entries of an index.
+const MAX_FENCES: usize = 256;
+
+/// Disjoint key spans, in key order, that together cover every entry of one segment's index:
+/// where its entries can be, known without reading the segment. One span per value of the
+/// index's first column (an instrument, an account), merged with its neighbours down to
+/// [`MAX_FENCES`] spans.
+pub(crate) struct Fences(Vec<(Vec<u8>, Vec<u8>)>);
+
+impl Fences {
+    fn of(entries: &Entries) -> Fences {
+        let first_len = |k: &[u8]| crate::keys::len_of_values(k, 1).unwrap_or(k.len());
+        let mut spans: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut start = 0;
+        while start < entries.len() {
+            let key = &entries[start].0;
+            let prefix = &key[..first_len(key)];
+            let end = start + entries[start..].partition_point(|(k, _)| k.starts_with(prefix));
+            spans.push((key.clone(), entries[end - 1].0.clone()));
+            start = end;
+        }
+        if spans.len() > MAX_FENCES {
+            let per = spans.len().div_ceil(MAX_FENCES);
+            spans = spans
+                .chunks(per)
+                .map(|c| (c[0].0.clone(), c[c.len() - 1].1.clone()))
+                .collect();
+        }
+        Fences(spans)
+    }
+
+    /// The lowest and highest key in `range` these spans can hold, or `None` when they hold
+    /// none of it.
+    fn bounds(&self, range: (Bound<&[u8]>, Bound<&[u8]>)) -> Option<(Vec<u8>, Vec<u8>)> {
+        let mut found: Option<(Vec<u8>, Vec<u8>)> = None;
+        for (lo, hi) in self.0.iter().filter(|(lo, hi)| overlaps(range, lo, hi)) {
+            let low = match range.0 {
+                Bound::Included(k) | Bound::Excluded(k) if k > lo.as_slice() => k.to_vec(),
+                _ => lo.clone(),
+            };
+            let high = match range.1 {
+                Bound::Included(k) | Bound::Excluded(k) if k < hi.as_slice() => k.to_vec(),
+                _ => hi.clone(),
+            };
+            found = Some(match found {
+                None => (low, high),
+                Some((l, _)) => (l, high),
+            });
+        }
+        found
     }
 }
 
@@ -300,51 +368,184 @@ impl ArchiveView {
         Ok(None)
     }
 
-    /// The archived entries of `source` in `range`, ascending.
-    pub(crate) fn range(
+    /// A cursor over the archived entries of `source` in `range`, in the order of the
+    /// walk (descending when `reverse`). It reads a segment only once the walk reaches the
+    /// first key the segment can hold (its id range, or the fences of its index entries);
+    /// a segment whose index entries were never derived is read now, once.
+    pub(crate) fn cursor(
         &self,
         source: crate::txn::Source<'_>,
         range: (Bound<&[u8]>, Bound<&[u8]>),
-    ) -> Result<Vec<(Vec<u8>, Entry)>> {
-        let mut out = Vec::new();
-        let mut parts = 0;
+        reverse: bool,
+    ) -> Result<ArchiveCursor> {
+        let spec = match source {
+            crate::txn::Source::Table(_) => None,
+            crate::txn::Source::Index(spec) => Some(spec.clone()),
+        };
+        let mut parts = Vec::new();
         for meta in self.listed() {
-            let entries = match source {
-                crate::txn::Source::Table(_) => {
+            let bounds = match &spec {
+                None => {
                     let (lo, hi) = (
                         crate::keys::id_key(meta.first_id),
                         crate::keys::id_key(meta.last_id),
                     );
-                    if !overlaps(range, &lo, &hi) {
-                        continue;
-                    }
-                    self.archive.rows(meta)?
+                    overlaps(range, &lo, &hi).then(|| {
+                        (
+                            bound_max(range.0, &lo).to_vec(),
+                            bound_min(range.1, &hi).to_vec(),
+                        )
+                    })
                 }
-                crate::txn::Source::Index(spec) => self.archive.index_entries(meta, spec)?,
+                Some(spec) => {
+                    let fences = match self.archive.fences(meta, spec) {
+                        Some(f) => f,
+                        None => {
+                            self.archive.index_entries(meta, spec)?;
+                            self.archive.fences(meta, spec).ok_or_else(|| {
+                                Error::corruption(format!("{}: no fences derived", meta.file))
+                            })?
+                        }
+                    };
+                    fences.bounds(range)
+                }
             };
-            let start = match range.0 {
-                Bound::Included(k) => entries.partition_point(|(e, _)| e.as_slice() < k),
-                Bound::Excluded(k) => entries.partition_point(|(e, _)| e.as_slice() <= k),
-                Bound::Unbounded => 0,
-            };
-            let end = match range.1 {
-                Bound::Included(k) => entries.partition_point(|(e, _)| e.as_slice() <= k),
-                Bound::Excluded(k) => entries.partition_point(|(e, _)| e.as_slice() < k),
-                Bound::Unbounded => entries.len(),
-            };
-            if start < end {
-                parts += 1;
-                out.extend(
-                    entries[start..end]
-                        .iter()
-                        .map(|(k, v)| (k.clone(), Entry::Put(Arc::clone(v)))),
-                );
+            if let Some((lo, hi)) = bounds {
+                parts.push(Part::Pending {
+                    meta: Arc::clone(meta),
+                    bound: if reverse { hi } else { lo },
+                });
             }
         }
-        if parts > 1 {
-            out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(ArchiveCursor {
+            archive: Arc::clone(&self.archive),
+            spec,
+            range: (range.0.map(<[u8]>::to_vec), range.1.map(<[u8]>::to_vec)),
+            reverse,
+            parts,
+        })
+    }
+}
+
+/// The larger of a range's start and `key` (a lower bound of the range's keys in a span
+/// that starts at `key`).
+fn bound_max<'a>(start: Bound<&'a [u8]>, key: &'a [u8]) -> &'a [u8] {
+    match start {
+        Bound::Included(k) | Bound::Excluded(k) if k > key => k,
+        _ => key,
+    }
+}
+
+/// The smaller of a range's end and `key`.
+fn bound_min<'a>(end: Bound<&'a [u8]>, key: &'a [u8]) -> &'a [u8] {
+    match end {
+        Bound::Included(k) | Bound::Excluded(k) if k < key => k,
+        _ => key,
+    }
+}
+
+/// One segment's part of a cursor.
+enum Part {
+    /// Not read yet: the first key (in the walk's order) it can hold in the range.
+    Pending { meta: Arc<SegmentMeta>, bound: Vec<u8> },
+    /// Read: its entries in the range are `entries[next..end]`, taken from the front going
+    /// forward and from the back in reverse.
+    Loaded {
+        entries: Arc<Entries>,
+        next: usize,
+        end: usize,
+    },
+    Done,
+}
+
+/// The archived entries of one range scan, merged across segments and read lazily (see
+/// [`ArchiveView::cursor`]).
+pub(crate) struct ArchiveCursor {
+    archive: Arc<Archive>,
+    spec: Option<IndexSpec>,
+    range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+    reverse: bool,
+    parts: Vec<Part>,
+}
+
+impl ArchiveCursor {
+    /// Whether `a` comes before `b` in the walk's order.
+    fn before(&self, a: &[u8], b: &[u8]) -> bool {
+        if self.reverse { a > b } else { a < b }
+    }
+
+    /// The next archived entry if its key comes at or before `limit` in the walk's order
+    /// (any entry when `limit` is `None`); `None` when the next one comes after `limit`, or
+    /// there is none. Reads a segment only when its first possible key is at or before
+    /// `limit`.
+    pub(crate) fn next_upto(&mut self, limit: Option<&[u8]>) -> Result<Option<(Vec<u8>, Entry)>> {
+        loop {
+            let mut best: Option<(usize, &[u8])> = None;
+            for (i, part) in self.parts.iter().enumerate() {
+                let head: &[u8] = match part {
+                    Part::Pending { bound, .. } => bound,
+                    Part::Loaded { entries, next, end } => {
+                        let at = if self.reverse { *end - 1 } else { *next };
+                        &entries[at].0
+                    }
+                    Part::Done => continue,
+                };
+                if best.is_none_or(|(_, b)| self.before(head, b)) {
+                    best = Some((i, head));
+                }
+            }
+            let Some((i, head)) = best else {
+                return Ok(None);
+            };
+            if limit.is_some_and(|l| self.before(l, head)) {
+                return Ok(None);
+            }
+            match &mut self.parts[i] {
+                Part::Pending { meta, .. } => {
+                    let meta = Arc::clone(meta);
+                    self.parts[i] = self.load(&meta)?;
+                }
+                Part::Loaded { entries, next, end } => {
+                    let at = if self.reverse {
+                        *end -= 1;
+                        *end
+                    } else {
+                        *next += 1;
+                        *next - 1
+                    };
+                    let (k, v) = &entries[at];
+                    let item = (k.clone(), Entry::Put(Arc::clone(v)));
+                    if next == end {
+                        self.parts[i] = Part::Done;
+                    }
+                    return Ok(Some(item));
+                }
+                Part::Done => {}
+            }
         }
-        Ok(out)
+    }
+
+    /// Reads a segment's entries in the range.
+    fn load(&self, meta: &SegmentMeta) -> Result<Part> {
+        let entries = match &self.spec {
+            None => self.archive.rows(meta)?,
+            Some(spec) => self.archive.index_entries(meta, spec)?,
+        };
+        let next = match &self.range.0 {
+            Bound::Included(k) => entries.partition_point(|(e, _)| e < k),
+            Bound::Excluded(k) => entries.partition_point(|(e, _)| e <= k),
+            Bound::Unbounded => 0,
+        };
+        let end = match &self.range.1 {
+            Bound::Included(k) => entries.partition_point(|(e, _)| e <= k),
+            Bound::Excluded(k) => entries.partition_point(|(e, _)| e < k),
+            Bound::Unbounded => entries.len(),
+        };
+        Ok(if next < end {
+            Part::Loaded { entries, next, end }
+        } else {
+            Part::Done
+        })
     }
 }
 
@@ -361,33 +562,6 @@ fn overlaps(range: (Bound<&[u8]>, Bound<&[u8]>), lo: &[u8], hi: &[u8]) -> bool {
         Bound::Unbounded => false,
     };
     !below && !above
-}
-
-/// Merges archived entries (ascending) into the upper layers' (ascending); an upper entry
-/// wins on an equal key.
-pub(crate) fn merge(
-    upper: Vec<(Vec<u8>, Entry)>,
-    archived: Vec<(Vec<u8>, Entry)>,
-) -> Vec<(Vec<u8>, Entry)> {
-    if upper.is_empty() {
-        return archived;
-    }
-    if archived.is_empty() {
-        return upper;
-    }
-    let mut out = Vec::with_capacity(upper.len() + archived.len());
-    let mut a = archived.into_iter().peekable();
-    for u in upper {
-        while let Some(x) = a.next_if(|x| x.0 < u.0) {
-            out.push(x);
-        }
-        if a.peek().is_some_and(|x| x.0 == u.0) {
-            a.next();
-        }
-        out.push(u);
-    }
-    out.extend(a);
-    out
 }
 
 /// A listed segment's description must be one this code could have written.
@@ -1040,18 +1214,4 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn merge_keeps_key_order_and_the_upper_entry_on_a_tie() {
-        let put = |v: u8| Entry::Put(Arc::from(vec![v]));
-        let upper = vec![
-            (vec![2], put(20)),
-            (vec![4], put(40)),
-            (vec![9], Entry::Del),
-        ];
-        let archived = vec![(vec![1], put(1)), (vec![4], put(4)), (vec![5], put(5))];
-        let merged = merge(upper, archived);
-        let keys: Vec<u8> = merged.iter().map(|(k, _)| k[0]).collect();
-        assert_eq!(keys, [1, 2, 4, 5, 9]);
-        assert!(matches!(&merged[2].1, Entry::Put(v) if v[0] == 40));
-    }
 }

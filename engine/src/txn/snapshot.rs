@@ -280,32 +280,27 @@ impl Snapshot {
         upper: Upper,
         f: &mut Visit<'_>,
     ) -> Result<Option<Vec<u8>>> {
-        let upper = if self.view.archive.covers(source) {
-            crate::archive::merge(upper, self.view.archive.range(source, range)?)
+        let archived = if self.view.archive.covers(source) {
+            Some(self.view.archive.cursor(source, range, reverse)?)
         } else {
-            upper
+            None
         };
-        let mut up: Box<dyn Iterator<Item = (Vec<u8>, Entry)>> = if reverse {
-            Box::new(upper.into_iter().rev())
-        } else {
-            Box::new(upper.into_iter())
+        let mut upper = UpperStream {
+            overlay: if reverse {
+                Box::new(upper.into_iter().rev())
+            } else {
+                Box::new(upper.into_iter())
+            },
+            pending: None,
+            archived,
+            reverse,
         };
-        let mut next = up.next();
         let mut stopped_at: Option<Vec<u8>> = None;
-        let before = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
         guard_read("scanning", || {
             let mut visit = |k: &[u8], v: &[u8]| -> Result<bool> {
-                while let Some((uk, ue)) = next.take() {
-                    if before(&uk, k) {
-                        if let Entry::Put(val) = &ue
-                            && !f(&uk, val)?
-                        {
-                            stopped_at = Some(uk);
-                            return Ok(false);
-                        }
-                        next = up.next();
-                    } else if uk.as_slice() == k {
-                        next = up.next();
+                while let Some((uk, ue)) = upper.next_upto(Some(k))? {
+                    if uk.as_slice() == k {
+                        // The upper layer's entry replaces redb's.
                         return match ue {
                             Entry::Put(val) => {
                                 let go = f(&uk, &val)?;
@@ -316,9 +311,12 @@ impl Snapshot {
                             }
                             Entry::Del => Ok(true),
                         };
-                    } else {
-                        next = Some((uk, ue));
-                        break;
+                    }
+                    if let Entry::Put(val) = &ue
+                        && !f(&uk, val)?
+                    {
+                        stopped_at = Some(uk);
+                        return Ok(false);
                     }
                 }
                 let go = f(k, v)?;
@@ -337,13 +335,12 @@ impl Snapshot {
         if stopped_at.is_some() {
             return Ok(stopped_at);
         }
-        while let Some((uk, ue)) = next.take() {
+        while let Some((uk, ue)) = upper.next_upto(None)? {
             if let Entry::Put(val) = &ue
                 && !f(&uk, val)?
             {
                 return Ok(Some(uk));
             }
-            next = up.next();
         }
         Ok(None)
     }
@@ -393,6 +390,49 @@ impl Snapshot {
             },
         )?;
         Ok(n)
+    }
+}
+
+/// The layers above redb in a scan, in the walk's order: the overlay's entries (merged with
+/// a write set's), and the archive's below them, which are read only as the walk reaches
+/// them. On an equal key the overlay's entry wins.
+struct UpperStream {
+    overlay: Box<dyn Iterator<Item = (Vec<u8>, Entry)>>,
+    /// The overlay's next entry, taken from the iterator but not yet due.
+    pending: Option<(Vec<u8>, Entry)>,
+    archived: Option<crate::archive::ArchiveCursor>,
+    reverse: bool,
+}
+
+impl UpperStream {
+    /// The next entry whose key comes at or before `limit` in the walk's order (any when
+    /// `None`); `None` when the next one comes after it, or there is none.
+    fn next_upto(&mut self, limit: Option<&[u8]>) -> Result<Option<(Vec<u8>, Entry)>> {
+        let reverse = self.reverse;
+        let after = |a: &[u8], b: &[u8]| if reverse { a < b } else { a > b };
+        if self.pending.is_none() {
+            self.pending = self.overlay.next();
+        }
+        let overlay_due = match (&self.pending, limit) {
+            (Some((k, _)), Some(l)) => !after(k, l),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        // The archive's entry comes first only before the overlay's next (or, without one
+        // due, up to the limit).
+        let archive_limit = match &self.pending {
+            Some((k, _)) if overlay_due => Some(k.as_slice()),
+            _ => limit,
+        };
+        if let Some(cursor) = &mut self.archived
+            && let Some(item) = cursor.next_upto(archive_limit)?
+        {
+            let tie = overlay_due && self.pending.as_ref().is_some_and(|(k, _)| *k == item.0);
+            if !tie {
+                return Ok(Some(item));
+            }
+        }
+        Ok(if overlay_due { self.pending.take() } else { None })
     }
 }
 
