@@ -204,9 +204,11 @@ impl Archive {
     }
 
     fn keep(&self, key: CacheKey, value: &Arc<Entries>) {
+        // An index's entries share the records of the segment's rows (a covering entry's
+        // value is the row's own allocation): they weigh their keys only.
         let weight = value
             .iter()
-            .map(|(k, v)| (k.len() + v.len() + 48) as u64)
+            .map(|(k, v)| (k.len() + 48 + if key.1.is_none() { v.len() } else { 0 }) as u64)
             .sum::<u64>();
         let mut c = self.cache.lock();
         if weight > c.budget {
@@ -307,8 +309,18 @@ impl Fences {
     /// The lowest and highest key in `range` these spans can hold, or `None` when they hold
     /// none of it.
     fn bounds(&self, range: (Bound<&[u8]>, Bound<&[u8]>)) -> Option<(Vec<u8>, Vec<u8>)> {
+        // Spans are disjoint and in order: skip those that end before the range starts, and
+        // stop at the first that starts after it ends.
+        let first = match range.0 {
+            Bound::Included(k) => self.0.partition_point(|(_, hi)| hi.as_slice() < k),
+            Bound::Excluded(k) => self.0.partition_point(|(_, hi)| hi.as_slice() <= k),
+            Bound::Unbounded => 0,
+        };
         let mut found: Option<(Vec<u8>, Vec<u8>)> = None;
-        for (lo, hi) in self.0.iter().filter(|(lo, hi)| overlaps(range, lo, hi)) {
+        for (lo, hi) in self.0[first..]
+            .iter()
+            .take_while(|(lo, hi)| overlaps(range, lo, hi))
+        {
             let low = match range.0 {
                 Bound::Included(k) | Bound::Excluded(k) if k > lo.as_slice() => k.to_vec(),
                 _ => lo.clone(),
@@ -372,19 +384,19 @@ impl ArchiveView {
     /// walk (descending when `reverse`). It reads a segment only once the walk reaches the
     /// first key the segment can hold (its id range, or the fences of its index entries);
     /// a segment whose index entries were never derived is read now, once.
-    pub(crate) fn cursor(
+    pub(crate) fn cursor<'a>(
         &self,
-        source: crate::txn::Source<'_>,
-        range: (Bound<&[u8]>, Bound<&[u8]>),
+        source: crate::txn::Source<'a>,
+        range: (Bound<&'a [u8]>, Bound<&'a [u8]>),
         reverse: bool,
-    ) -> Result<ArchiveCursor> {
+    ) -> Result<ArchiveCursor<'a>> {
         let spec = match source {
             crate::txn::Source::Table(_) => None,
-            crate::txn::Source::Index(spec) => Some(spec.clone()),
+            crate::txn::Source::Index(spec) => Some(spec),
         };
         let mut parts = Vec::new();
         for meta in self.listed() {
-            let bounds = match &spec {
+            let bounds = match spec {
                 None => {
                     let (lo, hi) = (
                         crate::keys::id_key(meta.first_id),
@@ -420,7 +432,7 @@ impl ArchiveView {
         Ok(ArchiveCursor {
             archive: Arc::clone(&self.archive),
             spec,
-            range: (range.0.map(<[u8]>::to_vec), range.1.map(<[u8]>::to_vec)),
+            range,
             reverse,
             parts,
         })
@@ -447,7 +459,10 @@ fn bound_min<'a>(end: Bound<&'a [u8]>, key: &'a [u8]) -> &'a [u8] {
 /// One segment's part of a cursor.
 enum Part {
     /// Not read yet: the first key (in the walk's order) it can hold in the range.
-    Pending { meta: Arc<SegmentMeta>, bound: Vec<u8> },
+    Pending {
+        meta: Arc<SegmentMeta>,
+        bound: Vec<u8>,
+    },
     /// Read: its entries in the range are `entries[next..end]`, taken from the front going
     /// forward and from the back in reverse.
     Loaded {
@@ -460,15 +475,15 @@ enum Part {
 
 /// The archived entries of one range scan, merged across segments and read lazily (see
 /// [`ArchiveView::cursor`]).
-pub(crate) struct ArchiveCursor {
+pub(crate) struct ArchiveCursor<'a> {
     archive: Arc<Archive>,
-    spec: Option<IndexSpec>,
-    range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+    spec: Option<&'a IndexSpec>,
+    range: (Bound<&'a [u8]>, Bound<&'a [u8]>),
     reverse: bool,
     parts: Vec<Part>,
 }
 
-impl ArchiveCursor {
+impl ArchiveCursor<'_> {
     /// Whether `a` comes before `b` in the walk's order.
     fn before(&self, a: &[u8], b: &[u8]) -> bool {
         if self.reverse { a > b } else { a < b }
@@ -527,18 +542,18 @@ impl ArchiveCursor {
 
     /// Reads a segment's entries in the range.
     fn load(&self, meta: &SegmentMeta) -> Result<Part> {
-        let entries = match &self.spec {
+        let entries = match self.spec {
             None => self.archive.rows(meta)?,
             Some(spec) => self.archive.index_entries(meta, spec)?,
         };
-        let next = match &self.range.0 {
-            Bound::Included(k) => entries.partition_point(|(e, _)| e < k),
-            Bound::Excluded(k) => entries.partition_point(|(e, _)| e <= k),
+        let next = match self.range.0 {
+            Bound::Included(k) => entries.partition_point(|(e, _)| e.as_slice() < k),
+            Bound::Excluded(k) => entries.partition_point(|(e, _)| e.as_slice() <= k),
             Bound::Unbounded => 0,
         };
-        let end = match &self.range.1 {
-            Bound::Included(k) => entries.partition_point(|(e, _)| e <= k),
-            Bound::Excluded(k) => entries.partition_point(|(e, _)| e < k),
+        let end = match self.range.1 {
+            Bound::Included(k) => entries.partition_point(|(e, _)| e.as_slice() <= k),
+            Bound::Excluded(k) => entries.partition_point(|(e, _)| e.as_slice() < k),
             Bound::Unbounded => entries.len(),
         };
         Ok(if next < end {
@@ -1213,5 +1228,4 @@ mod tests {
         }
         Ok(())
     }
-
 }

@@ -408,3 +408,49 @@ fn a_backup_refuses_a_segment_of_the_wrong_size_before_copying_it() -> TestResul
     assert!(!tmp.path().join("b").exists(), "a failed backup left files");
     Ok(())
 }
+
+#[test]
+fn a_limited_scan_of_hot_trades_reads_no_segment() -> TestResult {
+    // No cache (nor the ring of the newest trades): every read of a segment goes to its
+    // file.
+    let store = TempStore::with_config(Config {
+        archive_cache_mb: 0,
+        recent_trades: 0,
+        ..Config::default()
+    })?;
+    let order = prepare(&store)?;
+    let trades = record(&store, &order, 600, 10)?;
+    wait_applied(&store)?;
+    let seg = store.archive_trades(310)?.segments.remove(0);
+    let newest: Vec<Trade> = trades.iter().rev().take(100).cloned().collect();
+    // The first scan of the index reads the segment once, to learn where its entries lie.
+    assert_eq!(store.read()?.recent_trades(ACME, 100)?, newest);
+
+    std::fs::rename(store.dir().join(&seg.file), store.dir().join("moved-away"))?;
+    // The newest 100 are all hot, and come before anything the segment can hold.
+    assert_eq!(store.read()?.recent_trades(ACME, 100)?, newest);
+    let sql = "SELECT id FROM trades WHERE instrument = 'ACME' ORDER BY ts DESC LIMIT 100";
+    assert_eq!(store.query(sql)?.rows.len(), 100);
+    assert_eq!(
+        store.read()?.get_id::<Trade>(trades[599].id)?.as_ref(),
+        Some(&trades[599])
+    );
+    // Reaching into the archive does read it.
+    let err = store
+        .read()?
+        .recent_trades(ACME, 400)
+        .expect_err("read trades of a missing segment");
+    assert!(err.to_string().contains("missing"), "{err}");
+    let err = store
+        .read()?
+        .get_id::<Trade>(trades[0].id)
+        .expect_err("read a trade of a missing segment");
+    assert!(err.to_string().contains("missing"), "{err}");
+
+    std::fs::rename(store.dir().join("moved-away"), store.dir().join(&seg.file))?;
+    let all = store.read()?.recent_trades(ACME, 1000)?;
+    assert_eq!(all.len(), 600);
+    assert!(all.windows(2).all(|w| w[0].ts >= w[1].ts));
+    assert_clean(&store)?;
+    Ok(())
+}

@@ -396,15 +396,15 @@ impl Snapshot {
 /// The layers above redb in a scan, in the walk's order: the overlay's entries (merged with
 /// a write set's), and the archive's below them, which are read only as the walk reaches
 /// them. On an equal key the overlay's entry wins.
-struct UpperStream {
+struct UpperStream<'a> {
     overlay: Box<dyn Iterator<Item = (Vec<u8>, Entry)>>,
     /// The overlay's next entry, taken from the iterator but not yet due.
     pending: Option<(Vec<u8>, Entry)>,
-    archived: Option<crate::archive::ArchiveCursor>,
+    archived: Option<crate::archive::ArchiveCursor<'a>>,
     reverse: bool,
 }
 
-impl UpperStream {
+impl UpperStream<'_> {
     /// The next entry whose key comes at or before `limit` in the walk's order (any when
     /// `None`); `None` when the next one comes after it, or there is none.
     fn next_upto(&mut self, limit: Option<&[u8]>) -> Result<Option<(Vec<u8>, Entry)>> {
@@ -432,7 +432,11 @@ impl UpperStream {
                 return Ok(Some(item));
             }
         }
-        Ok(if overlay_due { self.pending.take() } else { None })
+        Ok(if overlay_due {
+            self.pending.take()
+        } else {
+            None
+        })
     }
 }
 
