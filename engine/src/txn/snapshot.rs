@@ -270,6 +270,20 @@ impl Snapshot {
         Ok(found)
     }
 
+    /// Walks redb's entries of `source` in `range`.
+    fn walk(
+        &self,
+        source: Source<'_>,
+        range: (Bound<&[u8]>, Bound<&[u8]>),
+        reverse: bool,
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        match source {
+            Source::Table(t) => walk::rows(self.table(t)?, range, reverse, visit),
+            Source::Index(spec) => walk::entries(&*self.index_table(spec)?, range, reverse, visit),
+        }
+    }
+
     /// Walks `source` in `range`, merging `upper` (ascending, already merged from the layers
     /// above redb) over redb's entries. Returns the last key visited when `f` stopped early.
     pub(crate) fn merged_range(
@@ -285,6 +299,21 @@ impl Snapshot {
         } else {
             None
         };
+        if archived.is_none() && upper.is_empty() {
+            // Nothing above redb (the applier keeps up, no archive): redb's walk alone.
+            let mut stopped_at: Option<Vec<u8>> = None;
+            guard_read("scanning", || {
+                let mut visit = |k: &[u8], v: &[u8]| -> Result<bool> {
+                    let go = f(k, v)?;
+                    if !go {
+                        stopped_at = Some(k.to_vec());
+                    }
+                    Ok(go)
+                };
+                self.walk(source, range, reverse, &mut visit)
+            })?;
+            return Ok(stopped_at);
+        }
         let mut upper = UpperStream {
             overlay: if reverse {
                 Box::new(upper.into_iter().rev())
@@ -325,12 +354,7 @@ impl Snapshot {
                 }
                 Ok(go)
             };
-            match source {
-                Source::Table(t) => walk::rows(self.table(t)?, range, reverse, &mut visit),
-                Source::Index(spec) => {
-                    walk::entries(&*self.index_table(spec)?, range, reverse, &mut visit)
-                }
-            }
+            self.walk(source, range, reverse, &mut visit)
         })?;
         if stopped_at.is_some() {
             return Ok(stopped_at);
