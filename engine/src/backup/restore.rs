@@ -34,7 +34,9 @@ pub struct RestoreReport {
 /// directory. The backup is verified first ([`verify_backup`](super::verify_backup)); each
 /// file is copied with its checksum checked again and synced, with the store's empty
 /// folders; then the new store is opened and passes the whole consistency check
-/// ([`Store::check`]) before this returns. On any error nothing is left in `to`.
+/// ([`Store::check`]) before this returns. All of it happens in a hidden staging folder
+/// beside `to`, renamed over `to` once checked: on any error nothing is left in `to`, and a
+/// restore killed midway leaves the staging folder, never a partial store at `to`.
 pub fn restore_backup(backup: &Path, to: &Path) -> Result<RestoreReport> {
     let manifest = super::verify::verify(backup)?;
     if files::resolve(to)?.starts_with(files::resolve(backup)?) {
@@ -44,7 +46,15 @@ pub fn restore_backup(backup: &Path, to: &Path) -> Result<RestoreReport> {
             backup.display()
         )));
     }
-    let dest = Dest::claim(to, "restore target")?;
+    let target = Dest::claim(to, "restore target")?;
+    // Filled beside the target and renamed over it once checked: a restore killed midway
+    // leaves a hidden staging folder, never a partial store where the target was named.
+    let name = to
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "restore".to_owned());
+    let staging = to.with_file_name(format!(".{name}.restoring-{}", std::process::id()));
+    let dest = Dest::claim(&staging, "restore staging folder")?;
     let mut dirs = vec![dest.path().to_path_buf()];
     for f in &manifest.files {
         let target = files::under(dest.path(), &f.path);
@@ -89,8 +99,22 @@ pub fn restore_backup(backup: &Path, to: &Path) -> Result<RestoreReport> {
     }
     let recovery = store.recovery().clone();
     drop(store);
-    let to = dest.path().to_path_buf();
+    std::fs::rename(dest.path(), target.path()).map_err(|e| {
+        Error::io(
+            format!(
+                "moving the restored store from {} to {}",
+                dest.path().display(),
+                target.path().display()
+            ),
+            e,
+        )
+    })?;
     dest.keep();
+    if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
+        files::sync_dir(parent)?;
+    }
+    let to = target.path().to_path_buf();
+    target.keep();
     Ok(RestoreReport {
         to,
         applied_seq: manifest.applied_seq,

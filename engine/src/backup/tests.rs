@@ -183,6 +183,14 @@ fn a_restored_backup_holds_the_same_rows_and_checks_clean() -> Result<()> {
     assert_eq!(accounts, Some(54));
     let restored = tmp.path().join("restored");
     let done = restore_backup(&report.path, &restored)?;
+    // Restored beside the target and renamed over it: no staging folder stays behind.
+    let leftovers: Vec<String> = std::fs::read_dir(tmp.path())
+        .map_err(|e| Error::io("read_dir", e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("restoring"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_eq!(done.checked_rows, 58, "54 accounts and 4 cash rows");
     assert!(!restored.join("archive/trades/2026-11-01.zst").exists());
     assert!(
