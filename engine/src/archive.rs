@@ -59,6 +59,9 @@ const MAGIC: &[u8; 8] = b"TSARCH1\n";
 const HEADER: usize = 20;
 /// Catalog keys of the segments: this prefix, then the first id in 20 digits.
 pub(crate) const CATALOG_PREFIX: &str = "archive/trades/";
+/// Catalog keys of the segments' fences: this prefix, the first id in 20 digits, `/`, the
+/// index's name.
+const FENCES_PREFIX: &str = "archive/fences/";
 /// The folder of the segment files, under the store's directory.
 pub const FOLDER: &str = "archive/trades";
 /// zstd level: archiving runs in the background of a live store; level 6 compresses trade
@@ -146,6 +149,7 @@ impl Archive {
         dir: &Path,
         txn: &redb::ReadTransaction,
         cache_bytes: u64,
+        indexes: &[IndexSpec],
     ) -> Result<Archive> {
         let mut segments: Vec<SegmentMeta> = crate::catalog::scan_json(txn, CATALOG_PREFIX)?;
         segments.sort_by_key(|s| s.first_id);
@@ -159,6 +163,20 @@ impl Archive {
         for s in &segments {
             check_meta(s)?;
         }
+        // Fences written when each segment was archived, for the indexes that still have
+        // the same columns (an index dropped and created again with other columns derives
+        // its own on first read).
+        let mut fences = std::collections::HashMap::new();
+        for record in crate::catalog::scan_json::<FenceRecord>(txn, FENCES_PREFIX)? {
+            let spec = indexes.iter().find(|s| {
+                s.def.name == record.index
+                    && s.def.table == TableId::Trades
+                    && s.def.columns == record.columns
+            });
+            if let Some(spec) = spec {
+                fences.insert((record.first_id, spec.slot), Arc::new(record.fences()?));
+            }
+        }
         Ok(Archive {
             dir: dir.to_path_buf(),
             segments: RwLock::new(Arc::new(segments.into_iter().map(Arc::new).collect())),
@@ -167,7 +185,7 @@ impl Archive {
                 bytes: 0,
                 entries: lru::LruCache::unbounded(),
             }),
-            fences: Mutex::new(std::collections::HashMap::new()),
+            fences: Mutex::new(fences),
             run: Mutex::new(()),
         })
     }
@@ -272,6 +290,63 @@ impl Archive {
             .lock()
             .get(&(meta.first_id, spec.slot))
             .map(Arc::clone)
+    }
+}
+
+/// A segment's fences of one index as the catalog keeps them (keys in hex).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FenceRecord {
+    first_id: u64,
+    index: String,
+    columns: Vec<String>,
+    spans: Vec<(String, String)>,
+}
+
+impl FenceRecord {
+    fn of(first_id: u64, spec: &IndexSpec, fences: &Fences) -> FenceRecord {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        FenceRecord {
+            first_id,
+            index: spec.def.name.clone(),
+            columns: spec.def.columns.clone(),
+            spans: fences.0.iter().map(|(lo, hi)| (hex(lo), hex(hi))).collect(),
+        }
+    }
+
+    /// The fences, checked to be spans a writer makes: each in order, disjoint, ascending.
+    fn fences(&self) -> Result<Fences> {
+        let bad = || {
+            Error::corruption(format!(
+                "the catalog's fences of archive segment {} for index {} are malformed",
+                self.first_id, self.index
+            ))
+        };
+        let unhex = |s: &str| -> Result<Vec<u8>> {
+            if !s.len().is_multiple_of(2) {
+                return Err(bad());
+            }
+            (0..s.len())
+                .step_by(2)
+                .map(|i| {
+                    s.get(i..i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or_else(bad)
+                })
+                .collect()
+        };
+        let spans = self
+            .spans
+            .iter()
+            .map(|(lo, hi)| Ok((unhex(lo)?, unhex(hi)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let ordered = spans.iter().all(|(lo, hi)| lo <= hi)
+            && spans.windows(2).all(|w| w[0].1 < w[1].0)
+            && spans.len() <= MAX_FENCES;
+        if !ordered {
+            return Err(bad());
+        }
+        Ok(Fences(spans))
     }
 }
 
@@ -873,7 +948,9 @@ fn archive_run(shared: &Shared, dir: &Path, before: i64) -> Result<ArchiveReport
             crc32c: crc32c::crc32c(&bytes),
             created_ns: crate::index::now_ns(),
         };
-        if let Err(e) = archive_commit(shared, &meta, rows) {
+        let indexes = Arc::clone(&shared.indexes.read());
+        let fences = trade_fences(&rows, &indexes)?;
+        if let Err(e) = archive_commit(shared, &meta, rows, &fences) {
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
@@ -891,6 +968,7 @@ fn archive_commit(
     shared: &Shared,
     meta: &SegmentMeta,
     rows: Vec<(Vec<u8>, Vec<u8>)>,
+    fences: &[(IndexSpec, Fences)],
 ) -> Result<()> {
     // No index is created or dropped meanwhile: every index's entries of these trades
     // leave with them.
@@ -929,6 +1007,13 @@ fn archive_commit(
         &format!("{CATALOG_PREFIX}{:020}", meta.first_id),
         meta,
     )?;
+    for (spec, f) in fences {
+        crate::catalog::put_json(
+            &txn,
+            &format!("{FENCES_PREFIX}{:020}/{}", meta.first_id, spec.def.name),
+            &FenceRecord::of(meta.first_id, spec, f),
+        )?;
+    }
     let listed = {
         let mut list = shared.archive.segments.write();
         let mut next = (**list).clone();
@@ -951,6 +1036,10 @@ fn archive_commit(
         Ok(()) => {
             shared.row_changes[TableId::Trades as usize]
                 .fetch_add(rows.len() as u64, Ordering::Relaxed);
+            let mut known = shared.archive.fences.lock();
+            for (spec, f) in fences {
+                known.insert((meta.first_id, spec.slot), Arc::new(Fences(f.0.clone())));
+            }
             Ok(())
         }
         Err(e) => {
@@ -963,6 +1052,28 @@ fn archive_commit(
             Err(e)
         }
     }
+}
+
+/// The fences of a segment's rows in every index on trades, worked out when it is archived
+/// so that no process has to read the segment to learn where its entries lie.
+fn trade_fences(
+    rows: &[(Vec<u8>, Vec<u8>)],
+    indexes: &[IndexSpec],
+) -> Result<Vec<(IndexSpec, Fences)>> {
+    let records = rows
+        .iter()
+        .map(|(k, v)| Ok((k, codec::decode_any(TableId::Trades, v)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = Vec::new();
+    for spec in indexes.iter().filter(|s| s.def.table == TableId::Trades) {
+        let mut entries: Entries = records
+            .iter()
+            .map(|(pk, r)| (crate::txn::entry_key(spec, r, pk), Arc::from(&[][..])))
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out.push((spec.clone(), Fences::of(&entries)));
+    }
+    Ok(out)
 }
 
 /// The background archiver (`archive_after_s` > 0): archives trades older than that, every
@@ -1102,6 +1213,65 @@ mod tests {
             }
             Ok(_) => panic!("{what}: read as a good segment"),
         }
+    }
+
+    #[test]
+    fn fences_bound_a_range_and_round_trip_through_the_catalog() -> Result<()> {
+        let e = |k: &[u8]| (k.to_vec(), Arc::<[u8]>::from(&[][..]));
+        // Keys of two first values (tag 0x01: a u64) with suffixes.
+        let key = |v: u8, s: u8| {
+            let mut k = crate::keys::id_key(u64::from(v)).to_vec();
+            k.push(s);
+            k
+        };
+        let entries: Entries = vec![e(&key(1, 5)), e(&key(1, 9)), e(&key(3, 2)), e(&key(3, 7))];
+        let f = Fences::of(&entries);
+        assert_eq!(f.0, vec![(key(1, 5), key(1, 9)), (key(3, 2), key(3, 7))]);
+        let inc = |a: &[u8], b: &[u8]| -> (Vec<u8>, Vec<u8>) { (a.to_vec(), b.to_vec()) };
+        let bounds = |lo: &[u8], hi: &[u8]| f.bounds((Bound::Included(lo), Bound::Included(hi)));
+        // Between the two spans: nothing.
+        assert_eq!(bounds(&key(2, 0), &key(2, 255)), None);
+        // Inside the second: clamped to the range.
+        assert_eq!(
+            bounds(&key(3, 0), &key(3, 4)),
+            Some(inc(&key(3, 2), &key(3, 4)))
+        );
+        // Across both.
+        assert_eq!(
+            bounds(&key(0, 0), &key(9, 0)),
+            Some(inc(&key(1, 5), &key(3, 7)))
+        );
+
+        let spec = IndexSpec::new(
+            tradestore_schema::IndexDef {
+                name: "x".into(),
+                table: TableId::Trades,
+                columns: vec!["instrument".into()],
+                unique: false,
+                builtin: false,
+                covering: false,
+            },
+            0,
+            true,
+        );
+        let record = FenceRecord::of(7, &spec, &f);
+        assert_eq!(record.fences()?.0, f.0);
+        for spans in [
+            vec![("0".to_owned(), "00".to_owned())],
+            vec![("zz".to_owned(), "00".to_owned())],
+            vec![("02".to_owned(), "01".to_owned())],
+            vec![
+                ("01".to_owned(), "03".to_owned()),
+                ("02".to_owned(), "04".to_owned()),
+            ],
+        ] {
+            let bad = FenceRecord {
+                spans,
+                ..FenceRecord::of(7, &spec, &f)
+            };
+            assert!(bad.fences().is_err(), "{bad:?}");
+        }
+        Ok(())
     }
 
     #[test]

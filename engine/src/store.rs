@@ -348,6 +348,7 @@ impl Store {
                 &dir,
                 &txn,
                 config.archive_cache_mb << 20,
+                &indexes,
             )?)
         };
         if let Some(id) = archive.max_id() {
