@@ -16,6 +16,10 @@ pub struct RestoreReport {
     pub to: PathBuf,
     /// It holds exactly transactions 1 ..= this.
     pub applied_seq: u64,
+    /// Journal records replayed after the backup (point-in-time recovery).
+    pub replayed: u64,
+    /// Where the replay met a torn or damaged tail and stopped, if it did.
+    pub replay_stopped: Option<String>,
     /// Every redb table restored, with its entries and checksum.
     pub tables: Vec<TableSum>,
     /// Files copied.
@@ -38,7 +42,41 @@ pub struct RestoreReport {
 /// beside `to`, renamed over `to` once checked: on any error nothing is left in `to`, and a
 /// restore killed midway leaves the staging folder, never a partial store at `to`.
 pub fn restore_backup(backup: &Path, to: &Path) -> Result<RestoreReport> {
+    restore_backup_to(backup, to, &PointInTime::default())
+}
+
+/// How far past its backup a restore brings the store: point-in-time recovery.
+#[derive(Clone, Debug, Default)]
+pub struct PointInTime {
+    /// Folders holding the store's journal segments: its `archive/journal` (segments kept
+    /// with `keep_journal = true`) and its `journal`. Empty: the backup alone.
+    pub journal: Vec<PathBuf>,
+    /// The last transaction to replay; `None` replays every record the folders hold after
+    /// the backup (up to a torn or damaged tail, which ends the replay and is reported).
+    pub until_seq: Option<u64>,
+}
+
+/// [`restore_backup`], then replays the journal records after the backup's last
+/// transaction, up to `pit.until_seq`, from the segment files in `pit.journal`, in one
+/// durable commit before the restored store is opened and checked. The records must follow
+/// on from the backup without a gap, and reach `until_seq` when one is given; otherwise
+/// nothing is left in `to`.
+pub fn restore_backup_to(backup: &Path, to: &Path, pit: &PointInTime) -> Result<RestoreReport> {
+    if pit.until_seq.is_some() && pit.journal.is_empty() {
+        return Err(Error::invalid(
+            "a restore to a transaction needs the journal folders to replay from",
+        ));
+    }
     let manifest = super::verify::verify(backup)?;
+    if let Some(until) = pit.until_seq
+        && until < manifest.applied_seq
+    {
+        return Err(Error::invalid(format!(
+            "the backup already holds transactions up to {}, after {until}: restore an older \
+             backup",
+            manifest.applied_seq
+        )));
+    }
     if files::resolve(to)?.starts_with(files::resolve(backup)?) {
         return Err(Error::invalid(format!(
             "restore target {} is inside the backup {}: name a directory outside it",
@@ -84,6 +122,11 @@ pub fn restore_backup(backup: &Path, to: &Path) -> Result<RestoreReport> {
     for d in &dirs {
         files::sync_dir(d)?;
     }
+    let (replayed, stopped) = if pit.journal.is_empty() {
+        (0, None)
+    } else {
+        replay(dest.path(), manifest.applied_seq, pit)?
+    };
     let store = Store::open_dir(dest.path())?;
     let report = store.check(&mut |_, _| {})?;
     if let Some(first) = report.violations.first() {
@@ -117,7 +160,9 @@ pub fn restore_backup(backup: &Path, to: &Path) -> Result<RestoreReport> {
     target.keep();
     Ok(RestoreReport {
         to,
-        applied_seq: manifest.applied_seq,
+        applied_seq: manifest.applied_seq + replayed,
+        replayed,
+        replay_stopped: stopped,
         files: manifest.files.len(),
         bytes: manifest.bytes(),
         tables: manifest.tables,
@@ -125,4 +170,42 @@ pub fn restore_backup(backup: &Path, to: &Path) -> Result<RestoreReport> {
         checked_rows: report.rows,
         checked_index_entries: report.index_entries,
     })
+}
+
+/// Replays the journal records after `applied` into the restored database in `dir`, in one
+/// durable commit. Returns how many, and where reading stopped early if it did.
+fn replay(dir: &Path, applied: u64, pit: &PointInTime) -> Result<(u64, Option<String>)> {
+    let scanned = crate::journal::records_after(&pit.journal, applied, pit.until_seq)?;
+    let last = scanned.records.last().map_or(applied, |(seq, _)| *seq);
+    if let Some(until) = pit.until_seq
+        && last < until
+    {
+        return Err(Error::invalid(format!(
+            "the journal folders hold transactions up to {last}, not {until}{}",
+            scanned
+                .stopped
+                .as_ref()
+                .map(|s| format!(" (reading stopped at {s})"))
+                .unwrap_or_default()
+        )));
+    }
+    if scanned.records.is_empty() {
+        return Ok((0, scanned.stopped));
+    }
+    let path = dir.join(crate::store::DB_FILE);
+    let db = redb::Database::open(&path).map_err(|e| Error::from(e).context(path.display()))?;
+    let mut txn = db.begin_write()?;
+    txn.set_durability(redb::Durability::Immediate)?;
+    let indexes = crate::catalog::init(&txn)?;
+    let mut changes: Vec<crate::state::RowChange> = Vec::new();
+    for (seq, payload) in &scanned.records {
+        let record: Vec<crate::state::RowChange> = postcard::from_bytes(payload)
+            .map_err(|e| Error::corruption(format!("journal record {seq} does not decode: {e}")))?;
+        changes.extend(record);
+    }
+    crate::state::apply_rows(&txn, &indexes, &changes)?;
+    crate::state::write_applied_seq(&txn, last)?;
+    crate::state::write_acked_seq(&txn, last)?;
+    txn.commit()?;
+    Ok((last - applied, scanned.stopped))
 }

@@ -29,6 +29,7 @@ mod frame;
 mod io;
 mod options;
 mod recover;
+mod scan;
 mod segment;
 mod writer;
 
@@ -38,4 +39,5 @@ pub use frame::MAX_PAYLOAD;
 pub use io::{FileIo, JournalFile, JournalIo};
 pub use options::JournalOptions;
 pub use recover::{Recovery, TornTail};
+pub(crate) use scan::records_after;
 pub use writer::{Journal, SPARE_NAME, Spare, SpareRequest};

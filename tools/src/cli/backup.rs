@@ -95,7 +95,12 @@ pub struct VerifyArgs {
 Restore a backup into a new store directory: the backup is verified first, its files are \
 copied into --to (which must not exist or be empty) and synced, then the new store is \
 opened and passes the whole consistency check. On any error nothing is left in --to and \
-the command exits 1.")]
+the command exits 1.
+
+Point-in-time recovery: with --journal (the source store's archive/journal, where \
+keep_journal = true keeps checkpointed segments, and its journal folder), the journal \
+records after the backup are replayed into the restored store, up to --until-seq or all of \
+them. They must follow on from the backup without a gap.")]
 pub struct RestoreArgs {
     /// The backup's directory.
     #[arg(value_name = "PATH")]
@@ -104,6 +109,15 @@ pub struct RestoreArgs {
     /// The new store's directory: new, or empty.
     #[arg(long, value_name = "DIR")]
     pub to: PathBuf,
+
+    /// A folder of the source store's journal segments to replay after the backup
+    /// (repeatable: its archive/journal and its journal).
+    #[arg(long, value_name = "DIR")]
+    pub journal: Vec<PathBuf>,
+
+    /// The last transaction to replay (with --journal); without it, every record.
+    #[arg(long, value_name = "SEQ", requires = "journal")]
+    pub until_seq: Option<u64>,
 
     /// Print what was restored as JSON.
     #[arg(long)]
@@ -220,7 +234,11 @@ fn verify(args: &VerifyArgs) -> Result<()> {
 }
 
 fn restore(args: &RestoreArgs) -> Result<()> {
-    let r = backup::restore_backup(&args.path, &args.to).with_context(|| {
+    let pit = backup::PointInTime {
+        journal: args.journal.clone(),
+        until_seq: args.until_seq,
+    };
+    let r = backup::restore_backup_to(&args.path, &args.to, &pit).with_context(|| {
         format!(
             "restoring the backup {} into {}",
             args.path.display(),
@@ -244,6 +262,17 @@ fn restore(args: &RestoreArgs) -> Result<()> {
             r.checked_rows,
             r.checked_index_entries
         )?;
+        if !args.journal.is_empty() {
+            writeln!(
+                out,
+                "replayed {} journal records after the backup{}",
+                r.replayed,
+                r.replay_stopped
+                    .as_ref()
+                    .map(|s| format!("; the journal's readable records end at {s}"))
+                    .unwrap_or_default()
+            )?;
+        }
     }
     out.flush()?;
     Ok(())
