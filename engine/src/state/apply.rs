@@ -89,6 +89,19 @@ pub(crate) fn read_archive_segments(txn: &redb::ReadTransaction) -> Result<u64> 
     read_meta(txn, ARCHIVE_KEY)
 }
 
+/// What a read view needs of the `meta` table, with one opening of it: the applied
+/// sequence number and the archive segments listed.
+pub(crate) fn read_view_meta(txn: &redb::ReadTransaction) -> Result<(u64, u64)> {
+    match txn.open_table(META) {
+        Ok(t) => {
+            let get = |key: &str| -> Result<u64> { Ok(t.get(key)?.map_or(0, |g| g.value())) };
+            Ok((get(APPLIED_KEY)?, get(ARCHIVE_KEY)?))
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok((0, 0)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Records how many archive segments this write lists.
 pub(crate) fn write_archive_segments(txn: &redb::WriteTransaction, n: u64) -> Result<()> {
     write_meta(txn, ARCHIVE_KEY, n)

@@ -50,8 +50,8 @@ impl RedbView {
         recent: Option<(Arc<RecentTrades>, u64)>,
         archive: &Arc<crate::archive::Archive>,
     ) -> Result<RedbView> {
-        let applied = crate::state::read_applied_seq(&txn)?;
-        let archive = archive.view(crate::state::read_archive_segments(&txn)?);
+        let (applied, listed) = crate::state::read_view_meta(&txn)?;
+        let archive = archive.view(listed);
         Ok(RedbView {
             txn,
             tables: Default::default(),
