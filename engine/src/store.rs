@@ -22,10 +22,7 @@ use crate::journal::{FileIo, Journal, JournalIo, JournalOptions};
 use crate::keys;
 use crate::layout::{self, IndexSpec};
 use crate::lock::{DeadlockRecord, LockManager, LockOptions};
-use crate::state::{
-    Published, RowChange, apply_rows, read_acked_seq, read_applied_seq, write_acked_seq,
-    write_applied_seq,
-};
+use crate::state::{Published, read_acked_seq, read_applied_seq, write_acked_seq};
 use crate::stats::{Metrics, Stats};
 use crate::txn::{LockGuard, Mode, ReadTx, Snapshot, WriteTx};
 
@@ -297,16 +294,7 @@ impl Store {
                 let mut txn = db.begin_write()?;
                 txn.set_durability(Durability::Immediate)?;
                 txn.set_quick_repair(true);
-                let mut changes: Vec<RowChange> = Vec::new();
-                for (seq, payload) in &found.records {
-                    let record: Vec<RowChange> = postcard::from_bytes(payload).map_err(|e| {
-                        Error::corruption(format!("journal record {seq} does not decode: {e}"))
-                    })?;
-                    changes.extend(record);
-                }
-                apply_rows(&txn, &indexes, &changes)?;
-                write_applied_seq(&txn, last)?;
-                write_acked_seq(&txn, last)?;
+                crate::state::replay_records(&txn, &indexes, &found.records)?;
                 txn.commit()?;
                 Ok(())
             })?;

@@ -197,15 +197,7 @@ fn replay(dir: &Path, applied: u64, pit: &PointInTime) -> Result<(u64, Option<St
     let mut txn = db.begin_write()?;
     txn.set_durability(redb::Durability::Immediate)?;
     let indexes = crate::catalog::init(&txn)?;
-    let mut changes: Vec<crate::state::RowChange> = Vec::new();
-    for (seq, payload) in &scanned.records {
-        let record: Vec<crate::state::RowChange> = postcard::from_bytes(payload)
-            .map_err(|e| Error::corruption(format!("journal record {seq} does not decode: {e}")))?;
-        changes.extend(record);
-    }
-    crate::state::apply_rows(&txn, &indexes, &changes)?;
-    crate::state::write_applied_seq(&txn, last)?;
-    crate::state::write_acked_seq(&txn, last)?;
+    crate::state::replay_records(&txn, &indexes, &scanned.records)?;
     txn.commit()?;
     Ok((last - applied, scanned.stopped))
 }

@@ -107,6 +107,27 @@ pub(crate) fn write_archive_segments(txn: &redb::WriteTransaction, n: u64) -> Re
     write_meta(txn, ARCHIVE_KEY, n)
 }
 
+/// Applies journal records (seq and encoded row changes, in order) in `txn` and records the
+/// last as applied and acknowledged: the replay of recovery and of point-in-time restores.
+pub(crate) fn replay_records(
+    txn: &redb::WriteTransaction,
+    indexes: &[IndexSpec],
+    records: &[(u64, Vec<u8>)],
+) -> Result<()> {
+    let Some((last, _)) = records.last() else {
+        return Ok(());
+    };
+    let mut changes: Vec<RowChange> = Vec::new();
+    for (seq, payload) in records {
+        let record: Vec<RowChange> = postcard::from_bytes(payload)
+            .map_err(|e| Error::corruption(format!("journal record {seq} does not decode: {e}")))?;
+        changes.extend(record);
+    }
+    apply_rows(txn, indexes, &changes)?;
+    write_applied_seq(txn, *last)?;
+    write_acked_seq(txn, *last)
+}
+
 /// An index entry to write: its key, and the row it keeps (`None` removes the entry).
 type Edit<'r> = (Vec<u8>, Option<&'r [u8]>);
 

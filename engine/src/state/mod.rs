@@ -6,6 +6,6 @@ mod overlay;
 
 pub(crate) use apply::{
     RowChange, apply_rows, read_acked_seq, read_applied_seq, read_archive_segments, read_view_meta,
-    write_acked_seq, write_applied_seq, write_archive_segments,
+    replay_records, write_acked_seq, write_applied_seq, write_archive_segments,
 };
 pub(crate) use overlay::{Entry, Graveyard, INDEX_BASE, OKey, Overlay, Published, space_of_table};
