@@ -30,7 +30,7 @@ use crate::check::{self, Violation};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys;
 use crate::layout::{self, IndexSpec};
-use crate::txn::{ReadOps, ReadTx, Source, Visit, entry_key, show_values};
+use crate::txn::{ReadOps, ReadTx, Source, Visit, show_values, write_entry_key};
 
 /// One row of a batch: its primary key, its encoded record and the input line it came from.
 pub(crate) struct Row {
@@ -259,7 +259,15 @@ impl Batch {
         for table in TableId::ALL {
             let fks: Vec<&ForeignKey> =
                 FOREIGN_KEYS.iter().filter(|fk| fk.child == table).collect();
-            if fks.iter().all(|fk| self.rows(fk.parent).is_empty()) {
+            // A dump lists whole tables, parents first: when every parent row comes before
+            // every row of this table, no row can be listed before its parent, and the rows
+            // need not be decoded.
+            let first_line = self.rows(table).iter().map(|r| r.line).min();
+            let before = |fk: &&ForeignKey| {
+                let last_parent = self.rows(fk.parent).iter().map(|r| r.line).max();
+                last_parent.is_none_or(|l| first_line.is_none_or(|f| l < f))
+            };
+            if fks.iter().all(before) {
                 continue;
             }
             for r in self.rows(table) {
@@ -393,6 +401,8 @@ impl Batch {
     }
 
     /// Derives the batch's entries of one index from its rows and inserts them sorted.
+    /// The keys are written back to back into one buffer (no allocation per entry), and
+    /// sorted as positions into it.
     fn insert_entries(
         &self,
         spec: &IndexSpec,
@@ -401,18 +411,26 @@ impl Batch {
     ) -> Result<()> {
         let table = spec.def.table;
         let rows = self.rows(table);
-        let mut entries = Vec::with_capacity(rows.len());
+        let mut buf = Vec::with_capacity(rows.len() * 32);
+        let mut ends = Vec::with_capacity(rows.len());
         for r in rows {
             let rec = codec::decode_any(table, &r.value)?;
-            entries.push((entry_key(spec, &rec, &r.key), r.value.as_slice()));
+            write_entry_key(&mut buf, spec, &rec, &r.key);
+            ends.push(buf.len());
         }
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let key = |i: usize| &buf[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+        let order = sorted_order(rows.len(), key);
         let mut index = spec.open_mut(txn)?;
-        for run in entries.chunks(RUN) {
+        for run in order.chunks(RUN) {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            if index.insert_sorted(run)?.is_some() {
+            let found = index.insert_sorted(
+                run.len(),
+                |i| key(run[i]),
+                |i| rows[run[i]].value.as_slice(),
+            )?;
+            if found.is_some() {
                 // Entry keys end with the row's primary key, which `validate_keys` found new.
                 return Err(Error::corruption(format!(
                     "index {} already has an entry of a row being restored",
@@ -426,6 +444,26 @@ impl Batch {
 
 /// Rows or index entries inserted between two looks at the stop flag.
 const RUN: usize = 4096;
+
+/// The positions `0..n` ordered by their keys `key(i)`. Each key's first 32 bytes, read
+/// as two big-endian integers (zero-padded), order keys as the bytes do except when they
+/// tie; so the sort compares integers, and whole keys only on a tie (two keys alike in
+/// their first 32 bytes, or a key that is a zero-padded prefix of another). Index keys are
+/// shorter than that. Measured on a restore of 200k trades: sorting with byte comparisons
+/// throughout was about a fifth of each index's insert task.
+fn sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec<usize> {
+    fn head(key: &[u8]) -> (u128, u128) {
+        let mut b = [0u8; 32];
+        let n = key.len().min(32);
+        b[..n].copy_from_slice(&key[..n]);
+        let (hi, lo) = b.split_at(16);
+        let int = |h: &[u8]| u128::from_be_bytes(h.try_into().unwrap_or([0; 16]));
+        (int(hi), int(lo))
+    }
+    let mut order: Vec<((u128, u128), usize)> = (0..n).map(|i| (head(key(i)), i)).collect();
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| key(a.1).cmp(key(b.1))));
+    order.into_iter().map(|(_, i)| i).collect()
+}
 
 /// One part of a load: the check, a table's rows, or an index's entries.
 enum Task {
@@ -526,5 +564,34 @@ impl ReadOps for BulkView<'_> {
 
     fn index(&self, name: &str) -> Result<IndexSpec> {
         self.base.index(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::sorted_order;
+
+    proptest! {
+        /// The order is the byte order of the keys, including keys longer than the 32
+        /// bytes compared as integers, keys that are a zero-padded prefix of another, and
+        /// equal keys.
+        #[test]
+        fn sorted_order_is_the_byte_order(
+            keys in proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(255u8)], 0..40),
+                0..200,
+            )
+        ) {
+            let order = sorted_order(keys.len(), |i| keys[i].as_slice());
+            let mut seen = order.clone();
+            seen.sort_unstable();
+            prop_assert_eq!(seen, (0..keys.len()).collect::<Vec<_>>());
+            let got: Vec<&[u8]> = order.iter().map(|&i| keys[i].as_slice()).collect();
+            let mut want: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            want.sort_unstable();
+            prop_assert_eq!(got, want);
+        }
     }
 }

@@ -116,10 +116,15 @@ impl IndexSpec {
     /// The encoded values of the indexed columns (the prefix of every entry of the row).
     pub(crate) fn prefix_of(&self, values: impl Fn(&str) -> Option<Value>) -> Vec<u8> {
         let mut out = Vec::with_capacity(32);
-        for c in &self.def.columns {
-            keys::encode_value(&mut out, &values(c).unwrap_or(Value::Null));
-        }
+        self.write_prefix(&mut out, values);
         out
+    }
+
+    /// Appends the encoded values of the index's columns to `out`.
+    pub(crate) fn write_prefix(&self, out: &mut Vec<u8>, values: impl Fn(&str) -> Option<Value>) {
+        for c in &self.def.columns {
+            keys::encode_value(out, &values(c).unwrap_or(Value::Null));
+        }
     }
 
     /// Whether the index's first column is `column`.
@@ -165,15 +170,19 @@ impl IndexTable<'_> {
 }
 
 impl IndexTable<'_> {
-    /// Inserts `entries` (ascending keys, none stored already), each with the row it keeps
-    /// when covering, through redb's cursor (see [`insert_sorted`]). Returns the first key
-    /// found stored already, if any.
-    pub(crate) fn insert_sorted(&mut self, entries: &[(Vec<u8>, &[u8])]) -> Result<Option<usize>> {
+    /// Inserts `n` entries, the `i`th being `key(i)` (ascending, none stored already) with
+    /// the row `row(i)` it keeps when covering, through redb's cursor (see
+    /// [`insert_sorted`]). Returns the position of the first key found stored already, if
+    /// any.
+    pub(crate) fn insert_sorted<'k>(
+        &mut self,
+        n: usize,
+        key: impl Fn(usize) -> &'k [u8],
+        row: impl Fn(usize) -> &'k [u8],
+    ) -> Result<Option<usize>> {
         match self {
-            IndexTable::Keys(t) => insert_sorted(t, entries.len(), |i| &entries[i].0, |_| ()),
-            IndexTable::Rows(t) => {
-                insert_sorted(t, entries.len(), |i| &entries[i].0, |i| entries[i].1)
-            }
+            IndexTable::Keys(t) => insert_sorted(t, n, key, |_| ()),
+            IndexTable::Rows(t) => insert_sorted(t, n, key, row),
         }
     }
 }

@@ -13,4 +13,6 @@ pub(crate) use snapshot::{RedbView, Snapshot};
 #[cfg(test)]
 pub(crate) use write::ScannedRange;
 pub use write::{FillOutcome, WriteTx};
-pub(crate) use write::{LockGuard, Mode, ReadSet, WriteParts, entry_key, show_values};
+pub(crate) use write::{
+    LockGuard, Mode, ReadSet, WriteParts, entry_key, show_values, write_entry_key,
+};

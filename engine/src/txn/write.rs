@@ -774,9 +774,16 @@ impl ReadOps for WriteTx {
 }
 
 pub(crate) fn entry_key(spec: &IndexSpec, r: &AnyRecord, pk: &[u8]) -> Vec<u8> {
-    let mut k = spec.prefix_of(|c| r.column(c));
-    k.extend_from_slice(pk);
+    let mut k = Vec::with_capacity(32 + pk.len());
+    write_entry_key(&mut k, spec, r, pk);
     k
+}
+
+/// Appends the key of `r`'s entry in `spec` (its indexed values, then its primary key
+/// `pk`) to `out`.
+pub(crate) fn write_entry_key(out: &mut Vec<u8>, spec: &IndexSpec, r: &AnyRecord, pk: &[u8]) {
+    spec.write_prefix(out, |c| r.column(c));
+    out.extend_from_slice(pk);
 }
 
 fn show_key(r: &AnyRecord) -> String {
