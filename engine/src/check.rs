@@ -303,81 +303,77 @@ impl Checker<'_> {
     fn index(&mut self, tx: &impl ReadOps, spec: &crate::IndexSpec, rows: u64) -> Result<()> {
         let table = spec.def.table;
         let n = spec.def.columns.len();
-        let mut entries = Vec::new();
+        let name = format!("index {}", spec.def.name);
+        let mut previous_prefix: Option<Vec<u8>> = None;
+        let mut entries = 0u64;
+        // Streamed: a store's index need not fit in memory to be checked.
         tx.raw_range(
             Source::Index(spec),
             (Bound::Unbounded, Bound::Unbounded),
             false,
-            &mut |k, v| {
-                entries.push((k.to_vec(), v.to_vec()));
+            &mut |k, copy| {
+                entries += 1;
+                self.report.index_entries += 1;
+                self.done += 1;
+                if self.done.is_multiple_of(4096) {
+                    (self.progress)(self.done, self.total);
+                }
+                let Ok(at) = keys::len_of_values(k, n) else {
+                    self.add(
+                        "index_orphan",
+                        &name,
+                        &format!("{k:02x?}"),
+                        "malformed index entry".to_owned(),
+                    );
+                    return Ok(true);
+                };
+                let (prefix, pk) = k.split_at(at);
+                let pk_text = keys::show(pk);
+                if spec.def.unique && previous_prefix.as_deref() == Some(prefix) {
+                    self.add(
+                        "unique",
+                        &name,
+                        &pk_text,
+                        "another row has the same indexed value".to_owned(),
+                    );
+                }
+                previous_prefix = Some(prefix.to_vec());
+                match tx.raw_get(table, pk)? {
+                    None => self.add(
+                        "index_orphan",
+                        &name,
+                        &pk_text,
+                        format!("entry points at a missing {table} row"),
+                    ),
+                    Some(bytes) => {
+                        if let Ok(rec) = codec::decode_any(table, &bytes)
+                            && entry_key(spec, &rec, pk) != *k
+                        {
+                            self.add(
+                                "index_mismatch",
+                                &name,
+                                &pk_text,
+                                "entry does not match the row's current values".to_owned(),
+                            );
+                        } else if spec.def.covering && *copy != bytes {
+                            self.add(
+                                "index_mismatch",
+                                &name,
+                                &pk_text,
+                                "the entry's copy of the row differs from the row".to_owned(),
+                            );
+                        }
+                    }
+                }
                 Ok(true)
             },
         )?;
-        let name = format!("index {}", spec.def.name);
-        let mut previous_prefix: Option<Vec<u8>> = None;
-        for (k, copy) in &entries {
-            self.report.index_entries += 1;
-            self.done += 1;
-            if self.done.is_multiple_of(4096) {
-                (self.progress)(self.done, self.total);
-            }
-            let Ok(at) = keys::len_of_values(k, n) else {
-                self.add(
-                    "index_orphan",
-                    &name,
-                    &format!("{k:02x?}"),
-                    "malformed index entry".to_owned(),
-                );
-                continue;
-            };
-            let (prefix, pk) = k.split_at(at);
-            let pk_text = keys::show(pk);
-            if spec.def.unique && previous_prefix.as_deref() == Some(prefix) {
-                self.add(
-                    "unique",
-                    &name,
-                    &pk_text,
-                    "another row has the same indexed value".to_owned(),
-                );
-            }
-            previous_prefix = Some(prefix.to_vec());
-            match tx.raw_get(table, pk)? {
-                None => self.add(
-                    "index_orphan",
-                    &name,
-                    &pk_text,
-                    format!("entry points at a missing {table} row"),
-                ),
-                Some(bytes) => {
-                    if let Ok(rec) = codec::decode_any(table, &bytes)
-                        && entry_key(spec, &rec, pk) != *k
-                    {
-                        self.add(
-                            "index_mismatch",
-                            &name,
-                            &pk_text,
-                            "entry does not match the row's current values".to_owned(),
-                        );
-                    } else if spec.def.covering && *copy != bytes {
-                        self.add(
-                            "index_mismatch",
-                            &name,
-                            &pk_text,
-                            "the entry's copy of the row differs from the row".to_owned(),
-                        );
-                    }
-                }
-            }
-        }
-        if rows != entries.len() as u64 {
+        if rows != entries {
             self.add(
                 "index_count",
                 &name,
                 "",
-                format!(
-                    "{} entries for {rows} {table} rows: some rows have no entry",
-                    entries.len()
-                ),
+                format!("{entries} entries for {rows} {table} rows: some rows have no entry"),
             );
         }
         Ok(())
