@@ -69,6 +69,7 @@ pub mod monitor;
 pub mod query;
 mod recent;
 mod rowcache;
+pub mod standby;
 mod state;
 mod stats;
 mod store;

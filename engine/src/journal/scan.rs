@@ -30,22 +30,7 @@ pub(crate) fn records_after(
     after: u64,
     until: Option<u64>,
 ) -> Result<Scanned> {
-    let mut segments: Vec<(u64, PathBuf)> = Vec::new();
-    for folder in folders {
-        let entries = std::fs::read_dir(folder)
-            .map_err(|e| Error::io(format!("listing journal folder {}", folder.display()), e))?;
-        for entry in entries {
-            let path = entry
-                .map_err(|e| Error::io(format!("listing {}", folder.display()), e))?
-                .path();
-            if let Some(first) = segment::parse_name(&path)
-                && !segments.iter().any(|(f, _)| *f == first)
-            {
-                segments.push((first, path));
-            }
-        }
-    }
-    segments.sort();
+    let segments = segments_in(folders, false)?;
     let mut out = Scanned::default();
     let mut expected = after + 1;
     for (i, (first, path)) in segments.iter().enumerate() {
@@ -110,4 +95,136 @@ fn read_segment(path: &Path) -> Result<Vec<u8>> {
         )));
     }
     std::fs::read(path).map_err(|e| Error::io(format!("reading {shown}"), e))
+}
+
+/// The segment files (`<first seq>.wal`) in `folders`, by first seq; a segment found in
+/// two folders (being moved by a checkpoint) is listed once. A folder that does not exist
+/// is an error, unless `missing_ok`.
+pub(crate) fn segments_in(folders: &[PathBuf], missing_ok: bool) -> Result<Vec<(u64, PathBuf)>> {
+    let mut segments: Vec<(u64, PathBuf)> = Vec::new();
+    for folder in folders {
+        if missing_ok && !folder.exists() {
+            continue;
+        }
+        let entries = std::fs::read_dir(folder)
+            .map_err(|e| Error::io(format!("listing journal folder {}", folder.display()), e))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| Error::io(format!("listing {}", folder.display()), e))?
+                .path();
+            if let Some(first) = segment::parse_name(&path)
+                && !segments.iter().any(|(f, _)| *f == first)
+            {
+                segments.push((first, path));
+            }
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+/// Where [`read_from`] stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// At the end of the written frames: the segment's zeros, or the end of the file.
+    End,
+    /// At bytes that are not a whole frame with its checksum: a write in progress, a torn
+    /// write, or damage. Why, in words.
+    Undecoded(String),
+    /// The byte budget was spent; more frames may follow.
+    Budget,
+}
+
+/// Bytes read from a segment at a time by [`read_from`].
+const READ_CHUNK: usize = 1 << 20;
+
+/// Reads the frames of the segment at `path` from byte `offset` (the start of a frame),
+/// appending those with seq `expected` and on to `out` (frames before `expected` are
+/// skipped; a later one is a gap, an error) until about `budget` payload bytes are taken.
+/// Reads the file a chunk at a time, so a segment's preallocated zeros are not read past
+/// the first. Returns the offset after the last frame read, and why it stopped there.
+pub(crate) fn read_from(
+    path: &Path,
+    mut offset: u64,
+    expected: &mut u64,
+    out: &mut Vec<(u64, Vec<u8>)>,
+    budget: usize,
+) -> Result<(u64, Stop)> {
+    use std::os::unix::fs::FileExt;
+    let shown = path.display();
+    let meta =
+        std::fs::symlink_metadata(path).map_err(|e| Error::io(format!("reading {shown}"), e))?;
+    if !meta.is_file() {
+        return Err(Error::invalid(format!(
+            "{shown} is not a regular file: a journal segment is one"
+        )));
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {shown}"), e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {shown}"), e))?
+        .len()
+        .min(MAX_SEGMENT_BYTES);
+    let mut taken = 0usize;
+    let mut want = READ_CHUNK;
+    loop {
+        if taken >= budget {
+            return Ok((offset, Stop::Budget));
+        }
+        let end = len.min(offset.saturating_add(want as u64));
+        let mut buf = vec![0u8; usize::try_from(end.saturating_sub(offset)).unwrap_or(0)];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(|e| Error::io(format!("reading {shown} at byte {offset}"), e))?;
+        let at_eof = end == len;
+        let mut pos = 0usize;
+        let stop = loop {
+            if taken >= budget {
+                break None;
+            }
+            match frame::decode(&buf, pos) {
+                Decoded::Frame { seq, payload, next } => {
+                    if seq > *expected {
+                        return Err(Error::invalid(format!(
+                            "{shown}: the journal jumps from record {} to {seq}; records {} \
+                             ..= {} are missing from the folders given",
+                            *expected - 1,
+                            *expected,
+                            seq - 1
+                        )));
+                    }
+                    if seq == *expected {
+                        out.push((seq, payload.to_vec()));
+                        *expected += 1;
+                        taken += payload.len();
+                    }
+                    pos = next;
+                }
+                // Fewer than four bytes left in the chunk: read on, unless the file ends.
+                Decoded::End if !at_eof && buf.len() - pos < 4 => break None,
+                Decoded::End => break Some(Stop::End),
+                Decoded::Overrun(_) if !at_eof => break None,
+                Decoded::Overrun(why) | Decoded::Invalid(why) => {
+                    break Some(Stop::Undecoded(format!(
+                        "{shown} at byte {}: {why}",
+                        offset + pos as u64
+                    )));
+                }
+            }
+        };
+        if let Some(stop) = stop {
+            return Ok((offset + pos as u64, stop));
+        }
+        if pos == 0 {
+            // Not one whole frame in the chunk: read enough for the frame at `offset`.
+            let need = buf
+                .get(..4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                .unwrap_or(0)
+                .saturating_add(frame::HEADER_LEN);
+            want = want.max(need).saturating_mul(2).min(2 * super::MAX_PAYLOAD);
+        } else {
+            want = READ_CHUNK;
+        }
+        offset += pos as u64;
+    }
 }

@@ -48,6 +48,7 @@ const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("
 const APPLIED_KEY: &str = "applied_seq";
 const ACKED_KEY: &str = "acked_seq";
 const ARCHIVE_KEY: &str = "archive_segments";
+const STANDBY_KEY: &str = "standby_seq";
 
 /// A number kept in the `meta` table, 0 when it was never written.
 fn read_meta(txn: &redb::ReadTransaction, key: &str) -> Result<u64> {
@@ -100,6 +101,16 @@ pub(crate) fn read_view_meta(txn: &redb::ReadTransaction) -> Result<(u64, u64)> 
         Err(redb::TableError::TableDoesNotExist(_)) => Ok((0, 0)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The last primary transaction a standby applied (0: the store is not a standby).
+pub(crate) fn read_standby_seq(txn: &redb::ReadTransaction) -> Result<u64> {
+    read_meta(txn, STANDBY_KEY)
+}
+
+/// Records that a standby has applied the primary's transactions up to `seq`.
+pub(crate) fn write_standby_seq(txn: &redb::WriteTransaction, seq: u64) -> Result<()> {
+    write_meta(txn, STANDBY_KEY, seq)
 }
 
 /// Records how many archive segments this write lists.
