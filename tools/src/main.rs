@@ -20,13 +20,15 @@ const LONG_ABOUT: &str = "\
 Manage a tradestore directory: create it, look inside, dump it to JSON Lines, restore a \
 dump, check its consistency and compact its file (`compact`); move old trades into compressed \
 archive segments (`archive`); back it up, list, verify and restore backups (`backup`, \
-`backup list`, `verify`, `restore`); query it with SQL (`query`, `explain`), gather the \
+`backup list`, `verify`, `restore`), and keep a standby that follows its journal \
+(`standby`); query it with SQL (`query`, `explain`), gather the \
 planner's statistics (`analyze`), and manage its secondary indexes (`index advise`, \
 `create`, `drop`, `list`, `log`).
 
 Every command works on the store in --dir (or $TRADESTORE_DIR, default ./tradestore-data), \
-except `backup verify` and `backup restore`, which name a backup. Only `init` creates a store \
-(and `backup restore`, in the new directory --to); the others refuse a directory that holds \
+except `backup verify` and `backup restore`, which name a backup, and `standby`, whose --dir \
+has no default. Only `init` creates a store (and `backup restore`, in the new directory --to, \
+and `standby --from-backup`); the others refuse a directory that holds \
 none. The store's \
 configuration is read from tradestore.toml in that directory, then TRADESTORE_* environment \
 variables.
@@ -54,6 +56,7 @@ enum Command {
     Compact(cli::compact::Args),
     Archive(cli::archive::Args),
     Backup(cli::backup::Args),
+    Standby(cli::standby::Args),
     Simulate(cli::simulate::Args),
     Bench(cli::bench::Args),
     Query(cli::query::Args),
@@ -115,6 +118,7 @@ fn dispatch(cli: Cli) -> ExitCode {
         Command::Compact(args) => (cli::compact::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Archive(args) => (cli::archive::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Backup(args) => (cli::backup::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Standby(args) => (cli::standby::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Simulate(args) => (cli::simulate::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Bench(args) => (cli::bench::run(&args), 1),
         Command::Query(args) => (cli::query::run(&args).map(|()| ExitCode::SUCCESS), 1),

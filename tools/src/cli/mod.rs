@@ -21,5 +21,6 @@ pub mod query;
 pub mod report;
 pub mod restore;
 pub mod simulate;
+pub mod standby;
 pub mod store;
 pub mod table;

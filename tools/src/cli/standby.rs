@@ -1,0 +1,184 @@
+//! `tradestore standby`: make a standby from a backup, and keep it following the primary's
+//! journal.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tradestore::standby::{CatchUp, Standby};
+
+/// Make a standby from a backup of a store, and keep it following that store's journal.
+#[derive(Debug, clap::Args)]
+#[command(long_about = "\
+Keep a standby: a copy of a store (the primary) that follows the primary's journal while \
+the primary runs in its own process. Make one from a backup with --from-backup (taken with \
+`tradestore backup`, or Store::backup in the primary's process); then it reads the journal \
+segment files the primary writes, in PRIMARY/journal and PRIMARY/archive/journal, and applies \
+every whole record after the last one it holds, each catch-up one durable commit.
+
+It follows until stopped (Ctrl-C or SIGTERM is safe at any moment: the standby holds exactly \
+the primary's transactions up to the one it last applied), for --duration, or catches up once \
+with --once. Set keep_journal = true on the primary so that a standby that falls behind finds \
+the records checkpointed since; without it a standby that falls behind a checkpoint stops with \
+an error that says so.
+
+To promote the standby, stop it and open its directory as a store. A promoted standby that \
+was written to cannot follow again. Changes that bypass the journal are not followed: a dump \
+restored into the primary (make a new standby from a new backup), archiving, and index changes.")]
+pub struct Args {
+    /// The standby's directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// The primary's directory: its journal and archive/journal folders are followed.
+    #[arg(long, value_name = "DIR", required_unless_present = "journal")]
+    pub primary: Option<PathBuf>,
+
+    /// A folder of the primary's journal segments to follow, instead of --primary's
+    /// (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub journal: Vec<PathBuf>,
+
+    /// Make the standby: restore this backup into --dir (which must not exist, or be empty).
+    #[arg(long, value_name = "BACKUP")]
+    pub from_backup: Option<PathBuf>,
+
+    /// Catch up once, print where the standby is, and exit.
+    #[arg(long, conflicts_with = "duration")]
+    pub once: bool,
+
+    /// Follow for this long, then exit (default: until stopped).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// How often to look for new records.
+    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
+    pub interval: Duration,
+
+    /// Print each catch-up that applied records as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration like 100ms, 10s or 5m: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: give a duration above zero"));
+    }
+    Ok(d)
+}
+
+/// The journal folders to follow.
+fn folders(args: &Args) -> Vec<PathBuf> {
+    let mut out = args.journal.clone();
+    if let Some(p) = &args.primary {
+        out.push(p.join("archive").join("journal"));
+        out.push(p.join("journal"));
+    }
+    out
+}
+
+/// Refuses a standby directory that is the primary or lies inside it.
+fn check_apart(standby: &Path, primary: &Path) -> Result<()> {
+    let abs = |p: &Path| -> Result<PathBuf> {
+        let p = std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))?;
+        Ok(p.canonicalize().unwrap_or(p))
+    };
+    let (s, p) = (abs(standby)?, abs(primary)?);
+    if s.starts_with(&p) || p.starts_with(&s) {
+        bail!(
+            "the standby {} and the primary {} overlap: give the standby a directory of its own",
+            standby.display(),
+            primary.display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs `standby`.
+pub fn run(args: &Args) -> Result<()> {
+    let journal = folders(args);
+    if let Some(p) = &args.primary {
+        check_apart(&args.dir, p)?;
+        if !p.join(tradestore::DB_FILE).is_file() {
+            bail!(
+                "{} holds no store: name the primary's directory",
+                p.display()
+            );
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let mut standby = match &args.from_backup {
+        Some(backup) => {
+            let s = Standby::create(backup, &args.dir, journal).with_context(|| {
+                format!(
+                    "making a standby in {} from {}",
+                    args.dir.display(),
+                    backup.display()
+                )
+            })?;
+            if !args.json {
+                writeln!(
+                    out,
+                    "made a standby in {} at transaction {}",
+                    args.dir.display(),
+                    s.applied_seq()
+                )?;
+            }
+            s
+        }
+        None => Standby::open(&args.dir, journal)
+            .with_context(|| format!("opening the standby {}", args.dir.display()))?,
+    };
+    let deadline = args.duration.map(|d| Instant::now() + d);
+    loop {
+        let c = catch_up(&mut standby)?;
+        if c.applied > 0 || args.once {
+            print(&mut out, &c, args.json)?;
+        }
+        if args.once || deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(());
+        }
+        std::thread::sleep(args.interval);
+    }
+}
+
+/// Catches up until nothing more is waiting; the sum of what it applied.
+fn catch_up(standby: &mut Standby) -> Result<CatchUp> {
+    let mut total = CatchUp::default();
+    loop {
+        let c = standby.catch_up().with_context(|| {
+            format!(
+                "following the primary's journal from transaction {}",
+                standby.applied_seq()
+            )
+        })?;
+        total.applied += c.applied;
+        total.applied_seq = c.applied_seq;
+        total.waiting_at = c.waiting_at;
+        if !c.more {
+            return Ok(total);
+        }
+    }
+}
+
+fn print(out: &mut impl Write, c: &CatchUp, json: bool) -> Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, c)?;
+        writeln!(out)?;
+    } else {
+        write!(
+            out,
+            "applied {} records: the standby holds transactions 1..={}",
+            c.applied, c.applied_seq
+        )?;
+        if let Some(w) = &c.waiting_at {
+            write!(out, " (waiting at {w})")?;
+        }
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! `tradestore standby` end to end: a standby made from a backup follows a primary that
+//! `simulate` writes in another process, and ends holding the same rows; bad arguments and
+//! directories that are not standbys fail with a clear message and a non-zero status.
+
+use std::error::Error;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+struct Run {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `tradestore ARGS` with no `TRADESTORE_*` variable of the test's environment.
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tradestore"));
+    cmd.args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRADESTORE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn run(args: &[&str]) -> Result<Run, Box<dyn Error>> {
+    let out = command(args).output()?;
+    Ok(Run {
+        status: out.status.code(),
+        stdout: String::from_utf8(out.stdout)?,
+        stderr: String::from_utf8(out.stderr)?,
+    })
+}
+
+fn s(p: &Path) -> Result<&str, Box<dyn Error>> {
+    Ok(p.to_str().ok_or("temporary path is not UTF-8")?)
+}
+
+fn dump(dir: &Path) -> Result<String, Box<dyn Error>> {
+    let r = run(&["dump", "--dir", s(dir)?, "--out", "-"])?;
+    assert_eq!(r.status, Some(0), "dump: {}", r.stderr);
+    Ok(r.stdout)
+}
+
+/// A primary that keeps its checkpointed journal segments, after a first simulation, and a
+/// backup of it: `(tempdir, primary, backup)`.
+fn primary() -> Result<(tempfile::TempDir, std::path::PathBuf, std::path::PathBuf), Box<dyn Error>>
+{
+    let tmp = tempfile::tempdir()?;
+    let p = tmp.path().join("primary");
+    let r = run(&["init", "--dir", s(&p)?])?;
+    assert_eq!(r.status, Some(0), "init: {}", r.stderr);
+    let toml = p.join("tradestore.toml");
+    let text = std::fs::read_to_string(&toml)?;
+    assert!(text.contains("keep_journal = false"), "{text}");
+    std::fs::write(
+        &toml,
+        text.replace("keep_journal = false", "keep_journal = true"),
+    )?;
+    let r = run(&["simulate", "--dir", s(&p)?, "--orders", "3000", "--json"])?;
+    assert_eq!(r.status, Some(0), "simulate: {}", r.stderr);
+    let b = tmp.path().join("backup");
+    let r = run(&["backup", "--dir", s(&p)?, "--out", s(&b)?])?;
+    assert_eq!(r.status, Some(0), "backup: {}", r.stderr);
+    Ok((tmp, p, b))
+}
+
+#[test]
+fn a_standby_follows_a_simulation_in_another_process_and_dumps_the_same_rows() -> TestResult {
+    let (tmp, p, b) = primary()?;
+    let sb = tmp.path().join("standby");
+    let r = run(&[
+        "standby",
+        "--dir",
+        s(&sb)?,
+        "--primary",
+        s(&p)?,
+        "--from-backup",
+        s(&b)?,
+        "--once",
+        "--json",
+    ])?;
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let first: serde_json::Value = serde_json::from_str(r.stdout.trim())?;
+    let base = first["applied_seq"].as_u64().ok_or("applied_seq")?;
+    assert!(base > 0, "{first}");
+
+    // The primary simulates in one process while the standby follows in another, which is
+    // killed (SIGKILL) a moment after the simulation ends: every catch-up is one durable
+    // commit, so the standby holds a whole prefix of the primary's transactions.
+    let follower = command(&[
+        "standby",
+        "--dir",
+        s(&sb)?,
+        "--primary",
+        s(&p)?,
+        "--interval",
+        "20ms",
+        "--json",
+    ])
+    .spawn()?;
+    let sim = command(&["simulate", "--dir", s(&p)?, "--orders", "20000", "--json"]).output()?;
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut follower = follower;
+    follower.kill()?;
+    let follow = follower.wait_with_output()?;
+    let stderr = String::from_utf8(follow.stderr)?;
+    assert!(stderr.is_empty(), "{stderr}");
+    let mut last = base;
+    for line in String::from_utf8(follow.stdout)?.lines() {
+        let c: serde_json::Value = serde_json::from_str(line)?;
+        let seq = c["applied_seq"].as_u64().ok_or("applied_seq")?;
+        assert_eq!(
+            seq,
+            last + c["applied"].as_u64().ok_or("applied")?,
+            "{line}"
+        );
+        last = seq;
+    }
+    assert!(
+        last > base,
+        "the standby applied records while the primary ran"
+    );
+
+    let r = run(&["standby", "--dir", s(&sb)?, "--primary", s(&p)?, "--once"])?;
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(r.stdout.starts_with("applied "), "{}", r.stdout);
+    assert_eq!(dump(&sb)?, dump(&p)?);
+    let r = run(&["check", "--dir", s(&sb)?])?;
+    assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
+    Ok(())
+}
+
+#[test]
+fn bad_standby_arguments_fail_with_a_clear_message() -> TestResult {
+    let (tmp, p, b) = primary()?;
+    let before = dump(&p)?;
+    let sb = tmp.path().join("standby");
+    let sbs = s(&sb)?;
+    let inner = p.join("inner");
+    let nowhere = tmp.path().join("nowhere");
+    let no_backup = tmp.path().join("no-backup");
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["standby", "--dir", sbs], 2, "--primary"),
+        (
+            &[
+                "standby",
+                "--dir",
+                sbs,
+                "--primary",
+                s(&p)?,
+                "--interval",
+                "0s",
+            ],
+            2,
+            "above zero",
+        ),
+        (
+            &[
+                "standby",
+                "--dir",
+                sbs,
+                "--primary",
+                s(&p)?,
+                "--interval",
+                "soon",
+            ],
+            2,
+            "not a duration",
+        ),
+        (
+            &["standby", "--dir", sbs, "--primary", s(&p)?, "--once"],
+            1,
+            "holds no store",
+        ),
+        // The primary is a store, but not a standby.
+        (
+            &["standby", "--dir", s(&p)?, "--journal", s(&b)?, "--once"],
+            1,
+            "is not a standby",
+        ),
+        (
+            &[
+                "standby",
+                "--dir",
+                s(&inner)?,
+                "--primary",
+                s(&p)?,
+                "--from-backup",
+                s(&b)?,
+            ],
+            1,
+            "overlap",
+        ),
+        (
+            &["standby", "--dir", sbs, "--primary", s(&nowhere)?, "--once"],
+            1,
+            "holds no store",
+        ),
+        (
+            &[
+                "standby",
+                "--dir",
+                sbs,
+                "--primary",
+                s(&p)?,
+                "--from-backup",
+                s(&no_backup)?,
+            ],
+            1,
+            "no-backup",
+        ),
+    ];
+    for (args, status, says) in cases {
+        let r = run(args)?;
+        assert_eq!(
+            r.status,
+            Some(*status),
+            "{args:?}: {}{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+    assert!(!inner.exists());
+    assert_eq!(dump(&p)?, before);
+    Ok(())
+}
