@@ -228,3 +228,95 @@ pub(crate) fn read_from(
         offset += pos as u64;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{READ_CHUNK, Stop, read_from};
+    use crate::journal::frame;
+
+    /// A segment file of frames `first ..` with these payload sizes, then `zeros` zero
+    /// bytes; returns its path (in `dir`) and the payloads.
+    fn segment(
+        dir: &std::path::Path,
+        first: u64,
+        sizes: &[usize],
+        zeros: usize,
+    ) -> (std::path::PathBuf, Vec<Vec<u8>>) {
+        let mut bytes = Vec::new();
+        let mut payloads = Vec::new();
+        for (i, &n) in sizes.iter().enumerate() {
+            let payload: Vec<u8> = (0..n).map(|j| (i * 31 + j) as u8 | 1).collect();
+            frame::encode(&mut bytes, first + i as u64, &payload);
+            payloads.push(payload);
+        }
+        bytes.resize(bytes.len() + zeros, 0);
+        let path = dir.join(format!("{first:020}.wal"));
+        std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("writing a segment: {e}"));
+        (path, payloads)
+    }
+
+    #[test]
+    fn frames_across_chunk_boundaries_are_read_once_in_order_whatever_the_budget()
+    -> crate::Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        // Small frames, frames larger than a chunk, and sizes that end frames just before,
+        // at and after the chunk boundaries.
+        let mut sizes = vec![100; 3000];
+        sizes.extend([READ_CHUNK + 5, 7, 3 * READ_CHUNK, 1, READ_CHUNK - 16, 2, 3]);
+        sizes.extend((0..500).map(|i| 1 + (i * 7919) % 20_000));
+        let (path, payloads) = segment(dir.path(), 10, &sizes, 3 * READ_CHUNK + 3);
+        for budget in [1, 5000, READ_CHUNK, usize::MAX] {
+            let mut expected = 10;
+            let mut offset = 0;
+            let mut out = Vec::new();
+            loop {
+                let (next, stop) = read_from(&path, offset, &mut expected, &mut out, budget)?;
+                assert!(next >= offset);
+                offset = next;
+                match stop {
+                    Stop::Budget => continue,
+                    Stop::End => break,
+                    Stop::Undecoded(why) => panic!("budget {budget}: {why}"),
+                }
+            }
+            assert_eq!(out.len(), payloads.len(), "budget {budget}");
+            for (i, (seq, p)) in out.iter().enumerate() {
+                assert_eq!(*seq, 10 + i as u64);
+                assert!(*p == payloads[i], "budget {budget}: record {seq}");
+            }
+            assert_eq!(expected, 10 + payloads.len() as u64);
+            // Read again from the end: nothing more.
+            let (again, stop) = read_from(&path, offset, &mut expected, &mut out, budget)?;
+            assert_eq!((again, stop), (offset, Stop::End));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn earlier_records_are_skipped_a_gap_is_an_error_and_a_partial_frame_waits()
+    -> crate::Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let (path, _) = segment(dir.path(), 5, &[10, 20, 30, 40], 100);
+        // From the start with record 7 next: 5 and 6 are skipped.
+        let (mut expected, mut out) = (7, Vec::new());
+        let (_, stop) = read_from(&path, 0, &mut expected, &mut out, usize::MAX)?;
+        assert_eq!(stop, Stop::End);
+        assert_eq!(out.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [7, 8]);
+        // Record 3 next, but the segment begins at 5: a gap.
+        let (mut expected, mut out) = (3, Vec::new());
+        let err = read_from(&path, 0, &mut expected, &mut out, usize::MAX)
+            .expect_err("records 3 and 4 are missing");
+        assert!(err.to_string().contains("records 3 ..= 4 are missing"), "{err}");
+        // A frame being written after the last whole one: the read stops before it.
+        let mut bytes = std::fs::read(&path).map_err(|e| crate::Error::io("read", e))?;
+        let end = 4 * frame::HEADER_LEN + 100;
+        bytes[end..end + 6].copy_from_slice(&[50, 0, 0, 0, 9, 9]);
+        std::fs::write(&path, &bytes).map_err(|e| crate::Error::io("write", e))?;
+        let (mut expected, mut out) = (5, Vec::new());
+        let (at, stop) = read_from(&path, 0, &mut expected, &mut out, usize::MAX)?;
+        assert_eq!(at, end as u64);
+        assert!(matches!(stop, Stop::Undecoded(_)), "{stop:?}");
+        assert_eq!(out.len(), 4);
+        Ok(())
+    }
+}
