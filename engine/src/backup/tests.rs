@@ -182,15 +182,31 @@ fn a_restored_backup_holds_the_same_rows_and_checks_clean() -> Result<()> {
         .map(|t| t.rows);
     assert_eq!(accounts, Some(54));
     let restored = tmp.path().join("restored");
+    // Staging folders: one a killed restore to this target left (its process is gone: no
+    // pid is that high), one of a process that runs (pid 1), one of another target.
+    for stale in [
+        ".restored.restoring-999999999",
+        ".restored.restoring-1",
+        ".other.restoring-999999999",
+    ] {
+        let d = tmp.path().join(stale);
+        std::fs::create_dir(&d).map_err(|e| Error::io("mkdir", e))?;
+        std::fs::write(d.join("tradestore.redb"), b"partial").map_err(|e| Error::io("w", e))?;
+    }
     let done = restore_backup(&report.path, &restored)?;
-    // Restored beside the target and renamed over it: no staging folder stays behind.
-    let leftovers: Vec<String> = std::fs::read_dir(tmp.path())
+    // Restored beside the target and renamed over it: no staging folder of its own stays
+    // behind, and the abandoned one of the same target is gone.
+    let mut leftovers: Vec<String> = std::fs::read_dir(tmp.path())
         .map_err(|e| Error::io("read_dir", e))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains("restoring"))
         .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    leftovers.sort();
+    assert_eq!(
+        leftovers,
+        [".other.restoring-999999999", ".restored.restoring-1"]
+    );
     assert_eq!(done.checked_rows, 58, "54 accounts and 4 cash rows");
     assert!(!restored.join("archive/trades/2026-11-01.zst").exists());
     assert!(

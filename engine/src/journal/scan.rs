@@ -293,8 +293,8 @@ mod tests {
     }
 
     #[test]
-    fn earlier_records_are_skipped_a_gap_is_an_error_and_a_partial_frame_waits()
-    -> crate::Result<()> {
+    fn earlier_records_are_skipped_a_gap_is_an_error_and_a_partial_frame_waits() -> crate::Result<()>
+    {
         let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
         let (path, _) = segment(dir.path(), 5, &[10, 20, 30, 40], 100);
         // From the start with record 7 next: 5 and 6 are skipped.
@@ -306,7 +306,10 @@ mod tests {
         let (mut expected, mut out) = (3, Vec::new());
         let err = read_from(&path, 0, &mut expected, &mut out, usize::MAX)
             .expect_err("records 3 and 4 are missing");
-        assert!(err.to_string().contains("records 3 ..= 4 are missing"), "{err}");
+        assert!(
+            err.to_string().contains("records 3 ..= 4 are missing"),
+            "{err}"
+        );
         // A frame being written after the last whole one: the read stops before it.
         let mut bytes = std::fs::read(&path).map_err(|e| crate::Error::io("read", e))?;
         let end = 4 * frame::HEADER_LEN + 100;
