@@ -41,7 +41,10 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// A scratch folder for one run, made inside `dir` (default: `target/bench-tmp` in the
-/// workspace, on the same disk as the repository) and removed when dropped.
+/// workspace, on the same disk as the repository) and removed when dropped. Its name is
+/// `PREFIX<pid>-<random>`: a run killed before it could remove its folder (SIGKILL, SIGTERM)
+/// leaves one, and the next run with the same prefix removes every such folder whose
+/// process is gone.
 pub fn scratch_dir(dir: Option<&std::path::Path>, prefix: &str) -> Result<tempfile::TempDir> {
     let base = dir.map_or_else(
         || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-tmp"),
@@ -49,8 +52,60 @@ pub fn scratch_dir(dir: Option<&std::path::Path>, prefix: &str) -> Result<tempfi
     );
     std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
     let base = base.canonicalize().unwrap_or(base);
+    remove_abandoned(&base, prefix);
     Ok(tempfile::Builder::new()
-        .prefix(prefix)
+        .prefix(&format!("{prefix}{}-", std::process::id()))
         .tempdir_in(&base)
         .map_err(|e| format!("creating a folder in {}: {e}", base.display()))?)
+}
+
+/// Removes the folders `PREFIX<pid>-...` in `base` whose process is gone. Best effort.
+fn remove_abandoned(base: &std::path::Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let gone = pid != std::process::id() && !::tradestore::backup::process_running(pid);
+        if gone && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_scratch_folder_abandoned_by_a_gone_process_is_removed_by_the_next_run() -> super::Result<()>
+    {
+        let base = tempfile::tempdir()?;
+        let gone = base.path().join("run-999999999-abc");
+        let running = base.path().join("run-1-def");
+        let other = base.path().join("other-999999999-ghi");
+        for d in [&gone, &running, &other] {
+            std::fs::create_dir(d)?;
+            std::fs::write(d.join("data"), b"x")?;
+        }
+        let dir = super::scratch_dir(Some(base.path()), "run-")?;
+        let name = dir
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("");
+        assert!(
+            name.starts_with(&format!("run-{}-", std::process::id())),
+            "{name}"
+        );
+        assert!(!gone.exists());
+        assert!(running.exists() && other.exists());
+        Ok(())
+    }
 }

@@ -21,5 +21,18 @@ pub use manifest::{FileSum, MANIFEST_FILE, MANIFEST_VERSION, Manifest, TableSum}
 pub use restore::{PointInTime, RestoreReport, restore_backup, restore_backup_to};
 pub use verify::{BackupVerification, verify_backup};
 
+/// Whether a process with id `pid` is running (on Linux, from `/proc`): a folder named
+/// after a process that is gone, or a zombie not yet reaped, was abandoned by it.
+pub fn process_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) S ...`: the state follows the last `)` (comm may hold one).
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X')),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -194,7 +194,7 @@ fn remove_abandoned_staging(to: &Path, name: &str) {
         else {
             continue;
         };
-        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        let alive = pid == std::process::id() || super::process_running(pid);
         // A real folder only: never follow a link out of the target's parent.
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         if !alive && is_dir {

@@ -541,3 +541,24 @@ fn a_table_this_build_does_not_know_fails_the_backup_and_leaves_nothing() -> Res
     assert!(!dest.exists());
     Ok(())
 }
+
+#[test]
+fn process_running_is_false_for_a_gone_or_zombie_process() -> Result<()> {
+    assert!(super::process_running(std::process::id()));
+    assert!(!super::process_running(999_999_999));
+    // Exited but not waited for: a zombie.
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .map_err(|e| Error::io("spawn", e))?;
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while super::process_running(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        !super::process_running(pid),
+        "the exited child still counts"
+    );
+    child.wait().map_err(|e| Error::io("wait", e))?;
+    Ok(())
+}

@@ -66,11 +66,9 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     // Checked before anything is measured: a bad baseline should not cost a whole run.
     let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
-    let dir = tempfile::Builder::new()
-        .prefix("tradestore-bench-")
-        .tempdir_in(&base)
-        .with_context(|| format!("creating a folder in {}", base.display()))?;
+    // Removed when dropped; one a killed run left is removed by the next run.
+    let dir = tradestore_benches::scratch_dir(Some(&base), "tradestore-bench-")
+        .map_err(|e| anyhow::anyhow!(e))?;
     let plan = if args.quick {
         Plan::quick()
     } else {
