@@ -80,16 +80,12 @@ pub struct CatchUp {
 }
 
 impl Standby {
-    /// Restores `backup` into `dir` (which must not exist, or be empty), marks it a
-    /// standby, and opens it to follow the journal in `journal` (the primary's `journal`
+    /// Restores `backup` into `dir` (which must not exist, or be empty) as a standby (the
+    /// mark is written before the restored store is renamed into place: a standby appears
+    /// whole or not at all), and opens it to follow the journal in `journal` (the primary's `journal`
     /// and `archive/journal` folders).
     pub fn create(backup: &Path, dir: &Path, journal: Vec<PathBuf>) -> Result<Standby> {
-        let report = crate::backup::restore_backup(backup, dir)?;
-        let db = open_db(dir)?;
-        let txn = db.begin_write()?;
-        crate::state::write_standby_seq(&txn, report.applied_seq)?;
-        txn.commit()?;
-        drop(db);
+        crate::backup::restore_as(backup, dir, &crate::backup::PointInTime::default(), true)?;
         Standby::open(dir, journal)
     }
 

@@ -18,6 +18,7 @@ mod verify;
 pub use create::BackupReport;
 pub use list::{BackupListing, list_backups};
 pub use manifest::{FileSum, MANIFEST_FILE, MANIFEST_VERSION, Manifest, TableSum};
+pub(crate) use restore::restore_as;
 pub use restore::{PointInTime, RestoreReport, restore_backup, restore_backup_to};
 pub use verify::{BackupVerification, verify_backup};
 

@@ -62,6 +62,18 @@ pub struct PointInTime {
 /// on from the backup without a gap, and reach `until_seq` when one is given; otherwise
 /// nothing is left in `to`.
 pub fn restore_backup_to(backup: &Path, to: &Path, pit: &PointInTime) -> Result<RestoreReport> {
+    restore_as(backup, to, pit, false)
+}
+
+/// [`restore_backup_to`]; with `standby`, the restored store is marked a standby (its
+/// `meta.standby_seq`) before it is renamed into place, so a standby appears whole or not
+/// at all.
+pub(crate) fn restore_as(
+    backup: &Path,
+    to: &Path,
+    pit: &PointInTime,
+    standby: bool,
+) -> Result<RestoreReport> {
     if pit.until_seq.is_some() && pit.journal.is_empty() {
         return Err(Error::invalid(
             "a restore to a transaction needs the journal folders to replay from",
@@ -143,6 +155,13 @@ pub fn restore_backup_to(backup: &Path, to: &Path, pit: &PointInTime) -> Result<
     }
     let recovery = store.recovery().clone();
     drop(store);
+    if standby {
+        let path = dest.path().join(crate::store::DB_FILE);
+        let db = redb::Database::open(&path).map_err(|e| Error::from(e).context(path.display()))?;
+        let txn = db.begin_write()?;
+        crate::state::write_standby_seq(&txn, manifest.applied_seq + replayed)?;
+        txn.commit()?;
+    }
     std::fs::rename(dest.path(), target.path()).map_err(|e| {
         Error::io(
             format!(
