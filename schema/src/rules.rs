@@ -52,6 +52,13 @@ fn valid_code(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_' || b == b'/')
 }
 
+/// Whether `value` is a whole multiple of `step`. A step that is not positive (an
+/// instrument that breaks its own rule, as a hostile dump may hold) has no multiples: the
+/// check reports the instrument and this rule instead of dividing by zero.
+fn on_step(value: i64, step: i64) -> bool {
+    step > 0 && value.checked_rem(step) == Some(0)
+}
+
 /// An instrument: a symbol and currency of 1-16 ASCII letters, digits or `.-_/`,
 /// positive tick and lot.
 pub fn validate_instrument(i: &Instrument) -> Result<(), RuleViolation> {
@@ -118,7 +125,7 @@ pub fn validate_order(o: &Order, instrument: &Instrument) -> Result<(), RuleViol
         format!("order {}: quantity {} must be > 0", o.id, o.quantity)
     })?;
     ensure(
-        o.quantity.0 % instrument.lot_size.0 == 0,
+        on_step(o.quantity.0, instrument.lot_size.0),
         "quantity_on_lot",
         || {
             format!(
@@ -138,12 +145,16 @@ pub fn validate_order(o: &Order, instrument: &Instrument) -> Result<(), RuleViol
             ensure(p.0 > 0, "price_positive", || {
                 format!("order {}: price {p} must be > 0", o.id)
             })?;
-            ensure(p.0 % instrument.tick_size.0 == 0, "price_on_tick", || {
-                format!(
-                    "order {}: price {p} is not on the tick {}",
-                    o.id, instrument.tick_size
-                )
-            })?;
+            ensure(
+                on_step(p.0, instrument.tick_size.0),
+                "price_on_tick",
+                || {
+                    format!(
+                        "order {}: price {p} is not on the tick {}",
+                        o.id, instrument.tick_size
+                    )
+                },
+            )?;
         }
         (OrderKind::Market, Some(_)) => {
             return Err(RuleViolation::new(
@@ -275,7 +286,7 @@ pub fn validate_fill(
         format!("trade {}: quantity {} must be > 0", t.id, t.quantity)
     })?;
     ensure(
-        t.quantity.0 % instrument.lot_size.0 == 0,
+        on_step(t.quantity.0, instrument.lot_size.0),
         "quantity_on_lot",
         || {
             format!(
@@ -288,7 +299,7 @@ pub fn validate_fill(
         format!("trade {}: price {} must be > 0", t.id, t.price)
     })?;
     ensure(
-        t.price.0 % instrument.tick_size.0 == 0,
+        on_step(t.price.0, instrument.tick_size.0),
         "price_on_tick",
         || {
             format!(

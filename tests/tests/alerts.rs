@@ -199,12 +199,25 @@ timeout = "500ms"
     std::fs::write(dir.path().join("alerts.toml"), alerts).unwrap();
     let store = tradestore::Store::open(dir.path(), tradestore::Config::default()).unwrap();
     store.sample_metrics();
-    store.evaluate_alerts();
-    let text = store.prometheus();
-    let failures = text
-        .lines()
-        .find(|l| l.starts_with("tradestore_alert_notification_failures_total{"))
-        .unwrap_or_else(|| panic!("no failure counter in:\n{text}"));
+    // The store's own evaluation thread may have sent the notification first (it delivers
+    // without holding the manager's lock): then its failure is counted once its delivery
+    // returns, so the counter is waited for.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (text, failures) = loop {
+        store.evaluate_alerts();
+        let text = store.prometheus();
+        let found = text
+            .lines()
+            .find(|l| l.starts_with("tradestore_alert_notification_failures_total{"))
+            .map(str::to_owned);
+        match found {
+            Some(f) => break (text, f),
+            None if std::time::Instant::now() > deadline => {
+                panic!("no failure counter in:\n{text}")
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
     assert!(failures.contains("receiver=\"hook\""), "{failures}");
     assert!(failures.ends_with(" 1"), "{failures}");
     assert!(

@@ -478,6 +478,30 @@ const EDITS: &[Edit] = &[
         consistent: Some(false),
     },
     Edit {
+        what: "an instrument with orders and a tick size of 0",
+        apply: |l| {
+            edit_first(
+                l,
+                "instruments",
+                |r| r["id"] == 1,
+                |v| v["record"]["tick_size"] = json!(0),
+            )
+        },
+        consistent: Some(false),
+    },
+    Edit {
+        what: "an instrument with fills and a lot size of 0",
+        apply: |l| {
+            edit_first(
+                l,
+                "instruments",
+                |r| r["id"] == 1,
+                |v| v["record"]["lot_size"] = json!(0),
+            )
+        },
+        consistent: Some(false),
+    },
+    Edit {
         what: "two instruments with one symbol",
         apply: |l| {
             edit_first(
@@ -624,5 +648,31 @@ fn a_large_restore_in_any_key_order_names_lines_and_moves_ids_on() -> TestResult
     // New ids continue after the restored ones.
     let next = store.write(|tx| tx.next_id(TableId::Accounts))?;
     assert!(next > n, "next id {next} after restoring ids up to {n}");
+    Ok(())
+}
+
+/// A fill whose fee overflows breaks its position's fold: the fills after it fold from no
+/// position, so a position row that folds the others is reported too.
+#[test]
+fn a_fold_broken_by_a_fill_starts_again_from_no_position() -> TestResult {
+    let lines = [
+        r#"{"table":"instruments","record":{"id":1,"symbol":"A","tick_size":1000000,"lot_size":100000000,"currency":"USD"}}"#,
+        r#"{"table":"accounts","record":{"id":1,"name":"a","status":"active"}}"#,
+        r#"{"table":"orders","record":{"id":1,"account":1,"instrument":1,"side":"buy","kind":"limit","time_in_force":"gtc","price":10000000000,"quantity":300000000,"filled_quantity":300000000,"status":"filled","created_ts":1,"updated_ts":3}}"#,
+        r#"{"table":"trades","record":{"id":1,"order_id":1,"account":1,"instrument":1,"side":"buy","price":10000000000,"quantity":100000000,"fee":10000,"ts":1}}"#,
+        r#"{"table":"trades","record":{"id":2,"order_id":1,"account":1,"instrument":1,"side":"buy","price":10000000000,"quantity":100000000,"fee":9223372036854775807,"ts":2}}"#,
+        r#"{"table":"trades","record":{"id":3,"order_id":1,"account":1,"instrument":1,"side":"buy","price":10000000000,"quantity":100000000,"fee":10000,"ts":3}}"#,
+        r#"{"table":"positions","record":{"account":1,"instrument":1,"quantity":200000000,"cost_basis":200000000,"realized_pnl":-20000,"updated_ts":3,"last_trade_id":3}}"#,
+    ];
+    let store = target()?;
+    let dump = join(&lines.map(str::to_owned));
+    let err = expect_err(restore_bytes(&store, &dump), ErrorKind::Constraint)?;
+    let msg = err.to_string();
+    assert!(
+        msg.contains("line 5: trades 2") && msg.contains("amount_overflow"),
+        "{msg}"
+    );
+    // The overflow, and the position: trade 3 alone folds to one lot, not the two stored.
+    assert!(msg.contains("(2 violation(s) in all"), "{msg}");
     Ok(())
 }
