@@ -54,13 +54,7 @@ pub(crate) fn records_after(
                         continue;
                     }
                     if seq > expected {
-                        return Err(Error::invalid(format!(
-                            "{}: the journal jumps from record {} to {seq}; records {expected} \
-                             ..= {} are missing from the folders given",
-                            path.display(),
-                            expected - 1,
-                            seq - 1
-                        )));
+                        return Err(gap(path, expected, seq));
                     }
                     if until.is_some_and(|u| seq > u) {
                         return Ok(out);
@@ -79,7 +73,9 @@ pub(crate) fn records_after(
     Ok(out)
 }
 
-fn read_segment(path: &Path) -> Result<Vec<u8>> {
+/// The metadata of the segment file at `path`, which must be a regular file (not a link, a
+/// FIFO or a device, which could point anywhere or block a read forever).
+fn segment_meta(path: &Path) -> Result<std::fs::Metadata> {
     let shown = path.display();
     let meta =
         std::fs::symlink_metadata(path).map_err(|e| Error::io(format!("reading {shown}"), e))?;
@@ -88,6 +84,23 @@ fn read_segment(path: &Path) -> Result<Vec<u8>> {
             "{shown} is not a regular file: a journal segment is one"
         )));
     }
+    Ok(meta)
+}
+
+/// The error of a journal that jumps from `expected - 1` to `seq` in `path`.
+fn gap(path: &Path, expected: u64, seq: u64) -> Error {
+    Error::invalid(format!(
+        "{}: the journal jumps from record {} to {seq}; records {expected} ..= {} are missing \
+         from the folders given",
+        path.display(),
+        expected - 1,
+        seq - 1
+    ))
+}
+
+fn read_segment(path: &Path) -> Result<Vec<u8>> {
+    let shown = path.display();
+    let meta = segment_meta(path)?;
     if meta.len() > MAX_SEGMENT_BYTES {
         return Err(Error::invalid(format!(
             "{shown} is {} bytes, larger than any journal segment",
@@ -152,13 +165,7 @@ pub(crate) fn read_from(
 ) -> Result<(u64, Stop)> {
     use std::os::unix::fs::FileExt;
     let shown = path.display();
-    let meta =
-        std::fs::symlink_metadata(path).map_err(|e| Error::io(format!("reading {shown}"), e))?;
-    if !meta.is_file() {
-        return Err(Error::invalid(format!(
-            "{shown} is not a regular file: a journal segment is one"
-        )));
-    }
+    segment_meta(path)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {shown}"), e))?;
     let len = file
         .metadata()
@@ -184,13 +191,7 @@ pub(crate) fn read_from(
             match frame::decode(&buf, pos) {
                 Decoded::Frame { seq, payload, next } => {
                     if seq > *expected {
-                        return Err(Error::invalid(format!(
-                            "{shown}: the journal jumps from record {} to {seq}; records {} \
-                             ..= {} are missing from the folders given",
-                            *expected - 1,
-                            *expected,
-                            seq - 1
-                        )));
+                        return Err(gap(path, *expected, seq));
                     }
                     if seq == *expected {
                         out.push((seq, payload.to_vec()));
