@@ -199,6 +199,7 @@ impl Standby {
             };
         };
         let mut used = 0;
+        let last_first = segments.last().map(|(f, _)| *f);
         for (first, path) in &segments[start..] {
             let offset = match read.at {
                 Some((seg, offset)) if seg == *first => offset,
@@ -229,6 +230,15 @@ impl Standby {
                 Stop::Budget => {
                     read.more = true;
                     break;
+                }
+                // The primary writes only its newest segment: bytes that do not decode in
+                // an older one never become a frame. That is damage, not a write to wait for.
+                Stop::Undecoded(why) if Some(*first) != last_first => {
+                    return Err(Error::corruption(format!(
+                        "{why}, and a later segment follows: the journal is damaged before \
+                         its tail; the standby cannot go on past record {}",
+                        expected - 1
+                    )));
                 }
                 Stop::Undecoded(why) => {
                     read.waiting = Some(why);

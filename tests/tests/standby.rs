@@ -246,6 +246,13 @@ fn a_standby_waits_at_bytes_that_are_not_yet_a_whole_frame() -> TestResult {
     let c = standby.catch_up()?;
     assert_eq!(c.applied, 0);
     assert!(c.waiting_at.is_some());
+    // With a later segment after it, such bytes can never become a frame: damage.
+    let later = copy.join(format!("{:020}.wal", durable + 5));
+    std::fs::write(&later, vec![0u8; 4096])?;
+    let err = expect_err(standby.catch_up(), ErrorKind::Corruption)?;
+    assert!(err.to_string().contains("a later segment follows"), "{err}");
+    assert_eq!(standby.applied_seq(), durable);
+    std::fs::remove_file(&later)?;
     // The primary's recovery erases such a tail: so does this test; nothing is waiting.
     bytes[end..end + 6].fill(0);
     std::fs::write(&newest, &bytes)?;
