@@ -52,33 +52,11 @@ pub fn scratch_dir(dir: Option<&std::path::Path>, prefix: &str) -> Result<tempfi
     );
     std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
     let base = base.canonicalize().unwrap_or(base);
-    remove_abandoned(&base, prefix);
+    ::tradestore::backup::remove_abandoned(&base, prefix);
     Ok(tempfile::Builder::new()
         .prefix(&format!("{prefix}{}-", std::process::id()))
         .tempdir_in(&base)
         .map_err(|e| format!("creating a folder in {}: {e}", base.display()))?)
-}
-
-/// Removes the folders `PREFIX<pid>-...` in `base` whose process is gone. Best effort.
-fn remove_abandoned(base: &std::path::Path, prefix: &str) {
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(prefix))
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let gone = pid != std::process::id() && !::tradestore::backup::process_running(pid);
-        if gone && entry.file_type().is_ok_and(|t| t.is_dir()) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 #[cfg(test)]

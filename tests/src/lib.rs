@@ -251,6 +251,19 @@ pub fn seed(store: &Store) -> tradestore::Result<()> {
     })
 }
 
+/// Inserts accounts `ids` with names padded to about 250 bytes: about 2.6 KB of journal per
+/// ten accounts, so that tests fill small journal segments quickly.
+pub fn insert_long_named_accounts(
+    tx: &mut WriteTx,
+    ids: impl IntoIterator<Item = u64>,
+) -> tradestore::Result<()> {
+    let pad = "x".repeat(240);
+    for id in ids {
+        tx.insert(&account(id, &format!("{id}-{pad}")))?;
+    }
+    Ok(())
+}
+
 /// Waits until redb holds every durable transaction (the overlay no longer answers).
 pub fn wait_applied(store: &Store) -> TestResult {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

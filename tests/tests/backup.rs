@@ -63,12 +63,8 @@ fn point_in_time_recovery_replays_the_kept_journal_up_to_a_transaction() -> Test
     let store = Store::open(&src, config)?;
     // Transaction k inserts accounts 10k-9 ..= 10k, with long names (about 2.5 KB a
     // record, so the 1 MiB segments fill); seq_of[k] is its sequence number.
-    let pad = "x".repeat(240);
     let batch = |tx: &mut tradestore::WriteTx, k: u64| -> tradestore::Result<()> {
-        for id in 10 * k - 9..=10 * k {
-            tx.insert(&tradestore_tests::account(id, &format!("{id}-{pad}")))?;
-        }
-        Ok(())
+        tradestore_tests::insert_long_named_accounts(tx, 10 * k - 9..=10 * k)
     };
     let mut seq_of = vec![0u64];
     for k in 1..=600u64 {

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use tradestore::standby::Standby;
 use tradestore::{Config, ErrorKind, Store};
-use tradestore_tests::{TestResult, assert_clean, dump_bytes, expect_err, seed, workload};
+use tradestore_tests::{
+    TestResult, assert_clean, dump_bytes, expect_err, insert_long_named_accounts, seed, workload,
+};
 
 /// A primary that keeps its checkpointed segments, with small segments and frequent
 /// checkpoints so that records move to archive/journal during a test.
@@ -62,17 +64,12 @@ fn a_standby_follows_the_primary_while_it_writes_and_ends_with_the_same_rows() -
     let writer = {
         let store = Arc::clone(&store);
         std::thread::spawn(move || -> tradestore::Result<()> {
-            let pad = "x".repeat(240);
             for k in 1..=800u64 {
                 if k % 2 == 0 {
                     workload(&store, k, 1)?;
                 } else {
-                    store.write(|tx| {
-                        for id in 1000 + 10 * k..1010 + 10 * k {
-                            tx.insert(&tradestore_tests::account(id, &format!("{id}-{pad}")))?;
-                        }
-                        Ok(())
-                    })?;
+                    store
+                        .write(|tx| insert_long_named_accounts(tx, 1000 + 10 * k..1010 + 10 * k))?;
                 }
             }
             Ok(())
@@ -173,14 +170,8 @@ fn records_the_primary_removed_are_named_and_nothing_is_applied() -> TestResult 
     let standby_dir = dir.path().join("standby");
     let mut standby = Standby::create(&backup.path, &standby_dir, folders(&primary))?;
     // About 2.6 MB of records: the 1 MiB segments fill, and checkpoints remove them.
-    let pad = "x".repeat(240);
     for k in 1..=1000u64 {
-        store.write(|tx| {
-            for id in 100 + 10 * k..110 + 10 * k {
-                tx.insert(&tradestore_tests::account(id, &format!("{id}-{pad}")))?;
-            }
-            Ok(())
-        })?;
+        store.write(|tx| insert_long_named_accounts(tx, 100 + 10 * k..110 + 10 * k))?;
     }
     drop(store);
     let store = Store::open(&primary, config)?;

@@ -35,5 +35,30 @@ pub fn process_running(pid: u32) -> bool {
     }
 }
 
+/// Removes the folders in `dir` named `PREFIX<pid>` or `PREFIX<pid>-...` whose process is
+/// gone ([`process_running`]): what a run killed before it could clean up left behind.
+/// Best effort: one that cannot be removed stays; one of a running process (this one
+/// included) is not touched; only real folders are removed, never a link.
+pub fn remove_abandoned(dir: &std::path::Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .map(|rest| rest.split_once('-').map_or(rest, |(pid, _)| pid))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let gone = pid != std::process::id() && !process_running(pid);
+        if gone && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -193,33 +193,13 @@ pub(crate) fn restore_as(
 }
 
 /// Removes the staging folders beside `to` that restores to `name` killed midway left
-/// (`.NAME.restoring-PID` whose process is gone). Best effort: one that cannot be removed
-/// stays, as before; one whose process still runs (a restore under way) is not touched.
+/// (`.NAME.restoring-PID` whose process is gone; see [`super::remove_abandoned`]).
 fn remove_abandoned_staging(to: &Path, name: &str) {
     let parent = match to.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(p) => p.to_path_buf(),
         None => PathBuf::from("."),
     };
-    let prefix = format!(".{name}.restoring-");
-    let Ok(entries) = std::fs::read_dir(&parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(pid) = file_name
-            .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let alive = pid == std::process::id() || super::process_running(pid);
-        // A real folder only: never follow a link out of the target's parent.
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if !alive && is_dir {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
+    super::remove_abandoned(&parent, &format!(".{name}.restoring-"));
 }
 
 /// Replays the journal records after `applied` into the restored database in `dir`, in one
