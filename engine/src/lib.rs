@@ -65,6 +65,7 @@ pub mod journal;
 pub mod keys;
 mod layout;
 pub mod lock;
+pub mod migrate;
 pub mod monitor;
 pub mod query;
 mod recent;

@@ -653,21 +653,7 @@ impl Store {
     /// began before it conflict at commit (the epoch moves).
     pub(crate) fn bulk_load(&self, mut batch: crate::bulk::Batch) -> Result<()> {
         let shared = &self.shared;
-        let mut st = shared.commit.lock();
-        loop {
-            if shared.poisoned.load(Ordering::SeqCst) {
-                return Err(shared.poison_error());
-            }
-            // One lock at a time: the publisher takes `published`, then the queue.
-            let queued = !shared.apply_queue.lock().is_empty();
-            let unapplied = !shared.published.read().overlay.is_empty();
-            let drained = st.pending.is_empty() && !st.leader && !queued && !unapplied;
-            if drained {
-                break;
-            }
-            shared.apply_cv.notify_one();
-            shared.commit_cv.wait_for(&mut st, Duration::from_millis(2));
-        }
+        let mut st = self.drained()?;
         let indexes = self.indexes();
         let base = self.read()?;
         let mut txn = shared.db.begin_write()?;
@@ -696,6 +682,35 @@ impl Store {
             shared.row_changes[table as usize].fetch_add(n, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Takes the commit lock once every acked write is in redb (nothing pending, queued or
+    /// in the overlay): a redb write transaction begun under it sees every committed
+    /// transaction, and no other can commit until the guard is dropped.
+    pub(crate) fn drained(&self) -> Result<parking_lot::MutexGuard<'_, CommitState>> {
+        let shared = &self.shared;
+        let mut st = shared.commit.lock();
+        loop {
+            if shared.poisoned.load(Ordering::SeqCst) {
+                return Err(shared.poison_error());
+            }
+            // One lock at a time: the publisher takes `published`, then the queue.
+            let queued = !shared.apply_queue.lock().is_empty();
+            let unapplied = !shared.published.read().overlay.is_empty();
+            let drained = st.pending.is_empty() && !st.leader && !queued && !unapplied;
+            if drained {
+                return Ok(st);
+            }
+            shared.apply_cv.notify_one();
+            shared.commit_cv.wait_for(&mut st, Duration::from_millis(2));
+        }
+    }
+
+    /// A write transaction of the public API over `snap`, outside the commit pipeline: a
+    /// migration runs one under the drained commit lock and writes its rows itself.
+    pub(crate) fn detached_tx(&self, snap: Snapshot) -> WriteTx {
+        let max = usize::try_from(self.shared.config.max_value_bytes).unwrap_or(usize::MAX);
+        WriteTx::new(snap, Arc::clone(&self.shared), max, self.lock_guard())
     }
 
     fn note_failure(&self, e: &Error) {

@@ -57,7 +57,7 @@ pub(crate) fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-fn decision(action: &str, def: &IndexDef, reason: &str) -> IndexDecision {
+pub(crate) fn decision(action: &str, def: &IndexDef, reason: &str) -> IndexDecision {
     IndexDecision {
         at_ns: now_ns(),
         action: action.to_owned(),
@@ -69,7 +69,7 @@ fn decision(action: &str, def: &IndexDef, reason: &str) -> IndexDecision {
 }
 
 /// Checks a definition for an online build against the indexes that exist.
-fn validate(def: &IndexDef, existing: &[IndexSpec]) -> Result<()> {
+pub(crate) fn validate(def: &IndexDef, existing: &[IndexSpec]) -> Result<()> {
     let name_ok = !def.name.is_empty()
         && def.name.len() <= 64
         && def

@@ -5,4 +5,6 @@ mod build;
 
 pub use crate::catalog::IndexDecision;
 pub use build::BuildReport;
-pub(crate) use build::{convert_layouts, create, drop, finish_interrupted, now_ns};
+pub(crate) use build::{
+    backfill_chunk, convert_layouts, create, decision, drop, finish_interrupted, now_ns, validate,
+};

@@ -191,6 +191,29 @@ impl WriteTx {
             .transpose()
     }
 
+    /// Inserts (`replace` false: a row with the key is an error) or puts a record of any
+    /// table, validated as [`WriteTx::insert`] and [`WriteTx::put`] validate.
+    pub(crate) fn write_any(&mut self, record: AnyRecord, replace: bool) -> Result<()> {
+        let expect = if replace { Expect::Any } else { Expect::Absent };
+        self.write(record, expect, self.mode).map(|_| ())
+    }
+
+    /// Rows in the write set so far (index entries aside).
+    pub(crate) fn rows_written(&self) -> usize {
+        self.writes
+            .keys()
+            .take_while(|(space, _)| *space < crate::state::INDEX_BASE)
+            .count()
+    }
+
+    /// Deletes the row of `table` with this primary key, as [`WriteTx::delete`] does;
+    /// returns whether there was one.
+    pub(crate) fn delete_any(&mut self, table: TableId, key: &[Value]) -> Result<bool> {
+        Ok(self
+            .delete_row(table, &keys::encode(key), self.mode)?
+            .is_some())
+    }
+
     /// A new id for a table keyed by `id`, larger than every id committed so far. Ids come
     /// from a counter outside the transaction (so concurrent transactions never conflict on
     /// it): an aborted transaction leaves a gap.

@@ -13,6 +13,7 @@ pub mod health;
 pub mod index;
 pub mod init;
 pub mod inspect;
+pub mod migrate;
 pub mod monitor;
 pub mod monitor_cost;
 pub mod probe;
