@@ -161,8 +161,15 @@ impl Migration {
         let shown = source.display();
         let text = std::str::from_utf8(bytes)
             .map_err(|e| Error::invalid(format!("{shown}: not UTF-8 text ({e})")))?;
-        let file: File =
-            toml::from_str(text).map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
+        let file: File = toml::from_str(text).map_err(|e| {
+            let text = e.to_string();
+            let what = if text.contains("wanted exactly 1 element") {
+                "\na [[step]] holds exactly one of create_index, drop_index, insert, put, delete"
+            } else {
+                ""
+            };
+            Error::invalid(format!("{shown}: {}{what}", text.trim_end()))
+        })?;
         let name = source
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())

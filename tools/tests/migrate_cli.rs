@@ -269,6 +269,14 @@ fn hostile_and_failing_migrations_exit_non_zero_and_change_nothing() -> TestResu
         assert_eq!(r.status, Some(1), "{what}: {}\n{}", r.stdout, r.stderr);
         assert!(!r.stderr.trim().is_empty(), "{what}: no message");
         assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("hostile.toml"),
+            "{what}: the file is not named: {}",
+            r.stderr
+        );
+        if *what == "two kinds in one step" {
+            assert!(r.stderr.contains("exactly one of"), "{}", r.stderr);
+        }
         let r = run(&["migrate", "status", "--dir", d, "--migrations", s(&m)?])?;
         assert!(
             !r.stderr.contains("panicked"),
