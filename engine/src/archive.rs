@@ -1007,6 +1007,14 @@ fn archive_commit(
         &format!("{CATALOG_PREFIX}{:020}", meta.first_id),
         meta,
     )?;
+    crate::audit::append(
+        &txn,
+        "archive",
+        &format!(
+            "{} trades (ids {} to {}) moved into {} ({} bytes, crc32c {:08x})",
+            meta.rows, meta.first_id, meta.last_id, meta.file, meta.file_bytes, meta.crc32c
+        ),
+    )?;
     for (spec, f) in fences {
         crate::catalog::put_json(
             &txn,

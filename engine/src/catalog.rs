@@ -8,6 +8,8 @@
 //! | `building/<name>` | present while an online build of the index is not complete |
 //! | `decision/<20-digit ns>` | an [`IndexDecision`], JSON: index creations, completions, drops |
 //! | `stats/<table>` | the planner's table statistics, JSON |
+//! | `migration/<20-digit version>` | an applied migration ([`crate::migrate`]), JSON |
+//! | `audit/<20-digit seq>` | an entry of the audit trail ([`crate::audit`]), JSON |
 
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
@@ -140,8 +142,19 @@ pub struct IndexDecision {
     pub reason: String,
 }
 
-/// Appends a decision.
+/// Appends a decision, and its entry in the audit trail.
 pub(crate) fn record_decision(txn: &redb::WriteTransaction, d: &IndexDecision) -> Result<()> {
+    crate::audit::append(
+        txn,
+        &format!("index.{}", d.action),
+        &format!(
+            "{} on {}({}): {}",
+            d.index,
+            d.table,
+            d.columns.join(", "),
+            d.reason
+        ),
+    )?;
     let mut catalog = txn.open_table(CATALOG)?;
     let json = serde_json::to_vec(d)
         .map_err(|e| Error::invalid(format!("encoding an index decision: {e}")))?;

@@ -20,7 +20,8 @@ use crate::txn::{ReadOps, Source, entry_key, show_values};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Violation {
     /// Which check failed: `decode`, `key`, `rule`, `foreign_key`, `order_fills`,
-    /// `position_fold`, `index_orphan`, `index_mismatch`, `index_count`, `unique`.
+    /// `position_fold`, `index_orphan`, `index_mismatch`, `index_count`, `unique`, and
+    /// `audit` (the audit trail's hash chain, from [`crate::Store::check`]).
     pub check: &'static str,
     /// The table (or index) concerned.
     pub table: String,

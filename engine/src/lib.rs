@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod audit;
 pub mod backup;
 mod breaker;
 mod bulk;

@@ -367,6 +367,30 @@ pub struct AppliedMigration {
     pub backup: Option<String>,
 }
 
+impl AppliedMigration {
+    /// The migration in words, for the audit trail.
+    fn audit_detail(&self) -> String {
+        let mut s = format!(
+            "version {} ({}, {})",
+            self.version, self.name, self.checksum
+        );
+        if !self.description.is_empty() {
+            s.push_str(&format!(": {}", self.description));
+        }
+        s.push_str(&format!("; {} rows changed", self.rows_changed));
+        for i in &self.created_indexes {
+            s.push_str(&format!("; created index {i}"));
+        }
+        for i in &self.dropped_indexes {
+            s.push_str(&format!("; dropped index {i}"));
+        }
+        if let Some(b) = &self.backup {
+            s.push_str(&format!("; backup {b}"));
+        }
+        s
+    }
+}
+
 /// Where a migration stands against the history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -626,6 +650,7 @@ impl Store {
             entry.applied_at_ns = at_ns;
             let key = format!("{HISTORY_PREFIX}{:020}", entry.version);
             catalog::put_json(&txn, &key, entry)?;
+            crate::audit::append(&txn, "migrate", &entry.audit_detail())?;
         }
         let cache = shared
             .rows

@@ -662,6 +662,17 @@ impl Store {
         // On an error `txn` is dropped uncommitted: nothing was written.
         batch.load(&base, &indexes, &txn)?;
         drop(base);
+        let counts: Vec<String> = batch
+            .counts()
+            .filter(|(_, n)| *n > 0)
+            .map(|(t, n)| format!("{} {n}", t.name()))
+            .collect();
+        let total: u64 = batch.counts().map(|(_, n)| n).sum();
+        crate::audit::append(
+            &txn,
+            "restore",
+            &format!("{total} rows loaded ({})", counts.join(", ")),
+        )?;
         // A restore only adds rows (one whose key exists fails validation), and the row
         // cache holds only rows that exist: none of its rows is changed, so none is
         // forgotten; fills still pause over the commit, as for every row change.
@@ -724,11 +735,23 @@ impl Store {
         self.shared.locks.deadlocks()
     }
 
-    /// Checks the consistency of the whole store ([`check::check`](crate::check::check)).
-    /// `progress(done, total)` is called as rows and index entries are examined.
+    /// Checks the consistency of the whole store ([`check::check`](crate::check::check)),
+    /// and the audit trail's hash chain ([`Store::verify_audit`]; a break is an `audit`
+    /// violation). `progress(done, total)` is called as rows and index entries are examined.
     pub fn check(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<crate::check::CheckReport> {
         let tx = self.read()?;
-        crate::check::check(&tx, tx.indexes(), progress)
+        let mut report = crate::check::check(&tx, tx.indexes(), progress)?;
+        drop(tx);
+        let audit = self.verify_audit()?;
+        report
+            .violations
+            .extend(audit.problems.into_iter().map(|p| crate::check::Violation {
+                check: "audit",
+                table: "catalog".to_owned(),
+                key: p.key,
+                message: p.message,
+            }));
+        Ok(report)
     }
 
     /// Statistics of the write path.

@@ -34,7 +34,8 @@ configuration is read from tradestore.toml in that directory, then TRADESTORE_* 
 variables.
 
 Exit status: 0 on success. On an error the message goes to stderr as `error: ...` and the \
-status is 1, except for `check`, which exits 1 when it finds violations and 2 on an error, \
+status is 1, except for `check` and `audit verify`, which exit 1 when they find violations and 2 \
+on an error, `health`, which exits 1 degraded and 2 failing, \
 and `bench`, which exits 3 when a ratio regressed against --baseline. A command line that \
 does not parse exits 2.";
 
@@ -64,6 +65,7 @@ enum Command {
     Analyze(cli::analyze::Args),
     Index(cli::index::Args),
     Migrate(cli::migrate::Args),
+    Audit(cli::audit::Args),
     Health(cli::health::Args),
     Monitor(cli::monitor::Args),
     Alerts(cli::alerts::Args),
@@ -94,6 +96,7 @@ fn main() -> ExitCode {
     }));
     let error_status = match cli.command {
         Command::Check(_) | Command::Health(_) => 2,
+        Command::Audit(ref args) => cli::audit::error_status(args),
         _ => 1,
     };
     match std::panic::catch_unwind(move || dispatch(cli)) {
@@ -127,6 +130,10 @@ fn dispatch(cli: Cli) -> ExitCode {
         Command::Analyze(args) => (cli::analyze::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Index(args) => (cli::index::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Migrate(args) => (cli::migrate::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Audit(args) => {
+            let status = cli::audit::error_status(&args);
+            (cli::audit::run(&args), status)
+        }
         Command::Health(args) => (cli::health::run(&args), 2),
         Command::Monitor(args) => (cli::monitor::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Alerts(args) => (cli::alerts::run(&args).map(|()| ExitCode::SUCCESS), 1),

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod analyze;
 pub mod archive;
+pub mod audit;
 pub mod backup;
 pub mod bench;
 pub mod check;
