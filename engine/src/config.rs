@@ -47,9 +47,16 @@ use crate::error::{Error, Result};
 /// The name of the configuration file inside a store's directory.
 pub const CONFIG_FILE: &str = "tradestore.toml";
 
-/// Environment variables with the `TRADESTORE_` prefix that belong to the command-line tool,
-/// not to the store's configuration.
-pub const TOOL_ENV_VARS: &[&str] = &["TRADESTORE_DIR", "TRADESTORE_LOG"];
+/// Environment variables with the `TRADESTORE_` prefix that belong to the command-line tool
+/// or the process, not to the store's configuration: the store directory, the log, a
+/// backtrace on an internal failure, and the actor named in audit entries
+/// ([`crate::audit::actor`]).
+pub const TOOL_ENV_VARS: &[&str] = &[
+    "TRADESTORE_DIR",
+    "TRADESTORE_LOG",
+    "TRADESTORE_BACKTRACE",
+    "TRADESTORE_ACTOR",
+];
 
 /// A named set of defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

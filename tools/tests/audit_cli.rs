@@ -1,0 +1,217 @@
+//! `tradestore audit` end to end: index changes, a migration and notes made through the CLI
+//! are listed with their actor; `verify` prints a head and holds it; an entry edited in the
+//! file makes `verify` and `check` exit 1 naming it; bad arguments exit non-zero and append
+//! nothing.
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use redb::{ReadableTable, TableDefinition};
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+struct Run {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `tradestore ARGS` with no `TRADESTORE_*` variable of the test's environment, as the
+/// actor `ops-test`.
+fn run(args: &[&str]) -> Result<Run, Box<dyn Error>> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tradestore"));
+    cmd.args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRADESTORE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("TRADESTORE_ACTOR", "ops-test");
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()?;
+    Ok(Run {
+        status: out.status.code(),
+        stdout: String::from_utf8(out.stdout)?,
+        stderr: String::from_utf8(out.stderr)?,
+    })
+}
+
+fn s(p: &Path) -> Result<&str, Box<dyn Error>> {
+    Ok(p.to_str().ok_or("temporary path is not UTF-8")?)
+}
+
+fn ok(args: &[&str]) -> Result<Run, Box<dyn Error>> {
+    let r = run(args)?;
+    assert_eq!(r.status, Some(0), "{args:?}: {}\n{}", r.stdout, r.stderr);
+    Ok(r)
+}
+
+fn entries(d: &str) -> Result<Vec<serde_json::Value>, Box<dyn Error>> {
+    let r = ok(&["audit", "list", "--dir", d, "--json"])?;
+    let v: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    Ok(v["entries"].as_array().ok_or("no entries")?.clone())
+}
+
+fn store() -> Result<(tempfile::TempDir, PathBuf), Box<dyn Error>> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("store");
+    ok(&["init", "--dir", s(&dir)?])?;
+    ok(&["simulate", "--dir", s(&dir)?, "--orders", "300", "--json"])?;
+    Ok((tmp, dir))
+}
+
+#[test]
+fn changes_are_listed_verified_and_tampering_is_found() -> TestResult {
+    let (tmp, dir) = store()?;
+    let d = s(&dir)?;
+    let r = ok(&["audit", "list", "--dir", d])?;
+    assert!(r.stdout.contains("no audit entry"), "{}", r.stdout);
+
+    ok(&[
+        "index",
+        "create",
+        "by_price",
+        "--table",
+        "trades",
+        "--columns",
+        "price",
+        "--dir",
+        d,
+    ])?;
+    ok(&["index", "drop", "by_price", "--dir", d])?;
+    let m = tmp.path().join("migrations");
+    std::fs::create_dir(&m)?;
+    std::fs::write(
+        m.join("one.toml"),
+        "version = 1\n[[step]]\ncreate_index = { name = \"orders_by_price\", table = \"orders\", columns = [\"price\"] }\n",
+    )?;
+    ok(&[
+        "migrate",
+        "apply",
+        "--dir",
+        d,
+        "--migrations",
+        s(&m)?,
+        "--no-backup",
+    ])?;
+    // A detail with terminal escapes is stored as given and printed without them.
+    ok(&[
+        "audit",
+        "note",
+        "--dir",
+        d,
+        "--action",
+        "kill-switch.on",
+        "desk 4 \u{1b}[31mhalted",
+    ])?;
+
+    let list = entries(d)?;
+    let actions: Vec<&str> = list.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "index.create",
+            "index.ready",
+            "index.drop",
+            "index.create",
+            "migrate",
+            "kill-switch.on"
+        ]
+    );
+    assert!(list.iter().all(|e| e["actor"] == "ops-test"));
+    assert_eq!(list[5]["detail"], "desk 4 \u{1b}[31mhalted");
+    let r = ok(&["audit", "list", "--dir", d])?;
+    assert!(
+        !r.stdout.contains('\u{1b}'),
+        "an escape reached the terminal"
+    );
+    assert!(
+        r.stdout.contains("by_price on trades(price)"),
+        "{}",
+        r.stdout
+    );
+    let r = ok(&["audit", "list", "--dir", d, "--after", "4", "--json"])?;
+    assert_eq!(r.stdout.matches("\"seq\"").count(), 2, "{}", r.stdout);
+
+    let r = ok(&["audit", "verify", "--dir", d, "--json"])?;
+    let v: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    assert_eq!(v["intact"], true);
+    assert_eq!(v["entries"], 6);
+    let head = v["head"].as_str().ok_or("no head")?.to_owned();
+    assert!(head.starts_with("6:"), "{head}");
+    let r = ok(&["audit", "verify", "--dir", d, "--head", &head])?;
+    assert!(
+        r.stdout.contains("audit trail intact: 6 entries"),
+        "{}",
+        r.stdout
+    );
+    // A head this trail never held.
+    let other = format!("6:{}", "ab".repeat(32));
+    let r = run(&["audit", "verify", "--dir", d, "--head", &other])?;
+    assert_eq!(r.status, Some(1), "{}", r.stdout);
+    assert!(r.stdout.contains("is not in the trail"), "{}", r.stdout);
+
+    // Edit the migration's entry in the file.
+    {
+        const CATALOG: TableDefinition<&str, &[u8]> = TableDefinition::new("catalog");
+        let db = redb::Database::open(dir.join("tradestore.redb"))?;
+        let txn = db.begin_write()?;
+        {
+            let mut t = txn.open_table(CATALOG)?;
+            let key = format!("audit/{:020}", 5);
+            let mut e: serde_json::Value =
+                serde_json::from_slice(t.get(key.as_str())?.ok_or("no entry 5")?.value())?;
+            e["detail"] = "nothing to see".into();
+            let bytes = serde_json::to_vec(&e)?;
+            t.insert(key.as_str(), bytes.as_slice())?;
+        }
+        txn.commit()?;
+    }
+    let r = run(&["audit", "verify", "--dir", d])?;
+    assert_eq!(r.status, Some(1), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("audit/00000000000000000005: altered"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("audit trail BROKEN"), "{}", r.stdout);
+    let r = run(&["check", "--dir", d])?;
+    assert_eq!(r.status, Some(1), "{}", r.stdout);
+    assert!(r.stdout.contains("audit"), "{}", r.stdout);
+    Ok(())
+}
+
+#[test]
+fn bad_arguments_exit_non_zero_and_append_nothing() -> TestResult {
+    let (tmp, dir) = store()?;
+    let d = s(&dir)?;
+    let big = "x".repeat(70_000);
+    for (args, status) in [
+        (
+            vec!["audit", "note", "--dir", d, "--action", "Bad Action", "x"],
+            1,
+        ),
+        (vec!["audit", "note", "--dir", d, "--action", "", "x"], 1),
+        (vec!["audit", "note", "--dir", d, "--action", "ok", &big], 1),
+        (vec!["audit", "verify", "--dir", d, "--head", "nonsense"], 2),
+        (vec!["audit", "verify", "--dir", d, "--head", "0:00"], 2),
+        (vec!["audit", "list", "--dir", d, "--limit", "-1"], 2),
+    ] {
+        let r = run(&args)?;
+        assert_eq!(r.status, Some(status), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with("error"), "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    }
+    let missing = tmp.path().join("absent");
+    let r = run(&["audit", "verify", "--dir", s(&missing)?])?;
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    let r = run(&["audit", "list", "--dir", s(&missing)?])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(!missing.exists());
+    assert!(entries(d)?.is_empty());
+    Ok(())
+}
