@@ -215,3 +215,28 @@ fn bad_arguments_exit_non_zero_and_append_nothing() -> TestResult {
     assert!(entries(d)?.is_empty());
     Ok(())
 }
+
+#[test]
+fn the_process_variables_are_not_taken_for_store_settings() -> TestResult {
+    let (_tmp, dir) = store()?;
+    for var in ["TRADESTORE_BACKTRACE", "TRADESTORE_ACTOR"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tradestore"))
+            .args(["inspect", "--dir", s(&dir)?])
+            .env(var, "1")
+            .stdin(Stdio::null())
+            .output()?;
+        assert!(
+            out.status.success(),
+            "{var}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_tradestore"))
+        .args(["inspect", "--dir", s(&dir)?])
+        .env("TRADESTORE_NO_SUCH_SETTING", "1")
+        .stdin(Stdio::null())
+        .output()?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TRADESTORE_NO_SUCH_SETTING"));
+    Ok(())
+}
