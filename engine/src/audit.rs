@@ -227,10 +227,12 @@ fn key(seq: u64) -> String {
     format!("{PREFIX}{seq:020}")
 }
 
-/// Appends an entry to the trail in `txn`: it commits with the change it records.
-pub(crate) fn append(txn: &WriteTransaction, action: &str, detail: &str) -> Result<AuditEntry> {
-    let mut catalog = txn.open_table(CATALOG)?;
-    let last = catalog
+/// The last entry of the trail in `table`, with its hash decoded; an error when it does not
+/// decode, since nothing can be chained to it.
+fn last_entry(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<(AuditEntry, [u8; 32])>> {
+    table
         .range(PREFIX..PREFIX_END)?
         .next_back()
         .transpose()?
@@ -246,7 +248,25 @@ pub(crate) fn append(txn: &WriteTransaction, action: &str, detail: &str) -> Resu
                     ))
                 })
         })
-        .transpose()?;
+        .transpose()
+}
+
+/// Checks that an entry can be appended, before a change that cannot be undone in memory
+/// starts (an index drop takes the index out of use before its commit).
+pub(crate) fn ready(db: &redb::Database) -> Result<()> {
+    let txn = db.begin_read()?;
+    let table = match txn.open_table(CATALOG) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    last_entry(&table).map(|_| ())
+}
+
+/// Appends an entry to the trail in `txn`: it commits with the change it records.
+pub(crate) fn append(txn: &WriteTransaction, action: &str, detail: &str) -> Result<AuditEntry> {
+    let mut catalog = txn.open_table(CATALOG)?;
+    let last = last_entry(&catalog)?;
     let (seq, prev, after) = match &last {
         Some((e, h)) => (e.seq + 1, *h, e.at_ns),
         None => (1, [0u8; 32], 0),

@@ -354,5 +354,20 @@ fn tampering_breaks_the_chain_where_it_happened() -> TestResult {
             .iter()
             .any(|s| s.def.name == "trades_by_price")
     );
+    expect_err(
+        store.drop_index("orders_by_price", "after the damage"),
+        ErrorKind::Corruption,
+    )?;
+    assert!(
+        store
+            .indexes()
+            .iter()
+            .any(|s| s.def.name == "orders_by_price")
+    );
+    let plan = store.query("EXPLAIN SELECT * FROM orders WHERE price = 100")?;
+    assert!(
+        (0..plan.rows.len()).any(|r| plan.cell(r, 0).contains("orders_by_price")),
+        "the index went out of use"
+    );
     Ok(())
 }

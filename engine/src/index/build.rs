@@ -229,6 +229,9 @@ pub(crate) fn drop(shared: &Shared, name: &str, reason: &str) -> Result<()> {
     if shared.poisoned.load(Ordering::SeqCst) {
         return Err(shared.poison_error());
     }
+    // The drop takes the index out of use before its commit: make sure the commit can
+    // record it first.
+    crate::audit::ready(&shared.db)?;
     remove(shared, &spec, "drop", reason)
 }
 
