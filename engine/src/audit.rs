@@ -440,6 +440,21 @@ impl Store {
         entries(&self.shared.db.begin_read()?, after, limit)
     }
 
+    /// The audit trail's last entry, without checking the chain; an error when it does
+    /// not decode.
+    pub fn audit_head(&self) -> Result<Option<AuditHead>> {
+        let txn = self.shared.db.begin_read()?;
+        let table = match txn.open_table(CATALOG) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(last_entry(&table)?.map(|(e, _)| AuditHead {
+            seq: e.seq,
+            hash: e.hash,
+        }))
+    }
+
     /// Recomputes the audit trail's hash chain from its first entry.
     pub fn verify_audit(&self) -> Result<AuditReport> {
         verify(&self.shared.db.begin_read()?)

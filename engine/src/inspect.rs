@@ -64,6 +64,17 @@ pub struct ArchiveInfo {
     pub file_bytes: u64,
 }
 
+/// The audit trail ([`crate::audit`]) and the migrations applied ([`crate::migrate`]).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LifecycleInfo {
+    /// The audit trail's last entry as `SEQ:HASH` (its number is the count of entries).
+    pub audit_head: Option<String>,
+    /// Why the last entry could not be read, if it could not.
+    pub audit_error: Option<String>,
+    /// The versions of the migrations applied, in order.
+    pub migrations: Vec<u64>,
+}
+
 /// Everything `tradestore inspect` shows.
 #[derive(Clone, Debug, Serialize)]
 pub struct Inspection {
@@ -83,6 +94,8 @@ pub struct Inspection {
     pub total_bytes: u64,
     /// The archive tier.
     pub archive: ArchiveInfo,
+    /// The audit trail and the migrations applied.
+    pub lifecycle: LifecycleInfo,
     /// What opening the store recovered from the journal.
     pub recovery: crate::Recovery,
     /// The write path's counters and latency percentiles since the store was opened.
@@ -146,6 +159,19 @@ pub fn inspect(store: &Store) -> Result<Inspection> {
         raw_bytes: segments.iter().map(|s| s.raw_bytes).sum(),
         file_bytes: segments.iter().map(|s| s.file_bytes).sum(),
     };
+    let (audit_head, audit_error) = match store.audit_head() {
+        Ok(h) => (h.map(|h| h.to_string()), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let lifecycle = LifecycleInfo {
+        audit_head,
+        audit_error,
+        migrations: store
+            .migration_history()?
+            .iter()
+            .map(|m| m.version)
+            .collect(),
+    };
     Ok(Inspection {
         dir: store.dir().display().to_string(),
         format_version: crate::FORMAT_VERSION,
@@ -155,6 +181,7 @@ pub fn inspect(store: &Store) -> Result<Inspection> {
         files,
         total_bytes,
         archive,
+        lifecycle,
         recovery: store.recovery().clone(),
         write_path: store.stats(),
     })

@@ -143,6 +143,10 @@ fn changes_are_listed_verified_and_tampering_is_found() -> TestResult {
     assert_eq!(v["entries"], 6);
     let head = v["head"].as_str().ok_or("no head")?.to_owned();
     assert!(head.starts_with("6:"), "{head}");
+    let r = ok(&["inspect", "--dir", d, "--json"])?;
+    let v: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    assert_eq!(v["lifecycle"]["audit_head"], head.as_str());
+    assert_eq!(v["lifecycle"]["migrations"], serde_json::json!([1]));
     let r = ok(&["audit", "verify", "--dir", d, "--head", &head])?;
     assert!(
         r.stdout.contains("audit trail intact: 6 entries"),

@@ -113,6 +113,22 @@ fn write_human(out: &mut dyn Write, i: &Inspection) -> std::io::Result<()> {
         size(i.archive.raw_bytes),
         size(i.archive.file_bytes)
     )?;
+    let l = &i.lifecycle;
+    match (&l.audit_head, &l.audit_error) {
+        (_, Some(e)) => writeln!(out, "audit trail     {e}")?,
+        (Some(h), None) => writeln!(out, "audit trail     head {h}")?,
+        (None, None) => writeln!(out, "audit trail     no entry")?,
+    }
+    let versions: Vec<String> = l.migrations.iter().map(u64::to_string).collect();
+    writeln!(
+        out,
+        "migrations      {}",
+        if versions.is_empty() {
+            "none applied".to_owned()
+        } else {
+            format!("applied {}", versions.join(", "))
+        }
+    )?;
     let w = &i.write_path;
     writeln!(
         out,
