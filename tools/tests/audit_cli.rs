@@ -4,44 +4,17 @@
 //! nothing.
 
 use std::error::Error;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+
+mod support;
+use support::{Run, TestResult, command, output, s};
 
 use redb::{ReadableTable, TableDefinition};
 
-type TestResult = Result<(), Box<dyn Error>>;
-
-struct Run {
-    status: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `tradestore ARGS` with no `TRADESTORE_*` variable of the test's environment, as the
-/// actor `ops-test`.
+/// Runs `tradestore ARGS` (see [`support::command`]) as the actor `ops-test`.
 fn run(args: &[&str]) -> Result<Run, Box<dyn Error>> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tradestore"));
-    cmd.args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TRADESTORE_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("TRADESTORE_ACTOR", "ops-test");
-    let out = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()?;
-    Ok(Run {
-        status: out.status.code(),
-        stdout: String::from_utf8(out.stdout)?,
-        stderr: String::from_utf8(out.stderr)?,
-    })
-}
-
-fn s(p: &Path) -> Result<&str, Box<dyn Error>> {
-    Ok(p.to_str().ok_or("temporary path is not UTF-8")?)
+    output(command(args).env("TRADESTORE_ACTOR", "ops-test"))
 }
 
 fn ok(args: &[&str]) -> Result<Run, Box<dyn Error>> {

@@ -4,46 +4,9 @@
 
 use std::error::Error;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-type TestResult = Result<(), Box<dyn Error>>;
-
-struct Run {
-    status: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ok(&self) -> bool {
-        self.status == Some(0)
-    }
-}
-
-/// Runs `tradestore ARGS` with no `TRADESTORE_*` variable of the test's environment.
-fn run(args: &[&str]) -> Result<Run, Box<dyn Error>> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tradestore"));
-    cmd.args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TRADESTORE_") {
-            cmd.env_remove(key);
-        }
-    }
-    let out = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()?;
-    Ok(Run {
-        status: out.status.code(),
-        stdout: String::from_utf8(out.stdout)?,
-        stderr: String::from_utf8(out.stderr)?,
-    })
-}
-
-fn s(p: &Path) -> Result<&str, Box<dyn Error>> {
-    Ok(p.to_str().ok_or("temporary path is not UTF-8")?)
-}
+mod support;
+use support::{TestResult, dump, run, s};
 
 const BOOK: &str = r#"{"table":"instruments","record":{"id":1,"symbol":"ACME","tick_size":1000000,"lot_size":100000000,"currency":"USD"}}
 {"table":"accounts","record":{"id":1,"name":"alpha","status":"active"}}
@@ -62,12 +25,6 @@ fn book_store() -> Result<(tempfile::TempDir, std::path::PathBuf), Box<dyn Error
     let r = run(&["restore", "--dir", s(&dir)?, "--in", s(&book)?])?;
     assert!(r.ok(), "restore: {}", r.stderr);
     Ok((tmp, dir))
-}
-
-fn dump(dir: &Path) -> Result<String, Box<dyn Error>> {
-    let r = run(&["dump", "--dir", s(dir)?, "--out", "-"])?;
-    assert!(r.ok(), "dump: {}", r.stderr);
-    Ok(r.stdout)
 }
 
 #[test]

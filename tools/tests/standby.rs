@@ -3,50 +3,9 @@
 //! directories that are not standbys fail with a clear message and a non-zero status.
 
 use std::error::Error;
-use std::path::Path;
-use std::process::{Command, Stdio};
 
-type TestResult = Result<(), Box<dyn Error>>;
-
-struct Run {
-    status: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `tradestore ARGS` with no `TRADESTORE_*` variable of the test's environment.
-fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tradestore"));
-    cmd.args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TRADESTORE_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-fn run(args: &[&str]) -> Result<Run, Box<dyn Error>> {
-    let out = command(args).output()?;
-    Ok(Run {
-        status: out.status.code(),
-        stdout: String::from_utf8(out.stdout)?,
-        stderr: String::from_utf8(out.stderr)?,
-    })
-}
-
-fn s(p: &Path) -> Result<&str, Box<dyn Error>> {
-    Ok(p.to_str().ok_or("temporary path is not UTF-8")?)
-}
-
-fn dump(dir: &Path) -> Result<String, Box<dyn Error>> {
-    let r = run(&["dump", "--dir", s(dir)?, "--out", "-"])?;
-    assert_eq!(r.status, Some(0), "dump: {}", r.stderr);
-    Ok(r.stdout)
-}
+mod support;
+use support::{TestResult, command, dump, run, s};
 
 /// A primary that keeps its checkpointed journal segments, after a first simulation, and a
 /// backup of it: `(tempdir, primary, backup)`.
