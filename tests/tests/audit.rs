@@ -224,6 +224,20 @@ fn tamper(
     Ok(Store::open(dir, Config::default())?)
 }
 
+/// The chain is reported broken at entry `seq` with a message containing `text`.
+fn assert_problem(store: &Store, seq: u64, text: &str) -> TestResult {
+    let report = store.verify_audit()?;
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.key == key(seq) && p.message.contains(text)),
+        "{:?}",
+        report.problems
+    );
+    Ok(())
+}
+
 fn key(seq: u64) -> String {
     format!("audit/{seq:020}")
 }
@@ -280,15 +294,7 @@ fn tampering_breaks_the_chain_where_it_happened() -> TestResult {
         e.hash = "f".repeat(64);
         put_entry(t, &e)
     })?;
-    let report = store.verify_audit()?;
-    assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.key == key(4) && p.message.contains("does not follow")),
-        "{:?}",
-        report.problems
-    );
+    assert_problem(&store, 4, "does not follow")?;
     drop(store);
 
     // Restored to the original, then an entry removed from the middle.
@@ -297,15 +303,7 @@ fn tampering_breaks_the_chain_where_it_happened() -> TestResult {
         t.remove(key(5).as_str())?;
         Ok(())
     })?;
-    let report = store.verify_audit()?;
-    assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.key == key(6) && p.message.contains("1 entry is missing")),
-        "{:?}",
-        report.problems
-    );
+    assert_problem(&store, 6, "1 entry is missing")?;
     drop(store);
 
     // Restored, then an unreadable entry: reported, the rest still checked.
