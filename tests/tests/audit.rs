@@ -146,7 +146,11 @@ fn every_change_is_chained_in_its_own_commit_and_survives_reopen_and_backup() ->
     let store = Store::open(&dir, Config::default())?;
     assert_eq!(all(&store)?, entries);
     let copy = Store::open(&copy, Config::default())?;
-    assert_eq!(all(&copy)?, entries);
+    let copied = all(&copy)?;
+    assert_eq!(copied[..entries.len()], entries[..]);
+    assert_eq!(copied.len(), entries.len() + 1);
+    assert_eq!(copied[7].action, "backup.restore");
+    assert!(copied[7].detail.starts_with("restored from the backup "));
     assert!(copy.verify_audit()?.is_intact());
     // Appending goes on from the head.
     let next = store.audit_note("limit.raised", "desk 2: 5M")?;
@@ -367,5 +371,19 @@ fn tampering_breaks_the_chain_where_it_happened() -> TestResult {
         (0..plan.rows.len()).any(|r| plan.cell(r, 0).contains("orders_by_price")),
         "the index went out of use"
     );
+    // A backup of the damaged store restores: the data decides, and the damage comes along
+    // for `verify_audit` to show.
+    let backup = tmp.path().join("damaged-backup");
+    store.backup(&backup)?;
+    let copy = tmp.path().join("damaged-copy");
+    restore_backup(&backup, &copy)?;
+    let copy = Store::open(&copy, Config::default())?;
+    assert!(
+        copy.check(&mut |_, _| {})?
+            .violations
+            .iter()
+            .all(|v| v.check == "audit")
+    );
+    assert!(!copy.verify_audit()?.is_intact());
     Ok(())
 }
