@@ -295,10 +295,10 @@ fn key_values(table: TableId, key: &[toml::Value]) -> Result<Vec<Value>> {
 pub fn load_dir(dir: &Path) -> Result<Vec<Migration>> {
     let shown = dir.display();
     let entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(format!("reading the migrations folder {shown}"), e))?;
+        .map_err(|e| unreadable(&format!("the migrations folder {shown}"), &e))?;
     let mut paths = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| Error::io(format!("reading {shown}"), e))?;
+        let entry = entry.map_err(|e| unreadable(&shown.to_string(), &e))?;
         let path = entry.path();
         if path.extension().is_some_and(|x| x == "toml") {
             paths.push(path);
@@ -323,17 +323,22 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Migration>> {
     Ok(out)
 }
 
+/// A migration file or folder that cannot be read: bad input, not a failure of the store.
+fn unreadable(what: &str, e: &std::io::Error) -> Error {
+    Error::invalid(format!("{what} cannot be read: {e}"))
+}
+
 fn read_bounded(path: &Path) -> Result<Vec<u8>> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(format!("reading {shown}"), e))?;
+    let meta = std::fs::metadata(path).map_err(|e| unreadable(&shown.to_string(), &e))?;
     if !meta.is_file() {
         return Err(Error::invalid(format!("{shown}: not a regular file")));
     }
-    let file = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {shown}"), e))?;
+    let file = std::fs::File::open(path).map_err(|e| unreadable(&shown.to_string(), &e))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(format!("reading {shown}"), e))?;
+        .map_err(|e| unreadable(&shown.to_string(), &e))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(Error::new(
             ErrorKind::Capacity,

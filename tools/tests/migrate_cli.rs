@@ -267,6 +267,8 @@ fn hostile_and_failing_migrations_exit_non_zero_and_change_nothing() -> TestResu
     let missing = tmp.path().join("absent");
     let r = run(&["migrate", "apply", "--dir", d, "--migrations", s(&missing)?])?;
     assert_eq!(r.status, Some(1));
+    assert!(r.stderr.contains("cannot be read"), "{}", r.stderr);
+    assert!(!r.stderr.contains("refuses writes"), "{}", r.stderr);
     let m = tmp.path().join("m-good");
     std::fs::create_dir(&m)?;
     std::fs::write(m.join("index.toml"), INDEX)?;
