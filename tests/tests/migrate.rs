@@ -407,7 +407,7 @@ fn malformed_files_are_errors_that_name_them() -> TestResult {
     assert!(e.message().contains("d.toml"), "{e}");
     std::fs::remove_file(d.join("d.toml"))?;
     assert_eq!(migrate::load_dir(d)?.len(), 1);
-    expect_err(migrate::load_dir(&d.join("absent")), ErrorKind::Io)?;
+    expect_err(migrate::load_dir(&d.join("absent")), ErrorKind::Invalid)?;
     Ok(())
 }
 
