@@ -251,16 +251,15 @@ fn last_entry(
         .transpose()
 }
 
+/// The trail's last entry in `db` (the catalog exists from the store's first open).
+fn last_in(db: &redb::Database) -> Result<Option<(AuditEntry, [u8; 32])>> {
+    last_entry(&db.begin_read()?.open_table(CATALOG)?)
+}
+
 /// Checks that an entry can be appended, before a change that cannot be undone in memory
 /// starts (an index drop takes the index out of use before its commit).
 pub(crate) fn ready(db: &redb::Database) -> Result<()> {
-    let txn = db.begin_read()?;
-    let table = match txn.open_table(CATALOG) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    last_entry(&table).map(|_| ())
+    last_in(db).map(|_| ())
 }
 
 /// Appends an entry to the trail in `txn`: it commits with the change it records.
@@ -443,13 +442,7 @@ impl Store {
     /// The audit trail's last entry, without checking the chain; an error when it does
     /// not decode.
     pub fn audit_head(&self) -> Result<Option<AuditHead>> {
-        let txn = self.shared.db.begin_read()?;
-        let table = match txn.open_table(CATALOG) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(last_entry(&table)?.map(|(e, _)| AuditHead {
+        Ok(last_in(&self.shared.db)?.map(|(e, _)| AuditHead {
             seq: e.seq,
             hash: e.hash,
         }))
