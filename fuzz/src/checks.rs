@@ -1,6 +1,7 @@
 //! The properties the fuzz targets check. Each function is the whole body of one target.
 
 use tradestore::backup::Manifest;
+use tradestore::migrate::Migration;
 use tradestore::{archive, dump, keys};
 use tradestore_schema::{TableId, codec};
 
@@ -117,6 +118,33 @@ pub fn check_backup_manifest(data: &[u8]) {
     match again {
         Ok(again) => assert_eq!(again, manifest, "manifest changed in a round trip"),
         Err(e) => panic!("a written manifest does not parse: {e}"),
+    }
+}
+
+/// Migration files: any bytes are read as a migration file (`migrate::Migration::parse`).
+/// Parsing never panics; a file that parses obeys the static rules (a version of at least 1,
+/// at least one step, no dependency on itself), carries a `crc32c:` checksum of 8 hex
+/// digits, and parses again to the same migration.
+pub fn check_migration_file(data: &[u8]) {
+    let path = std::path::Path::new("fuzz.toml");
+    let Ok(m) = Migration::parse(path, data) else {
+        return;
+    };
+    assert!(m.version >= 1, "version {} was accepted", m.version);
+    assert!(!m.steps.is_empty(), "a migration with no step was accepted");
+    assert!(
+        !m.depends_on.contains(&m.version),
+        "a migration that depends on itself was accepted"
+    );
+    let hex = m.checksum.strip_prefix("crc32c:").unwrap_or("");
+    assert!(
+        hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "checksum {}",
+        m.checksum
+    );
+    match Migration::parse(path, data) {
+        Ok(again) => assert_eq!(again, m, "the same bytes parsed differently"),
+        Err(e) => panic!("the same bytes failed the second time: {e}"),
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use tradestore_fuzz::{
     check_archive_segment, check_backup_manifest, check_dump_line, check_key_decoder,
-    check_record_decoder,
+    check_migration_file, check_record_decoder,
 };
 
 type Result<T = ()> = std::result::Result<T, Box<dyn Error>>;
@@ -77,6 +77,11 @@ fn backup_manifest_corpus() -> Result {
     run("backup_manifest", check_backup_manifest)
 }
 
+#[test]
+fn migration_file_corpus() -> Result {
+    run("migration_file", check_migration_file)
+}
+
 /// The seeds named `valid*` take the checks' full path (decode, then the round trip), not
 /// only the early return of a refused input.
 #[test]
@@ -90,5 +95,8 @@ fn the_valid_seeds_decode() -> Result {
     let manifest = fs::read_to_string(dir.join("backup_manifest").join("valid"))?;
     let parsed = tradestore::backup::Manifest::parse(&manifest)?;
     assert!(parsed.files.iter().any(|f| f.path == "tradestore.redb"));
+    let migration = fs::read(dir.join("migration_file").join("valid_every_step"))?;
+    let parsed = tradestore::migrate::Migration::parse(Path::new("m.toml"), &migration)?;
+    assert_eq!(parsed.steps.len(), 5);
     Ok(())
 }
