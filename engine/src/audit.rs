@@ -376,7 +376,7 @@ fn verify(txn: &ReadTransaction) -> Result<AuditReport> {
                 format!(
                     "does not follow the previous entry: its prev is {}, the previous entry's \
                      hash is {}",
-                    entry.prev,
+                    entry.prev.escape_debug(),
                     hex(&p)
                 ),
             );
@@ -396,7 +396,7 @@ fn verify(txn: &ReadTransaction) -> Result<AuditReport> {
                 format!(
                     "altered: its contents hash to {}, not to the {} it holds",
                     hex(&computed),
-                    entry.hash
+                    entry.hash.escape_debug()
                 ),
             );
         }
@@ -416,8 +416,18 @@ fn verify(txn: &ReadTransaction) -> Result<AuditReport> {
     Ok(report)
 }
 
-/// Whether `action` is a valid action name: 1 to 64 of a-z, 0-9, `.`, `_`, `-`.
+/// The actions the store itself records; a note may not take their names.
+const RESERVED: &[&str] = &["migrate", "restore", "archive", "backup.restore"];
+
+/// Whether `action` is a valid action name: 1 to 64 of a-z, 0-9, `.`, `_`, `-`, and not
+/// one the store records itself (those and every `index.` action).
 fn check_action(action: &str) -> Result<()> {
+    if RESERVED.contains(&action) || action.starts_with("index.") {
+        return Err(Error::invalid(format!(
+            "{action} is an action the store records itself; name the note's action \
+             differently (for example note.{action})"
+        )));
+    }
     let ok = !action.is_empty()
         && action.len() <= MAX_ACTION_CHARS
         && action
@@ -513,5 +523,8 @@ mod tests {
         assert!(check_action("Kill").is_err());
         assert!(check_action("a b").is_err());
         assert!(check_action(&"a".repeat(65)).is_err());
+        assert!(check_action("migrate").is_err());
+        assert!(check_action("index.drop").is_err());
+        assert!(check_action("note.migrate").is_ok());
     }
 }

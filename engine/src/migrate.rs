@@ -25,7 +25,7 @@
 //!
 //! 1. **Validation.** Every file is read and checked first: its syntax, its steps (tables,
 //!    columns, index names, rows in the dump format), its dependencies (known, no cycle), and
-//!    the history: a migration already applied whose file is now different (its CRC-32C
+//!    the history: a migration already applied whose file is now different (its SHA-256
 //!    checksum changed) or gone is refused, since the files no longer describe the store.
 //! 2. **Backup.** Unless told otherwise, an online backup is taken into the store's
 //!    `backups/` folder ([`Store::backup_in_store`]); the history names it.
@@ -57,7 +57,7 @@ use tradestore_schema::{ColumnType, IndexDef, TableId, Value};
 
 use crate::catalog;
 use crate::dump::parse_line;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::index;
 use crate::keys;
 use crate::layout::IndexSpec;
@@ -66,6 +66,11 @@ use crate::store::Store;
 
 /// The largest migration file read.
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
+/// The most bytes of migration files one folder may hold: a run holds every file's rows in
+/// memory at once.
+pub const MAX_DIR_BYTES: u64 = 64 << 20;
+/// The longest description (it is copied into the history and the audit trail).
+pub const MAX_DESCRIPTION_BYTES: usize = 4096;
 
 /// The catalog prefix of history entries: `migration/<20-digit version>`.
 const HISTORY_PREFIX: &str = "migration/";
@@ -83,7 +88,7 @@ pub struct Migration {
     pub depends_on: Vec<u64>,
     /// What it does, in order.
     pub steps: Vec<Step>,
-    /// CRC-32C of the file's bytes, as `crc32c:` and 8 hex digits.
+    /// SHA-256 of the file's bytes, as `sha256:` and 64 hex digits.
     pub checksum: String,
     /// Where it was read from.
     pub source: PathBuf,
@@ -180,7 +185,7 @@ impl Migration {
             description: file.description,
             depends_on: file.depends_on,
             steps: file.step,
-            checksum: format!("crc32c:{:08x}", crc32c::crc32c(bytes)),
+            checksum: checksum(bytes),
             source: source.to_path_buf(),
         };
         m.check_static().map_err(|e| e.context(shown))?;
@@ -191,6 +196,12 @@ impl Migration {
     fn check_static(&self) -> Result<()> {
         if self.version == 0 {
             return Err(Error::invalid("version must be 1 or more"));
+        }
+        if self.description.len() > MAX_DESCRIPTION_BYTES {
+            return Err(Error::invalid(format!(
+                "the description is {} bytes; at most {MAX_DESCRIPTION_BYTES}",
+                self.description.len()
+            )));
         }
         if self.depends_on.contains(&self.version) {
             return Err(Error::invalid(format!(
@@ -232,6 +243,18 @@ impl Migration {
         }
         Ok(())
     }
+}
+
+/// A file's checksum: `sha256:` and 64 hex digits (a changed file cannot keep it).
+fn checksum(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut s = String::with_capacity(71);
+    s.push_str("sha256:");
+    for b in digest {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
 fn table_of(name: &str) -> Result<TableId> {
@@ -277,9 +300,14 @@ fn key_values(table: TableId, key: &[toml::Value]) -> Result<Vec<Value>> {
                 (Some(ColumnType::Id), toml::Value::Integer(i)) if *i >= 0 => {
                     Ok(Value::U64(u64::try_from(*i).unwrap_or(0)))
                 }
+                // TOML integers stop at i64::MAX; larger ids are written as decimal text.
+                (Some(ColumnType::Id), toml::Value::String(t)) if t.parse::<u64>().is_ok() => {
+                    Ok(Value::U64(t.parse().unwrap_or(0)))
+                }
                 (Some(ColumnType::Text), toml::Value::String(s)) => Ok(Value::Text(s.clone())),
                 (Some(ColumnType::Id), _) => Err(Error::invalid(format!(
-                    "{table}.{col} is an id: a non-negative integer, not {v}"
+                    "{table}.{col} is an id: a non-negative integer (or its decimal digits \
+                     quoted, above 9223372036854775807), not {v}"
                 ))),
                 _ => Err(Error::invalid(format!(
                     "{table}.{col} is text: a quoted string, not {v}"
@@ -305,11 +333,20 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Migration>> {
         }
     }
     paths.sort();
-    let mut out: Vec<Migration> = Vec::with_capacity(paths.len());
+    let mut by_version: BTreeMap<u64, Migration> = BTreeMap::new();
+    let mut total = 0u64;
     for path in paths {
         let bytes = read_bounded(&path)?;
+        total += bytes.len() as u64;
+        if total > MAX_DIR_BYTES {
+            return Err(Error::invalid(format!(
+                "the migration files of {shown} hold over {MAX_DIR_BYTES} bytes: apply them in \
+                 parts (move applied ones to another folder only once every later file has \
+                 been applied)"
+            )));
+        }
         let m = Migration::parse(&path, &bytes)?;
-        if let Some(other) = out.iter().find(|o| o.version == m.version) {
+        if let Some(other) = by_version.get(&m.version) {
             return Err(Error::invalid(format!(
                 "{} and {} both have version {}",
                 other.source.display(),
@@ -317,10 +354,9 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Migration>> {
                 m.version
             )));
         }
-        out.push(m);
+        by_version.insert(m.version, m);
     }
-    out.sort_by_key(|m| m.version);
-    Ok(out)
+    Ok(by_version.into_values().collect())
 }
 
 /// A migration file or folder that cannot be read: bad input, not a failure of the store.
@@ -340,10 +376,9 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .map_err(|e| unreadable(&shown.to_string(), &e))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(Error::new(
-            ErrorKind::Capacity,
-            format!("{shown}: over {MAX_FILE_BYTES} bytes; split the migration"),
-        ));
+        return Err(Error::invalid(format!(
+            "{shown}: over {MAX_FILE_BYTES} bytes; split the migration"
+        )));
     }
     Ok(bytes)
 }
@@ -485,11 +520,18 @@ impl Store {
     /// dependencies and cycles are errors.
     pub fn migration_status(&self, files: &[Migration]) -> Result<Vec<MigrationStatus>> {
         let history = self.migration_history()?;
-        let order = pending_order(files, &history)?;
+        let order: BTreeMap<u64, usize> = pending_order(files, &history)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (v, i + 1))
+            .collect();
+        let applied: BTreeMap<u64, &AppliedMigration> =
+            history.iter().map(|h| (h.version, h)).collect();
+        let present: BTreeSet<u64> = files.iter().map(|m| m.version).collect();
         let mut out: Vec<MigrationStatus> = files
             .iter()
             .map(|m| {
-                let state = match history.iter().find(|h| h.version == m.version) {
+                let state = match applied.get(&m.version) {
                     None => MigrationState::Pending,
                     Some(h) if h.checksum == m.checksum => MigrationState::Applied,
                     Some(_) => MigrationState::Changed,
@@ -498,12 +540,12 @@ impl Store {
                     version: m.version,
                     name: m.name.clone(),
                     state,
-                    order: order.iter().position(|&i| i == m.version).map(|p| p + 1),
+                    order: order.get(&m.version).copied(),
                 }
             })
             .collect();
         for h in &history {
-            if !files.iter().any(|m| m.version == h.version) {
+            if !present.contains(&h.version) {
                 out.push(MigrationStatus {
                     version: h.version,
                     name: h.name.clone(),
@@ -541,9 +583,10 @@ impl Store {
         }
         let history = self.migration_history()?;
         let order = pending_order(files, &history)?;
+        let by_version: BTreeMap<u64, &Migration> = files.iter().map(|m| (m.version, m)).collect();
         let pending: Vec<&Migration> = order
             .iter()
-            .filter_map(|v| files.iter().find(|m| m.version == *v))
+            .filter_map(|v| by_version.get(v).copied())
             .collect();
         let mut report = MigrateReport {
             applied: Vec::new(),
@@ -554,6 +597,9 @@ impl Store {
             return Ok(report);
         }
         if options.backup && !options.dry_run {
+            // Everything a dry run checks is checked before the backup, so that a run that
+            // cannot apply leaves no backup behind.
+            self.apply_migrations(&pending, true, None)?;
             report.backup = Some(self.backup_in_store()?.path);
         }
         let backup = report.backup.as_ref().map(|p| p.display().to_string());
@@ -766,32 +812,49 @@ fn pending_order(files: &[Migration], history: &[AppliedMigration]) -> Result<Ve
             }
         }
     }
-    let mut done: BTreeSet<u64> = BTreeSet::new();
+    // Kahn's algorithm, the lowest version first among those whose dependencies are met.
+    let mut waiting: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut dependents: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for m in pending.values() {
+        let deps: BTreeSet<u64> = m
+            .depends_on
+            .iter()
+            .copied()
+            .filter(|d| !applied.contains(d))
+            .collect();
+        waiting.insert(m.version, deps.len());
+        for d in deps {
+            dependents.entry(d).or_default().push(m.version);
+        }
+    }
+    let mut ready: BTreeSet<u64> = waiting
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(v, _)| *v)
+        .collect();
     let mut order = Vec::with_capacity(pending.len());
-    while order.len() < pending.len() {
-        let next = pending.values().find(|m| {
-            !done.contains(&m.version)
-                && m.depends_on
-                    .iter()
-                    .all(|d| applied.contains(d) || done.contains(d))
-        });
-        match next {
-            Some(m) => {
-                done.insert(m.version);
-                order.push(m.version);
-            }
-            None => {
-                let stuck: Vec<String> = pending
-                    .keys()
-                    .filter(|v| !done.contains(v))
-                    .map(u64::to_string)
-                    .collect();
-                return Err(Error::invalid(format!(
-                    "the dependencies of migrations {} form a cycle",
-                    stuck.join(", ")
-                )));
+    while let Some(v) = ready.pop_first() {
+        order.push(v);
+        for d in dependents.get(&v).map(Vec::as_slice).unwrap_or(&[]) {
+            if let Some(n) = waiting.get_mut(d) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.insert(*d);
+                }
             }
         }
+    }
+    if order.len() < pending.len() {
+        let done: BTreeSet<u64> = order.iter().copied().collect();
+        let stuck: Vec<String> = pending
+            .keys()
+            .filter(|v| !done.contains(v))
+            .map(u64::to_string)
+            .collect();
+        return Err(Error::invalid(format!(
+            "the dependencies of migrations {} form a cycle",
+            stuck.join(", ")
+        )));
     }
     Ok(order)
 }

@@ -123,7 +123,7 @@ pub fn check_backup_manifest(data: &[u8]) {
 
 /// Migration files: any bytes are read as a migration file (`migrate::Migration::parse`).
 /// Parsing never panics; a file that parses obeys the static rules (a version of at least 1,
-/// at least one step, no dependency on itself), carries a `crc32c:` checksum of 8 hex
+/// at least one step, no dependency on itself), carries a `sha256:` checksum of 64 hex
 /// digits, and parses again to the same migration.
 pub fn check_migration_file(data: &[u8]) {
     let path = std::path::Path::new("fuzz.toml");
@@ -136,9 +136,9 @@ pub fn check_migration_file(data: &[u8]) {
         !m.depends_on.contains(&m.version),
         "a migration that depends on itself was accepted"
     );
-    let hex = m.checksum.strip_prefix("crc32c:").unwrap_or("");
+    let hex = m.checksum.strip_prefix("sha256:").unwrap_or("");
     assert!(
-        hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
         "checksum {}",
         m.checksum
     );

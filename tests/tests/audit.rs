@@ -105,7 +105,7 @@ fn every_change_is_chained_in_its_own_commit_and_survives_reopen_and_backup() ->
             .contains("trades_by_price on trades(price)")
     );
     assert!(entries[0].detail.contains("for the desk's report"));
-    assert!(entries[4].detail.contains("version 1 (m, crc32c:"));
+    assert!(entries[4].detail.contains("version 1 (m, sha256:"));
     assert!(entries[4].detail.contains("created index orders_by_price"));
     assert!(entries[5].detail.contains("trades (ids "));
     assert_eq!(entries[6].detail, "desk 4 halted by hand");

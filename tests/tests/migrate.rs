@@ -140,6 +140,11 @@ fn pending_migrations_apply_in_dependency_order_in_one_commit() -> TestResult {
     );
     assert_eq!(history[1].description, "orders by price");
     assert_eq!(history[0].checksum, list[0].checksum);
+    let hex = list[0]
+        .checksum
+        .strip_prefix("sha256:")
+        .ok_or("not a SHA-256")?;
+    assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
     assert!(index_names(&store).contains(&"orders_by_price".to_owned()));
     assert!(
         store
@@ -301,12 +306,22 @@ fn files_that_disagree_with_the_history_or_each_other_are_refused() -> TestResul
 
 #[test]
 fn malformed_files_are_errors_that_name_them() -> TestResult {
+    // Ids beyond TOML's integers are written as decimal text.
+    let big = Migration::parse(
+        Path::new("big.toml"),
+        b"version = 1\n[[step]]\ndelete = { table = \"accounts\", keys = [[\"18446744073709551615\"]] }\n",
+    )?;
+    assert_eq!(big.steps.len(), 1);
     let cases: &[(&str, &str)] = &[
         (
             "version = 0\n[[step]]\ndrop_index = \"x\"\n",
             "version must be 1 or more",
         ),
         ("version = 1\n", "no steps"),
+        (
+            "version = 1\n[[step]]\ndelete = { table = \"accounts\", keys = [[\"-1\"]] }\n",
+            "is an id",
+        ),
         (
             "version = 1\ndepends_on = [1]\n[[step]]\ndrop_index = \"x\"\n",
             "depends on itself",
@@ -403,7 +418,7 @@ fn malformed_files_are_errors_that_name_them() -> TestResult {
     std::fs::remove_dir(d.join("c.toml"))?;
     let big = std::fs::File::create(d.join("d.toml"))?;
     big.set_len(migrate::MAX_FILE_BYTES + 1)?;
-    let e = expect_err(migrate::load_dir(d), ErrorKind::Capacity)?;
+    let e = expect_err(migrate::load_dir(d), ErrorKind::Invalid)?;
     assert!(e.message().contains("d.toml"), "{e}");
     std::fs::remove_file(d.join("d.toml"))?;
     assert_eq!(migrate::load_dir(d)?.len(), 1);

@@ -173,6 +173,14 @@ fn bad_arguments_exit_non_zero_and_append_nothing() -> TestResult {
             1,
         ),
         (vec!["audit", "note", "--dir", d, "--action", "", "x"], 1),
+        (
+            vec!["audit", "note", "--dir", d, "--action", "migrate", "x"],
+            1,
+        ),
+        (
+            vec!["audit", "note", "--dir", d, "--action", "index.drop", "x"],
+            1,
+        ),
         (vec!["audit", "note", "--dir", d, "--action", "ok", &big], 1),
         (vec!["audit", "verify", "--dir", d, "--head", "nonsense"], 2),
         (vec!["audit", "verify", "--dir", d, "--head", "0:00"], 2),

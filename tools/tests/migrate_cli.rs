@@ -217,6 +217,14 @@ fn hostile_and_failing_migrations_exit_non_zero_and_change_nothing() -> TestResu
             b"version = 1\n[[step]]\ndelete = { table = \"accounts\", keys = [[\"one\"]] }\n".to_vec(),
         ),
         (
+            "description over 4 KiB",
+            format!(
+                "version = 1\ndescription = \"{}\"\n[[step]]\ndrop_index = \"x\"\n",
+                "d".repeat(5000)
+            )
+            .into_bytes(),
+        ),
+        (
             "a good step then a failing one",
             b"version = 1\n[[step]]\nput = ['{\"table\":\"accounts\",\"record\":{\"id\":2,\"name\":\"changed\",\"status\":\"active\"}}']\n[[step]]\ndelete = { table = \"accounts\", keys = [[987654]] }\n".to_vec(),
         ),
@@ -284,6 +292,11 @@ fn hostile_and_failing_migrations_exit_non_zero_and_change_nothing() -> TestResu
     assert!(!missing.exists(), "apply created a store");
 
     assert_eq!(dump(&dir)?, before, "a refused migration changed rows");
+    // Every run above failed before its backup: none is left behind.
+    let r = run(&["backup", "list", "--dir", d, "--json"])?;
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let backups: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    assert_eq!(backups, serde_json::json!([]), "{}", r.stdout);
     let r = run(&["migrate", "history", "--dir", d])?;
     assert!(r.stdout.contains("no migration applied"), "{}", r.stdout);
     let r = run(&["index", "list", "--dir", d])?;

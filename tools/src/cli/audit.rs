@@ -232,11 +232,7 @@ fn write_entries(out: &mut dyn Write, entries: &[AuditEntry]) -> Result<()> {
                 i64::try_from(e.at_ns).map_or_else(|_| e.at_ns.to_string(), format_timestamp),
                 e.actor.clone(),
                 e.action.clone(),
-                // A detail is free text: no control character reaches the terminal.
-                e.detail
-                    .chars()
-                    .map(|c| if c.is_control() { ' ' } else { c })
-                    .collect(),
+                e.detail.clone(),
                 e.hash.get(..16).unwrap_or(&e.hash).to_owned(),
             ]
         })

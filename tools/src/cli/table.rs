@@ -11,13 +11,39 @@ pub enum Align {
     Right,
 }
 
+/// `cell` with each control character written as its escape (`\n`, `\u{1b}`): a cell
+/// holds text from files and the store, which must not move the cursor or recolour the
+/// terminal, nor break the table's lines.
+fn printable(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.chars().any(char::is_control) {
+        cell.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        cell.into()
+    }
+}
+
 /// Writes `header` and `rows` as columns separated by two spaces. The last column is not
-/// padded, so long text (messages) does not leave trailing blanks.
+/// padded, so long text (messages) does not leave trailing blanks. Control characters are
+/// written escaped.
 pub fn write(
     out: &mut dyn Write,
     header: &[(&str, Align)],
     rows: &[Vec<String>],
 ) -> io::Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| printable(c).into_owned()).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|(h, _)| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -53,6 +79,18 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut out = Vec::new();
+        let rows = vec![vec!["a\u{1b}[31mred".to_owned(), "two\nlines".to_owned()]];
+        write(&mut out, &[("A", Align::Left), ("B", Align::Left)], &rows).ok();
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("a\\u{1b}[31mred"), "{text}");
+        assert!(text.contains("two\\nlines"), "{text}");
+        assert_eq!(text.lines().count(), 2, "{text}");
+    }
 
     #[test]
     fn columns_line_up() {
