@@ -184,12 +184,15 @@ fn uid() -> Option<String> {
     Some(format!("uid {id}"))
 }
 
-fn hex(bytes: &[u8; 32]) -> String {
+/// `bytes` as lowercase hex digits.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn decode_hash(s: &str) -> Option<[u8; 32]> {

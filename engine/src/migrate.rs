@@ -248,13 +248,7 @@ impl Migration {
 /// A file's checksum: `sha256:` and 64 hex digits (a changed file cannot keep it).
 fn checksum(bytes: &[u8]) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    let mut s = String::with_capacity(71);
-    s.push_str("sha256:");
-    for b in digest {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    format!("sha256:{}", crate::audit::hex(&sha2::Sha256::digest(bytes)))
 }
 
 fn table_of(name: &str) -> Result<TableId> {

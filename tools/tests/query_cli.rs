@@ -4,42 +4,14 @@
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-type TestResult = Result<(), Box<dyn Error>>;
+mod support;
+use support::{Run, TestResult, command, output};
 
-/// What one run of the binary did.
-struct Run {
-    status: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ok(&self) -> bool {
-        self.status == Some(0)
-    }
-}
-
-/// Runs `tradestore ARGS --dir DIR` with no `TRADESTORE_*` variable of the test's own
-/// environment leaking into the store's config.
+/// Runs `tradestore ARGS --dir DIR` (see [`support::command`]).
 fn run(dir: &Path, args: &[&str]) -> Result<Run, Box<dyn Error>> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tradestore"));
-    cmd.args(args).arg("--dir").arg(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TRADESTORE_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = cmd.output()?;
-    Ok(Run {
-        status: out.status.code(),
-        stdout: String::from_utf8(out.stdout)?,
-        stderr: String::from_utf8(out.stderr)?,
-    })
+    output(command(args).arg("--dir").arg(dir))
 }
 
 /// Runs a command that must succeed and returns its standard output.
