@@ -217,7 +217,12 @@ impl Store {
     pub fn open_with(dir: impl AsRef<Path>, config: Config, storage: Storage) -> Result<Store> {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
-        for sub in SUBDIRS {
+        // With `keep_journal`, the folder released segments go to exists from the start, so a
+        // restore can name it before the first segment is released.
+        let kept = config
+            .keep_journal
+            .then(|| Path::new("archive").join("journal"));
+        for sub in SUBDIRS.iter().map(Path::new).chain(kept.as_deref()) {
             let p = dir.join(sub);
             std::fs::create_dir_all(&p)
                 .map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
@@ -368,6 +373,7 @@ impl Store {
             archive,
             commit: Mutex::new(CommitState::new(last_seq)),
             durable: AtomicU64::new(last_seq),
+            last_commit_ns: AtomicU64::new(0),
             commit_cv: Condvar::new(),
             journal: Mutex::new(journal),
             apply_queue: Mutex::new(VecDeque::new()),

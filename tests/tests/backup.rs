@@ -96,6 +96,7 @@ fn point_in_time_recovery_replays_the_kept_journal_up_to_a_transaction() -> Test
     let pit = PointInTime {
         journal: journal.clone(),
         until_seq: Some(seq_of[750]),
+        ..PointInTime::default()
     };
     let r = restore_backup_to(&backup.path, &dir.path().join("r750"), &pit)?;
     assert_eq!(r.applied_seq, seq_of[750]);
@@ -106,7 +107,7 @@ fn point_in_time_recovery_replays_the_kept_journal_up_to_a_transaction() -> Test
     // Everything the journal holds.
     let all = PointInTime {
         journal: journal.clone(),
-        until_seq: None,
+        ..PointInTime::default()
     };
     let r = restore_backup_to(&backup.path, &dir.path().join("rall"), &all)?;
     assert_eq!(r.replay_stopped, None);
@@ -124,6 +125,7 @@ fn point_in_time_recovery_replays_the_kept_journal_up_to_a_transaction() -> Test
         let pit = PointInTime {
             journal: folders,
             until_seq: Some(until),
+            ..PointInTime::default()
         };
         let err = restore_backup_to(&backup.path, &target, &pit)
             .err()
@@ -132,6 +134,126 @@ fn point_in_time_recovery_replays_the_kept_journal_up_to_a_transaction() -> Test
             err.to_string().contains("not ") || err.to_string().contains("missing"),
             "{err}"
         );
+        assert!(!target.exists(), "{name}: a failed restore left {target:?}");
+    }
+    Ok(())
+}
+
+/// Nanoseconds since the Unix epoch, now.
+fn now_ns() -> TestResult<u64> {
+    Ok(u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos(),
+    )?)
+}
+
+#[test]
+fn point_in_time_recovery_to_a_time_replays_what_was_committed_by_then() -> TestResult {
+    use tradestore::backup::{PointInTime, restore_backup_to};
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("store");
+    let config = Config {
+        keep_journal: true,
+        ..Config::default()
+    };
+    let store = Store::open(&src, config)?;
+    // Transaction k inserts accounts 10k-9 ..= 10k; after_k[k] is a time after its ack and
+    // before transaction k+1 began.
+    let mut seq_of = vec![0u64];
+    let mut after_k = vec![0u64];
+    let commit = |k: u64| -> TestResult<(u64, u64)> {
+        let pause = || std::thread::sleep(std::time::Duration::from_millis(3));
+        let ((), ticket) = store
+            .submit(|tx| tradestore_tests::insert_long_named_accounts(tx, 10 * k - 9..=10 * k))?;
+        let seq = ticket.seq();
+        ticket.wait()?;
+        pause();
+        let after = now_ns()?;
+        pause();
+        Ok((seq, after))
+    };
+    for k in 1..=5 {
+        let (seq, after) = commit(k)?;
+        seq_of.push(seq);
+        after_k.push(after);
+    }
+    let backup = store.backup(&dir.path().join("b"))?;
+    let before_backup = after_k[3];
+    for k in 6..=20 {
+        let (seq, after) = commit(k)?;
+        seq_of.push(seq);
+        after_k.push(after);
+    }
+    drop(store);
+    let journal = vec![src.join("archive").join("journal"), src.join("journal")];
+
+    // To the moment after transaction 12: accounts 1 ..= 120, and the report names 13 as
+    // the first transaction left out.
+    let pit = PointInTime {
+        journal: journal.clone(),
+        until_time_ns: Some(after_k[12]),
+        ..PointInTime::default()
+    };
+    let r = restore_backup_to(&backup.path, &dir.path().join("r12"), &pit)?;
+    assert_eq!(r.applied_seq, seq_of[12]);
+    assert_eq!(r.replayed, seq_of[12] - seq_of[5]);
+    let (next, next_ns) = r.stopped_before.ok_or("no transaction after the time")?;
+    assert_eq!(next, seq_of[13]);
+    assert!(next_ns > after_k[12] && next_ns < after_k[13]);
+    let last = r.last_commit_ns.ok_or("no commit time replayed")?;
+    assert!(last > after_k[11] && last <= after_k[12]);
+    let copy = Store::open_dir(&r.to)?;
+    assert_eq!(account_ids(&copy)?, (1..=120).collect::<Vec<u64>>());
+    assert_clean(&copy)?;
+    drop(copy);
+
+    // A time after the last transaction: all of them, nothing passed.
+    let pit = PointInTime {
+        journal: journal.clone(),
+        until_time_ns: Some(after_k[20]),
+        ..PointInTime::default()
+    };
+    let r = restore_backup_to(&backup.path, &dir.path().join("r20"), &pit)?;
+    assert_eq!((r.applied_seq, r.stopped_before), (seq_of[20], None));
+    drop(Store::open_dir(&r.to)?);
+
+    // Refused, nothing left behind: a time before the backup was taken (it may hold later
+    // transactions), a time and a transaction together, a time with no journal folders.
+    let refusals = [
+        (
+            "older",
+            PointInTime {
+                journal: journal.clone(),
+                until_time_ns: Some(before_backup),
+                ..PointInTime::default()
+            },
+            "restore an older backup",
+        ),
+        (
+            "both",
+            PointInTime {
+                journal: journal.clone(),
+                until_seq: Some(seq_of[12]),
+                until_time_ns: Some(after_k[12]),
+            },
+            "not both",
+        ),
+        (
+            "nojournal",
+            PointInTime {
+                until_time_ns: Some(after_k[12]),
+                ..PointInTime::default()
+            },
+            "needs the journal folders",
+        ),
+    ];
+    for (name, pit, says) in refusals {
+        let target = dir.path().join(name);
+        let err = restore_backup_to(&backup.path, &target, &pit)
+            .err()
+            .ok_or_else(|| format!("{name}: restored"))?;
+        assert!(err.to_string().contains(says), "{name}: {err}");
         assert!(!target.exists(), "{name}: a failed restore left {target:?}");
     }
     Ok(())

@@ -20,7 +20,8 @@ const LONG_ABOUT: &str = "\
 Manage a tradestore directory: create it, look inside, dump it to JSON Lines, restore a \
 dump, check its consistency and compact its file (`compact`); move old trades into compressed \
 archive segments (`archive`); back it up, list, verify and restore backups (`backup`, \
-`backup list`, `verify`, `restore`), and keep a standby that follows its journal \
+`backup list`, `verify`, `restore`), list its journal's segments with their \
+transactions and commit times (`journal`), and keep a standby that follows its journal \
 (`standby`); query it with SQL (`query`, `explain`), gather the \
 planner's statistics (`analyze`), and manage its secondary indexes (`index advise`, \
 `create`, `drop`, `list`, `log`).
@@ -57,6 +58,7 @@ enum Command {
     Compact(cli::compact::Args),
     Archive(cli::archive::Args),
     Backup(cli::backup::Args),
+    Journal(cli::journal::Args),
     Standby(cli::standby::Args),
     Simulate(cli::simulate::Args),
     Bench(cli::bench::Args),
@@ -122,6 +124,7 @@ fn dispatch(cli: Cli) -> ExitCode {
         Command::Compact(args) => (cli::compact::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Archive(args) => (cli::archive::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Backup(args) => (cli::backup::run(&args).map(|()| ExitCode::SUCCESS), 1),
+        Command::Journal(args) => (cli::journal::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Standby(args) => (cli::standby::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Simulate(args) => (cli::simulate::run(&args).map(|()| ExitCode::SUCCESS), 1),
         Command::Bench(args) => (cli::bench::run(&args), 1),

@@ -22,6 +22,12 @@ pub(crate) use restore::restore_as;
 pub use restore::{PointInTime, RestoreReport, restore_backup, restore_backup_to};
 pub use verify::{BackupVerification, verify_backup};
 
+/// `2026-11-27T23:15:00.123456789Z`: a time in ns since the Unix epoch as RFC 3339, UTC.
+pub(crate) fn rfc3339_ns(ns: u64) -> String {
+    humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
+        .to_string()
+}
+
 /// Whether a process with id `pid` is running (on Linux, from `/proc`): a folder named
 /// after a process that is gone, or a zombie not yet reaped, was abandoned by it.
 pub fn process_running(pid: u32) -> bool {

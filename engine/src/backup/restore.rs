@@ -20,6 +20,13 @@ pub struct RestoreReport {
     pub replayed: u64,
     /// Where the replay met a torn or damaged tail and stopped, if it did.
     pub replay_stopped: Option<String>,
+    /// When the last transaction replayed was committed (ns since the Unix epoch), if any
+    /// was and its record carries the time.
+    pub last_commit_ns: Option<u64>,
+    /// A restore to a time: the first transaction of the journal committed after it, which
+    /// the replay stopped before (its sequence number and commit time). `None` when the
+    /// journal folders end first.
+    pub stopped_before: Option<(u64, u64)>,
     /// Every redb table restored, with its entries and checksum.
     pub tables: Vec<TableSum>,
     /// Files copied.
@@ -54,6 +61,21 @@ pub struct PointInTime {
     /// The last transaction to replay; `None` replays every record the folders hold after
     /// the backup (up to a torn or damaged tail, which ends the replay and is reported).
     pub until_seq: Option<u64>,
+    /// Or a time (ns since the Unix epoch): the replay stops before the first transaction
+    /// committed after it. The backup must have been taken at or before it. Each journal
+    /// record carries its group's commit time; one written before commit times were kept
+    /// makes this an error (restore to a transaction number instead).
+    pub until_time_ns: Option<u64>,
+}
+
+impl PointInTime {
+    fn until(&self) -> crate::journal::Until {
+        match (self.until_seq, self.until_time_ns) {
+            (Some(seq), _) => crate::journal::Until::Seq(seq),
+            (None, Some(t)) => crate::journal::Until::Time(t),
+            (None, None) => crate::journal::Until::End,
+        }
+    }
 }
 
 /// [`restore_backup`], then replays the journal records after the backup's last
@@ -74,12 +96,27 @@ pub(crate) fn restore_as(
     pit: &PointInTime,
     standby: bool,
 ) -> Result<RestoreReport> {
-    if pit.until_seq.is_some() && pit.journal.is_empty() {
+    if pit.until_seq.is_some() && pit.until_time_ns.is_some() {
         return Err(Error::invalid(
-            "a restore to a transaction needs the journal folders to replay from",
+            "a restore stops at a transaction or at a time, not both",
+        ));
+    }
+    if (pit.until_seq.is_some() || pit.until_time_ns.is_some()) && pit.journal.is_empty() {
+        return Err(Error::invalid(
+            "a restore to a transaction or a time needs the journal folders to replay from",
         ));
     }
     let manifest = super::verify::verify(backup)?;
+    if let Some(t) = pit.until_time_ns
+        && manifest.created_ns > t
+    {
+        return Err(Error::invalid(format!(
+            "the backup was taken at {}, after {}: it may hold transactions committed after \
+             that time; restore an older backup",
+            manifest.created,
+            super::rfc3339_ns(t)
+        )));
+    }
     if let Some(until) = pit.until_seq
         && until < manifest.applied_seq
     {
@@ -135,8 +172,13 @@ pub(crate) fn restore_as(
     for d in &dirs {
         files::sync_dir(d)?;
     }
-    let (replayed, stopped) = if pit.journal.is_empty() {
-        (0, None)
+    let Replayed {
+        count: replayed,
+        stopped,
+        last_commit_ns,
+        passed,
+    } = if pit.journal.is_empty() {
+        Replayed::default()
     } else {
         replay(dest.path(), manifest.applied_seq, pit)?
     };
@@ -209,6 +251,8 @@ pub(crate) fn restore_as(
         applied_seq: manifest.applied_seq + replayed,
         replayed,
         replay_stopped: stopped,
+        last_commit_ns,
+        stopped_before: passed,
         files: manifest.files.len(),
         bytes: manifest.bytes(),
         tables: manifest.tables,
@@ -228,10 +272,23 @@ fn remove_abandoned_staging(to: &Path, name: &str) {
     super::remove_abandoned(&parent, &format!(".{name}.restoring-"));
 }
 
+/// What [`replay`] did.
+#[derive(Default)]
+struct Replayed {
+    /// Records replayed.
+    count: u64,
+    /// Where reading stopped early, if it did.
+    stopped: Option<String>,
+    /// The commit time of the last record replayed.
+    last_commit_ns: Option<u64>,
+    /// The first record after the time bound (sequence number, commit time).
+    passed: Option<(u64, u64)>,
+}
+
 /// Replays the journal records after `applied` into the restored database in `dir`, in one
-/// durable commit. Returns how many, and where reading stopped early if it did.
-fn replay(dir: &Path, applied: u64, pit: &PointInTime) -> Result<(u64, Option<String>)> {
-    let scanned = crate::journal::records_after(&pit.journal, applied, pit.until_seq)?;
+/// durable commit.
+fn replay(dir: &Path, applied: u64, pit: &PointInTime) -> Result<Replayed> {
+    let scanned = crate::journal::records_after(&pit.journal, applied, pit.until())?;
     let last = scanned.records.last().map_or(applied, |(seq, _)| *seq);
     if let Some(until) = pit.until_seq
         && last < until
@@ -245,8 +302,18 @@ fn replay(dir: &Path, applied: u64, pit: &PointInTime) -> Result<(u64, Option<St
                 .unwrap_or_default()
         )));
     }
+    let mut done = Replayed {
+        count: last - applied,
+        last_commit_ns: scanned
+            .records
+            .last()
+            .and_then(|(_, body)| crate::state::record::time_of(body)),
+        passed: scanned.passed,
+        stopped: scanned.stopped,
+    };
     if scanned.records.is_empty() {
-        return Ok((0, scanned.stopped));
+        done.count = 0;
+        return Ok(done);
     }
     let path = dir.join(crate::store::DB_FILE);
     let db = redb::Database::open(&path).map_err(|e| Error::from(e).context(path.display()))?;
@@ -255,5 +322,5 @@ fn replay(dir: &Path, applied: u64, pit: &PointInTime) -> Result<(u64, Option<St
     let indexes = crate::catalog::init(&txn)?;
     crate::state::replay_records(&txn, &indexes, &scanned.records)?;
     txn.commit()?;
-    Ok((last - applied, scanned.stopped))
+    Ok(done)
 }

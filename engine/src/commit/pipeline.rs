@@ -26,7 +26,7 @@ use crate::ids::Ids;
 use crate::journal::Journal;
 use crate::keys;
 use crate::layout::IndexSpec;
-use crate::state::{Entry, OKey, Published, RowChange};
+use crate::state::{Entry, OKey, Published, RowChange, record};
 use crate::stats::Metrics;
 use crate::txn::WriteParts;
 
@@ -117,6 +117,10 @@ pub(crate) struct Shared {
     /// `CommitState::durable`, stored after it under the commit lock: a woken waiter and a
     /// ticket's poll read it without taking the lock.
     pub durable: AtomicU64,
+    /// The commit time given to the last group written (ns since the Unix epoch): a group's
+    /// time is never less than the one before it in this process, even if the clock steps
+    /// back. Only leaders write groups, one at a time.
+    pub last_commit_ns: AtomicU64,
     /// Signalled for the flusher (submitted transactions pending, nobody waiting on them),
     /// when the store is poisoned, and when overlay space frees up. Committers waiting for
     /// their group park on their own thread instead (`wait_durable`).
@@ -258,7 +262,8 @@ impl Shared {
             .iter()
             .map(|c| c.key.len() + c.value.as_ref().map_or(0, |v| v.len()) + 8)
             .sum();
-        let payload = postcard::to_extend(&changes, Vec::with_capacity(size + 8)).map_err(|e| {
+        // The commit time goes in when the group is written (`write_group`).
+        let payload = postcard::to_extend(&changes, record::start(size + 8)).map_err(|e| {
             Error::new(
                 ErrorKind::Invalid,
                 format!("encoding a journal record: {e}"),
@@ -495,6 +500,11 @@ impl Shared {
     /// Returns the last sequence number it made durable, and the group's emptied vector
     /// (its capacity serves a later group).
     fn write_group(&self, mut group: Vec<Pending>, submitted: bool) -> Result<(u64, Vec<Pending>)> {
+        let now = crate::index::now_ns().max(self.last_commit_ns.load(Ordering::Relaxed));
+        self.last_commit_ns.store(now, Ordering::Relaxed);
+        for p in &mut group {
+            record::stamp(&mut p.payload, now);
+        }
         let records: Vec<(u64, &[u8])> = group
             .iter()
             .map(|p| (p.seq, p.payload.as_slice()))

@@ -39,5 +39,6 @@ pub use frame::MAX_PAYLOAD;
 pub use io::{FileIo, JournalFile, JournalIo};
 pub use options::JournalOptions;
 pub use recover::{Recovery, TornTail};
-pub(crate) use scan::{Stop, read_from, records_after, segments_in};
+pub use scan::{SegmentSummary, summarize};
+pub(crate) use scan::{Stop, Until, read_from, records_after, segments_in};
 pub use writer::{Journal, SPARE_NAME, Spare, SpareRequest};

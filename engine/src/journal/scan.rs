@@ -19,17 +19,29 @@ pub(crate) struct Scanned {
     pub records: Vec<(u64, Vec<u8>)>,
     /// Where reading stopped early, if it did: the segment and why (a torn or damaged tail).
     pub stopped: Option<String>,
+    /// The first record after the time bound, when the scan had one and met such a record:
+    /// its sequence number and commit time.
+    pub passed: Option<(u64, u64)>,
 }
 
-/// The records with sequence numbers after `after` and up to `until` (every one when
-/// `None`) in the segment files (`<first seq>.wal`) of `folders`, which must follow on from
-/// `after` without a gap. A segment's tail that does not decode ends the scan there (it is
-/// reported in [`Scanned::stopped`]); a gap in the sequence numbers is an error.
-pub(crate) fn records_after(
-    folders: &[PathBuf],
-    after: u64,
-    until: Option<u64>,
-) -> Result<Scanned> {
+/// Where a scan of the journal stops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Until {
+    /// At the end of what the folders hold.
+    #[default]
+    End,
+    /// After this sequence number.
+    Seq(u64),
+    /// Before the first record written after this time (ns since the Unix epoch).
+    Time(u64),
+}
+
+/// The records with sequence numbers after `after`, up to `until`, in the segment files
+/// (`<first seq>.wal`) of `folders`, which must follow on from `after` without a gap. A
+/// segment's tail that does not decode ends the scan there (it is reported in
+/// [`Scanned::stopped`]); a gap in the sequence numbers is an error, and so is a record
+/// without a commit time (written before commit times were kept) when `until` is a time.
+pub(crate) fn records_after(folders: &[PathBuf], after: u64, until: Until) -> Result<Scanned> {
     let segments = segments_in(folders, false)?;
     let mut out = Scanned::default();
     let mut expected = after + 1;
@@ -41,7 +53,9 @@ pub(crate) fn records_after(
         {
             continue;
         }
-        if until.is_some_and(|u| *first > u) {
+        if let Until::Seq(u) = until
+            && *first > u
+        {
             break;
         }
         let bytes = read_segment(path)?;
@@ -56,8 +70,24 @@ pub(crate) fn records_after(
                     if seq > expected {
                         return Err(gap(path, expected, seq));
                     }
-                    if until.is_some_and(|u| seq > u) {
-                        return Ok(out);
+                    match until {
+                        Until::Seq(u) if seq > u => return Ok(out),
+                        Until::Time(t) => match crate::state::record::time_of(payload) {
+                            Some(at) if at > t => {
+                                out.passed = Some((seq, at));
+                                return Ok(out);
+                            }
+                            Some(_) => {}
+                            None => {
+                                return Err(Error::invalid(format!(
+                                    "{}: journal record {seq} carries no commit time (it was \
+                                     written before commit times were kept): restore to a \
+                                     transaction number instead",
+                                    path.display()
+                                )));
+                            }
+                        },
+                        _ => {}
                     }
                     out.records.push((seq, payload.to_vec()));
                     expected += 1;
@@ -68,6 +98,115 @@ pub(crate) fn records_after(
                     return Ok(out);
                 }
             }
+        }
+    }
+    Ok(out)
+}
+
+/// One segment file as [`summarize`] read it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SegmentSummary {
+    /// The file.
+    pub path: PathBuf,
+    /// The sequence number in its name: its first record's.
+    pub first_seq: u64,
+    /// Whole records read from it.
+    pub records: u64,
+    /// The last of them.
+    pub last_seq: Option<u64>,
+    /// The commit time of its first record that has one (ns since the Unix epoch).
+    pub first_commit_ns: Option<u64>,
+    /// The commit time of its last record that has one.
+    pub last_commit_ns: Option<u64>,
+    /// Records without a commit time (written before commit times were kept).
+    pub untimed: u64,
+    /// The file's size.
+    pub bytes: u64,
+    /// Bytes its records take; the rest is preallocated zeros.
+    pub used: u64,
+    /// What ended the reading before the zeros, if anything did: a torn or damaged tail
+    /// (in a live journal, recovery cuts it at the next open), a record out of sequence.
+    pub problem: Option<String>,
+}
+
+/// Reads every segment file (`<first seq>.wal`) of `folders` (a folder that does not exist
+/// is skipped) and summarizes each: its records' sequence numbers and commit times, and
+/// anything that ended the reading early. Nothing is written: the journal of a store that
+/// is running can be read, and its newest segment shows the records written so far.
+pub fn summarize(folders: &[PathBuf]) -> Result<Vec<SegmentSummary>> {
+    let mut out = Vec::new();
+    for (first, path) in segments_in(folders, true)? {
+        let bytes = read_segment(&path)?;
+        let mut s = SegmentSummary {
+            path,
+            first_seq: first,
+            records: 0,
+            last_seq: None,
+            first_commit_ns: None,
+            last_commit_ns: None,
+            untimed: 0,
+            bytes: bytes.len() as u64,
+            used: 0,
+            problem: None,
+        };
+        let mut offset = 0;
+        loop {
+            match frame::decode(&bytes, offset) {
+                Decoded::Frame { seq, payload, next } => {
+                    let expected = s.last_seq.map_or(first, |l| l + 1);
+                    if seq != expected {
+                        s.problem = Some(format!(
+                            "at byte {offset}: record {seq} where {expected} should be"
+                        ));
+                        break;
+                    }
+                    match crate::state::record::time_of(payload) {
+                        Some(t) => {
+                            s.first_commit_ns.get_or_insert(t);
+                            s.last_commit_ns = Some(t);
+                        }
+                        None => s.untimed += 1,
+                    }
+                    s.records += 1;
+                    s.last_seq = Some(seq);
+                    offset = next;
+                    s.used = next as u64;
+                }
+                Decoded::End => {
+                    if let Some(at) = bytes[offset.min(bytes.len())..]
+                        .iter()
+                        .position(|b| *b != 0)
+                    {
+                        s.problem = Some(format!(
+                            "non-zero bytes at byte {} after the end of the records",
+                            offset + at
+                        ));
+                    }
+                    break;
+                }
+                Decoded::Invalid(why) | Decoded::Overrun(why) => {
+                    s.problem = Some(format!("at byte {offset}: {why}"));
+                    break;
+                }
+            }
+        }
+        out.push(s);
+    }
+    // Each segment starts where the one before it (with records) ended.
+    let mut prev_last: Option<u64> = None;
+    for s in &mut out {
+        if let Some(prev) = prev_last
+            && s.first_seq > prev + 1
+            && s.problem.is_none()
+        {
+            s.problem = Some(format!(
+                "records {} ..= {} are not in the folders",
+                prev + 1,
+                s.first_seq - 1
+            ));
+        }
+        if s.last_seq.is_some() {
+            prev_last = s.last_seq;
         }
     }
     Ok(out)
@@ -321,6 +460,97 @@ mod tests {
         assert_eq!(at, end as u64);
         assert!(matches!(stop, Stop::Undecoded(_)), "{stop:?}");
         assert_eq!(out.len(), 4);
+        Ok(())
+    }
+
+    /// A segment file of frames `first ..` with these bodies, then 64 zero bytes.
+    fn segment_of(dir: &std::path::Path, first: u64, bodies: &[Vec<u8>]) -> std::path::PathBuf {
+        let mut bytes = Vec::new();
+        for (i, body) in bodies.iter().enumerate() {
+            frame::encode(&mut bytes, first + i as u64, body);
+        }
+        bytes.resize(bytes.len() + 64, 0);
+        let path = dir.join(format!("{first:020}.wal"));
+        std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("writing a segment: {e}"));
+        path
+    }
+
+    /// A record body committed at `ns`, of no row changes.
+    fn timed(ns: u64) -> Vec<u8> {
+        let mut body = crate::state::record::start(1);
+        crate::state::record::stamp(&mut body, ns);
+        body.push(0);
+        body
+    }
+
+    #[test]
+    fn a_time_bound_stops_before_the_first_later_record_and_refuses_untimed_ones()
+    -> crate::Result<()> {
+        use super::{Until, records_after, summarize};
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let folders = vec![dir.path().to_path_buf()];
+        // Records 1 ..= 3 in one segment, 4 ..= 5 in the next; two share a group's time.
+        segment_of(dir.path(), 1, &[timed(100), timed(200), timed(200)]);
+        segment_of(dir.path(), 4, &[timed(300), timed(400)]);
+        let seqs = |until| -> crate::Result<(Vec<u64>, Option<(u64, u64)>)> {
+            let s = records_after(&folders, 0, until)?;
+            Ok((s.records.iter().map(|(seq, _)| *seq).collect(), s.passed))
+        };
+        assert_eq!(seqs(Until::Time(200))?, (vec![1, 2, 3], Some((4, 300))));
+        assert_eq!(seqs(Until::Time(299))?, (vec![1, 2, 3], Some((4, 300))));
+        assert_eq!(seqs(Until::Time(50))?, (vec![], Some((1, 100))));
+        assert_eq!(seqs(Until::Time(400))?, (vec![1, 2, 3, 4, 5], None));
+        assert_eq!(seqs(Until::Seq(4))?, (vec![1, 2, 3, 4], None));
+        assert_eq!(
+            records_after(&folders, 2, Until::Time(300))?
+                .records
+                .iter()
+                .map(|(seq, _)| *seq)
+                .collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+
+        let sums = summarize(&folders)?;
+        assert_eq!(sums.len(), 2);
+        assert_eq!(
+            (sums[0].first_seq, sums[0].records, sums[0].last_seq),
+            (1, 3, Some(3))
+        );
+        assert_eq!(
+            (sums[0].first_commit_ns, sums[0].last_commit_ns),
+            (Some(100), Some(200))
+        );
+        assert_eq!(
+            (sums[1].first_commit_ns, sums[1].last_commit_ns),
+            (Some(300), Some(400))
+        );
+        assert!(sums.iter().all(|s| s.problem.is_none() && s.untimed == 0));
+        assert_eq!(sums[0].used + 64, sums[0].bytes);
+
+        // A record written before commit times were kept (a bare postcard vector): a time
+        // bound cannot place it, a sequence bound can.
+        let later = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let folders = vec![later.path().to_path_buf()];
+        segment_of(later.path(), 1, &[timed(100), vec![0x01, 0x02], timed(300)]);
+        let Err(err) = records_after(&folders, 0, Until::Time(500)) else {
+            panic!("an untimed record was placed in time");
+        };
+        assert!(
+            err.to_string().contains("record 2 carries no commit time"),
+            "{err}"
+        );
+        assert_eq!(records_after(&folders, 0, Until::End)?.records.len(), 3);
+        assert_eq!(summarize(&folders)?[0].untimed, 1);
+
+        // A missing segment between two: the summary names the records that are not there.
+        let gapped = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        segment_of(gapped.path(), 1, &[timed(1), timed(2)]);
+        segment_of(gapped.path(), 6, &[timed(6)]);
+        let sums = summarize(&[gapped.path().to_path_buf()])?;
+        assert_eq!(
+            sums[1].problem.as_deref(),
+            Some("records 3 ..= 5 are not in the folders")
+        );
         Ok(())
     }
 }

@@ -130,9 +130,7 @@ pub(crate) fn replay_records(
     };
     let mut changes: Vec<RowChange> = Vec::new();
     for (seq, payload) in records {
-        let record: Vec<RowChange> = postcard::from_bytes(payload)
-            .map_err(|e| Error::corruption(format!("journal record {seq} does not decode: {e}")))?;
-        changes.extend(record);
+        changes.extend(super::record::decode(*seq, payload)?.1);
     }
     apply_rows(txn, indexes, &changes)?;
     write_applied_seq(txn, *last)?;

@@ -3,6 +3,7 @@
 
 mod apply;
 mod overlay;
+pub(crate) mod record;
 
 pub(crate) use apply::{
     RowChange, apply_rows, read_acked_seq, read_applied_seq, read_archive_segments,

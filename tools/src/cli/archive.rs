@@ -46,7 +46,8 @@ fn parse_age(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{s:?} is not a duration like 30days, 12h or 90m: {e}"))
 }
 
-fn parse_time(s: &str) -> Result<i64, String> {
+/// A time: RFC 3339 (2026-01-01T00:00:00Z) or ns since the epoch.
+pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
     let s = s.trim();
     if let Ok(ns) = s.parse::<i64>() {
         return Ok(ns);

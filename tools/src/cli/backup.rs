@@ -99,8 +99,10 @@ the command exits 1.
 
 Point-in-time recovery: with --journal (the source store's archive/journal, where \
 keep_journal = true keeps checkpointed segments, and its journal folder), the journal \
-records after the backup are replayed into the restored store, up to --until-seq or all of \
-them. They must follow on from the backup without a gap.")]
+records after the backup are replayed into the restored store, up to --until-seq, up to \
+--until-time (every transaction committed at or before that time; the backup must have been \
+taken at or before it), or all of them. They must follow on from the backup without a gap. \
+`tradestore journal` lists the segments with their transactions and commit times.")]
 pub struct RestoreArgs {
     /// The backup's directory.
     #[arg(value_name = "PATH")]
@@ -116,8 +118,18 @@ pub struct RestoreArgs {
     pub journal: Vec<PathBuf>,
 
     /// The last transaction to replay (with --journal); without it, every record.
-    #[arg(long, value_name = "SEQ", requires = "journal")]
+    #[arg(
+        long,
+        value_name = "SEQ",
+        requires = "journal",
+        conflicts_with = "until_time"
+    )]
     pub until_seq: Option<u64>,
+
+    /// Replay every transaction committed at or before this time (with --journal): RFC 3339
+    /// (2026-11-27T14:32:05Z, or with a fraction of a second) or ns since the epoch.
+    #[arg(long, value_name = "TIME", requires = "journal", value_parser = parse_until_time)]
+    pub until_time: Option<u64>,
 
     /// Print what was restored as JSON.
     #[arg(long)]
@@ -237,6 +249,7 @@ fn restore(args: &RestoreArgs) -> Result<()> {
     let pit = backup::PointInTime {
         journal: args.journal.clone(),
         until_seq: args.until_seq,
+        until_time_ns: args.until_time,
     };
     let r = backup::restore_backup_to(&args.path, &args.to, &pit).with_context(|| {
         format!(
@@ -265,15 +278,46 @@ fn restore(args: &RestoreArgs) -> Result<()> {
         if !args.journal.is_empty() {
             writeln!(
                 out,
-                "replayed {} journal records after the backup{}",
+                "replayed {} journal records after the backup{}{}",
                 r.replayed,
+                r.last_commit_ns
+                    .map(|t| format!(", the last committed at {}", rfc3339(t)))
+                    .unwrap_or_default(),
                 r.replay_stopped
                     .as_ref()
                     .map(|s| format!("; the journal's readable records end at {s}"))
                     .unwrap_or_default()
             )?;
+            if let Some(t) = args.until_time {
+                match r.stopped_before {
+                    Some((seq, at)) => writeln!(
+                        out,
+                        "stopped before transaction {seq}, committed at {}, after {}",
+                        rfc3339(at),
+                        rfc3339(t)
+                    )?,
+                    None => writeln!(
+                        out,
+                        "the journal folders hold no transaction committed after {}: every \
+                         one they hold was replayed",
+                        rfc3339(t)
+                    )?,
+                }
+            }
         }
     }
     out.flush()?;
     Ok(())
+}
+
+/// `--until-time`: RFC 3339 or ns since the epoch, not before 1970.
+fn parse_until_time(s: &str) -> Result<u64, String> {
+    let ns = super::archive::parse_time(s)?;
+    u64::try_from(ns).map_err(|_| format!("{s:?} is before 1970"))
+}
+
+/// `2026-11-27T23:15:00.123456789Z`.
+fn rfc3339(ns: u64) -> String {
+    humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
+        .to_string()
 }

@@ -14,6 +14,7 @@ pub mod health;
 pub mod index;
 pub mod init;
 pub mod inspect;
+pub mod journal;
 pub mod migrate;
 pub mod monitor;
 pub mod monitor_cost;
