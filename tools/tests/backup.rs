@@ -218,3 +218,151 @@ fn restore_replays_the_kept_journal_to_the_source_stores_last_transaction() -> T
     assert!(!far.exists());
     Ok(())
 }
+
+/// Nanoseconds since the Unix epoch, now, as a command-line argument.
+fn now_ns() -> Result<String, Box<dyn Error>> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos()
+        .to_string())
+}
+
+#[test]
+fn journal_lists_commit_times_and_restore_stops_at_a_time() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("store");
+    assert!(run(&["init", "--dir", s(&dir)?])?.ok());
+    let toml = dir.join("tradestore.toml");
+    let text =
+        std::fs::read_to_string(&toml)?.replace("keep_journal = false", "keep_journal = true");
+    std::fs::write(&toml, text)?;
+    let sim = |seed: &str| -> TestResult {
+        let r = run(&[
+            "simulate",
+            "--dir",
+            s(&dir)?,
+            "--orders",
+            "300",
+            "--seed",
+            seed,
+        ])?;
+        assert!(r.ok(), "simulate: {}", r.stderr);
+        Ok(())
+    };
+    sim("3")?;
+    let backup = tmp.path().join("b");
+    let r = run(&["backup", "--dir", s(&dir)?, "--out", s(&backup)?])?;
+    assert!(r.ok(), "backup: {}", r.stderr);
+    sim("4")?;
+    let at_t = dump(&dir)?;
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let t = now_ns()?;
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    sim("5")?;
+
+    // The listing: every record carries a time, the last one after T.
+    let r = run(&["journal", "--dir", s(&dir)?, "--json"])?;
+    assert!(r.ok(), "journal: {}", r.stderr);
+    let segments: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    let segments = segments.as_array().ok_or("segments")?;
+    assert!(!segments.is_empty());
+    let t_ns: u64 = t.parse()?;
+    let last = segments
+        .iter()
+        .filter_map(|seg| seg["last_commit_ns"].as_u64())
+        .max()
+        .ok_or("no commit time listed")?;
+    assert!(last > t_ns, "{last} <= {t_ns}");
+    for seg in segments {
+        assert_eq!(seg["untimed"].as_u64(), Some(0), "{seg}");
+        assert!(seg["problem"].is_null(), "{seg}");
+    }
+    let r = run(&["journal", "--dir", s(&dir)?])?;
+    assert!(r.ok(), "journal: {}", r.stderr);
+    assert!(r.stdout.starts_with("SEGMENT"), "{}", r.stdout);
+    assert!(r.stdout.contains(" records: transactions "), "{}", r.stdout);
+
+    // Restored to T: exactly what the source held then.
+    let kept = dir.join("archive").join("journal");
+    let live = dir.join("journal");
+    let restore = |to: &Path, until: &[&str]| -> Result<support::Run, Box<dyn Error>> {
+        let mut args = vec!["backup", "restore", s(&backup)?];
+        args.extend(["--journal", s(&kept)?, "--journal", s(&live)?]);
+        args.extend(until);
+        args.extend(["--to", s(to)?]);
+        run(&args)
+    };
+    let to = tmp.path().join("at_t");
+    let r = restore(&to, &["--until-time", &t])?;
+    assert!(r.ok(), "restore: {}", r.stderr);
+    assert!(
+        r.stdout.contains("stopped before transaction "),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(dump(&to)?, at_t);
+
+    // Bad times and bounds: a usage error, nothing restored.
+    for (name, until) in [
+        ("words", vec!["--until-time", "yesterday"]),
+        ("before1970", vec!["--until-time=-5"]),
+        ("both", vec!["--until-time", &t, "--until-seq", "3"]),
+    ] {
+        let target = tmp.path().join(name);
+        let r = restore(&target, &until)?;
+        assert_eq!(r.status, Some(2), "{name}: {}", r.stderr);
+        assert!(!target.exists(), "{name}");
+    }
+    let target = tmp.path().join("nojournal");
+    let r = run(&[
+        "backup",
+        "restore",
+        s(&backup)?,
+        "--until-time",
+        &t,
+        "--to",
+        s(&target)?,
+    ])?;
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(!target.exists());
+    // A time before the backup was taken: refused with the reason.
+    let target = tmp.path().join("early");
+    let r = restore(&target, &["--until-time", "2020-01-01T00:00:00Z"])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("restore an older backup"), "{}", r.stderr);
+    assert!(!target.exists());
+    Ok(())
+}
+
+#[test]
+fn journal_reports_what_it_cannot_read() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    // Not a store, and a folder that does not exist: exit 1 with the reason.
+    let r = run(&["journal", "--dir", s(tmp.path())?])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("holds no journal folder"), "{}", r.stderr);
+    let missing = tmp.path().join("missing");
+    let r = run(&["journal", "--journal", s(&missing)?])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("is not a folder"), "{}", r.stderr);
+
+    // A segment of garbage: listed with what stopped the reading, and left as it was.
+    let folder = tmp.path().join("segments");
+    std::fs::create_dir(&folder)?;
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+    let file = folder.join(format!("{:020}.wal", 1));
+    std::fs::write(&file, &garbage)?;
+    let r = run(&["journal", "--journal", s(&folder)?, "--json"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let segments: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    assert_eq!(segments[0]["records"].as_u64(), Some(0), "{segments}");
+    assert!(segments[0]["problem"].is_string(), "{segments}");
+    assert_eq!(std::fs::read(&file)?, garbage);
+    // An empty folder: no segment, exit 0.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty)?;
+    let r = run(&["journal", "--journal", s(&empty)?])?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(r.stdout.contains("no journal segment"), "{}", r.stdout);
+    Ok(())
+}

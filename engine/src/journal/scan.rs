@@ -492,7 +492,9 @@ mod tests {
         // Records 1 ..= 3 in one segment, 4 ..= 5 in the next; two share a group's time.
         segment_of(dir.path(), 1, &[timed(100), timed(200), timed(200)]);
         segment_of(dir.path(), 4, &[timed(300), timed(400)]);
-        let seqs = |until| -> crate::Result<(Vec<u64>, Option<(u64, u64)>)> {
+        /// The sequence numbers a scan returned, and the record it stopped before.
+        type Seqs = (Vec<u64>, Option<(u64, u64)>);
+        let seqs = |until| -> crate::Result<Seqs> {
             let s = records_after(&folders, 0, until)?;
             Ok((s.records.iter().map(|(seq, _)| *seq).collect(), s.passed))
         };

@@ -5,7 +5,6 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use serde_json::json;
 use tradestore::IndexSpec;
-use tradestore::query::ast::format_timestamp;
 use tradestore::query::result::{OutputKind, format_value};
 use tradestore::query::stats::TableStats;
 use tradestore::schema::{TableId, Value};
@@ -75,7 +74,7 @@ fn shown(table: TableId, column: &str, v: Option<&Value>) -> Option<String> {
 }
 
 fn timestamp(ns: u64) -> String {
-    format_timestamp(i64::try_from(ns).unwrap_or(i64::MAX))
+    super::table::time_ns(ns)
 }
 
 fn write_human(out: &mut dyn Write, s: &TableStats, indexes: &[IndexSpec]) -> Result<()> {

@@ -281,7 +281,7 @@ fn restore(args: &RestoreArgs) -> Result<()> {
                 "replayed {} journal records after the backup{}{}",
                 r.replayed,
                 r.last_commit_ns
-                    .map(|t| format!(", the last committed at {}", rfc3339(t)))
+                    .map(|t| format!(", the last committed at {}", super::table::time_ns(t)))
                     .unwrap_or_default(),
                 r.replay_stopped
                     .as_ref()
@@ -293,14 +293,14 @@ fn restore(args: &RestoreArgs) -> Result<()> {
                     Some((seq, at)) => writeln!(
                         out,
                         "stopped before transaction {seq}, committed at {}, after {}",
-                        rfc3339(at),
-                        rfc3339(t)
+                        super::table::time_ns(at),
+                        super::table::time_ns(t)
                     )?,
                     None => writeln!(
                         out,
                         "the journal folders hold no transaction committed after {}: every \
                          one they hold was replayed",
-                        rfc3339(t)
+                        super::table::time_ns(t)
                     )?,
                 }
             }
@@ -314,10 +314,4 @@ fn restore(args: &RestoreArgs) -> Result<()> {
 fn parse_until_time(s: &str) -> Result<u64, String> {
     let ns = super::archive::parse_time(s)?;
     u64::try_from(ns).map_err(|_| format!("{s:?} is before 1970"))
-}
-
-/// `2026-11-27T23:15:00.123456789Z`.
-fn rfc3339(ns: u64) -> String {
-    humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
-        .to_string()
 }

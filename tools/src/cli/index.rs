@@ -8,7 +8,6 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tradestore::Store;
 use tradestore::query::advisor::{Advice, ShapeStats};
-use tradestore::query::ast::format_timestamp;
 use tradestore::schema::{IndexDef, TableId};
 
 use super::query::{engine_error, prepare};
@@ -523,7 +522,7 @@ fn list(args: &ListArgs) -> Result<()> {
 fn log(args: &LogArgs) -> Result<()> {
     let store = open_existing(&args.store.dir)?;
     let decisions = store.index_decisions().map_err(engine_error)?;
-    let time = |ns: u64| format_timestamp(i64::try_from(ns).unwrap_or(i64::MAX));
+    let time = super::table::time_ns;
     let mut out = std::io::stdout().lock();
     if args.json {
         let list: Vec<serde_json::Value> = decisions

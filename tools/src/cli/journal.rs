@@ -72,14 +72,16 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn time(ns: Option<u64>) -> String {
-    ns.map_or_else(|| "-".to_owned(), rfc3339)
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 segment".to_owned()
+    } else {
+        format!("{n} segments")
+    }
 }
 
-/// `2026-11-27T23:15:00.123456789Z`.
-fn rfc3339(ns: u64) -> String {
-    humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
-        .to_string()
+fn time(ns: Option<u64>) -> String {
+    ns.map_or_else(|| "-".to_owned(), table::time_ns)
 }
 
 fn print(out: &mut dyn Write, segments: &[SegmentSummary]) -> Result<()> {
@@ -111,13 +113,13 @@ fn print(out: &mut dyn Write, segments: &[SegmentSummary]) -> Result<()> {
     table::write(
         out,
         &[
-            ("segment", Align::Left),
-            ("records", Align::Right),
-            ("transactions", Align::Right),
-            ("first committed", Align::Left),
-            ("last committed", Align::Left),
-            ("bytes used / file", Align::Right),
-            ("note", Align::Left),
+            ("SEGMENT", Align::Left),
+            ("RECORDS", Align::Right),
+            ("TRANSACTIONS", Align::Right),
+            ("FIRST COMMITTED", Align::Left),
+            ("LAST COMMITTED", Align::Left),
+            ("BYTES USED / FILE", Align::Right),
+            ("NOTE", Align::Left),
         ],
         &rows,
     )?;
@@ -129,10 +131,10 @@ fn print(out: &mut dyn Write, segments: &[SegmentSummary]) -> Result<()> {
     match (first, last) {
         (Some(first), Some(last)) => writeln!(
             out,
-            "{} segments, {records} records: transactions {first}..={last}",
-            segments.len()
+            "{}, {records} records: transactions {first}..={last}",
+            count(segments.len())
         )?,
-        _ => writeln!(out, "{} segments, no records", segments.len())?,
+        _ => writeln!(out, "{}, no records", count(segments.len()))?,
     }
     Ok(())
 }

@@ -2,6 +2,11 @@
 
 use std::io::{self, Write};
 
+/// A time in ns since the Unix epoch as RFC 3339 in UTC: `2026-11-27T23:15:00.123456789Z`.
+pub fn time_ns(ns: u64) -> String {
+    tradestore::query::ast::format_timestamp(i64::try_from(ns).unwrap_or(i64::MAX))
+}
+
 /// How a column's cells line up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Align {
