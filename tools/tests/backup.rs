@@ -366,3 +366,150 @@ fn journal_reports_what_it_cannot_read() -> TestResult {
     assert!(r.stdout.contains("no journal segment"), "{}", r.stdout);
     Ok(())
 }
+
+#[test]
+fn journal_prune_removes_kept_segments_a_backup_no_longer_needs() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("store");
+    let d = s(&dir)?;
+    assert!(run(&["init", "--dir", d])?.ok());
+    let toml = dir.join("tradestore.toml");
+    let text = std::fs::read_to_string(&toml)?
+        .replace("keep_journal = false", "keep_journal = true")
+        .replace("journal_segment_mb = 8", "journal_segment_mb = 1");
+    std::fs::write(&toml, text)?;
+    let sim = |seed: &str, orders: &str| -> TestResult {
+        let r = run(&["simulate", "--dir", d, "--orders", orders, "--seed", seed])?;
+        assert!(r.ok(), "simulate: {}", r.stderr);
+        Ok(())
+    };
+    sim("3", "12000")?;
+    let kept = dir.join("archive").join("journal");
+    let segments = |folder: &Path| -> Result<Vec<String>, Box<dyn Error>> {
+        let mut v: Vec<String> = std::fs::read_dir(folder)?
+            .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, std::io::Error>>()?;
+        v.sort();
+        Ok(v)
+    };
+    let before = segments(&kept)?;
+    assert!(before.len() >= 2, "kept segments: {before:?}");
+
+    // No backup yet: refused, nothing removed.
+    let r = run(&["journal", "prune", "--dir", d, "--older-than", "0s"])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("holds no backup"), "{}", r.stderr);
+    assert_eq!(segments(&kept)?, before);
+    // A cutoff is required, and must be a time.
+    for args in [
+        vec!["journal", "prune", "--dir", d],
+        vec!["journal", "prune", "--dir", d, "--older-than", "soon"],
+        vec!["journal", "prune", "--dir", d, "--before", "tomorrow"],
+    ] {
+        let r = run(&args)?;
+        assert_eq!(r.status, Some(2), "{args:?}: {}", r.stderr);
+    }
+
+    let r = run(&["backup", "--dir", d, "--json"])?;
+    assert!(r.ok(), "backup: {}", r.stderr);
+    let backup: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    let backup_seq = backup["applied_seq"].as_u64().ok_or("applied_seq")?;
+    sim("4", "3000")?;
+    let source = dump(&dir)?;
+    let before = segments(&kept)?;
+
+    // A cutoff before everything: nothing goes.
+    let r = run(&[
+        "journal",
+        "prune",
+        "--dir",
+        d,
+        "--before",
+        "2020-01-01T00:00:00Z",
+    ])?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(r.stdout.starts_with("nothing to remove"), "{}", r.stdout);
+    assert_eq!(segments(&kept)?, before);
+
+    // A dry run reports, then the prune removes, the segments the backup holds.
+    let r = run(&[
+        "journal",
+        "prune",
+        "--dir",
+        d,
+        "--older-than",
+        "0s",
+        "--dry-run",
+        "--json",
+    ])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let dry: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    let would = dry["report"]["removed"].as_array().ok_or("removed")?.len();
+    assert!(would >= 1, "{dry}");
+    assert_eq!(segments(&kept)?, before);
+    let r = run(&[
+        "journal",
+        "prune",
+        "--dir",
+        d,
+        "--older-than",
+        "0s",
+        "--json",
+    ])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let done: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    let removed = done["report"]["removed"].as_array().ok_or("removed")?;
+    assert_eq!(removed.len(), would);
+    for seg in removed {
+        assert!(
+            seg["last_seq"].as_u64().ok_or("last_seq")? <= backup_seq,
+            "{seg}"
+        );
+    }
+    assert_eq!(
+        segments(&kept)?.len(),
+        before.len() + segments(&kept)?.len() - before.len()
+    );
+    for seg in removed {
+        let path = seg["path"].as_str().ok_or("path")?;
+        assert!(!Path::new(path).exists(), "{path} is still there");
+    }
+
+    // The backup still rolls forward to the present through what is left.
+    let backup_path = backup["path"].as_str().ok_or("path")?;
+    let to = tmp.path().join("restored");
+    let r = run(&[
+        "backup",
+        "restore",
+        backup_path,
+        "--journal",
+        s(&kept)?,
+        "--journal",
+        s(&dir.join("journal"))?,
+        "--to",
+        s(&to)?,
+    ])?;
+    assert!(r.ok(), "restore: {}", r.stderr);
+    assert_eq!(dump(&to)?, source);
+
+    // A damaged backup named with --backup: refused before anything is removed.
+    let left = segments(&kept)?;
+    let broken = tmp.path().join("broken");
+    let r = run(&["backup", "--dir", d, "--out", s(&broken)?])?;
+    assert!(r.ok(), "{}", r.stderr);
+    std::fs::write(broken.join("tradestore.redb"), b"not a database")?;
+    let r = run(&[
+        "journal",
+        "prune",
+        "--dir",
+        d,
+        "--older-than",
+        "0s",
+        "--backup",
+        s(&broken)?,
+    ])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was removed"), "{}", r.stderr);
+    assert_eq!(segments(&kept)?, left);
+    Ok(())
+}

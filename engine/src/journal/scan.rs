@@ -136,61 +136,7 @@ pub struct SegmentSummary {
 pub fn summarize(folders: &[PathBuf]) -> Result<Vec<SegmentSummary>> {
     let mut out = Vec::new();
     for (first, path) in segments_in(folders, true)? {
-        let bytes = read_segment(&path)?;
-        let mut s = SegmentSummary {
-            path,
-            first_seq: first,
-            records: 0,
-            last_seq: None,
-            first_commit_ns: None,
-            last_commit_ns: None,
-            untimed: 0,
-            bytes: bytes.len() as u64,
-            used: 0,
-            problem: None,
-        };
-        let mut offset = 0;
-        loop {
-            match frame::decode(&bytes, offset) {
-                Decoded::Frame { seq, payload, next } => {
-                    let expected = s.last_seq.map_or(first, |l| l + 1);
-                    if seq != expected {
-                        s.problem = Some(format!(
-                            "at byte {offset}: record {seq} where {expected} should be"
-                        ));
-                        break;
-                    }
-                    match crate::state::record::time_of(payload) {
-                        Some(t) => {
-                            s.first_commit_ns.get_or_insert(t);
-                            s.last_commit_ns = Some(t);
-                        }
-                        None => s.untimed += 1,
-                    }
-                    s.records += 1;
-                    s.last_seq = Some(seq);
-                    offset = next;
-                    s.used = next as u64;
-                }
-                Decoded::End => {
-                    if let Some(at) = bytes[offset.min(bytes.len())..]
-                        .iter()
-                        .position(|b| *b != 0)
-                    {
-                        s.problem = Some(format!(
-                            "non-zero bytes at byte {} after the end of the records",
-                            offset + at
-                        ));
-                    }
-                    break;
-                }
-                Decoded::Invalid(why) | Decoded::Overrun(why) => {
-                    s.problem = Some(format!("at byte {offset}: {why}"));
-                    break;
-                }
-            }
-        }
-        out.push(s);
+        out.push(summarize_segment(first, path)?);
     }
     // Each segment starts where the one before it (with records) ended.
     let mut prev_last: Option<u64> = None;
@@ -210,6 +156,65 @@ pub fn summarize(folders: &[PathBuf]) -> Result<Vec<SegmentSummary>> {
         }
     }
     Ok(out)
+}
+
+/// Reads the segment file at `path`, named for its first record `first`, and summarizes it.
+pub(crate) fn summarize_segment(first: u64, path: PathBuf) -> Result<SegmentSummary> {
+    let bytes = read_segment(&path)?;
+    let mut s = SegmentSummary {
+        path,
+        first_seq: first,
+        records: 0,
+        last_seq: None,
+        first_commit_ns: None,
+        last_commit_ns: None,
+        untimed: 0,
+        bytes: bytes.len() as u64,
+        used: 0,
+        problem: None,
+    };
+    let mut offset = 0;
+    loop {
+        match frame::decode(&bytes, offset) {
+            Decoded::Frame { seq, payload, next } => {
+                let expected = s.last_seq.map_or(first, |l| l + 1);
+                if seq != expected {
+                    s.problem = Some(format!(
+                        "at byte {offset}: record {seq} where {expected} should be"
+                    ));
+                    break;
+                }
+                match crate::state::record::time_of(payload) {
+                    Some(t) => {
+                        s.first_commit_ns.get_or_insert(t);
+                        s.last_commit_ns = Some(t);
+                    }
+                    None => s.untimed += 1,
+                }
+                s.records += 1;
+                s.last_seq = Some(seq);
+                offset = next;
+                s.used = next as u64;
+            }
+            Decoded::End => {
+                if let Some(at) = bytes[offset.min(bytes.len())..]
+                    .iter()
+                    .position(|b| *b != 0)
+                {
+                    s.problem = Some(format!(
+                        "non-zero bytes at byte {} after the end of the records",
+                        offset + at
+                    ));
+                }
+                break;
+            }
+            Decoded::Invalid(why) | Decoded::Overrun(why) => {
+                s.problem = Some(format!("at byte {offset}: {why}"));
+                break;
+            }
+        }
+    }
+    Ok(s)
 }
 
 /// The metadata of the segment file at `path`, which must be a regular file (not a link, a

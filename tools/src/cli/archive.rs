@@ -41,7 +41,7 @@ pub struct Args {
     pub json: bool,
 }
 
-fn parse_age(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_age(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("{s:?} is not a duration like 30days, 12h or 90m: {e}"))
 }

@@ -311,7 +311,7 @@ fn restore(args: &RestoreArgs) -> Result<()> {
 }
 
 /// `--until-time`: RFC 3339 or ns since the epoch, not before 1970.
-fn parse_until_time(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_until_time(s: &str) -> Result<u64, String> {
     let ns = super::archive::parse_time(s)?;
     u64::try_from(ns).map_err(|_| format!("{s:?} is before 1970"))
 }

@@ -12,7 +12,9 @@ use super::table::{self, Align};
 
 /// List the journal's segments: which transactions each holds and when they committed.
 #[derive(Debug, clap::Args)]
-#[command(long_about = "\
+#[command(
+    args_conflicts_with_subcommands = true,
+    long_about = "\
 List the journal's segment files: the transactions (sequence numbers) each holds and the \
 times they were committed, read from the files alone. By default the store's journal folder \
 and archive/journal (where keep_journal = true keeps checkpointed segments) are read; --journal \
@@ -22,8 +24,14 @@ far. Use it to choose --until-time or --until-seq for `tradestore backup restore
 
 A segment whose reading ended before its preallocated zeros shows why (a torn or damaged \
 tail: at the store's next open, recovery cuts a torn tail of its live journal and refuses \
-damage before it).")]
+damage before it).
+
+`journal prune` removes the oldest kept segments (see its --help)."
+)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<JournalCommand>,
+
     #[command(flatten)]
     pub store: StoreDir,
 
@@ -36,8 +44,64 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Runs `journal`.
+/// The `journal` subcommands; without one, `journal` lists the segments.
+#[derive(Debug, clap::Subcommand)]
+pub enum JournalCommand {
+    Prune(PruneArgs),
+}
+
+/// Remove the oldest kept journal segments: bound the point-in-time recovery window.
+#[derive(Debug, clap::Args)]
+#[command(
+    group(clap::ArgGroup::new("cutoff").required(true).args(["older_than", "before"])),
+    long_about = "\
+Remove the oldest segments of <dir>/archive/journal, where keep_journal = true keeps the \
+journal's checkpointed segments for point-in-time recovery and where they otherwise \
+accumulate without limit. A segment goes when every transaction in it was committed before \
+the cutoff (--older-than or --before) and is held by the backup that must stay restorable: \
+--backup PATH, or by default the backup under <dir>/backups holding the most transactions. \
+That backup is verified first (every checksum), and it still rolls forward through every \
+segment that remains, to the present. Segments go oldest first, and the first one that must \
+stay ends the prune (the folder never gets a gap): one that was committed at or after the \
+cutoff, holds transactions after the backup, does not read whole, or has records without a \
+commit time. The live journal folder is never touched.
+
+After a prune, restores to a time or a transaction before the oldest segment left need a \
+backup taken at or before it that holds everything up to that segment. The files are only \
+removed, so it runs while the store is open in another process; a standby that follows this \
+store and is further behind than the backup loses the segments it still needs.")]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub store: StoreDir,
+
+    /// Remove segments whose transactions are all older than this (30days, 12h, 90m).
+    #[arg(long, value_name = "AGE", value_parser = super::archive::parse_age)]
+    pub older_than: Option<std::time::Duration>,
+
+    /// Remove segments whose transactions were all committed before this time: RFC 3339
+    /// (2026-11-27T14:32:05Z) or ns since the epoch.
+    #[arg(long, value_name = "TIME", value_parser = super::backup::parse_until_time)]
+    pub before: Option<u64>,
+
+    /// The backup that must stay restorable to the present (default: the one under
+    /// <dir>/backups holding the most transactions).
+    #[arg(long, value_name = "PATH")]
+    pub backup: Option<PathBuf>,
+
+    /// Say what would be removed, removing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `journal` and its subcommand.
 pub fn run(args: &Args) -> Result<()> {
+    if let Some(JournalCommand::Prune(a)) = &args.command {
+        return prune(a);
+    }
     let folders = if args.journal.is_empty() {
         let dir = &args.store.dir;
         let live = dir.join("journal");
@@ -136,5 +200,103 @@ fn print(out: &mut dyn Write, segments: &[SegmentSummary]) -> Result<()> {
         )?,
         _ => writeln!(out, "{}, no records", count(segments.len()))?,
     }
+    Ok(())
+}
+
+/// Runs `journal prune`.
+fn prune(args: &PruneArgs) -> Result<()> {
+    let dir = &args.store.dir;
+    if !dir.join("journal").is_dir() {
+        bail!(
+            "{} holds no journal folder: it is not a store (create one with `tradestore init`)",
+            dir.display()
+        );
+    }
+    let cutoff = match (args.before, args.older_than) {
+        (Some(ns), _) => ns,
+        (None, Some(age)) => {
+            let at = std::time::SystemTime::now()
+                .checked_sub(age)
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .context("--older-than reaches before 1970")?;
+            u64::try_from(at.as_nanos()).context("--older-than: the time is out of range")?
+        }
+        (None, None) => bail!("give --older-than or --before"),
+    };
+    let backup_path = match &args.backup {
+        Some(p) => p.clone(),
+        None => {
+            let listed = tradestore::backup::list_backups(dir)
+                .with_context(|| format!("listing the backups of {}", dir.display()))?;
+            listed
+                .into_iter()
+                .filter(|b| b.problem.is_none())
+                .max_by_key(|b| b.applied_seq)
+                .map(|b| b.path)
+                .with_context(|| {
+                    format!(
+                        "{} holds no backup: take one with `tradestore backup` or name one \
+                         with --backup PATH; the kept journal is only of use to roll a \
+                         backup forward, and nothing is removed without one",
+                        dir.join("backups").display()
+                    )
+                })?
+        }
+    };
+    let backup = tradestore::backup::verify_backup(&backup_path).with_context(|| {
+        format!(
+            "verifying the backup {} that must stay restorable (nothing was removed)",
+            backup_path.display()
+        )
+    })?;
+    let folder = dir.join("archive").join("journal");
+    if !folder.is_dir() {
+        bail!(
+            "{} does not exist: the store keeps no journal segments (keep_journal = false)",
+            folder.display()
+        );
+    }
+    let report = tradestore::journal::prune_kept(&folder, cutoff, backup.applied_seq, args.dry_run)
+        .with_context(|| format!("pruning {}", folder.display()))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let doc = serde_json::json!({
+            "backup": backup.path,
+            "backup_applied_seq": backup.applied_seq,
+            "cutoff_ns": cutoff,
+            "report": report,
+        });
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+    } else {
+        let verb = if report.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        match (report.removed.first(), report.removed.last()) {
+            (Some(first), Some(last)) => writeln!(
+                out,
+                "{verb} {} ({}): transactions {}..={}, the last committed at {}",
+                count(report.removed.len()),
+                indicatif::HumanBytes(report.bytes),
+                first.first_seq,
+                last.last_seq.unwrap_or(last.first_seq),
+                time(last.last_commit_ns)
+            )?,
+            _ => writeln!(out, "nothing to remove before {}", table::time_ns(cutoff))?,
+        }
+        if let Some(why) = &report.kept_because {
+            writeln!(out, "kept from here: {why}")?;
+        }
+        writeln!(
+            out,
+            "the backup {} (transactions 1..={}, taken {}) rolls forward through what is left",
+            backup.path.display(),
+            backup.applied_seq,
+            backup.created
+        )?;
+    }
+    out.flush()?;
     Ok(())
 }
