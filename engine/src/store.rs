@@ -373,7 +373,7 @@ impl Store {
             archive,
             commit: Mutex::new(CommitState::new(last_seq)),
             durable: AtomicU64::new(last_seq),
-            last_commit_ns: AtomicU64::new(0),
+            last_commit_ns: AtomicU64::new(found.last_commit_ns.unwrap_or(0)),
             commit_cv: Condvar::new(),
             journal: Mutex::new(journal),
             apply_queue: Mutex::new(VecDeque::new()),

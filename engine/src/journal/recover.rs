@@ -19,6 +19,9 @@ pub struct Recovery {
     pub last_seq: u64,
     /// The incomplete write found (and erased) at the end of the journal, if any.
     pub torn_tail: Option<TornTail>,
+    /// The commit time of the journal's last good record (ns since the Unix epoch), when it
+    /// carries one: the clock of the next group never goes below it.
+    pub last_commit_ns: Option<u64>,
     /// Acknowledged records found missing, when opening was told to accept the loss
     /// ([`JournalOptions::accept_loss`](super::JournalOptions::accept_loss)).
     pub lost: Option<String>,
@@ -71,6 +74,8 @@ struct Scan {
     end: usize,
     /// How many good frames there are.
     count: u64,
+    /// The commit time of the last good frame, if it carries one.
+    last_time: Option<u64>,
     damage: Option<Damage>,
 }
 
@@ -79,6 +84,7 @@ struct Scan {
 fn scan(bytes: &[u8], first: u64, after: u64, records: &mut Vec<(u64, Vec<u8>)>) -> Scan {
     let mut at = 0;
     let mut count = 0;
+    let mut last_time = None;
     let damage = loop {
         let expected = first + count;
         match frame::decode(bytes, at) {
@@ -86,6 +92,7 @@ fn scan(bytes: &[u8], first: u64, after: u64, records: &mut Vec<(u64, Vec<u8>)>)
                 if seq > after {
                     records.push((seq, payload.to_vec()));
                 }
+                last_time = crate::state::record::time_of(payload);
                 count += 1;
                 at = next;
             }
@@ -130,6 +137,7 @@ fn scan(bytes: &[u8], first: u64, after: u64, records: &mut Vec<(u64, Vec<u8>)>)
     Scan {
         end: at,
         count,
+        last_time,
         damage,
     }
 }
@@ -184,6 +192,7 @@ pub(crate) fn recover(
     // The last seq of the segments scanned so far.
     let mut last: Option<u64> = None;
     let mut tail = None;
+    let mut last_commit_ns = None;
     // The last segment's bytes from the start of the block its data ends in to that end.
     let mut last_tail = Vec::new();
     for (i, (first, path)) in files.iter().enumerate() {
@@ -237,6 +246,9 @@ pub(crate) fn recover(
             ));
         }
         last = Some(before_first + scan.count);
+        if scan.count > 0 {
+            last_commit_ns = scan.last_time;
+        }
         if is_last {
             let block =
                 scan.end / super::io::DIRECT_ALIGN as usize * super::io::DIRECT_ALIGN as usize;
@@ -306,6 +318,7 @@ pub(crate) fn recover(
             records,
             last_seq,
             torn_tail: tail,
+            last_commit_ns,
             lost,
         },
         segments: segments.into_iter().map(|(s, _)| s).collect(),
@@ -375,6 +388,26 @@ mod tests {
         assert_eq!(s.count, 3);
         assert_eq!(s.end, 3 * 16 + 6);
         assert_eq!(records, vec![(6, b"bb".to_vec()), (7, b"ccc".to_vec())]);
+    }
+
+    #[test]
+    fn scan_keeps_the_last_good_records_commit_time_even_before_the_checkpoint() {
+        let timed = |ns: u64| {
+            let mut b = crate::state::record::start(1);
+            crate::state::record::stamp(&mut b, ns);
+            b.push(0);
+            b
+        };
+        let (a, b) = (timed(100), timed(250));
+        let bytes = segment_of(&[(1, &a), (2, &b)], 32);
+        // Both records are before the checkpoint: none replays, the time is still found.
+        let mut records = Vec::new();
+        let s = scan(&bytes, 1, 2, &mut records);
+        assert!(records.is_empty());
+        assert_eq!((s.count, s.last_time), (2, Some(250)));
+        // A record written before commit times were kept has none.
+        let bytes = segment_of(&[(1, &a), (2, &[0x01, 0x02])], 32);
+        assert_eq!(scan(&bytes, 1, 0, &mut Vec::new()).last_time, None);
     }
 
     #[test]
