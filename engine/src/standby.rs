@@ -52,6 +52,8 @@ pub struct Standby {
     /// Where the next record is: a segment (by its first seq) and the byte offset of the
     /// next frame in it; unknown until the first catch-up found it.
     at: Option<(u64, u64)>,
+    /// The commit time of the last record applied, once one was.
+    last_commit_ns: Option<u64>,
 }
 
 impl std::fmt::Debug for Standby {
@@ -74,6 +76,10 @@ pub struct CatchUp {
     pub applied: u64,
     /// Whether more records may be waiting (the catch-up stopped at its byte budget).
     pub more: bool,
+    /// When the primary committed the last transaction the standby holds (ns since the Unix
+    /// epoch), once a catch-up of this process applied one that carries its time: how far
+    /// behind the standby is in the primary's time.
+    pub last_commit_ns: Option<u64>,
     /// Where reading stopped at bytes that are not yet a whole frame (a write in progress,
     /// or a torn write the primary truncates when it reopens), if it did.
     pub waiting_at: Option<String>,
@@ -133,6 +139,7 @@ impl Standby {
             journal,
             applied,
             at: None,
+            last_commit_ns: None,
         })
     }
 
@@ -169,6 +176,10 @@ impl Standby {
             return Ok(self.outcome(0, read.more, read.waiting));
         };
         let last = *last;
+        let last_time = read
+            .records
+            .last()
+            .and_then(|(_, body)| crate::state::record::time_of(body));
         let txn = self.db.begin_write()?;
         let indexes: Vec<IndexSpec> = crate::catalog::init(&txn)?;
         crate::state::replay_records(&txn, &indexes, &read.records)?;
@@ -176,6 +187,7 @@ impl Standby {
         txn.commit()?;
         let applied = last - self.applied;
         self.applied = last;
+        self.last_commit_ns = last_time;
         self.at = read.at;
         Ok(self.outcome(applied, read.more, read.waiting))
     }
@@ -254,6 +266,7 @@ impl Standby {
             applied_seq: self.applied,
             applied,
             more,
+            last_commit_ns: self.last_commit_ns,
             waiting_at,
         }
     }

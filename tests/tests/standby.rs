@@ -57,6 +57,14 @@ fn a_standby_follows_the_primary_while_it_writes_and_ends_with_the_same_rows() -
     let standby_dir = dir.path().join("standby");
     let mut standby = Standby::create(&backup.path, &standby_dir, folders(&primary))?;
     assert_eq!(standby.applied_seq(), backup.applied_seq);
+    let now_ns = || -> TestResult<u64> {
+        Ok(u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos(),
+        )?)
+    };
+    let started = now_ns()?;
 
     // Trading transactions, and accounts with long names (about 2.6 KB a transaction), so
     // that the 1 MiB segments fill and checkpoints move them to archive/journal while the
@@ -96,6 +104,9 @@ fn a_standby_follows_the_primary_while_it_writes_and_ends_with_the_same_rows() -
     // Nothing new: a catch-up applies nothing and says so.
     let idle = standby.catch_up()?;
     assert_eq!((idle.applied, idle.more), (0, false));
+    // It knows when the primary committed the last transaction it holds.
+    let last = idle.last_commit_ns.ok_or("no commit time")?;
+    assert!(started < last && last <= now_ns()?, "{started} {last}");
     drop(standby);
 
     let want = dump_bytes(&store)?;

@@ -158,6 +158,7 @@ fn catch_up(standby: &mut Standby) -> Result<CatchUp> {
         total.applied += c.applied;
         total.applied_seq = c.applied_seq;
         total.waiting_at = c.waiting_at;
+        total.last_commit_ns = c.last_commit_ns;
         if !c.more {
             return Ok(total);
         }
@@ -174,6 +175,13 @@ fn print(out: &mut impl Write, c: &CatchUp, json: bool) -> Result<()> {
             "applied {} records: the standby holds transactions 1..={}",
             c.applied, c.applied_seq
         )?;
+        if let Some(t) = c.last_commit_ns {
+            write!(
+                out,
+                ", the last committed on the primary at {}",
+                super::table::time_ns(t)
+            )?;
+        }
         if let Some(w) = &c.waiting_at {
             write!(out, " (waiting at {w})")?;
         }
