@@ -2,7 +2,7 @@
 
 use tradestore::backup::Manifest;
 use tradestore::migrate::Migration;
-use tradestore::{archive, dump, keys};
+use tradestore::{archive, dump, journal, keys};
 use tradestore_schema::{TableId, codec};
 
 /// Record codec: the first byte chooses the table, the rest is decoded as one of its stored
@@ -146,6 +146,51 @@ pub fn check_migration_file(data: &[u8]) {
         Ok(again) => assert_eq!(again, m, "the same bytes parsed differently"),
         Err(e) => panic!("the same bytes failed the second time: {e}"),
     }
+}
+
+/// Journal segment files (`journal/*.wal`, `archive/journal/*.wal`), as `tradestore journal`,
+/// `journal prune`, point-in-time recovery and a standby read them: `journal::summarize_bytes`
+/// never panics, and its summary agrees with itself: records numbered 1 ..= `records`,
+/// untimed ones among them, commit times exactly when a record has one, used bytes within
+/// the file and only zeros after them when nothing was wrong, and the used bytes alone
+/// summarize the same.
+pub fn check_journal_segment(data: &[u8]) {
+    let s = journal::summarize_bytes(std::path::PathBuf::from("fuzz.wal"), 1, data);
+    assert_eq!(s.bytes, data.len() as u64, "file size");
+    assert!(s.used <= s.bytes, "{} bytes used of {}", s.used, s.bytes);
+    assert_eq!(
+        s.last_seq,
+        (s.records > 0).then_some(s.records),
+        "sequence numbers"
+    );
+    assert!(s.untimed <= s.records, "more untimed records than records");
+    let timed = s.records > s.untimed;
+    assert_eq!(s.first_commit_ns.is_some(), timed, "first commit time");
+    assert_eq!(s.last_commit_ns.is_some(), timed, "last commit time");
+    let used = usize::try_from(s.used).unwrap_or(usize::MAX);
+    if s.problem.is_none() {
+        assert!(
+            data.get(used..)
+                .is_some_and(|rest| rest.iter().all(|b| *b == 0)),
+            "non-zero bytes after the records without a problem"
+        );
+    }
+    let again = journal::summarize_bytes(s.path.clone(), 1, &data[..used]);
+    assert_eq!(
+        (
+            again.records,
+            again.untimed,
+            again.first_commit_ns,
+            again.last_commit_ns
+        ),
+        (s.records, s.untimed, s.first_commit_ns, s.last_commit_ns),
+        "the used bytes alone summarize differently"
+    );
+    assert!(
+        again.problem.is_none(),
+        "whole records read as {:?}",
+        again.problem
+    );
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Fuzz checks for tradestore's decoders of untrusted bytes: stored records, dump lines,
-//! keys, archive segment files, backup manifests and migration files. Each check takes arbitrary bytes, must never panic on bad input, and asserts that
+//! keys, archive segment files, journal segment files, backup manifests and migration files. Each check takes arbitrary bytes, must never panic on bad input, and asserts that
 //! whatever decodes survives a round trip; it panics only when it finds a bug.
 //!
 //! The checks are plain functions so that the libFuzzer targets in `fuzz_targets/` (nightly,
@@ -20,6 +20,6 @@
 pub mod checks;
 
 pub use checks::{
-    check_archive_segment, check_backup_manifest, check_dump_line, check_key_decoder,
-    check_migration_file, check_record_decoder,
+    check_archive_segment, check_backup_manifest, check_dump_line, check_journal_segment,
+    check_key_decoder, check_migration_file, check_record_decoder,
 };

@@ -8,8 +8,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use tradestore_fuzz::{
-    check_archive_segment, check_backup_manifest, check_dump_line, check_key_decoder,
-    check_migration_file, check_record_decoder,
+    check_archive_segment, check_backup_manifest, check_dump_line, check_journal_segment,
+    check_key_decoder, check_migration_file, check_record_decoder,
 };
 
 type Result<T = ()> = std::result::Result<T, Box<dyn Error>>;
@@ -99,4 +99,9 @@ fn the_valid_seeds_decode() -> Result {
     let parsed = tradestore::migrate::Migration::parse(Path::new("m.toml"), &migration)?;
     assert_eq!(parsed.steps.len(), 5);
     Ok(())
+}
+
+#[test]
+fn journal_segment_corpus() -> Result {
+    run("journal_segment", check_journal_segment)
 }

@@ -208,7 +208,7 @@ mod tests {
 
         let untimed = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
         let mut seg = Vec::new();
-        frame::encode(&mut seg, 1, &[0x01, 0x02]);
+        frame::encode(&mut seg, 1, &[0x01, 3, 1, 7, 0]);
         std::fs::write(untimed.path().join(format!("{:020}.wal", 1)), &seg)
             .map_err(|e| crate::Error::io("write", e))?;
         let r = prune_kept(untimed.path(), u64::MAX, u64::MAX, false)?;

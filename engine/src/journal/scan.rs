@@ -161,6 +161,13 @@ pub fn summarize(folders: &[PathBuf]) -> Result<Vec<SegmentSummary>> {
 /// Reads the segment file at `path`, named for its first record `first`, and summarizes it.
 pub(crate) fn summarize_segment(first: u64, path: PathBuf) -> Result<SegmentSummary> {
     let bytes = read_segment(&path)?;
+    Ok(summarize_bytes(path, first, &bytes))
+}
+
+/// Summarizes the bytes of a segment file (`path` names it in the summary) whose first record
+/// must be `first`: every frame is checked (length, checksum, sequence number) and every
+/// record's body decoded, up to the first that fails, which is the summary's `problem`.
+pub fn summarize_bytes(path: PathBuf, first: u64, bytes: &[u8]) -> SegmentSummary {
     let mut s = SegmentSummary {
         path,
         first_seq: first,
@@ -175,7 +182,7 @@ pub(crate) fn summarize_segment(first: u64, path: PathBuf) -> Result<SegmentSumm
     };
     let mut offset = 0;
     loop {
-        match frame::decode(&bytes, offset) {
+        match frame::decode(bytes, offset) {
             Decoded::Frame { seq, payload, next } => {
                 let expected = s.last_seq.map_or(first, |l| l + 1);
                 if seq != expected {
@@ -184,12 +191,16 @@ pub(crate) fn summarize_segment(first: u64, path: PathBuf) -> Result<SegmentSumm
                     ));
                     break;
                 }
-                match crate::state::record::time_of(payload) {
-                    Some(t) => {
+                match crate::state::record::decode(seq, payload) {
+                    Ok((Some(t), _)) => {
                         s.first_commit_ns.get_or_insert(t);
                         s.last_commit_ns = Some(t);
                     }
-                    None => s.untimed += 1,
+                    Ok((None, _)) => s.untimed += 1,
+                    Err(e) => {
+                        s.problem = Some(format!("at byte {offset}: {}", e.message()));
+                        break;
+                    }
                 }
                 s.records += 1;
                 s.last_seq = Some(seq);
@@ -214,7 +225,7 @@ pub(crate) fn summarize_segment(first: u64, path: PathBuf) -> Result<SegmentSumm
             }
         }
     }
-    Ok(s)
+    s
 }
 
 /// The metadata of the segment file at `path`, which must be a regular file (not a link, a
@@ -538,7 +549,11 @@ mod tests {
         // bound cannot place it, a sequence bound can.
         let later = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
         let folders = vec![later.path().to_path_buf()];
-        segment_of(later.path(), 1, &[timed(100), vec![0x01, 0x02], timed(300)]);
+        segment_of(
+            later.path(),
+            1,
+            &[timed(100), vec![0x01, 3, 1, 7, 0], timed(300)],
+        );
         let Err(err) = records_after(&folders, 0, Until::Time(500)) else {
             panic!("an untimed record was placed in time");
         };
@@ -548,6 +563,18 @@ mod tests {
         );
         assert_eq!(records_after(&folders, 0, Until::End)?.records.len(), 3);
         assert_eq!(summarize(&folders)?[0].untimed, 1);
+
+        // A record whose frame holds but whose body does not decode ends the summary there.
+        let undecodable = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        segment_of(
+            undecodable.path(),
+            1,
+            &[timed(1), vec![0x01, 0x02], timed(3)],
+        );
+        let sums = summarize(&[undecodable.path().to_path_buf()])?;
+        assert_eq!((sums[0].records, sums[0].last_seq), (1, Some(1)));
+        let problem = sums[0].problem.as_deref().unwrap_or_default();
+        assert!(problem.contains("record 2 does not decode"), "{problem}");
 
         // A missing segment between two: the summary names the records that are not there.
         let gapped = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;

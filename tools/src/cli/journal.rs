@@ -195,8 +195,9 @@ fn print(out: &mut dyn Write, segments: &[SegmentSummary]) -> Result<()> {
     match (first, last) {
         (Some(first), Some(last)) => writeln!(
             out,
-            "{}, {records} records: transactions {first}..={last}",
-            count(segments.len())
+            "{}, {records} record{}: transactions {first}..={last}",
+            count(segments.len()),
+            if records == 1 { "" } else { "s" }
         )?,
         _ => writeln!(out, "{}, no records", count(segments.len()))?,
     }
