@@ -357,7 +357,21 @@ fn journal_reports_what_it_cannot_read() -> TestResult {
     let segments: serde_json::Value = serde_json::from_str(&r.stdout)?;
     assert_eq!(segments[0]["records"].as_u64(), Some(0), "{segments}");
     assert!(segments[0]["problem"].is_string(), "{segments}");
+    assert_eq!(
+        segments[0]["undecoded_tail"].as_bool(),
+        Some(true),
+        "{segments}"
+    );
     assert_eq!(std::fs::read(&file)?, garbage);
+    // The same bytes with a segment after them: damage before the journal's end, listed and
+    // exit 1.
+    let after = folder.join(format!("{:020}.wal", 2));
+    std::fs::write(&after, [0u8; 64])?;
+    let r = run(&["journal", "--journal", s(&folder)?])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(r.stdout.starts_with("SEGMENT"), "{}", r.stdout);
+    assert!(r.stderr.contains("damaged before its end"), "{}", r.stderr);
+    std::fs::remove_file(&after)?;
     // An empty folder: no segment, exit 0.
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty)?;

@@ -128,12 +128,20 @@ pub(crate) fn decode(bytes: &[u8], offset: usize) -> Decoded<'_> {
 /// A frame with seq `expected + k` can only start at or after `damaged + k * MIN_FRAME`
 /// (the `k` frames before it take at least that much), which filters out almost every
 /// misaligned offset before the checksum is computed; without it a segment of random
-/// payload bytes could cost a checksum over megabytes at each offset.
+/// payload bytes could cost a checksum over megabytes at each offset. Bytes crafted to pass
+/// that filter at every offset still could, so the checksums computed are bounded by
+/// [`LATER_FRAME_BUDGET`] times the bytes searched: past it, `Err(offset)` says the search
+/// gave up there without an answer.
 pub(crate) fn find_later_frame(
     bytes: &[u8],
     damaged: usize,
     expected: u64,
-) -> Option<(usize, u64)> {
+) -> Result<Option<(usize, u64)>, usize> {
+    let mut budget = bytes
+        .len()
+        .saturating_sub(damaged)
+        .saturating_mul(LATER_FRAME_BUDGET)
+        .max(1 << 20);
     let mut at = damaged + 1;
     while at + HEADER_LEN < bytes.len() {
         let here = at;
@@ -149,12 +157,22 @@ pub(crate) fn find_later_frame(
         if seq <= expected || k > room {
             continue;
         }
+        let cost = u32_at(bytes, here)
+            .map_or(0, |len| len as usize)
+            .min(MAX_PAYLOAD);
+        if cost > budget {
+            return Err(here);
+        }
+        budget -= cost;
         if let Decoded::Frame { seq, .. } = decode(bytes, here) {
-            return Some((here, seq));
+            return Ok(Some((here, seq)));
         }
     }
-    None
+    Ok(None)
 }
+
+/// [`find_later_frame`] checksums at most this many times the bytes it searches.
+const LATER_FRAME_BUDGET: usize = 8;
 
 #[cfg(test)]
 mod tests {
@@ -252,14 +270,36 @@ mod tests {
         damaged[third + 20] ^= 0xFF;
         assert_eq!(
             find_later_frame(&damaged, third, 12),
-            Some((third + (HEADER_LEN + 30), 13))
+            Ok(Some((third + (HEADER_LEN + 30), 13)))
         );
         // A tear in the last frame: nothing later.
         let last = whole - (HEADER_LEN + 30);
         let mut torn = buf.clone();
         torn[last + 20..whole].fill(0);
-        assert_eq!(find_later_frame(&torn, last, 19), None);
+        assert_eq!(find_later_frame(&torn, last, 19), Ok(None));
         // Earlier seqs after the offset do not count.
-        assert_eq!(find_later_frame(&buf, 0, 100), None);
+        assert_eq!(find_later_frame(&buf, 0, 100), Ok(None));
+    }
+
+    #[test]
+    fn headers_crafted_at_every_offset_exhaust_the_search_instead_of_taking_quadratic_time() {
+        // After a damaged frame (seq 1 expected), a plausible header every MIN_FRAME bytes,
+        // each claiming a payload of the rest of the file, none with a valid checksum.
+        let size = 4 << 20;
+        let mut bytes = vec![0u8; size];
+        let mut at = 0;
+        let mut k = 0u64;
+        while at + HEADER_LEN < size {
+            let len = u32::try_from(size - at - HEADER_LEN).unwrap_or(u32::MAX);
+            bytes[at..at + 4].copy_from_slice(&len.to_le_bytes());
+            bytes[at + 4..at + 8].copy_from_slice(&0xdead_beef_u32.to_le_bytes());
+            bytes[at + 8..at + 16].copy_from_slice(&(2 + k).to_le_bytes());
+            at += MIN_FRAME;
+            k += 1;
+        }
+        let Err(gave_up) = find_later_frame(&bytes, 0, 1) else {
+            panic!("searched every crafted header");
+        };
+        assert!(gave_up > 0 && gave_up < size);
     }
 }

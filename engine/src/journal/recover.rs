@@ -220,15 +220,29 @@ pub(crate) fn recover(
             if !is_last || (damage.checksummed && !accept_loss) {
                 return Err(corrupt(path, damage.offset, &damage.reason));
             }
-            if let Some((at, seq)) = frame::find_later_frame(&bytes, damage.offset, expected) {
-                return Err(corrupt(
-                    path,
-                    damage.offset,
-                    format!(
-                        "{}, yet a valid frame with seq {seq} follows at offset {at}: the journal is damaged before its end",
-                        damage.reason
-                    ),
-                ));
+            match frame::find_later_frame(&bytes, damage.offset, expected) {
+                Ok(None) => {}
+                Ok(Some((at, seq))) => {
+                    return Err(corrupt(
+                        path,
+                        damage.offset,
+                        format!(
+                            "{}, yet a valid frame with seq {seq} follows at offset {at}: the journal is damaged before its end",
+                            damage.reason
+                        ),
+                    ));
+                }
+                Err(at) => {
+                    return Err(corrupt(
+                        path,
+                        damage.offset,
+                        format!(
+                            "{}, and the bytes after it hold so many frame-like headers (checked \
+                             up to offset {at}) that a torn write cannot be told from damage",
+                            damage.reason
+                        ),
+                    ));
+                }
             }
             // Nothing good follows: an unacknowledged group whose write did not finish.
             let stray_end = bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);

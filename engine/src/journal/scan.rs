@@ -60,9 +60,19 @@ pub(crate) fn records_after(folders: &[PathBuf], after: u64, until: Until) -> Re
         }
         let bytes = read_segment(path)?;
         let mut offset = 0;
+        // The seq the segment's next frame must have: its name's, then one more each frame.
+        let mut in_order = *first;
         loop {
             match frame::decode(&bytes, offset) {
                 Decoded::Frame { seq, payload, next } => {
+                    if seq != in_order {
+                        return Err(Error::corruption(format!(
+                            "{} at byte {offset}: journal record {seq} where {in_order} should \
+                             be (a record out of sequence, or a segment named for another)",
+                            path.display()
+                        )));
+                    }
+                    in_order += 1;
                     offset = next;
                     if seq < expected {
                         continue;
@@ -94,7 +104,17 @@ pub(crate) fn records_after(folders: &[PathBuf], after: u64, until: Until) -> Re
                 }
                 Decoded::End => break,
                 Decoded::Invalid(why) | Decoded::Overrun(why) => {
-                    out.stopped = Some(format!("{} at byte {offset}: {why}", path.display()));
+                    let at = format!("{} at byte {offset}: {why}", path.display());
+                    // Only the journal's newest segment can end in a torn write; damage with
+                    // segments after it would end the replay short of records it holds.
+                    if let Some((_, later)) = segments.get(i + 1) {
+                        return Err(Error::corruption(format!(
+                            "{at}, and {} follows: the journal is damaged before its end, so \
+                             the records after the damage cannot be replayed",
+                            later.display()
+                        )));
+                    }
+                    out.stopped = Some(at);
                     return Ok(out);
                 }
             }
@@ -127,6 +147,10 @@ pub struct SegmentSummary {
     /// What ended the reading before the zeros, if anything did: a torn or damaged tail
     /// (in a live journal, recovery cuts it at the next open), a record out of sequence.
     pub problem: Option<String>,
+    /// The problem is bytes that are not a whole frame: what a torn write leaves at the end
+    /// of the journal's newest segment (and a write in progress, read while it is made).
+    /// Anywhere else, and any other problem, is damage.
+    pub undecoded_tail: bool,
 }
 
 /// Reads every segment file (`<first seq>.wal`) of `folders` (a folder that does not exist
@@ -138,18 +162,29 @@ pub fn summarize(folders: &[PathBuf]) -> Result<Vec<SegmentSummary>> {
     for (first, path) in segments_in(folders, true)? {
         out.push(summarize_segment(first, path)?);
     }
-    // Each segment starts where the one before it (with records) ended.
+    // Each segment starts where the one before it (with records) ended, and only the last
+    // one may hold none.
     let mut prev_last: Option<u64> = None;
-    for s in &mut out {
-        if let Some(prev) = prev_last
-            && s.first_seq > prev + 1
-            && s.problem.is_none()
+    let count = out.len();
+    for (i, s) in out.iter_mut().enumerate() {
+        if s.problem.is_none()
+            && let Some(prev) = prev_last
         {
-            s.problem = Some(format!(
-                "records {} ..= {} are not in the folders",
-                prev + 1,
-                s.first_seq - 1
-            ));
+            if s.first_seq > prev + 1 {
+                s.problem = Some(format!(
+                    "records {} ..= {} are not in the folders",
+                    prev + 1,
+                    s.first_seq - 1
+                ));
+            } else if s.first_seq <= prev {
+                s.problem = Some(format!(
+                    "named for record {}, which the segment before it holds",
+                    s.first_seq
+                ));
+            }
+        }
+        if s.problem.is_none() && s.records == 0 && i + 1 < count {
+            s.problem = Some("holds no records but is not the last segment".to_owned());
         }
         if s.last_seq.is_some() {
             prev_last = s.last_seq;
@@ -179,6 +214,7 @@ pub fn summarize_bytes(path: PathBuf, first: u64, bytes: &[u8]) -> SegmentSummar
         bytes: bytes.len() as u64,
         used: 0,
         problem: None,
+        undecoded_tail: false,
     };
     let mut offset = 0;
     loop {
@@ -221,6 +257,7 @@ pub fn summarize_bytes(path: PathBuf, first: u64, bytes: &[u8]) -> SegmentSummar
             }
             Decoded::Invalid(why) | Decoded::Overrun(why) => {
                 s.problem = Some(format!("at byte {offset}: {why}"));
+                s.undecoded_tail = true;
                 break;
             }
         }
@@ -329,6 +366,14 @@ pub(crate) fn read_from(
         .min(MAX_SEGMENT_BYTES);
     let mut taken = 0usize;
     let mut want = READ_CHUNK;
+    // The seq of the frame before the next one: the one before the segment's first (its
+    // name's) at the start, the last one read when reading on from `offset`. Frames go up
+    // one at a time; any other step is damage, never a record to skip.
+    let mut prev = if offset == 0 {
+        segment::parse_name(path).and_then(|first| first.checked_sub(1))
+    } else {
+        expected.checked_sub(1)
+    };
     loop {
         if taken >= budget {
             return Ok((offset, Stop::Budget));
@@ -345,6 +390,17 @@ pub(crate) fn read_from(
             }
             match frame::decode(&buf, pos) {
                 Decoded::Frame { seq, payload, next } => {
+                    if let Some(p) = prev
+                        && Some(seq) != p.checked_add(1)
+                    {
+                        return Err(Error::corruption(format!(
+                            "{shown} at byte {}: journal record {seq} where {} should be (a \
+                             record out of sequence, or a segment named for another)",
+                            offset + pos as u64,
+                            p.saturating_add(1)
+                        )));
+                    }
+                    prev = Some(seq);
                     if seq > *expected {
                         return Err(gap(path, *expected, seq));
                     }
@@ -358,7 +414,17 @@ pub(crate) fn read_from(
                 // Fewer than four bytes left in the chunk: read on, unless the file ends.
                 Decoded::End if !at_eof && buf.len() - pos < 4 => break None,
                 Decoded::End => break Some(Stop::End),
-                Decoded::Overrun(_) if !at_eof => break None,
+                // A frame that may end past the chunk: read on, unless the file ends or its
+                // length is over the maximum (no read would ever hold it).
+                Decoded::Overrun(_)
+                    if !at_eof
+                        && buf.get(pos..pos + 4).is_none_or(|b| {
+                            u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+                                <= super::MAX_PAYLOAD
+                        }) =>
+                {
+                    break None;
+                }
                 Decoded::Overrun(why) | Decoded::Invalid(why) => {
                     break Some(Stop::Undecoded(format!(
                         "{shown} at byte {}: {why}",
@@ -575,6 +641,60 @@ mod tests {
         assert_eq!((sums[0].records, sums[0].last_seq), (1, Some(1)));
         let problem = sums[0].problem.as_deref().unwrap_or_default();
         assert!(problem.contains("record 2 does not decode"), "{problem}");
+
+        // Damage before the last segment, a record out of sequence, a segment named for
+        // another: errors, not a short replay.
+        let damaged = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let first = segment_of(damaged.path(), 1, &[timed(1), timed(2), timed(3)]);
+        segment_of(damaged.path(), 4, &[timed(4)]);
+        let mut bytes = std::fs::read(&first).map_err(|e| crate::Error::io("read", e))?;
+        bytes[40] ^= 0x10;
+        std::fs::write(&first, &bytes).map_err(|e| crate::Error::io("write", e))?;
+        let duplicated = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        segment_of(duplicated.path(), 1, &[timed(1), timed(2)]);
+        let mut dup = Vec::new();
+        frame::encode(&mut dup, 1, &timed(1));
+        frame::encode(&mut dup, 2, &timed(2));
+        frame::encode(&mut dup, 2, &timed(9));
+        std::fs::write(duplicated.path().join(format!("{:020}.wal", 1)), &dup)
+            .map_err(|e| crate::Error::io("write", e))?;
+        let misnamed = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let mut wrong = Vec::new();
+        frame::encode(&mut wrong, 7, &timed(7));
+        std::fs::write(misnamed.path().join(format!("{:020}.wal", 1)), &wrong)
+            .map_err(|e| crate::Error::io("write", e))?;
+        for (dir, says) in [
+            (&damaged, "damaged before its end"),
+            (&duplicated, "record 2 where 3 should be"),
+            (&misnamed, "record 7 where 1 should be"),
+        ] {
+            let Err(e) = records_after(&[dir.path().to_path_buf()], 0, Until::End) else {
+                panic!("{says}: replayed");
+            };
+            assert!(e.to_string().contains(says), "{e}");
+        }
+        // An empty segment between two, or one named inside the one before: listed as such.
+        let odd = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        segment_of(odd.path(), 1, &[timed(1), timed(2), timed(3)]);
+        std::fs::write(odd.path().join(format!("{:020}.wal", 2)), b"")
+            .map_err(|e| crate::Error::io("write", e))?;
+        segment_of(odd.path(), 4, &[timed(4)]);
+        let sums = summarize(&[odd.path().to_path_buf()])?;
+        assert_eq!(
+            sums[1].problem.as_deref(),
+            Some("named for record 2, which the segment before it holds")
+        );
+        assert!(sums[2].problem.is_none());
+        std::fs::remove_file(odd.path().join(format!("{:020}.wal", 2)))
+            .map_err(|e| crate::Error::io("remove", e))?;
+        std::fs::write(odd.path().join(format!("{:020}.wal", 5)), b"")
+            .map_err(|e| crate::Error::io("write", e))?;
+        segment_of(odd.path(), 6, &[timed(6)]);
+        let sums = summarize(&[odd.path().to_path_buf()])?;
+        assert_eq!(
+            sums[2].problem.as_deref(),
+            Some("holds no records but is not the last segment")
+        );
 
         // A missing segment between two: the summary names the records that are not there.
         let gapped = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;

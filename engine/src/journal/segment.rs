@@ -16,14 +16,20 @@ pub(crate) fn file_name(first_seq: u64) -> String {
     format!("{first_seq:020}{SUFFIX}")
 }
 
-/// The first seq a segment file name stands for; `None` for any other file.
+/// The largest sequence number a segment can start at: 2^63 - 1, so that counting records
+/// on from any segment never overflows (a store committing a million transactions a second
+/// reaches it in some 290,000 years).
+pub(crate) const MAX_FIRST_SEQ: u64 = i64::MAX as u64;
+
+/// The first seq a segment file name stands for; `None` for any other file (and for a name
+/// past [`MAX_FIRST_SEQ`], which no journal reaches).
 pub(crate) fn parse_name(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_str()?;
     let digits = name.strip_suffix(SUFFIX)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits.parse().ok().filter(|seq| *seq <= MAX_FIRST_SEQ)
 }
 
 /// A segment on disk, as the journal tracks it.
@@ -96,7 +102,7 @@ mod tests {
         assert_eq!(file_name(42), "00000000000000000042.wal");
         assert_eq!(file_name(u64::MAX), "18446744073709551615.wal");
         assert!(file_name(9) < file_name(10));
-        for seq in [0, 1, 42, u64::MAX] {
+        for seq in [0, 1, 42, MAX_FIRST_SEQ] {
             assert_eq!(parse_name(Path::new(&file_name(seq))), Some(seq));
         }
     }
@@ -108,9 +114,15 @@ mod tests {
             "0000000000000000004x.wal",
             "00000000000000000042.tmp",
             "99999999999999999999.wal", // past u64::MAX
+            "18446744073709551615.wal", // u64::MAX: counting on from it overflows
+            "09223372036854775808.wal", // 2^63, past MAX_FIRST_SEQ
             "+0000000000000000042.wal",
         ] {
             assert_eq!(parse_name(Path::new(name)), None, "{name}");
         }
+        assert_eq!(
+            parse_name(Path::new("09223372036854775807.wal")),
+            Some(MAX_FIRST_SEQ)
+        );
     }
 }

@@ -133,6 +133,29 @@ pub fn run(args: &Args) -> Result<()> {
         print(&mut out, &segments)?;
     }
     out.flush()?;
+    // Listed either way; damage makes the exit status say so. Bytes that are not a whole
+    // frame at the end of the newest segment are a torn write (or one in progress).
+    let last = segments.len().saturating_sub(1);
+    let damaged: Vec<String> = segments
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| s.problem.is_some() && !(*i == last && s.undecoded_tail))
+        .map(|(_, s)| {
+            format!(
+                "{}: {}",
+                s.path.display(),
+                s.problem.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    if !damaged.is_empty() {
+        bail!(
+            "the journal is damaged before its end ({} segment{}): {}",
+            damaged.len(),
+            if damaged.len() == 1 { "" } else { "s" },
+            damaged.join("; ")
+        );
+    }
     Ok(())
 }
 
