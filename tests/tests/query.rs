@@ -501,3 +501,24 @@ fn one_shape_with_far_apart_values_is_planned_again_and_skip_scans_narrow_ranges
     assert!(matches!(&again.plan.access, Access::Scan(s) if s.skip));
     Ok(())
 }
+
+#[test]
+fn a_limit_and_offset_past_u64_max_together_mean_every_row_or_none() -> TestResult {
+    let store = loaded()?;
+    let all = trades(&store)?;
+    let mut want: Vec<u64> = all.iter().map(|t| t.id).collect();
+    want.sort_unstable();
+    let max = u64::MAX;
+    // Ordered by the primary key, so the limit is pushed down into the scan.
+    let o = traced(
+        &store,
+        &format!("SELECT id FROM trades ORDER BY id LIMIT {max} OFFSET 1"),
+    )?;
+    assert_eq!(ids(&o.result.rows), want[1..].to_vec());
+    let o = traced(
+        &store,
+        &format!("SELECT id FROM trades ORDER BY id LIMIT 1 OFFSET {max}"),
+    )?;
+    assert!(o.result.rows.is_empty());
+    Ok(())
+}

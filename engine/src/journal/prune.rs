@@ -26,23 +26,38 @@ pub struct PruneReport {
     pub dry_run: bool,
 }
 
-/// Removes the oldest segments of `folder` (a store's `archive/journal`) while every record
+/// Removes the oldest segments of `store_dir/archive/journal` while every record
 /// of the segment was committed before `before_ns` and is held by the backup that must stay
 /// restorable (its transactions 1 ..= `backup_seq`): that backup still rolls forward
 /// through every segment that remains. Only a prefix is removed, so the folder never gets
 /// a gap; a segment that is damaged, holds no records or has a record without a commit time
 /// stops the prune there. The folder is synced after the removals. With `dry_run`, nothing
-/// is removed.
+/// is removed. A folder that is the live journal's (through a link) is refused: its
+/// segments are not checkpointed copies.
 pub fn prune_kept(
-    folder: &Path,
+    store_dir: &Path,
     before_ns: u64,
     backup_seq: u64,
     dry_run: bool,
 ) -> Result<PruneReport> {
+    let folder = store_dir.join("archive").join("journal");
+    let folder = folder.as_path();
     if !folder.is_dir() {
         return Err(Error::invalid(format!(
-            "{} is not a folder of kept journal segments",
+            "{} does not exist: the store keeps no journal segments (keep_journal = false)",
             folder.display()
+        )));
+    }
+    let live = store_dir.join("journal");
+    let resolved = |p: &Path| {
+        std::fs::canonicalize(p).map_err(|e| Error::io(format!("resolving {}", p.display()), e))
+    };
+    if live.exists() && resolved(folder)? == resolved(&live)? {
+        return Err(Error::invalid(format!(
+            "{} is the live journal folder {} (through a link): its segments are the store's \
+             journal, not kept copies, and are never pruned",
+            folder.display(),
+            live.display()
         )));
     }
     let segments = segments_in(&[folder.to_path_buf()], false)?;
@@ -139,11 +154,22 @@ mod tests {
         v
     }
 
+    /// A store directory's `archive/journal` and `journal` folders, made in `tmp`.
+    fn kept_folder(tmp: &std::path::Path) -> std::path::PathBuf {
+        let kept = tmp.join("archive").join("journal");
+        for d in [&kept, &tmp.join("journal")] {
+            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
+        }
+        kept
+    }
+
     #[test]
     fn the_oldest_segments_go_while_before_the_cutoff_and_held_by_the_backup() -> crate::Result<()>
     {
         let tmp = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
-        let dir = tmp.path();
+        let store = tmp.path();
+        let dir = kept_folder(store);
+        let dir = dir.as_path();
         segment(dir, 1, &[10, 20]);
         segment(dir, 3, &[30, 40]);
         segment(dir, 5, &[50, 60]);
@@ -151,13 +177,13 @@ mod tests {
         let all = names(dir);
 
         // A dry run reports and removes nothing.
-        let r = prune_kept(dir, 55, 100, true)?;
+        let r = prune_kept(store, 55, 100, true)?;
         assert_eq!(r.removed.len(), 2);
         assert_eq!(r.first_kept_seq, Some(5));
         assert_eq!(names(dir), all);
 
         // The time bound: segments whose last record is before 45.
-        let r = prune_kept(dir, 45, 100, false)?;
+        let r = prune_kept(store, 45, 100, false)?;
         assert_eq!(
             r.removed.iter().map(|s| s.first_seq).collect::<Vec<_>>(),
             vec![1, 3]
@@ -173,7 +199,7 @@ mod tests {
         );
 
         // The backup bound: it holds 1 ..= 6, so the segment of 7 stays whatever the time.
-        let r = prune_kept(dir, u64::MAX, 6, false)?;
+        let r = prune_kept(store, u64::MAX, 6, false)?;
         assert_eq!(r.removed.len(), 1);
         assert_eq!(r.first_kept_seq, Some(7));
         assert!(
@@ -190,14 +216,16 @@ mod tests {
     #[test]
     fn a_damaged_or_untimed_segment_stops_the_prune_before_it() -> crate::Result<()> {
         let tmp = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
-        let dir = tmp.path();
+        let store = tmp.path();
+        let dir = kept_folder(store);
+        let dir = dir.as_path();
         segment(dir, 1, &[10]);
         let damaged = segment(dir, 2, &[20, 30]);
         segment(dir, 4, &[40]);
         let mut bytes = std::fs::read(&damaged).map_err(|e| crate::Error::io("read", e))?;
         bytes[20] ^= 0xff;
         std::fs::write(&damaged, &bytes).map_err(|e| crate::Error::io("write", e))?;
-        let r = prune_kept(dir, u64::MAX, u64::MAX, false)?;
+        let r = prune_kept(store, u64::MAX, u64::MAX, false)?;
         assert_eq!(r.removed.len(), 1);
         assert_eq!(r.first_kept_seq, Some(2));
         assert!(damaged.exists());
@@ -209,8 +237,11 @@ mod tests {
         let untimed = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
         let mut seg = Vec::new();
         frame::encode(&mut seg, 1, &[0x01, 3, 1, 7, 0]);
-        std::fs::write(untimed.path().join(format!("{:020}.wal", 1)), &seg)
-            .map_err(|e| crate::Error::io("write", e))?;
+        std::fs::write(
+            kept_folder(untimed.path()).join(format!("{:020}.wal", 1)),
+            &seg,
+        )
+        .map_err(|e| crate::Error::io("write", e))?;
         let r = prune_kept(untimed.path(), u64::MAX, u64::MAX, false)?;
         assert!(r.removed.is_empty());
         assert!(
@@ -225,7 +256,25 @@ mod tests {
         let Err(e) = prune_kept(&missing, 1, 1, false) else {
             panic!("pruned a folder that does not exist");
         };
-        assert!(e.to_string().contains("not a folder"), "{e}");
+        assert!(e.to_string().contains("keeps no journal segments"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_kept_folder_that_links_to_the_live_journal_is_refused() -> crate::Result<()> {
+        let tmp = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let store = tmp.path();
+        let live = store.join("journal");
+        std::fs::create_dir_all(store.join("archive")).map_err(|e| crate::Error::io("mkdir", e))?;
+        std::fs::create_dir_all(&live).map_err(|e| crate::Error::io("mkdir", e))?;
+        std::os::unix::fs::symlink("../journal", store.join("archive").join("journal"))
+            .map_err(|e| crate::Error::io("symlink", e))?;
+        let segment = segment(&live, 1, &[10, 20]);
+        let Err(e) = prune_kept(store, u64::MAX, u64::MAX, false) else {
+            panic!("pruned the live journal");
+        };
+        assert!(e.to_string().contains("is the live journal folder"), "{e}");
+        assert!(segment.exists());
         Ok(())
     }
 }

@@ -861,8 +861,10 @@ pub fn build(q: &Query, choice: &Choice, ctx: &Context<'_>) -> Plan {
     let examined_all = examined;
     let mut examined = examined;
     if streaming && let Some(l) = limit {
-        let need = (l + offset) as f64;
-        plan.stop_after = Some(l + offset);
+        // Saturating: a limit and offset past u64::MAX together mean every row.
+        let stop = l.saturating_add(offset);
+        let need = stop as f64;
+        plan.stop_after = Some(stop);
         examined = examined.min(need / residual_sel.max(1e-3));
     }
     let filtered = filtered_full.min(examined * residual_sel);

@@ -274,13 +274,7 @@ fn prune(args: &PruneArgs) -> Result<()> {
         )
     })?;
     let folder = dir.join("archive").join("journal");
-    if !folder.is_dir() {
-        bail!(
-            "{} does not exist: the store keeps no journal segments (keep_journal = false)",
-            folder.display()
-        );
-    }
-    let report = tradestore::journal::prune_kept(&folder, cutoff, backup.applied_seq, args.dry_run)
+    let report = tradestore::journal::prune_kept(dir, cutoff, backup.applied_seq, args.dry_run)
         .with_context(|| format!("pruning {}", folder.display()))?;
     let mut out = std::io::stdout().lock();
     if args.json {
