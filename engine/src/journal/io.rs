@@ -176,6 +176,15 @@ impl JournalIo for FileIo {
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        // Only a regular file: opening a FIFO would block, reading a device might not end.
+        // (No size cap: a group larger than a segment gets a segment of its size, and what
+        // it holds was acknowledged.)
+        if !fs::metadata(path)?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a regular file, as a journal segment is",
+            ));
+        }
         fs::read(path)
     }
 

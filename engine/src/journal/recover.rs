@@ -211,9 +211,13 @@ pub(crate) fn recover(
         let Some(before_first) = first.checked_sub(1) else {
             return Err(corrupt(path, 0, "seq 0 is never written"));
         };
-        let bytes = io
-            .read(path)
-            .map_err(|e| Error::io(format!("journal segment {}: read", path.display()), e))?;
+        let bytes = io.read(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                corrupt(path, 0, e.to_string())
+            } else {
+                Error::io(format!("journal segment {}: read", path.display()), e)
+            }
+        })?;
         let scan = scan(&bytes, *first, after, &mut records);
         if let Some(damage) = &scan.damage {
             let expected = first + scan.count;
