@@ -285,11 +285,34 @@ struct Replayed {
     passed: Option<(u64, u64)>,
 }
 
-/// Replays the journal records after `applied` into the restored database in `dir`, in one
-/// durable commit.
+/// Replays the journal records after `applied` into the restored database in `dir`: a commit
+/// per batch of records (so a long journal is never all in memory), the last one durable.
 fn replay(dir: &Path, applied: u64, pit: &PointInTime) -> Result<Replayed> {
-    let scanned = crate::journal::records_after(&pit.journal, applied, pit.until())?;
-    let last = scanned.records.last().map_or(applied, |(seq, _)| *seq);
+    let path = dir.join(crate::store::DB_FILE);
+    let mut db: Option<redb::Database> = None;
+    let mut apply = |batch: Vec<(u64, Vec<u8>)>| -> Result<()> {
+        let db = match &mut db {
+            Some(db) => db,
+            None => db.insert(
+                redb::Database::open(&path).map_err(|e| Error::from(e).context(path.display()))?,
+            ),
+        };
+        let mut txn = db.begin_write()?;
+        // Made durable by the last commit: the store is not in place until then anyway.
+        txn.set_durability(redb::Durability::None)?;
+        let indexes = crate::catalog::init(&txn)?;
+        crate::state::replay_records(&txn, &indexes, &batch)?;
+        txn.commit()?;
+        Ok(())
+    };
+    let scanned = crate::journal::replay_after(
+        &pit.journal,
+        applied,
+        pit.until(),
+        crate::journal::REPLAY_BATCH_BYTES,
+        &mut apply,
+    )?;
+    let last = scanned.last.map_or(applied, |(seq, _)| seq);
     if let Some(until) = pit.until_seq
         && last < until
     {
@@ -302,25 +325,15 @@ fn replay(dir: &Path, applied: u64, pit: &PointInTime) -> Result<Replayed> {
                 .unwrap_or_default()
         )));
     }
-    let mut done = Replayed {
+    if let Some(db) = db {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        txn.commit()?;
+    }
+    Ok(Replayed {
         count: last - applied,
-        last_commit_ns: scanned
-            .records
-            .last()
-            .and_then(|(_, body)| crate::state::record::time_of(body)),
+        last_commit_ns: scanned.last.and_then(|(_, t)| t),
         passed: scanned.passed,
         stopped: scanned.stopped,
-    };
-    if scanned.records.is_empty() {
-        done.count = 0;
-        return Ok(done);
-    }
-    let path = dir.join(crate::store::DB_FILE);
-    let db = redb::Database::open(&path).map_err(|e| Error::from(e).context(path.display()))?;
-    let mut txn = db.begin_write()?;
-    txn.set_durability(redb::Durability::Immediate)?;
-    let indexes = crate::catalog::init(&txn)?;
-    crate::state::replay_records(&txn, &indexes, &scanned.records)?;
-    txn.commit()?;
-    Ok(done)
+    })
 }

@@ -41,6 +41,6 @@ pub use io::{FileIo, JournalFile, JournalIo};
 pub use options::JournalOptions;
 pub use prune::{PruneReport, prune_kept};
 pub use recover::{Recovery, TornTail};
+pub(crate) use scan::{REPLAY_BATCH_BYTES, Stop, Until, read_from, replay_after, segments_in};
 pub use scan::{SegmentSummary, summarize, summarize_bytes};
-pub(crate) use scan::{Stop, Until, read_from, records_after, segments_in};
 pub use writer::{Journal, SPARE_NAME, Spare, SpareRequest};

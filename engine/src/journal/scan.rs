@@ -15,8 +15,11 @@ const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 /// What [`records_after`] found.
 #[derive(Debug, Default)]
 pub(crate) struct Scanned {
-    /// The records `after + 1 ..= last`, in order.
+    /// The records `after + 1 ..= last`, in order ([`records_after`]; [`replay_after`] hands
+    /// them to its caller instead and leaves this empty).
     pub records: Vec<(u64, Vec<u8>)>,
+    /// The last record found: its sequence number and commit time, if it carries one.
+    pub last: Option<(u64, Option<u64>)>,
     /// Where reading stopped early, if it did: the segment and why (a torn or damaged tail).
     pub stopped: Option<String>,
     /// The first record after the time bound, when the scan had one and met such a record:
@@ -36,14 +39,56 @@ pub(crate) enum Until {
     Time(u64),
 }
 
+/// Payload bytes a point-in-time restore replays at a time (see [`replay_after`]).
+pub(crate) const REPLAY_BATCH_BYTES: usize = 64 << 20;
+
 /// The records with sequence numbers after `after`, up to `until`, in the segment files
-/// (`<first seq>.wal`) of `folders`, which must follow on from `after` without a gap. A
-/// segment's tail that does not decode ends the scan there (it is reported in
-/// [`Scanned::stopped`]); a gap in the sequence numbers is an error, and so is a record
-/// without a commit time (written before commit times were kept) when `until` is a time.
+/// (`<first seq>.wal`) of `folders`, all in memory: [`replay_after`] collected.
+#[cfg(test)]
 pub(crate) fn records_after(folders: &[PathBuf], after: u64, until: Until) -> Result<Scanned> {
-    let segments = segments_in(folders, false)?;
+    let mut records = Vec::new();
+    let mut scanned = replay_after(folders, after, until, usize::MAX, &mut |batch| {
+        records.extend(batch);
+        Ok(())
+    })?;
+    scanned.records = records;
+    Ok(scanned)
+}
+
+/// Hands `each` the records with sequence numbers after `after`, up to `until`, in the
+/// segment files (`<first seq>.wal`) of `folders`, in order, in batches of about
+/// `batch_bytes` of payload (so a long journal is never all in memory). The segments must
+/// follow on from `after` without a gap. The newest segment's tail that does not decode
+/// ends the scan there (it is reported in [`Scanned::stopped`]); the same in an older
+/// segment, a gap in the sequence numbers, a record out of sequence and (when `until` is a
+/// time) a record without a commit time are errors, which may come after `each` took
+/// earlier batches.
+pub(crate) fn replay_after(
+    folders: &[PathBuf],
+    after: u64,
+    until: Until,
+    batch_bytes: usize,
+    each: &mut dyn FnMut(Vec<(u64, Vec<u8>)>) -> Result<()>,
+) -> Result<Scanned> {
     let mut out = Scanned::default();
+    scan_into(folders, after, until, batch_bytes, &mut out, each)?;
+    if !out.records.is_empty() {
+        each(std::mem::take(&mut out.records))?;
+    }
+    Ok(out)
+}
+
+/// [`replay_after`] but for the last batch, left in `out.records`.
+fn scan_into(
+    folders: &[PathBuf],
+    after: u64,
+    until: Until,
+    batch_bytes: usize,
+    out: &mut Scanned,
+    each: &mut dyn FnMut(Vec<(u64, Vec<u8>)>) -> Result<()>,
+) -> Result<()> {
+    let segments = segments_in(folders, false)?;
+    let mut batched = 0usize;
     let mut expected = after + 1;
     for (i, (first, path)) in segments.iter().enumerate() {
         // A segment ends where the next begins: skip those wholly at or before `after`.
@@ -81,11 +126,11 @@ pub(crate) fn records_after(folders: &[PathBuf], after: u64, until: Until) -> Re
                         return Err(gap(path, expected, seq));
                     }
                     match until {
-                        Until::Seq(u) if seq > u => return Ok(out),
+                        Until::Seq(u) if seq > u => return Ok(()),
                         Until::Time(t) => match crate::state::record::time_of(payload) {
                             Some(at) if at > t => {
                                 out.passed = Some((seq, at));
-                                return Ok(out);
+                                return Ok(());
                             }
                             Some(_) => {}
                             None => {
@@ -99,8 +144,14 @@ pub(crate) fn records_after(folders: &[PathBuf], after: u64, until: Until) -> Re
                         },
                         _ => {}
                     }
+                    out.last = Some((seq, crate::state::record::time_of(payload)));
                     out.records.push((seq, payload.to_vec()));
                     expected += 1;
+                    batched += payload.len();
+                    if batched >= batch_bytes {
+                        each(std::mem::take(&mut out.records))?;
+                        batched = 0;
+                    }
                 }
                 Decoded::End => break,
                 Decoded::Invalid(why) | Decoded::Overrun(why) => {
@@ -115,12 +166,12 @@ pub(crate) fn records_after(folders: &[PathBuf], after: u64, until: Until) -> Re
                         )));
                     }
                     out.stopped = Some(at);
-                    return Ok(out);
+                    return Ok(());
                 }
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One segment file as [`summarize`] read it.
@@ -695,6 +746,32 @@ mod tests {
             sums[2].problem.as_deref(),
             Some("holds no records but is not the last segment")
         );
+
+        // Handed over in batches of about the given bytes, every record once, in order.
+        let many = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let bodies: Vec<Vec<u8>> = (1..=40).map(timed).collect();
+        segment_of(many.path(), 1, &bodies[..25]);
+        segment_of(many.path(), 26, &bodies[25..]);
+        let mut batches = Vec::new();
+        let body_len = bodies[0].len();
+        let scanned = super::replay_after(
+            &[many.path().to_path_buf()],
+            3,
+            Until::Time(38),
+            4 * body_len,
+            &mut |batch| {
+                batches.push(batch.iter().map(|(seq, _)| *seq).collect::<Vec<_>>());
+                Ok(())
+            },
+        )?;
+        assert!(
+            batches.iter().all(|b| !b.is_empty() && b.len() <= 4),
+            "{batches:?}"
+        );
+        assert_eq!(batches.concat(), (4..=38).collect::<Vec<u64>>());
+        assert_eq!(scanned.last, Some((38, Some(38))));
+        assert_eq!(scanned.passed, Some((39, 39)));
+        assert!(scanned.records.is_empty());
 
         // A missing segment between two: the summary names the records that are not there.
         let gapped = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
