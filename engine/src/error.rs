@@ -65,6 +65,8 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// What to do about it, where the kind's own advice does not fit.
+    advice: Option<&'static str>,
 }
 
 impl Error {
@@ -74,6 +76,7 @@ impl Error {
             kind,
             message: message.into(),
             source: None,
+            advice: None,
         }
     }
 
@@ -128,7 +131,18 @@ impl Error {
         Error::new(ErrorKind::Io, format!("{}: {source}", message.into())).with_source(source)
     }
 
+    /// Replaces the kind's advice with `advice`: for errors about files other than the
+    /// store's own (a backup, a copy of a journal), where checking the store is beside the
+    /// point.
+    pub(crate) fn advise(mut self, advice: &'static str) -> Error {
+        self.advice = Some(advice);
+        self
+    }
+
     fn hint(&self) -> &'static str {
+        if let Some(advice) = self.advice {
+            return advice;
+        }
         match self.kind {
             ErrorKind::Constraint => "the write was not applied; correct the data and try again",
             ErrorKind::NotFound => "check the id, name or path",

@@ -113,6 +113,31 @@ impl Standby {
                 )));
             }
         }
+        // One folder may appear later (the primary's archive/journal), not all of them: the
+        // primary's journal folder is there from its first open.
+        if !journal.iter().any(|f| f.is_dir()) {
+            return Err(Error::invalid(format!(
+                "none of the journal folders exists ({}): name the primary's journal folder",
+                journal
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        // The standby's own folders hold no primary's journal.
+        let own = std::fs::canonicalize(dir).ok();
+        if let Some(own) = &own
+            && let Some(inside) = journal
+                .iter()
+                .find(|f| std::fs::canonicalize(f).is_ok_and(|f| f.starts_with(own)))
+        {
+            return Err(Error::invalid(format!(
+                "journal folder {} is inside the standby {}: name the primary's folders",
+                inside.display(),
+                dir.display()
+            )));
+        }
         let db = open_db(dir)?;
         let txn = db.begin_read()?;
         let applied = crate::state::read_applied_seq(&txn)?;

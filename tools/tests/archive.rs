@@ -97,11 +97,15 @@ fn archive_refuses_a_bad_cutoff() -> TestResult {
         &["archive", "--before", "yesterday"],
         &["archive", "--older-than", "-5s"],
         &["archive", "--older-than", "1h", "--before", "5"],
+        &["archive", "--before=-1"],
+        &["archive", "--before", "18446744073709551615"],
     ] {
         let (status, _, err) = run(&dir, args)?;
         assert_eq!(status, Some(2), "{args:?}: {err}");
         assert!(err.contains("error"), "{args:?}: {err}");
     }
+    let (_, _, err) = run(&dir, &["archive", "--before", "18446744073709551615"])?;
+    assert!(err.contains("out of range"), "{err}");
     let listed = ok(&dir, &["archive", "--list"])?;
     assert!(listed.contains("the archive is empty"), "{listed}");
     Ok(())

@@ -193,6 +193,54 @@ fn bad_standby_arguments_fail_with_a_clear_message() -> TestResult {
         assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
     }
     assert!(!inner.exists());
+
+    // A standby made, then pointed at folders that are not the primary's.
+    let r = run(&[
+        "standby",
+        "--dir",
+        sbs,
+        "--primary",
+        s(&p)?,
+        "--from-backup",
+        s(&b)?,
+        "--once",
+    ])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let own = sb.join("journal");
+    for (folder, says) in [
+        (&nowhere, "none of the journal folders exists"),
+        (&own, "is inside the standby"),
+    ] {
+        let r = run(&["standby", "--dir", sbs, "--journal", s(folder)?, "--once"])?;
+        assert_eq!(r.status, Some(1), "{folder:?}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(says), "{folder:?}: {}", r.stderr);
+    }
+
+    // --duration ends the run even when --interval is longer.
+    let mut child = support::command(&[
+        "standby",
+        "--dir",
+        sbs,
+        "--primary",
+        s(&p)?,
+        "--duration",
+        "300ms",
+        "--interval",
+        "1h",
+    ])
+    .spawn()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill()?;
+            return Err("standby --duration 300ms --interval 1h ran on past a minute".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
     assert_eq!(dump(&p)?, before);
     Ok(())
 }

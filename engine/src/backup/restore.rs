@@ -113,7 +113,7 @@ pub(crate) fn restore_as(
         return Err(Error::invalid(format!(
             "the backup was taken at {}, after {}: it may hold transactions committed after \
              that time; restore an older backup",
-            manifest.created,
+            super::rfc3339_ns(manifest.created_ns),
             super::rfc3339_ns(t)
         )));
     }
@@ -311,7 +311,14 @@ fn replay(dir: &Path, applied: u64, pit: &PointInTime) -> Result<Replayed> {
         pit.until(),
         crate::journal::REPLAY_BATCH_BYTES,
         &mut apply,
-    )?;
+    )
+    .map_err(|e| match e.kind() {
+        crate::ErrorKind::Corruption | crate::ErrorKind::Io => e.advise(
+            "check the journal folders given to replay; nothing was restored, and the backup \
+             and the folders are unchanged",
+        ),
+        _ => e,
+    })?;
     let last = scanned.last.map_or(applied, |(seq, _)| seq);
     if let Some(until) = pit.until_seq
         && last < until

@@ -57,6 +57,16 @@ pub fn verify_backup(path: &Path) -> Result<BackupVerification> {
 
 /// Verifies the backup in `path` and returns its manifest.
 pub(crate) fn verify(path: &Path) -> Result<Manifest> {
+    verify_files(path).map_err(|e| match e.kind() {
+        crate::ErrorKind::Corruption => e.advise(
+            "the backup is damaged or is not one: use another backup, or take a new one; \
+             the store it came from is not affected",
+        ),
+        _ => e,
+    })
+}
+
+fn verify_files(path: &Path) -> Result<Manifest> {
     let manifest = Manifest::read(path)?;
     for f in &manifest.files {
         let file = files::under(path, &f.path);

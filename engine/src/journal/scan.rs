@@ -358,6 +358,7 @@ fn read_segment(path: &Path) -> Result<Vec<u8>> {
 /// is an error, unless `missing_ok`.
 pub(crate) fn segments_in(folders: &[PathBuf], missing_ok: bool) -> Result<Vec<(u64, PathBuf)>> {
     let mut segments: Vec<(u64, PathBuf)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for folder in folders {
         if missing_ok && !folder.exists() {
             continue;
@@ -369,7 +370,7 @@ pub(crate) fn segments_in(folders: &[PathBuf], missing_ok: bool) -> Result<Vec<(
                 .map_err(|e| Error::io(format!("listing {}", folder.display()), e))?
                 .path();
             if let Some(first) = segment::parse_name(&path)
-                && !segments.iter().any(|(f, _)| *f == first)
+                && seen.insert(first)
             {
                 segments.push((first, path));
             }

@@ -29,7 +29,7 @@ pub struct Args {
     pub older_than: Option<Duration>,
 
     /// Archive trades before this time: RFC 3339 (2026-01-01T00:00:00Z) or ns since the epoch.
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = parse_cutoff)]
     pub before: Option<i64>,
 
     /// List the archive's segments; nothing moves.
@@ -46,11 +46,30 @@ pub(crate) fn parse_age(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{s:?} is not a duration like 30days, 12h or 90m: {e}"))
 }
 
+/// `--before`: a time (see [`parse_time`]) not before 1970.
+fn parse_cutoff(s: &str) -> Result<i64, String> {
+    let ns = parse_time(s)?;
+    if ns < 0 {
+        return Err(format!("{s:?} is before 1970"));
+    }
+    Ok(ns)
+}
+
 /// A time: RFC 3339 (2026-01-01T00:00:00Z) or ns since the epoch.
 pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
     let s = s.trim();
     if let Ok(ns) = s.parse::<i64>() {
         return Ok(ns);
+    }
+    if !s.is_empty()
+        && s.trim_start_matches('-')
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+    {
+        return Err(format!(
+            "{s:?} is out of range: nanoseconds since the epoch reach {} at most (year 2262)",
+            i64::MAX
+        ));
     }
     let t = humantime::parse_rfc3339_weak(s).map_err(|e| {
         format!("{s:?} is not a time like 2026-01-01T00:00:00Z or nanoseconds since the epoch: {e}")

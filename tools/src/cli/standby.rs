@@ -141,7 +141,12 @@ pub fn run(args: &Args) -> Result<()> {
         if args.once || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(());
         }
-        std::thread::sleep(args.interval);
+        // Never past the deadline: a long interval does not outlast --duration.
+        let wait = deadline.map_or(args.interval, |d| {
+            args.interval
+                .min(d.saturating_duration_since(Instant::now()))
+        });
+        std::thread::sleep(wait);
     }
 }
 
