@@ -157,9 +157,11 @@ pub(crate) fn find_later_frame(
         if seq <= expected || k > room {
             continue;
         }
+        // The checksum runs over the payload only when the frame fits in the file.
         let cost = u32_at(bytes, here)
-            .map_or(0, |len| len as usize)
-            .min(MAX_PAYLOAD);
+            .map(|len| len as usize)
+            .filter(|len| *len <= MAX_PAYLOAD && here + HEADER_LEN + len <= bytes.len())
+            .unwrap_or(0);
         if cost > budget {
             return Err(here);
         }
@@ -293,7 +295,7 @@ mod tests {
             let len = u32::try_from(size - at - HEADER_LEN).unwrap_or(u32::MAX);
             bytes[at..at + 4].copy_from_slice(&len.to_le_bytes());
             bytes[at + 4..at + 8].copy_from_slice(&0xdead_beef_u32.to_le_bytes());
-            bytes[at + 8..at + 16].copy_from_slice(&(2 + k).to_le_bytes());
+            bytes[at + 8..at + 16].copy_from_slice(&(1 + k).to_le_bytes());
             at += MIN_FRAME;
             k += 1;
         }
