@@ -211,6 +211,10 @@ pub fn restore(
     let (send, recv) = std::sync::mpsc::sync_channel::<Chunk>(workers);
     let recv = Mutex::new(recv);
     let parsed: Mutex<Vec<(u64, Result<Vec<Parsed>>)>> = Mutex::new(Vec::new());
+    // Set by a parser that met a bad line: reading stops (an endless input of bad lines
+    // would otherwise be read forever); every chunk sent before is still parsed, so the
+    // first bad line is still the one reported.
+    let failed = std::sync::atomic::AtomicBool::new(false);
     let read = std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
@@ -218,11 +222,14 @@ pub fn restore(
                     let next = recv.lock().recv();
                     let Ok(chunk) = next else { break };
                     let rows = chunk.parse(max);
+                    if rows.is_err() {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     parsed.lock().push((chunk.first_line, rows));
                 }
             });
         }
-        let read = read_chunks(input, &send, progress);
+        let read = read_chunks(input, &send, &failed, progress);
         drop(send);
         read
     });
@@ -276,10 +283,12 @@ impl Chunk {
 }
 
 /// Reads `input` into chunks sent to the parsers. Stops at the first line it cannot read
-/// or that is too long, with that error, after sending the lines before it.
+/// or that is too long, with that error, after sending the lines before it, and once a
+/// parser has `failed`.
 fn read_chunks(
     input: &mut dyn BufRead,
     send: &std::sync::mpsc::SyncSender<Chunk>,
+    failed: &std::sync::atomic::AtomicBool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let mut line_no = 0u64;
@@ -311,7 +320,7 @@ fn read_chunks(
         chunk.ends.push(chunk.text.len());
         if chunk.ends.len() == PARSE_CHUNK {
             let full = std::mem::replace(&mut chunk, Chunk::new(line_no + 1));
-            if send.send(full).is_err() {
+            if send.send(full).is_err() || failed.load(std::sync::atomic::Ordering::Relaxed) {
                 break Ok(());
             }
             progress(bytes_read);

@@ -285,6 +285,38 @@ fn restore_reads_standard_input() -> TestResult {
 }
 
 #[test]
+fn restore_stops_reading_an_endless_input_of_bad_lines() -> TestResult {
+    let (_tmp, dir) = book_store()?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tradestore"))
+        .args(["restore", "--in", "-", "--dir"])
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut pipe = child.stdin.take().ok_or("no stdin pipe")?;
+    // Writes bad lines until the reader goes away (a broken pipe) or ten minutes pass.
+    let writer = std::thread::spawn(move || {
+        let line = b"garbage\n".repeat(1024);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        while std::time::Instant::now() < until {
+            if pipe.write_all(&line).is_err() {
+                return true;
+            }
+        }
+        false
+    });
+    let out = child.wait_with_output()?;
+    let stopped = writer.join().map_err(|_| "the writer panicked")?;
+    assert!(stopped, "restore read ten minutes of bad lines");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr)?;
+    assert!(err.contains("line 1:"), "{err}");
+    assert_eq!(dump(&dir)?, BOOK);
+    Ok(())
+}
+
+#[test]
 fn restore_with_a_bad_line_3_names_it_and_changes_nothing() -> TestResult {
     let (tmp, dir) = book_store()?;
     // Lines 1 and 2 are good new rows; line 3 lacks most of an order's fields.
