@@ -127,6 +127,19 @@ impl Manifest {
                 self.version
             )));
         }
+        // `created` is shown to people: it must be what `created_ns` says, not free text
+        // (which could hold terminal controls or contradict the time restores check).
+        let expected = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(self.created_ns),
+        )
+        .to_string();
+        if self.created != expected {
+            return Err(Error::corruption(format!(
+                "created is {:?}, but created_ns {} is {expected}",
+                self.created.chars().take(64).collect::<String>(),
+                self.created_ns
+            )));
+        }
         if self.tables.windows(2).any(|w| w[0].name >= w[1].name) {
             return Err(Error::corruption(
                 "tables are not listed once each in name order",
@@ -350,6 +363,11 @@ mod tests {
         let mut m = sample();
         m.version = 2;
         assert!(m.validate().is_err(), "unknown version");
+        for created in ["2023-11-14T22:13:21Z", "\u{202e}2023-11-14T22:13:20Z", ""] {
+            let mut m = sample();
+            m.created = created.to_owned();
+            assert!(m.validate().is_err(), "created {created:?}");
+        }
         let mut ok = sample();
         ok.files.push(FileSum {
             path: "archive/trades/2026-01-01.zst".to_owned(),
