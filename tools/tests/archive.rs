@@ -98,6 +98,7 @@ fn archive_refuses_a_bad_cutoff() -> TestResult {
         &["archive", "--older-than", "-5s"],
         &["archive", "--older-than", "1h", "--before", "5"],
         &["archive", "--before=-1"],
+        &["archive", "--before", "-1"],
         &["archive", "--before", "18446744073709551615"],
     ] {
         let (status, _, err) = run(&dir, args)?;

@@ -29,7 +29,7 @@ pub struct Args {
     pub older_than: Option<Duration>,
 
     /// Archive trades before this time: RFC 3339 (2026-01-01T00:00:00Z) or ns since the epoch.
-    #[arg(long, value_parser = parse_cutoff)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_cutoff)]
     pub before: Option<i64>,
 
     /// List the archive's segments; nothing moves.

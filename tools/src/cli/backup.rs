@@ -128,7 +128,7 @@ pub struct RestoreArgs {
 
     /// Replay every transaction committed at or before this time (with --journal): RFC 3339
     /// (2026-11-27T14:32:05Z, or with a fraction of a second) or ns since the epoch.
-    #[arg(long, value_name = "TIME", requires = "journal", value_parser = parse_until_time)]
+    #[arg(long, value_name = "TIME", requires = "journal", allow_negative_numbers = true, value_parser = parse_until_time)]
     pub until_time: Option<u64>,
 
     /// Print what was restored as JSON.

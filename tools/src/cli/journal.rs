@@ -80,7 +80,7 @@ pub struct PruneArgs {
 
     /// Remove segments whose transactions were all committed before this time: RFC 3339
     /// (2026-11-27T14:32:05Z) or ns since the epoch.
-    #[arg(long, value_name = "TIME", value_parser = super::backup::parse_until_time)]
+    #[arg(long, value_name = "TIME", allow_negative_numbers = true, value_parser = super::backup::parse_until_time)]
     pub before: Option<u64>,
 
     /// The backup that must stay restorable to the present (default: the one under
