@@ -91,10 +91,12 @@ fn scan_into(
     let mut batched = 0usize;
     let mut expected = after + 1;
     for (i, (first, path)) in segments.iter().enumerate() {
-        // A segment ends where the next begins: skip those wholly at or before `after`.
+        // A segment ends where the next begins: skip those wholly at or before `after`. The
+        // next one must start with the record its name says (one frame header read), so an
+        // empty or stray file does not hide the records before it.
         if segments
             .get(i + 1)
-            .is_some_and(|(next, _)| *next <= expected)
+            .is_some_and(|(next, path)| *next <= expected && starts_with(path, *next))
         {
             continue;
         }
@@ -172,6 +174,18 @@ fn scan_into(
         }
     }
     Ok(())
+}
+
+/// Whether the segment file at `path` begins with a frame header for record `seq` (only the
+/// header is read; its checksum is checked when the frame is).
+fn starts_with(path: &Path, seq: u64) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; frame::HEADER_LEN];
+    let read = segment_meta(path).is_ok()
+        && std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut header))
+            .is_ok();
+    read && header[..4] != [0; 4] && header[8..16] == seq.to_le_bytes()
 }
 
 /// One segment file as [`summarize`] read it.
@@ -737,6 +751,16 @@ mod tests {
             Some("named for record 2, which the segment before it holds")
         );
         assert!(sums[2].problem.is_none());
+        // The stray file does not hide record 3 from a replay after 2.
+        let replayed = records_after(&[odd.path().to_path_buf()], 2, Until::End)?;
+        assert_eq!(
+            replayed
+                .records
+                .iter()
+                .map(|(seq, _)| *seq)
+                .collect::<Vec<_>>(),
+            vec![3, 4]
+        );
         std::fs::remove_file(odd.path().join(format!("{:020}.wal", 2)))
             .map_err(|e| crate::Error::io("remove", e))?;
         std::fs::write(odd.path().join(format!("{:020}.wal", 5)), b"")
