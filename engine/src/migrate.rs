@@ -556,7 +556,7 @@ impl Store {
     /// [module documentation](crate::migrate)). Returns what was applied; nothing pending is
     /// not an error.
     pub fn migrate(&self, files: &[Migration], options: &MigrateOptions) -> Result<MigrateReport> {
-        if read_standby_seq(&self.shared.db.begin_read()?)? != 0 {
+        if read_standby_seq(&self.shared.db.begin_read()?)?.is_some() {
             return Err(Error::invalid(
                 "this store is a standby: migrate the primary (a standby does not follow \
                  migrations; make a new standby from a backup taken after them)",

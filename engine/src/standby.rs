@@ -91,6 +91,8 @@ impl Standby {
     /// whole or not at all), and opens it to follow the journal in `journal` (the primary's `journal`
     /// and `archive/journal` folders).
     pub fn create(backup: &Path, dir: &Path, journal: Vec<PathBuf>) -> Result<Standby> {
+        // Checked before the restore too: bad folders leave no standby behind.
+        check_folders(dir, &journal)?;
         crate::backup::restore_as(backup, dir, &crate::backup::PointInTime::default(), true)?;
         Standby::open(dir, journal)
     }
@@ -99,57 +101,19 @@ impl Standby {
     /// does not exist yet (the primary's `archive/journal` before its first checkpoint that
     /// keeps a segment) is read once it does; the folder it would be in must exist.
     pub fn open(dir: &Path, journal: Vec<PathBuf>) -> Result<Standby> {
-        if journal.is_empty() {
-            return Err(Error::invalid(
-                "a standby needs the primary's journal folders to follow",
-            ));
-        }
-        for folder in &journal {
-            let parent = folder.parent().filter(|p| !p.as_os_str().is_empty());
-            if !folder.is_dir() && !parent.is_some_and(Path::is_dir) {
-                return Err(Error::invalid(format!(
-                    "journal folder {} does not exist (nor does the folder it would be in)",
-                    folder.display()
-                )));
-            }
-        }
-        // One folder may appear later (the primary's archive/journal), not all of them: the
-        // primary's journal folder is there from its first open.
-        if !journal.iter().any(|f| f.is_dir()) {
-            return Err(Error::invalid(format!(
-                "none of the journal folders exists ({}): name the primary's journal folder",
-                journal
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        // The standby's own folders hold no primary's journal.
-        let own = std::fs::canonicalize(dir).ok();
-        if let Some(own) = &own
-            && let Some(inside) = journal
-                .iter()
-                .find(|f| std::fs::canonicalize(f).is_ok_and(|f| f.starts_with(own)))
-        {
-            return Err(Error::invalid(format!(
-                "journal folder {} is inside the standby {}: name the primary's folders",
-                inside.display(),
-                dir.display()
-            )));
-        }
+        check_folders(dir, &journal)?;
         let db = open_db(dir)?;
         let txn = db.begin_read()?;
         let applied = crate::state::read_applied_seq(&txn)?;
         let marked = crate::state::read_standby_seq(&txn)?;
         drop(txn);
-        if marked == 0 {
+        let Some(marked) = marked else {
             return Err(Error::invalid(format!(
                 "{} is not a standby: make one from a backup of the primary (`tradestore \
                  standby --from-backup`)",
                 dir.display()
             )));
-        }
+        };
         if marked != applied {
             return Err(Error::invalid(format!(
                 "{} was opened and written as a store since it last followed the primary (it \
@@ -228,8 +192,17 @@ impl Standby {
             more: false,
             waiting: None,
         };
-        // The segment that holds `expected`: the last that begins at or before it.
-        let Some(start) = segments.iter().rposition(|(first, _)| *first <= expected) else {
+        // The segment that holds `expected`: the last that begins at or before it, and
+        // begins with the record its name says (an empty or stray file does not hide the
+        // records of the one before it; the one the primary just began may be passed over
+        // while it is empty, and reading the one before from its end costs nothing).
+        let Some(start) = segments
+            .iter()
+            .rposition(|(first, path)| *first <= expected && journal::starts_with(path, *first))
+            // None begins with its record yet (a primary's first segment before its first
+            // write): the last that begins at or before it.
+            .or_else(|| segments.iter().rposition(|(first, _)| *first <= expected))
+        else {
             return match segments.first() {
                 Some((first, _)) => Err(gone(expected, *first)),
                 None => Ok(read),
@@ -334,4 +307,49 @@ fn gone(expected: u64, first_left: u64) -> Error {
          them with `keep_journal = true` on the primary (and follow its archive/journal \
          too), or make a new standby from a new backup"
     ))
+}
+
+/// The journal folders a standby in `dir` may follow: at least one, one of them existing
+/// (the others at least have the folder they would be in), none inside `dir`.
+fn check_folders(dir: &Path, journal: &[PathBuf]) -> Result<()> {
+    if journal.is_empty() {
+        return Err(Error::invalid(
+            "a standby needs the primary's journal folders to follow",
+        ));
+    }
+    for folder in journal {
+        let parent = folder.parent().filter(|p| !p.as_os_str().is_empty());
+        if !folder.is_dir() && !parent.is_some_and(Path::is_dir) {
+            return Err(Error::invalid(format!(
+                "journal folder {} does not exist (nor does the folder it would be in)",
+                folder.display()
+            )));
+        }
+    }
+    // One folder may appear later (the primary's archive/journal), not all of them: the
+    // primary's journal folder is there from its first open.
+    if !journal.iter().any(|f| f.is_dir()) {
+        return Err(Error::invalid(format!(
+            "none of the journal folders exists ({}): name the primary's journal folder",
+            journal
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    // The standby's own folders hold no primary's journal.
+    let own = std::fs::canonicalize(dir).ok();
+    if let Some(own) = &own
+        && let Some(inside) = journal
+            .iter()
+            .find(|f| std::fs::canonicalize(f).is_ok_and(|f| f.starts_with(own)))
+    {
+        return Err(Error::invalid(format!(
+            "journal folder {} is inside the standby {}: name the primary's folders",
+            inside.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
 }

@@ -276,3 +276,25 @@ fn written_end(bytes: &[u8]) -> usize {
     }
     at
 }
+
+#[test]
+fn a_standby_of_a_primary_that_has_written_nothing_follows_its_first_writes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let primary = dir.path().join("primary");
+    let store = Store::open(&primary, keeping())?;
+    let backup = store.backup(&dir.path().join("backup"))?;
+    assert_eq!(backup.applied_seq, 0);
+    let standby_dir = dir.path().join("standby");
+    let mut standby = Standby::create(&backup.path, &standby_dir, folders(&primary))?;
+    assert_eq!(standby.catch_up()?.applied, 0);
+    seed(&store)?;
+    workload(&store, 1, 20)?;
+    assert!(catch_up_all(&mut standby)? > 0);
+    assert_eq!(standby.applied_seq(), store.stats().durable_seq());
+    drop(standby);
+    assert_eq!(standby_dump(&standby_dir)?, dump_bytes(&store)?);
+    // Reopened, it is still a standby.
+    let standby = Standby::open(&standby_dir, folders(&primary))?;
+    assert_eq!(standby.applied_seq(), store.stats().durable_seq());
+    Ok(())
+}

@@ -180,6 +180,20 @@ fn bad_standby_arguments_fail_with_a_clear_message() -> TestResult {
             1,
             "no-backup",
         ),
+        // Bad folders are refused before the backup is restored: no standby is left.
+        (
+            &[
+                "standby",
+                "--dir",
+                sbs,
+                "--journal",
+                s(&nowhere)?,
+                "--from-backup",
+                s(&b)?,
+            ],
+            1,
+            "none of the journal folders exists",
+        ),
     ];
     for (args, status, says) in cases {
         let r = run(args)?;
@@ -193,6 +207,7 @@ fn bad_standby_arguments_fail_with_a_clear_message() -> TestResult {
         assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
     }
     assert!(!inner.exists());
+    assert!(!sb.exists(), "a refused standby was left behind");
 
     // A standby made, then pointed at folders that are not the primary's.
     let r = run(&[

@@ -41,6 +41,8 @@ pub use io::{FileIo, JournalFile, JournalIo};
 pub use options::JournalOptions;
 pub use prune::{PruneReport, prune_kept};
 pub use recover::{Recovery, TornTail};
-pub(crate) use scan::{REPLAY_BATCH_BYTES, Stop, Until, read_from, replay_after, segments_in};
+pub(crate) use scan::{
+    REPLAY_BATCH_BYTES, Stop, Until, read_from, replay_after, segments_in, starts_with,
+};
 pub use scan::{SegmentSummary, summarize, summarize_bytes};
 pub use writer::{Journal, SPARE_NAME, Spare, SpareRequest};

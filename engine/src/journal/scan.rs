@@ -178,7 +178,7 @@ fn scan_into(
 
 /// Whether the segment file at `path` begins with a frame header for record `seq` (only the
 /// header is read; its checksum is checked when the frame is).
-fn starts_with(path: &Path, seq: u64) -> bool {
+pub(crate) fn starts_with(path: &Path, seq: u64) -> bool {
     use std::io::Read;
     let mut header = [0u8; frame::HEADER_LEN];
     let read = segment_meta(path).is_ok()

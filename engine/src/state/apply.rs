@@ -103,9 +103,14 @@ pub(crate) fn read_view_meta(txn: &redb::ReadTransaction) -> Result<(u64, u64)> 
     }
 }
 
-/// The last primary transaction a standby applied (0: the store is not a standby).
-pub(crate) fn read_standby_seq(txn: &redb::ReadTransaction) -> Result<u64> {
-    read_meta(txn, STANDBY_KEY)
+/// The last primary transaction a standby applied (`None`: the store is not a standby).
+pub(crate) fn read_standby_seq(txn: &redb::ReadTransaction) -> Result<Option<u64>> {
+    // Present, even as 0 (a standby of a primary that had written nothing), marks a standby.
+    match txn.open_table(META) {
+        Ok(t) => Ok(t.get(STANDBY_KEY)?.map(|g| g.value())),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Records that a standby has applied the primary's transactions up to `seq`.

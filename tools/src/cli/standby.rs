@@ -175,11 +175,19 @@ fn print(out: &mut impl Write, c: &CatchUp, json: bool) -> Result<()> {
         serde_json::to_writer(&mut *out, c)?;
         writeln!(out)?;
     } else {
-        write!(
-            out,
-            "applied {} records: the standby holds transactions 1..={}",
-            c.applied, c.applied_seq
-        )?;
+        if c.applied_seq == 0 {
+            write!(
+                out,
+                "applied {} records: the standby holds no transaction yet",
+                c.applied
+            )?;
+        } else {
+            write!(
+                out,
+                "applied {} records: the standby holds transactions 1..={}",
+                c.applied, c.applied_seq
+            )?;
+        }
         if let Some(t) = c.last_commit_ns {
             write!(
                 out,
