@@ -121,12 +121,7 @@ mod tests {
     use super::prune_kept;
     use crate::journal::frame;
 
-    fn body(ns: u64) -> Vec<u8> {
-        let mut b = crate::state::record::start(1);
-        crate::state::record::stamp(&mut b, ns);
-        b.push(0);
-        b
-    }
+    use crate::state::record::timed_empty as body;
 
     /// A segment of records `first ..` committed at these times.
     fn segment(dir: &std::path::Path, first: u64, times: &[u64]) -> std::path::PathBuf {

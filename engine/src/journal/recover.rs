@@ -410,12 +410,7 @@ mod tests {
 
     #[test]
     fn scan_keeps_the_last_good_records_commit_time_even_before_the_checkpoint() {
-        let timed = |ns: u64| {
-            let mut b = crate::state::record::start(1);
-            crate::state::record::stamp(&mut b, ns);
-            b.push(0);
-            b
-        };
+        let timed = crate::state::record::timed_empty;
         let (a, b) = (timed(100), timed(250));
         let bytes = segment_of(&[(1, &a), (2, &b)], 32);
         // Both records are before the checkpoint: none replays, the time is still found.

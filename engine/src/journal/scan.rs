@@ -623,13 +623,7 @@ mod tests {
         path
     }
 
-    /// A record body committed at `ns`, of no row changes.
-    fn timed(ns: u64) -> Vec<u8> {
-        let mut body = crate::state::record::start(1);
-        crate::state::record::stamp(&mut body, ns);
-        body.push(0);
-        body
-    }
+    use crate::state::record::timed_empty as timed;
 
     #[test]
     fn a_time_bound_stops_before_the_first_later_record_and_refuses_untimed_ones()

@@ -229,6 +229,23 @@ pub(crate) fn apply_rows<'c>(
     Ok(())
 }
 
+/// Two row changes, an insert and a delete, for tests of the record format.
+#[cfg(test)]
+pub(crate) fn sample_changes() -> Vec<RowChange> {
+    vec![
+        RowChange {
+            table: 4,
+            key: vec![1, 2, 3],
+            value: Some(Arc::from(&[9u8; 200][..])),
+        },
+        RowChange {
+            table: 3,
+            key: vec![7],
+            value: None,
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,18 +260,7 @@ mod tests {
 
     #[test]
     fn shared_values_keep_the_journal_format() {
-        let shared = vec![
-            RowChange {
-                table: 4,
-                key: vec![1, 2, 3],
-                value: Some(Arc::from(&[9u8; 200][..])),
-            },
-            RowChange {
-                table: 3,
-                key: vec![7],
-                value: None,
-            },
-        ];
+        let shared = sample_changes();
         let vecs: Vec<VecRowChange> = shared
             .iter()
             .map(|c| VecRowChange {

@@ -63,25 +63,24 @@ pub(crate) fn decode(seq: u64, body: &[u8]) -> Result<(Option<u64>, Vec<RowChang
     Ok((time, changes))
 }
 
+/// A record body committed at `ns`, of no row changes: what tests of the journal's
+/// readers write.
+#[cfg(test)]
+pub(crate) fn timed_empty(ns: u64) -> Vec<u8> {
+    let mut body = start(1);
+    stamp(&mut body, ns);
+    // The postcard encoding of an empty vector.
+    body.push(0);
+    body
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
 
     fn changes() -> Vec<RowChange> {
-        vec![
-            RowChange {
-                table: 4,
-                key: vec![1, 2, 3],
-                value: Some(Arc::from(&[9u8; 200][..])),
-            },
-            RowChange {
-                table: 3,
-                key: vec![7],
-                value: None,
-            },
-        ]
+        crate::state::apply::sample_changes()
     }
 
     #[test]
