@@ -559,7 +559,9 @@ impl Store {
         if read_standby_seq(&self.shared.db.begin_read()?)?.is_some() {
             return Err(Error::invalid(
                 "this store is a standby: migrate the primary (a standby does not follow \
-                 migrations; make a new standby from a backup taken after them)",
+                 migrations; make a new standby from a backup taken after them), or, if this \
+                 one has taken over from the primary, promote it first (`tradestore standby \
+                 --dir DIR --promote`)",
             ));
         }
         let status = self.migration_status(files)?;

@@ -28,7 +28,9 @@
 //!   standby: `meta.standby_seq` no longer matches its applied sequence number).
 //!
 //! Promotion: stop following and open the directory as a store; it holds exactly the
-//! transactions 1 ..= [`Standby::applied_seq`] of the primary.
+//! transactions 1 ..= [`Standby::applied_seq`] of the primary. [`Standby::promote`] also
+//! removes the standby mark, so the store takes migrations like any primary (and can never
+//! follow again).
 
 use std::path::{Path, PathBuf};
 
@@ -130,6 +132,36 @@ impl Standby {
             at: None,
             last_commit_ns: None,
         })
+    }
+
+    /// Promotes the standby in `dir` to a store of its own: removes its standby mark (one
+    /// durable commit, recorded in the audit trail) and returns the last transaction of the
+    /// primary it holds. Stop the process following the journal first: the database is
+    /// opened exclusively, so a standby or store still running in `dir` makes this fail, and
+    /// nothing is changed.
+    ///
+    /// A standby that was already opened and written as a store since it last followed is
+    /// promoted too (it could not follow again anyway); the transaction it returns is then
+    /// the primary's last one it applied.
+    pub fn promote(dir: &Path) -> Result<u64> {
+        let db = open_db(dir)?;
+        let marked = crate::state::read_standby_seq(&db.begin_read()?)?;
+        let Some(marked) = marked else {
+            return Err(Error::invalid(format!(
+                "{} is not a standby: there is nothing to promote",
+                dir.display()
+            )));
+        };
+        let txn = db.begin_write()?;
+        crate::catalog::init(&txn)?;
+        crate::state::remove_standby_seq(&txn)?;
+        crate::audit::append(
+            &txn,
+            "standby.promote",
+            &format!("promoted at the primary's transaction {marked}"),
+        )?;
+        txn.commit()?;
+        Ok(marked)
     }
 
     /// The standby's directory.

@@ -259,3 +259,79 @@ fn bad_standby_arguments_fail_with_a_clear_message() -> TestResult {
     assert_eq!(dump(&p)?, before);
     Ok(())
 }
+
+#[test]
+fn a_promoted_standby_takes_migrations_and_never_follows_again() -> TestResult {
+    let (tmp, p, b) = primary()?;
+    let sb = tmp.path().join("standby");
+    let sbs = s(&sb)?;
+    let r = run(&[
+        "standby",
+        "--dir",
+        sbs,
+        "--primary",
+        s(&p)?,
+        "--from-backup",
+        s(&b)?,
+        "--once",
+        "--json",
+    ])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let held: serde_json::Value = serde_json::from_str(r.stdout.trim())?;
+    let held = held["applied_seq"].as_u64().ok_or("applied_seq")?;
+
+    // A standby refuses migrations; the migration is a plain account insert.
+    let m = tmp.path().join("migrations");
+    std::fs::create_dir(&m)?;
+    std::fs::write(
+        m.join("one.toml"),
+        "version = 1\ndescription = \"venue\"\n[[step]]\ninsert = \
+         ['{\"table\":\"accounts\",\"record\":{\"id\":90000,\"name\":\"venue\",\"status\":\"active\"}}']\n",
+    )?;
+    let apply = ["migrate", "apply", "--dir", sbs, "--migrations", s(&m)?];
+    let r = run(&apply)?;
+    assert_eq!(r.status, Some(1), "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("this store is a standby"), "{}", r.stderr);
+
+    // Promotion is refused with flags that belong to following.
+    let r = run(&["standby", "--dir", sbs, "--promote", "--once"])?;
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    let before = dump(&sb)?;
+    let r = run(&["standby", "--dir", sbs, "--promote"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        format!(
+            "promoted {sbs}: a store of its own, holding the primary's transactions 1..={held}"
+        )
+    );
+    assert_eq!(dump(&sb)?, before, "promotion changes no row");
+    let r = run(&["audit", "list", "--dir", sbs, "--json"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(r.stdout.contains("standby.promote"), "{}", r.stdout);
+
+    let r = run(&apply)?;
+    assert!(r.ok(), "migrate after promotion: {}{}", r.stdout, r.stderr);
+    let r = run(&["check", "--dir", sbs])?;
+    assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
+
+    for (args, says) in [
+        (
+            vec!["standby", "--dir", sbs, "--primary", s(&p)?, "--once"],
+            "is not a standby",
+        ),
+        (
+            vec!["standby", "--dir", sbs, "--promote"],
+            "nothing to promote",
+        ),
+        (
+            vec!["standby", "--dir", s(&p)?, "--promote"],
+            "nothing to promote",
+        ),
+    ] {
+        let r = run(&args)?;
+        assert_eq!(r.status, Some(1), "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+    Ok(())
+}

@@ -118,6 +118,12 @@ pub(crate) fn write_standby_seq(txn: &redb::WriteTransaction, seq: u64) -> Resul
     write_meta(txn, STANDBY_KEY, seq)
 }
 
+/// Removes the standby mark: the store is a primary of its own from this commit on.
+pub(crate) fn remove_standby_seq(txn: &redb::WriteTransaction) -> Result<()> {
+    txn.open_table(META)?.remove(STANDBY_KEY)?;
+    Ok(())
+}
+
 /// Records how many archive segments this write lists.
 pub(crate) fn write_archive_segments(txn: &redb::WriteTransaction, n: u64) -> Result<()> {
     write_meta(txn, ARCHIVE_KEY, n)

@@ -23,8 +23,11 @@ with --once. Set keep_journal = true on the primary so that a standby that falls
 the records checkpointed since; without it a standby that falls behind a checkpoint stops with \
 an error that says so.
 
-To promote the standby, stop it and open its directory as a store. A promoted standby that \
-was written to cannot follow again. Changes that bypass the journal are not followed: a dump \
+To promote the standby, stop it and run `tradestore standby --dir DIR --promote`: it removes \
+the standby mark (recorded in the audit trail), so the directory is a store of its own that \
+takes migrations; it can never follow again. Opening the directory as a store without \
+promoting it works too, but a standby refuses migrations, and one that was written to cannot \
+follow again. Changes that bypass the journal are not followed: a dump \
 restored into the primary (make a new standby from a new backup), archiving, and index changes.")]
 pub struct Args {
     /// The standby's directory.
@@ -32,7 +35,7 @@ pub struct Args {
     pub dir: PathBuf,
 
     /// The primary's directory: its journal and archive/journal folders are followed.
-    #[arg(long, value_name = "DIR", required_unless_present = "journal")]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["journal", "promote"])]
     pub primary: Option<PathBuf>,
 
     /// A folder of the primary's journal segments to follow, instead of --primary's
@@ -59,6 +62,13 @@ pub struct Args {
     /// Print each catch-up that applied records as one JSON line.
     #[arg(long)]
     pub json: bool,
+
+    /// Promote the stopped standby in --dir to a store of its own (it stops being a
+    /// standby for good), and exit.
+    #[arg(long, conflicts_with_all = [
+        "primary", "journal", "from_backup", "once", "duration", "json"
+    ])]
+    pub promote: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -99,6 +109,20 @@ fn check_apart(standby: &Path, primary: &Path) -> Result<()> {
 
 /// Runs `standby`.
 pub fn run(args: &Args) -> Result<()> {
+    if args.promote {
+        let seq = Standby::promote(&args.dir)
+            .with_context(|| format!("promoting the standby {}", args.dir.display()))?;
+        let holds = if seq == 0 {
+            "no transaction of the primary".to_owned()
+        } else {
+            format!("the primary's transactions 1..={seq}")
+        };
+        println!(
+            "promoted {}: a store of its own, holding {holds}",
+            args.dir.display()
+        );
+        return Ok(());
+    }
     let journal = folders(args);
     if let Some(p) = &args.primary {
         check_apart(&args.dir, p)?;
