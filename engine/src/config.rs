@@ -56,6 +56,7 @@ pub const TOOL_ENV_VARS: &[&str] = &[
     "TRADESTORE_LOG",
     "TRADESTORE_BACKTRACE",
     "TRADESTORE_ACTOR",
+    "TRADESTORE_MONITOR_TOKEN",
 ];
 
 /// A named set of defaults.
@@ -397,7 +398,12 @@ impl Config {
             if TOOL_ENV_VARS.contains(&name.as_str()) {
                 continue;
             }
-            let key = name.trim_start_matches("TRADESTORE_").to_ascii_lowercase();
+            // Exactly `TRADESTORE_` and the key in capitals: one prefix, one spelling.
+            let key = name
+                .strip_prefix("TRADESTORE_")
+                .filter(|k| k.bytes().all(|b| !b.is_ascii_lowercase()))
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_default();
             if !KEYS.contains(&key.as_str()) {
                 let names: Vec<String> = KEYS
                     .iter()
@@ -632,6 +638,18 @@ mod tests {
         assert!(e.to_string().contains("cache_size"), "{e}");
         let e = Config::from_sources(None, &env(&[("TRADESTORE_CACHE", "3")])).unwrap_err();
         assert!(e.to_string().contains("TRADESTORE_CACHE"), "{e}");
+        // One prefix, the key in capitals: near misses are named, not read.
+        for name in [
+            "TRADESTORE_TRADESTORE_CACHE_SIZE_MB",
+            "TRADESTORE_cache_size_mb",
+            "CACHE_SIZE_MB",
+        ] {
+            let e = Config::from_sources(None, &env(&[(name, "3")])).unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+        }
+        // The tools' own variables (the monitor's token among them) are not settings.
+        let c = Config::from_sources(None, &env(&[("TRADESTORE_MONITOR_TOKEN", "s3cret")]));
+        assert!(c.is_ok(), "{c:?}");
     }
 
     #[test]

@@ -88,31 +88,40 @@ impl QueryResult {
         })
     }
 
-    /// The result as an aligned text table with a header.
+    /// The result as an aligned text table with a header. Control characters in names and
+    /// values are written escaped (`\n`, `\u{1b}`): a stored string cannot move the
+    /// terminal's cursor or break the table's lines.
     pub fn to_table(&self) -> String {
-        let mut widths: Vec<usize> = self.columns.iter().map(|c| c.name.len()).collect();
+        let names: Vec<String> = self.columns.iter().map(|c| printable(&c.name)).collect();
+        let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
         let cells: Vec<Vec<String>> = (0..self.rows.len())
-            .map(|r| (0..self.columns.len()).map(|c| self.cell(r, c)).collect())
+            .map(|r| {
+                (0..self.columns.len())
+                    .map(|c| printable(&self.cell(r, c)))
+                    .collect()
+            })
             .collect();
         for row in &cells {
             for (w, c) in widths.iter_mut().zip(row) {
-                *w = (*w).max(c.len());
+                *w = (*w).max(c.chars().count());
             }
         }
         let mut out = String::new();
+        // Padded by hand: a formatting width is limited to 65535.
         let line = |out: &mut String, items: Vec<&str>| {
-            let parts: Vec<String> = items
-                .iter()
-                .zip(&widths)
-                .map(|(s, w)| format!("{s:<w$}"))
-                .collect();
-            out.push_str(parts.join("  ").trim_end());
+            let start = out.len();
+            for (i, (s, w)) in items.iter().zip(&widths).enumerate() {
+                if i > 0 {
+                    out.push_str("  ");
+                }
+                out.push_str(s);
+                out.extend(std::iter::repeat_n(' ', w.saturating_sub(s.chars().count())));
+            }
+            let kept = out[start..].trim_end().len();
+            out.truncate(start + kept);
             out.push('\n');
         };
-        line(
-            &mut out,
-            self.columns.iter().map(|c| c.name.as_str()).collect(),
-        );
+        line(&mut out, names.iter().map(String::as_str).collect());
         line(
             &mut out,
             widths
@@ -132,5 +141,60 @@ impl QueryResult {
             if self.rows.len() == 1 { "" } else { "s" }
         ));
         out
+    }
+}
+
+/// `s` with its control characters escaped.
+fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(name: &str, values: &[&str]) -> QueryResult {
+        QueryResult {
+            columns: vec![OutputColumn {
+                name: name.to_owned(),
+                kind: OutputKind::Column(ColumnType::Text),
+            }],
+            rows: values
+                .iter()
+                .map(|v| vec![Value::Text((*v).to_owned())])
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_table_aligns_and_escapes_control_characters() {
+        let t = text("name", &["a\u{1b}[2J\u{7}", "bb\ncc"]).to_table();
+        assert_eq!(
+            t,
+            "name\n---------------\na\\u{1b}[2J\\u{7}\nbb\\ncc\n(2 rows)\n",
+            "{t}"
+        );
+        assert!(!t.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn a_name_wider_than_any_formatting_width_prints() {
+        let wide = "a".repeat(70_000);
+        let t = text(&wide, &["x"]).to_table();
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], wide);
+        assert_eq!(lines[1].len(), 70_000);
+        assert_eq!(lines[2], "x");
     }
 }
