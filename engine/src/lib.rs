@@ -88,6 +88,7 @@ pub use recent::RecentTradesStats;
 pub use rowcache::RowCacheStats;
 pub use stats::{Stats, Summary};
 pub use store::{
-    CommitTicket, Compaction, DB_FILE, Recovery, RetryPolicy, SUBDIRS, Storage, Store,
+    CommitTicket, Compaction, DB_FILE, NEW_DB_FILE, Recovery, RetryPolicy, SUBDIRS, Storage, Store,
+    is_unfinished_store,
 };
 pub use txn::{FillOutcome, IndexScan, ReadOps, ReadTx, Source, Visit, WriteTx};

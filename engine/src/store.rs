@@ -204,6 +204,130 @@ pub struct Store {
     closed_durable: Arc<AtomicU64>,
 }
 
+/// Where a new database is made before it is renamed to [`DB_FILE`]: a store's database
+/// appears whole (created, its tables and catalog committed durably) or not at all, so a
+/// process killed while it creates a store leaves this file, which the next creation
+/// replaces, and never a half-made `tradestore.redb`.
+pub const NEW_DB_FILE: &str = "tradestore.redb.new";
+
+/// Whether `dir` holds only what creating a store leaves before its database is in place:
+/// its folders (empty, or holding only empty folders), [`NEW_DB_FILE`] and
+/// `tradestore.toml`, at least one of the first two. Such a folder is a store whose creation was interrupted (or a folder
+/// prepared with a configuration), not someone else's files: opening it creates the store.
+pub fn is_unfinished_store(dir: &Path) -> bool {
+    fn only_empty_dirs(p: &Path, depth: u32) -> bool {
+        depth < 4
+            && std::fs::read_dir(p).is_ok_and(|entries| {
+                entries.into_iter().all(|e| {
+                    e.is_ok_and(|e| {
+                        e.file_type().is_ok_and(|t| t.is_dir())
+                            && only_empty_dirs(&e.path(), depth + 1)
+                    })
+                })
+            })
+    }
+    if dir.join(DB_FILE).exists() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut begun = false;
+    let only_creation = entries.into_iter().all(|e| {
+        let Ok(e) = e else { return false };
+        let Ok(t) = e.file_type() else { return false };
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if t.is_dir() {
+            begun = true;
+            SUBDIRS.contains(&name.as_ref()) && only_empty_dirs(&e.path(), 0)
+        } else {
+            begun |= name == NEW_DB_FILE;
+            t.is_file() && (name == NEW_DB_FILE || name == crate::config::CONFIG_FILE)
+        }
+    });
+    // An empty folder, or one holding only a configuration, is not a creation under way.
+    begun && only_creation
+}
+
+/// The error of a store another process is creating.
+fn busy(new: &Path) -> Error {
+    Error::new(
+        crate::ErrorKind::Busy,
+        format!("{}: another process is creating this store", new.display()),
+    )
+}
+
+/// Creates the database of a new store in `dir` (see [`NEW_DB_FILE`]) and opens the store.
+/// redb locks the file while it is made, so a second process creating the same store at the
+/// same moment is refused as busy instead of emptying the first one's file.
+fn create_db(
+    dir: &Path,
+    builder: &redb::Builder,
+    config: Config,
+    journal: Arc<dyn JournalIo>,
+) -> Result<Store> {
+    let new = dir.join(NEW_DB_FILE);
+    let open = |fresh: bool| -> Result<Database> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(!fresh)
+            .create_new(fresh)
+            .truncate(false)
+            .open(&new)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    busy(&new)
+                } else {
+                    Error::io(format!("creating {}", new.display()), e)
+                }
+            })?;
+        // redb locks the file before it reads it: a creation under way elsewhere is busy.
+        let backend = redb::backends::FileBackend::new(file)
+            .map_err(|e| Error::from(e).context(new.display()))?;
+        builder
+            .create_with_backend(backend)
+            .map_err(|e| Error::from(e).context(new.display()))
+    };
+    let db = match open(false) {
+        Ok(db) => db,
+        Err(e) if e.kind() == crate::ErrorKind::Busy => return Err(busy(&new)),
+        // What a creation killed before its first commit left (an empty or partial header):
+        // never a store. Made again from nothing; a process that got there first is busy.
+        Err(_) => {
+            std::fs::remove_file(&new)
+                .map_err(|e| Error::io(format!("removing {}", new.display()), e))?;
+            open(true)?
+        }
+    };
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    for t in TableId::ALL {
+        txn.open_table(layout::data_table(t))?;
+    }
+    catalog::init(&txn)?;
+    txn.commit()?;
+    // Renamed while still open and locked: no other creation can empty it on the way.
+    let path = dir.join(DB_FILE);
+    std::fs::rename(&new, &path).map_err(|e| {
+        Error::io(
+            format!("renaming {} to {}", new.display(), path.display()),
+            e,
+        )
+    })?;
+    crate::backup::files::sync_dir(dir)?;
+    drop(db);
+    Store::open_with(
+        dir,
+        config,
+        Storage {
+            journal,
+            redb: None,
+        },
+    )
+}
+
 impl Store {
     /// Opens the store in `dir`, creating the directory, its folders and the database on
     /// first use, and replaying the journal after the last checkpoint.
@@ -244,6 +368,7 @@ impl Store {
         builder.set_cache_size(usize::try_from(config.cache_size_mb << 20).unwrap_or(usize::MAX));
         let mut db = match storage.redb {
             Some(backend) => builder.create_with_backend(Boxed(backend)),
+            None if !path.exists() => return create_db(&dir, &builder, config, storage.journal),
             None => builder.create(&path),
         }
         .map_err(|e| Error::from(e).context(path.display()))?;

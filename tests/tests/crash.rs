@@ -530,3 +530,81 @@ fn a_power_cut_at_a_random_moment_keeps_every_acked_transaction() -> TestResult 
     }
     Ok(())
 }
+
+/// A store's creation killed at any point leaves what the next open finishes: its folders,
+/// and at most a half-made `tradestore.redb.new` (an empty file, a partial header, or a
+/// whole database not yet renamed), never a half-made `tradestore.redb`.
+#[test]
+fn an_interrupted_creation_is_finished_by_the_next_open() -> TestResult {
+    for leftover in [
+        None,
+        Some(Vec::new()),
+        Some(b"redb\x1a\x0a\xa9\x0d\x0a".to_vec()),
+        Some(vec![0xAB; 73_728]),
+    ] {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().join("store");
+        for sub in tradestore::SUBDIRS {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        if let Some(bytes) = &leftover {
+            std::fs::write(dir.join(tradestore::NEW_DB_FILE), bytes)?;
+        }
+        assert!(tradestore::is_unfinished_store(&dir));
+        let store = Store::open(&dir, Config::default())?;
+        store.write(|tx| tx.insert(&account(7, "seven")))?;
+        drop(store);
+        assert!(!dir.join(tradestore::NEW_DB_FILE).exists());
+        assert!(!tradestore::is_unfinished_store(&dir));
+        let store = Store::open(&dir, Config::default())?;
+        assert!(
+            store.read()?.get::<Account>(&[Value::U64(7)])?.is_some(),
+            "{leftover:?}"
+        );
+        assert_clean(&store);
+    }
+
+    // A database made but not yet renamed when the creation was killed is taken as it is.
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("store");
+    std::fs::create_dir_all(&dir)?;
+    drop(redb::Database::create(dir.join(tradestore::NEW_DB_FILE))?);
+    let store = Store::open(&dir, Config::default())?;
+    assert_clean(&store);
+    drop(store);
+
+    // Another process still creating the store holds the file: busy, and its file is kept.
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("store");
+    std::fs::create_dir_all(&dir)?;
+    let other = redb::Database::create(dir.join(tradestore::NEW_DB_FILE))?;
+    let Err(e) = Store::open(&dir, Config::default()) else {
+        return Err("a store another process is creating opened".into());
+    };
+    assert_eq!(e.kind(), ErrorKind::Busy, "{e}");
+    assert!(e.to_string().contains("creating this store"), "{e}");
+    drop(other);
+    assert!(dir.join(tradestore::NEW_DB_FILE).exists());
+    assert!(!dir.join(DB_FILE).exists());
+    Store::open(&dir, Config::default())?;
+    Ok(())
+}
+
+/// Folders that hold anything but an interrupted creation's leftovers are not taken for one.
+#[test]
+fn other_folders_are_not_unfinished_stores() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let d = tmp.path();
+    assert!(!tradestore::is_unfinished_store(&d.join("missing")));
+    assert!(!tradestore::is_unfinished_store(d), "an empty folder");
+    std::fs::write(d.join("tradestore.toml"), "")?;
+    assert!(!tradestore::is_unfinished_store(d), "only a configuration");
+    std::fs::create_dir_all(d.join("journal"))?;
+    assert!(tradestore::is_unfinished_store(d));
+    std::fs::write(d.join("journal").join("00000000000000000001.wal"), b"x")?;
+    assert!(!tradestore::is_unfinished_store(d), "a journal segment");
+    std::fs::remove_file(d.join("journal").join("00000000000000000001.wal"))?;
+    std::fs::write(d.join("notes.txt"), b"x")?;
+    assert!(!tradestore::is_unfinished_store(d), "someone else's file");
+    Ok(())
+}

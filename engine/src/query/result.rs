@@ -115,7 +115,10 @@ impl QueryResult {
                     out.push_str("  ");
                 }
                 out.push_str(s);
-                out.extend(std::iter::repeat_n(' ', w.saturating_sub(s.chars().count())));
+                out.extend(std::iter::repeat_n(
+                    ' ',
+                    w.saturating_sub(s.chars().count()),
+                ));
             }
             let kept = out[start..].trim_end().len();
             out.truncate(start + kept);
@@ -181,8 +184,7 @@ mod tests {
     fn the_table_aligns_and_escapes_control_characters() {
         let t = text("name", &["a\u{1b}[2J\u{7}", "bb\ncc"]).to_table();
         assert_eq!(
-            t,
-            "name\n---------------\na\\u{1b}[2J\\u{7}\nbb\\ncc\n(2 rows)\n",
+            t, "name\n---------------\na\\u{1b}[2J\\u{7}\nbb\\ncc\n(2 rows)\n",
             "{t}"
         );
         assert!(!t.contains('\u{1b}'));

@@ -115,12 +115,12 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("--orders must be at least 1");
     }
     let dir = &args.store.dir;
-    // A store is created only in a folder that does not exist yet or is empty: an existing
-    // folder of other files is not turned into one.
+    // A store is created only in a folder that does not exist yet, is empty, or holds what
+    // an interrupted creation left: an existing folder of other files is not turned into one.
     if dir.is_dir() && !dir.join(tradestore::DB_FILE).exists() {
         let mut entries =
             std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-        if entries.next().is_some() {
+        if entries.next().is_some() && !tradestore::is_unfinished_store(dir) {
             bail!(
                 "{} exists, holds other files and no store; give a new or empty folder (or a \
                  store's) to --dir",

@@ -58,10 +58,19 @@ pub fn existing(dir: &Path) -> Result<()> {
     let db = dir.join(DB_FILE);
     match std::fs::metadata(&db) {
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "{shown} holds no {DB_FILE}, so it is not a store; create one with \
-             `tradestore init --dir {shown}`"
-        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if tradestore::is_unfinished_store(dir) {
+                bail!(
+                    "{shown} holds no {DB_FILE} yet: the store's creation was interrupted \
+                     before its database was in place, so it holds no data; `tradestore init \
+                     --dir {shown}` (or `simulate`) finishes creating it"
+                );
+            }
+            bail!(
+                "{shown} holds no {DB_FILE}, so it is not a store; create one with \
+                 `tradestore init --dir {shown}`"
+            )
+        }
         Err(e) => return Err(e).with_context(|| format!("reading {}", db.display())),
     }
     Ok(())
