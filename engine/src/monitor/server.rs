@@ -4,12 +4,20 @@
 //!
 //! It binds to loopback unless told otherwise; any other address needs a token, which every
 //! request must then carry (`Authorization: Bearer <token>` or `?token=<token>`).
+//!
+//! The server is small and bounded, since it runs inside the process that writes the store
+//! (`simulate --monitor`, or an application's own): at most [`MAX_CONNECTIONS`] connections
+//! are served at once (one more is closed at once, so a flood cannot take the process's file
+//! handles or threads), a request's head may be at most [`MAX_HEAD`] bytes and must arrive
+//! within [`HEAD_DEADLINE`] (a slow or endless sender is cut off), and each connection
+//! carries one request (`Connection: close`). It serves GET only and reads no body.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -18,6 +26,15 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::store::Store;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// Connections served at once; one more is closed as soon as it is accepted.
+pub const MAX_CONNECTIONS: usize = 32;
+/// Most bytes of a request line and headers.
+pub const MAX_HEAD: usize = 16 << 10;
+/// How long a client has to send its request's head.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+/// How long writing a response may stall.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and how the monitor serves.
 #[derive(Clone, Debug)]
@@ -73,27 +90,38 @@ pub fn serve(store: Arc<Store>, options: ServeOptions) -> Result<MonitorServer> 
             "the monitor's token must be non-empty, without spaces or control characters",
         ));
     }
-    let server = tiny_http::Server::http(options.listen).map_err(|e| {
+    let listener = TcpListener::bind(options.listen).map_err(|e| {
         Error::new(
             ErrorKind::Io,
             format!("binding the monitor to {}: {e}", options.listen),
         )
     })?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| Error::new(ErrorKind::Io, "the monitor's listening address is not IP"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the monitor's listening address", e))?;
+    // Polled, so that dropping the server stops the loop within a few milliseconds.
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::io("setting up the monitor's socket", e))?;
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = Arc::clone(&stop);
+        let token: Option<Arc<str>> = options.token.map(Arc::from);
+        let active = Arc::new(AtomicUsize::new(0));
         std::thread::Builder::new()
             .name("tradestore-monitor".into())
             .spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    match server.recv_timeout(Duration::from_millis(100)) {
-                        Ok(Some(request)) => handle(&store, options.token.as_deref(), request),
-                        Ok(None) => {}
-                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            accept(stream, &store, token.as_ref(), &active);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        // Out of file handles, a connection reset before it was accepted:
+                        // wait a moment and go on serving.
+                        Err(_) => std::thread::sleep(Duration::from_millis(50)),
                     }
                 }
             })
@@ -123,13 +151,12 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-fn authorized(request: &tiny_http::Request, query: &str, token: Option<&str>) -> bool {
+fn authorized(request: &Request, query: &str, token: Option<&str>) -> bool {
     let Some(token) = token else { return true };
     let header = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .and_then(|h| h.value.as_str().strip_prefix("Bearer "));
+        .authorization
+        .as_deref()
+        .and_then(|v| v.strip_prefix("Bearer "));
     header.is_some_and(|t| same(t, token))
         || query_param(query, "token")
             .and_then(percent_decode)
@@ -153,43 +180,164 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn respond(request: tiny_http::Request, status: u16, content_type: &str, body: String) {
-    let mut response = tiny_http::Response::from_string(body).with_status_code(status);
-    if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", content_type) {
-        response = response.with_header(h);
-    }
-    // A client that went away gets nothing more.
-    let _ = request.respond(response);
+/// One request's head, as far as the monitor reads it.
+#[derive(Debug, PartialEq, Eq)]
+struct Request {
+    method: String,
+    /// The request target: path and query.
+    url: String,
+    /// The `Authorization` header's value.
+    authorization: Option<String>,
 }
 
-fn handle(store: &Store, token: Option<&str>, request: tiny_http::Request) {
-    let url = request.url().to_owned();
-    let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
-    if !authorized(&request, query, token) {
-        return respond(
-            request,
-            401,
-            "text/plain",
-            "a valid token is required\n".into(),
-        );
+/// Why a request's head was not read.
+#[derive(Debug, PartialEq, Eq)]
+enum HeadError {
+    /// It is not a request line and headers (status 400).
+    Malformed,
+    /// Over [`MAX_HEAD`] bytes (status 431).
+    TooLarge,
+    /// The client went away, or was too slow: nothing is answered.
+    Gone,
+}
+
+/// Parses a request's head (request line and headers, without the blank line).
+fn parse_head(head: &[u8]) -> Result<Request, HeadError> {
+    let text = std::str::from_utf8(head).map_err(|_| HeadError::Malformed)?;
+    let mut lines = text.split("\r\n");
+    let mut parts = lines.next().unwrap_or("").split(' ');
+    let (Some(method), Some(url), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(HeadError::Malformed);
+    };
+    if method.is_empty() || !url.starts_with('/') || !version.starts_with("HTTP/1.") {
+        return Err(HeadError::Malformed);
     }
-    if *request.method() != tiny_http::Method::Get {
-        return respond(request, 405, "text/plain", "only GET is served\n".into());
+    let mut authorization = None;
+    for line in lines {
+        let (name, value) = line.split_once(':').ok_or(HeadError::Malformed)?;
+        if name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(value.trim().to_owned());
+        }
+    }
+    Ok(Request {
+        method: method.to_owned(),
+        url: url.to_owned(),
+        authorization,
+    })
+}
+
+/// Reads a request's head from `stream`: at most [`MAX_HEAD`] bytes, within
+/// [`HEAD_DEADLINE`].
+fn read_head(stream: &mut TcpStream) -> Result<Request, HeadError> {
+    let deadline = Instant::now() + HEAD_DEADLINE;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return parse_head(&buf[..end]);
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(HeadError::TooLarge);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err(HeadError::Gone);
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return Err(HeadError::Gone),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Serves `stream` on a thread of its own, unless [`MAX_CONNECTIONS`] are being served.
+fn accept(
+    stream: TcpStream,
+    store: &Arc<Store>,
+    token: Option<&Arc<str>>,
+    active: &Arc<AtomicUsize>,
+) {
+    if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+        active.fetch_sub(1, Ordering::SeqCst);
+        // Closed unread: the client sees a reset, the process keeps its handles.
+        return;
+    }
+    let (store, token, done) = (Arc::clone(store), token.cloned(), Arc::clone(active));
+    let spawned = std::thread::Builder::new()
+        .name("tradestore-monitor-conn".into())
+        .spawn(move || {
+            serve_connection(stream, &store, token.as_deref());
+            done.fetch_sub(1, Ordering::SeqCst);
+        });
+    if spawned.is_err() {
+        // No thread to serve it: the connection was dropped with the closure.
+        active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Reads one request from `stream`, answers it and closes the connection.
+fn serve_connection(mut stream: TcpStream, store: &Store, token: Option<&str>) {
+    // Accepted sockets may inherit the listener's non-blocking mode.
+    if stream.set_nonblocking(false).is_err()
+        || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
+    {
+        return;
+    }
+    let (status, content_type, body) = match read_head(&mut stream) {
+        Ok(request) => handle(store, token, &request),
+        Err(HeadError::Malformed) => (400, "text/plain", "malformed request\n".to_owned()),
+        Err(HeadError::TooLarge) => (
+            431,
+            "text/plain",
+            format!("the request's head is over {MAX_HEAD} bytes\n"),
+        ),
+        Err(HeadError::Gone) => return,
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\nCache-Control: no-store\r\n\r\n",
+        reason(status),
+        body.len()
+    );
+    // A client that went away gets nothing more.
+    let _ = stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body.as_bytes()))
+        .and_then(|()| stream.flush());
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// A response: status, content type and body.
+type Response = (u16, &'static str, String);
+
+fn handle(store: &Store, token: Option<&str>, request: &Request) -> Response {
+    let url = request.url.as_str();
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    if !authorized(request, query, token) {
+        return (401, "text/plain", "a valid token is required\n".into());
+    }
+    if request.method != "GET" {
+        return (405, "text/plain", "only GET is served\n".into());
     }
     let json = "application/json";
     match path {
-        "/" | "/index.html" => respond(
-            request,
-            200,
-            "text/html; charset=utf-8",
-            DASHBOARD.to_owned(),
-        ),
-        "/metrics" => respond(
-            request,
-            200,
-            super::prometheus::CONTENT_TYPE,
-            store.prometheus(),
-        ),
+        "/" | "/index.html" => (200, "text/html; charset=utf-8", DASHBOARD.to_owned()),
+        "/metrics" => (200, super::prometheus::CONTENT_TYPE, store.prometheus()),
         "/health" => {
             let h = store.health();
             let status = if h.state == HealthState::Failing {
@@ -197,12 +345,7 @@ fn handle(store: &Store, token: Option<&str>, request: tiny_http::Request) {
             } else {
                 200
             };
-            respond(
-                request,
-                status,
-                json,
-                serde_json::to_string(&h).unwrap_or_default(),
-            )
+            (status, json, serde_json::to_string(&h).unwrap_or_default())
         }
         "/api/series" => {
             let now = crate::index::now_ns() / 1_000_000_000;
@@ -210,9 +353,8 @@ fn handle(store: &Store, token: Option<&str>, request: tiny_http::Request) {
                 Some(Ok(s)) if s < 0 => now.saturating_sub(s.unsigned_abs()),
                 Some(Ok(s)) => u64::try_from(s).unwrap_or(0),
                 Some(Err(_)) => {
-                    return respond(
-                        request,
-                        400,
+                    return (
+                                                400,
                         "text/plain",
                         "since must be whole seconds: since the epoch, or negative for the last N\n"
                             .into(),
@@ -233,12 +375,7 @@ fn handle(store: &Store, token: Option<&str>, request: tiny_http::Request) {
                     .collect();
                 series.insert(n, serde_json::Value::Array(pts));
             }
-            respond(
-                request,
-                200,
-                json,
-                json!({"now": now, "series": series}).to_string(),
-            )
+            (200, json, json!({"now": now, "series": series}).to_string())
         }
         "/api/status" => {
             let body = json!({
@@ -247,9 +384,9 @@ fn handle(store: &Store, token: Option<&str>, request: tiny_http::Request) {
                 "deliveries": store.alert_manager().map(|m| m.lock().delivery_stats()).unwrap_or_default(),
                 "trends": store.trends(),
             });
-            respond(request, 200, json, body.to_string())
+            (200, json, body.to_string())
         }
-        _ => respond(request, 404, "text/plain", format!("no page at {path}\n")),
+        _ => (404, "text/plain", format!("no page at {path}\n")),
     }
 }
 
@@ -265,5 +402,84 @@ mod token_tests {
         assert_eq!(percent_decode("bad%zz"), None);
         assert_eq!(percent_decode("%ff"), None);
         assert_eq!(percent_decode("%+f"), None);
+    }
+}
+
+#[cfg(test)]
+mod http_tests {
+    use super::*;
+
+    #[test]
+    fn heads_parse_or_are_refused() {
+        let r = parse_head(b"GET /health?x=1 HTTP/1.1\r\nHost: a\r\nauthorization:  Bearer t ")
+            .unwrap();
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.url, "/health?x=1");
+        assert_eq!(r.authorization.as_deref(), Some("Bearer t"));
+        for bad in [
+            &b""[..],
+            b"GET /",
+            b"GET / HTTP/1.1 extra",
+            b"GET http://x/ HTTP/1.1",
+            b"GET / SPDY/3",
+            b"GET / HTTP/1.1\r\nno colon here",
+            b"GET /\xff HTTP/1.1",
+        ] {
+            assert_eq!(
+                parse_head(bad),
+                Err(HeadError::Malformed),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    fn exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<String> {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        // The server may answer and close before all of an oversized head was sent.
+        let _ = s.write_all(request);
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn oversized_heads_and_floods_do_not_take_the_server_down() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let store = Arc::new(Store::open(dir.path(), crate::Config::default())?);
+        let server = serve(
+            Arc::clone(&store),
+            ServeOptions {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                token: None,
+            },
+        )?;
+        let addr = server.addr();
+        let ok = |r: std::io::Result<String>| r.is_ok_and(|r| r.starts_with("HTTP/1.1 200 OK"));
+        assert!(ok(exchange(addr, b"GET /health HTTP/1.1\r\n\r\n")));
+
+        let mut big = b"GET / HTTP/1.1\r\nX-Pad: ".to_vec();
+        big.resize(MAX_HEAD * 4, b'a');
+        let r = exchange(addr, &big).unwrap_or_default();
+        assert!(r.starts_with("HTTP/1.1 431"), "{r}");
+        let r = exchange(addr, b"BREW\r\n\r\n").unwrap_or_default();
+        assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+        let r = exchange(addr, b"POST /health HTTP/1.1\r\n\r\n").unwrap_or_default();
+        assert!(r.starts_with("HTTP/1.1 405"), "{r}");
+
+        // Twice the limit of idle connections: the extra ones are closed, the rest are
+        // served or cut off, and the server answers again once they are gone.
+        let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS * 2)
+            .filter_map(|_| TcpStream::connect(addr).ok())
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        drop(idle);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ok(exchange(addr, b"GET /metrics HTTP/1.1\r\n\r\n")) {
+            assert!(Instant::now() < deadline, "the monitor stopped answering");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 }
