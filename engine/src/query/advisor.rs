@@ -18,6 +18,11 @@ use crate::layout::IndexSpec;
 
 /// Distinct shapes remembered; past this the least executed one is forgotten.
 const MAX_SHAPES: usize = 1024;
+/// Most values (IN-list items, comparison and range operands) a query kept as a shape's
+/// sample may hold. The workload is saved in the store and loaded by every later process,
+/// so one query with a huge IN list must not be kept there; a shape whose queries are all
+/// larger is counted but has no sample, and the advisor passes over it.
+const MAX_SAMPLE_VALUES: usize = 64;
 
 /// What was recorded about one predicate shape.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -139,6 +144,18 @@ pub fn shape_of(q: &Query) -> String {
     s
 }
 
+/// The values a predicate carries.
+fn values_in(p: &Pred) -> usize {
+    match p {
+        Pred::Cmp { .. } => 1,
+        Pred::In { values, .. } => values.len(),
+        Pred::Between { .. } => 2,
+        Pred::And(v) | Pred::Or(v) => v.iter().map(values_in).sum(),
+        Pred::Not(p) => values_in(p),
+        Pred::IsNull { .. } | Pred::True | Pred::False => 0,
+    }
+}
+
 /// A predicate with its values blanked out.
 fn shape_text(p: &Pred) -> String {
     match p {
@@ -151,6 +168,8 @@ fn shape_text(p: &Pred) -> String {
             };
             let mut items: Vec<String> = v.iter().map(shape_text).collect();
             items.sort();
+            // `a = 1 or a = 2 or ...` is one shape whatever the count.
+            items.dedup();
             items.join(sep)
         }
         Pred::Not(p) => format!("not {}", shape_text(p)),
@@ -205,7 +224,9 @@ impl Workload {
         }
         // The sample is refreshed at executions 1, 2, 4, 8, ...: recent enough for advice,
         // without a copy of the query on every run.
-        if s.executions.is_power_of_two() || s.sample.is_none() {
+        if (s.executions.is_power_of_two() || s.sample.is_none())
+            && values_in(&q.filter) <= MAX_SAMPLE_VALUES
+        {
             s.sample = Some(q.clone());
         }
     }
@@ -223,6 +244,14 @@ impl Workload {
         for mut old in saved {
             if let Some(q) = old.sample.as_mut() {
                 retype(q);
+            }
+            // Kept by a build that had no bound: dropped, and gone at the next save.
+            if old
+                .sample
+                .as_ref()
+                .is_some_and(|q| values_in(&q.filter) > MAX_SAMPLE_VALUES)
+            {
+                old.sample = None;
             }
             let room = self.shapes.len() < MAX_SHAPES;
             match self.shapes.get_mut(&old.shape) {
@@ -422,4 +451,57 @@ fn retype(q: &mut Query) {
         }
     }
     walk(q.table, &mut q.filter);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::ast::Operand;
+    use tradestore_schema::Value;
+
+    fn ids(n: u64) -> Query {
+        let mut q = Query::new(TableId::Trades);
+        q.filter = Pred::In {
+            column: "id".into(),
+            values: (0..n).map(|i| Operand::Value(Value::U64(i))).collect(),
+            negated: false,
+        };
+        q
+    }
+
+    #[test]
+    fn a_huge_query_is_counted_but_not_kept_as_the_sample() {
+        let mut w = Workload::default();
+        let big = ids(MAX_SAMPLE_VALUES as u64 + 1);
+        let key = shape_of(&big);
+        w.record(key.clone(), &big, "scan", 10, 1, Duration::ZERO);
+        let s = &w.shapes()[0];
+        assert_eq!((s.executions, s.sample.is_none()), (1, true));
+        let small = ids(3);
+        assert_eq!(shape_of(&small), key);
+        w.record(key.clone(), &small, "scan", 10, 1, Duration::ZERO);
+        w.record(key, &big, "scan", 10, 1, Duration::ZERO);
+        let s = &w.shapes()[0];
+        assert_eq!(s.executions, 3);
+        assert_eq!(s.sample.as_ref().map(|q| values_in(&q.filter)), Some(3));
+
+        // A saved workload with a huge sample loses the sample when it is loaded.
+        let mut saved = w.shapes();
+        saved[0].sample = Some(big);
+        let mut loaded = Workload::default();
+        loaded.merge(saved);
+        assert!(loaded.shapes()[0].sample.is_none());
+    }
+
+    #[test]
+    fn a_long_or_of_one_comparison_is_one_short_shape() {
+        let cmp = |i: u64| Pred::Cmp {
+            column: "id".into(),
+            op: CmpOp::Eq,
+            value: Operand::Value(Value::U64(i)),
+        };
+        let mut q = Query::new(TableId::Trades);
+        q.filter = Pred::Or((0..5000).map(cmp).collect());
+        assert_eq!(shape_of(&q), "trades: (id =)");
+    }
 }

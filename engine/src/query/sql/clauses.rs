@@ -15,6 +15,11 @@ use crate::query::ast::parse_interval;
 /// walking or dropping a very deep tree would exhaust the stack; this bounds the depth.
 pub(super) const MAX_OPERATORS: usize = 1000;
 
+/// Literals and placeholders allowed in one statement (an `IN` list's values among them):
+/// every value is bound, planned and possibly kept as the advisor's sample, so a statement
+/// of millions costs seconds and gigabytes before it reads a row.
+pub(super) const MAX_VALUES: usize = 10_000;
+
 /// `LATEST ON ts PARTITION BY key, ...`, as written.
 #[derive(Debug)]
 pub(super) struct LatestClause {
@@ -58,10 +63,24 @@ const TAIL: &[&str] = &[
     "MINUS",
 ];
 
-/// Refuses statements with more than [`MAX_OPERATORS`] operators and keywords.
+/// Refuses statements with more than [`MAX_OPERATORS`] operators and keywords, or more than
+/// [`MAX_VALUES`] values.
 pub(super) fn check_size(src: &Source) -> Result<()> {
     let mut count = 0usize;
+    let mut values = 0usize;
     for t in src.tokens() {
+        if is_value(&t.token) {
+            values += 1;
+            if values > MAX_VALUES {
+                return Err(src.error(
+                    t.span,
+                    format!(
+                        "the statement is too long: it has more than {MAX_VALUES} values \
+                         (literals and placeholders); split a long IN list over several queries"
+                    ),
+                ));
+            }
+        }
         if !is_leaf(&t.token) {
             count += 1;
             if count > MAX_OPERATORS {
@@ -75,6 +94,21 @@ pub(super) fn check_size(src: &Source) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether a token is a literal or a placeholder.
+fn is_value(token: &Token) -> bool {
+    matches!(
+        token,
+        Token::Number(..)
+            | Token::Placeholder(_)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::NationalStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::UnicodeStringLiteral(_)
+            | Token::HexStringLiteral(_)
+    )
 }
 
 /// Whether a token cannot make the syntax tree deeper: names, literals, parentheses (whose
