@@ -105,6 +105,16 @@ impl Baseline {
         // Bounded: a baseline is one report (kilobytes); a link to /dev/zero must not eat
         // the memory of the machine.
         use std::io::Read;
+        // Opening a FIFO would wait for a writer: only a regular file is read.
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() => {
+                return Err(BaselineError::Malformed {
+                    path: path.to_owned(),
+                    reason: "not a regular file".to_owned(),
+                });
+            }
+            _ => {}
+        }
         let mut bytes = Vec::new();
         std::fs::File::open(path)
             .and_then(|f| f.take(MAX_BASELINE + 1).read_to_end(&mut bytes))

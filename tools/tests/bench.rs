@@ -60,6 +60,15 @@ fn malformed_baseline_fails_before_measuring() -> TestResult {
         let out = bench(&dir, &["--baseline", &shown])?;
         assert_refused(&out, &dir, &shown, "is not the `--json` output")?;
     }
+    // Not a regular file: a FIFO would block the read, a folder is no report.
+    let fifo = tmp.path().join("baseline.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status()?;
+    assert!(made.success());
+    for file in [fifo, tmp.path().to_path_buf()] {
+        let shown = file.display().to_string();
+        let out = bench(&dir, &["--baseline", &shown])?;
+        assert_refused(&out, &dir, &shown, "not a regular file")?;
+    }
     Ok(())
 }
 

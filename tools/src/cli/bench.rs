@@ -30,7 +30,8 @@ under two minutes; the default counts take several.
 With --baseline FILE (an earlier run's --json output) every ratio of tradestore over a peer \
 is compared with the baseline's (absolute timings never are): the command exits 3 and lists \
 each ratio that fell by more than --threshold percent, and exits 0 otherwise. The baseline \
-is read and checked before anything is measured; an unreadable or malformed one exits 1.")]
+is read and checked before anything is measured; an unreadable or malformed one exits 1, and so \
+does one none of whose ratios this run has (nothing would be compared).")]
 pub struct Args {
     /// Small counts: the whole run takes under two minutes.
     #[arg(long)]
@@ -111,6 +112,14 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         write!(out, "{text}")?;
     }
     out.flush()?;
+    // A baseline none of whose ratios this run has would pass every run: not a check.
+    if verdict.compared == 0 {
+        bail!(
+            "none of the baseline's {} ratios is in this run (another version's report?): \
+             nothing was compared; make a new baseline with `tradestore bench --json`",
+            verdict.missing.len()
+        );
+    }
     if verdict.regressions.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
