@@ -14,7 +14,7 @@ use super::matcher::{Matcher, parse_all};
 use super::receiver::{Channel, Receiver};
 use super::route::Route;
 use super::rule::{Rule, RuleKind, Severity};
-use super::webhook::{DEFAULT_TIMEOUT, Webhook};
+use super::webhook::{DEFAULT_TIMEOUT, MAX_TIMEOUT, Webhook};
 use crate::error::{Error, Result};
 
 /// A validated configuration.
@@ -228,6 +228,14 @@ fn receiver(f: &ReceiverFile) -> Result<Receiver> {
         }
         let timeout = match parse_opt_ms(w.timeout.as_deref(), "webhook.timeout")? {
             Some(0) => return Err(Error::config("webhook.timeout must be over 0")),
+            Some(ms) if Duration::from_millis(ms) > MAX_TIMEOUT => {
+                return Err(Error::config(format!(
+                    "webhook.timeout {:?} is over the longest, {}s: a delivery under way holds \
+                     up the alert manager and the store's close",
+                    w.timeout.as_deref().unwrap_or_default(),
+                    MAX_TIMEOUT.as_secs()
+                )));
+            }
             Some(ms) => Duration::from_millis(ms),
             None => DEFAULT_TIMEOUT,
         };
@@ -317,6 +325,12 @@ mod tests {
             (
                 "[[receiver]]\nname = \"a\"\n[[receiver]]\nname = \"b\"".into(),
                 &["[route]"],
+            ),
+            (
+                "[[receiver]]\nname = \"ops\"\n[[receiver.webhook]]\nurl = \"http://127.0.0.1:9/\"\n\
+                 timeout = \"500000000years\"\n[route]\nreceiver = \"ops\""
+                    .into(),
+                &["webhook.timeout", "over the longest, 60s"],
             ),
             (RULE.replace("threshold", "rate"), &["needs a window"]),
             (RULE.replace("threshold", "guess"), &["guess"]),

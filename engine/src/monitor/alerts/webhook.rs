@@ -10,6 +10,9 @@ use super::notification::Notification;
 
 /// Default timeout of a POST.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest timeout a webhook may be given: a delivery under way holds up the alert
+/// manager's next tick and the store's close.
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A webhook target.
 #[derive(Clone, Debug)]
