@@ -179,11 +179,9 @@ pub fn engine_error(e: tradestore::Error) -> anyhow::Error {
 /// Writes a result as CSV: the column names, then each row's cells as the table shows
 /// them, NULL as an empty field.
 pub fn write_csv(out: &mut dyn Write, result: &QueryResult) -> Result<()> {
-    // csv's errors hide the io::Error inside; unwrapped, a closed pipe is recognised as one.
-    let io = std::io::Error::from;
+    // A closed pipe inside csv's error is recognised by `report::is_broken_pipe`.
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(result.columns.iter().map(|c| c.name.as_str()))
-        .map_err(io)?;
+    w.write_record(result.columns.iter().map(|c| c.name.as_str()))?;
     for (r, row) in result.rows.iter().enumerate() {
         let cells = row.iter().enumerate().map(|(c, v)| {
             if *v == tradestore::schema::Value::Null {
@@ -192,7 +190,7 @@ pub fn write_csv(out: &mut dyn Write, result: &QueryResult) -> Result<()> {
                 result.cell(r, c)
             }
         });
-        w.write_record(cells).map_err(io)?;
+        w.write_record(cells)?;
     }
     w.flush()?;
     Ok(())

@@ -20,16 +20,35 @@ pub fn chain(err: &anyhow::Error) -> String {
 
 /// Whether the error comes from writing to a pipe whose reader has gone.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    let pipe = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+    // Writers that wrap the I/O error in their own type: serde_json (`--json`), csv (`--csv`).
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        cause.downcast_ref::<std::io::Error>().is_some_and(pipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == Some(std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<csv::Error>()
+                .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if pipe(io)))
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broken_pipe_is_found_inside_the_writers_errors() {
+        let pipe = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(is_broken_pipe(&anyhow::Error::new(pipe()).context("x")));
+        let json = serde_json::Error::io(pipe());
+        assert!(is_broken_pipe(&anyhow::Error::new(json).context("x")));
+        let csv = csv::Error::from(pipe());
+        assert!(is_broken_pipe(&anyhow::Error::new(csv)));
+        let other = serde_json::Error::io(std::io::Error::other("disk on fire"));
+        assert!(!is_broken_pipe(&anyhow::Error::new(other)));
+    }
 
     #[test]
     fn repeated_causes_are_shown_once() {
