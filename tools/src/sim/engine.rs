@@ -16,6 +16,17 @@ use tradestore::schema::{
 };
 use tradestore::{IndexScan, ReadOps, RetryPolicy, Store, WriteTx};
 
+/// The writers' retries. Few accounts shared by many writers (`--accounts 2 --writers 16`)
+/// make every transaction conflict with some other writer's: the default policy (16
+/// attempts, 5 s) can run out in such a storm and end the run with a conflict error, where a
+/// trading engine keeps trying. Jittered backoff lets one writer through each round.
+const SIM_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 10_000,
+    initial_backoff: std::time::Duration::from_micros(100),
+    max_backoff: std::time::Duration::from_millis(20),
+    max_total: std::time::Duration::from_secs(60),
+};
+
 use super::book::{Book, Match, Resting};
 use super::flow::{Action, Flow, LOT, NewOrder, TICK};
 use super::report::{Latencies, Report};
@@ -198,7 +209,7 @@ pub fn run(store: Arc<Store>, cfg: &SimConfig, live: Arc<Live>) -> Result<Report
             live: Arc::clone(&live),
             lat: Latencies::default(),
             counts: Counts::default(),
-            retry: RetryPolicy::default(),
+            retry: SIM_RETRY,
         };
         let stop = Arc::clone(&stop);
         let budget = Arc::clone(&budget);
