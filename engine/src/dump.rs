@@ -52,6 +52,12 @@ pub fn parse_line(line: &str) -> Result<AnyRecord> {
     if let Some(trade) = fast::trade(line) {
         return Ok(AnyRecord::Trades(trade));
     }
+    if line.starts_with('\u{feff}') {
+        return Err(Error::invalid(
+            "the line begins with a byte order mark (U+FEFF): a dump is UTF-8 JSON Lines \
+             without one; remove it (the editor that saved the file added it)",
+        ));
+    }
     serde_json::from_str::<AnyRecord>(line).map_err(|e| Error::invalid(e.to_string()))
 }
 
@@ -441,5 +447,12 @@ mod tests {
     fn line_round_trip() {
         let line = r#"{"table":"accounts","record":{"id":1,"name":"a","status":"active"}}"#;
         assert_eq!(format_line(&parse_line(line).unwrap()), line);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_named() {
+        let line = "\u{feff}{\"table\":\"accounts\",\"record\":{\"id\":1,\"name\":\"a\",\"status\":\"active\"}}";
+        let e = parse_line(line).unwrap_err();
+        assert!(e.to_string().contains("byte order mark"), "{e}");
     }
 }

@@ -352,6 +352,13 @@ impl Store {
                 .map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
         }
         let path = dir.join(DB_FILE);
+        if storage.redb.is_none() && std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+            return Err(Error::invalid(format!(
+                "{} is not a regular file (a folder, a device or a pipe): it cannot be the \
+                 store's database; move it away",
+                path.display()
+            )));
+        }
         // redb would take an empty file for a new database: a store whose file was emptied
         // would open as an empty store (or be rebuilt from whatever journal is left).
         if storage.redb.is_none()

@@ -608,3 +608,16 @@ fn other_folders_are_not_unfinished_stores() -> TestResult {
     assert!(!tradestore::is_unfinished_store(d), "someone else's file");
     Ok(())
 }
+
+/// A folder where the database file should be is refused as bad input, not an I/O failure.
+#[test]
+fn a_database_path_that_is_not_a_file_is_refused() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    std::fs::create_dir_all(tmp.path().join(DB_FILE))?;
+    let Err(e) = Store::open(tmp.path(), Config::default()) else {
+        return Err("a folder opened as the database".into());
+    };
+    assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    Ok(())
+}
