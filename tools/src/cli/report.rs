@@ -15,7 +15,21 @@ pub fn chain(err: &anyhow::Error) -> String {
         }
         line.push_str(&text);
     }
-    line
+    printable(&line)
+}
+
+/// `text` with control characters other than newlines and tabs escaped: an error that
+/// quotes a file name or a parameter must not move the terminal's cursor or recolour it.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Whether the error comes from writing to a pipe whose reader has gone.
@@ -37,6 +51,12 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_in_errors_are_escaped() {
+        let err = anyhow::anyhow!("bad file \u{1b}[31mred\u{7}\nnext line");
+        assert_eq!(chain(&err), "bad file \\u{1b}[31mred\\u{7}\nnext line");
+    }
 
     #[test]
     fn a_broken_pipe_is_found_inside_the_writers_errors() {
