@@ -709,3 +709,31 @@ fn simulate_does_not_turn_a_folder_of_other_files_into_a_store() -> TestResult {
     assert_eq!(names, ["notes.txt"], "nothing was added");
     Ok(())
 }
+
+#[test]
+fn a_store_whose_creation_was_killed_checks_clean_and_simulate_finishes_it() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("store");
+    // What a creation killed before its database was renamed into place leaves.
+    for sub in tradestore::SUBDIRS {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    std::fs::write(dir.join(tradestore::NEW_DB_FILE), vec![0u8; 4096])?;
+    let r = run(&dir, &["check"])?;
+    assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("holds no database yet"), "{}", r.stdout);
+    let r = run(&dir, &["inspect"])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("creation was interrupted"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&dir, &["simulate", "--orders", "200", "--json"])?;
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(!dir.join(tradestore::NEW_DB_FILE).exists());
+    let r = run(&dir, &["check"])?;
+    assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("no violations"), "{}", r.stdout);
+    Ok(())
+}

@@ -36,32 +36,28 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let dir = &args.store.dir;
     // A store whose creation was killed before its database was in place holds nothing, so
     // nothing in it can be inconsistent: clean, and left as it is (opening it would create it).
-    if tradestore::is_unfinished_store(dir) {
-        let report = CheckReport::default();
-        let mut out = std::io::stdout().lock();
-        if args.json {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        } else {
-            writeln!(
-                out,
-                "{} holds no database yet (its creation was interrupted before the database \
-                 was in place): no rows, no violations",
-                dir.display()
-            )?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let store = open_existing_checked(dir)?;
-    let progress = Progress::items("checking");
-    let report = store
-        .check(&mut |done, total| progress.items_done(done, total))
-        .context("checking the store")?;
-    progress.finish();
+    let (report, empty) = if tradestore::is_unfinished_store(dir) {
+        (CheckReport::default(), true)
+    } else {
+        let store = open_existing_checked(dir)?;
+        let progress = Progress::items("checking");
+        let report = store
+            .check(&mut |done, total| progress.items_done(done, total))
+            .context("checking the store")?;
+        progress.finish();
+        (report, false)
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
+    } else if empty {
+        writeln!(
+            out,
+            "{} holds no database yet (its creation was interrupted before the database was \
+             in place): no rows, no violations",
+            dir.display()
+        )?;
     } else {
         write_human(&mut out, &report)?;
     }

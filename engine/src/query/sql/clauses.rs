@@ -121,16 +121,8 @@ fn is_leaf(token: &Token) -> bool {
         | Token::Comma
         | Token::LParen
         | Token::RParen
-        | Token::SemiColon
-        | Token::Number(..)
-        | Token::Placeholder(_)
-        | Token::SingleQuotedString(_)
-        | Token::DoubleQuotedString(_)
-        | Token::NationalStringLiteral(_)
-        | Token::EscapedStringLiteral(_)
-        | Token::UnicodeStringLiteral(_)
-        | Token::HexStringLiteral(_) => true,
-        _ => false,
+        | Token::SemiColon => true,
+        other => is_value(other),
     }
 }
 
