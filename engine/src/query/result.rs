@@ -92,12 +92,16 @@ impl QueryResult {
     /// values are written escaped (`\n`, `\u{1b}`): a stored string cannot move the
     /// terminal's cursor or break the table's lines.
     pub fn to_table(&self) -> String {
-        let names: Vec<String> = self.columns.iter().map(|c| printable(&c.name)).collect();
+        let names: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| printable(&c.name, false).into_owned())
+            .collect();
         let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
         let cells: Vec<Vec<String>> = (0..self.rows.len())
             .map(|r| {
                 (0..self.columns.len())
-                    .map(|c| printable(&self.cell(r, c)))
+                    .map(|c| printable(&self.cell(r, c), false).into_owned())
                     .collect()
             })
             .collect();
@@ -147,20 +151,25 @@ impl QueryResult {
     }
 }
 
-/// `s` with its control characters escaped.
-fn printable(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_owned();
+/// `text` with its control characters written as escapes (`\n`, `\u{1b}`), except newlines
+/// and tabs when `keep_lines`: text from files and the store, printed on a terminal, must not
+/// move the cursor or recolour it, nor (in a table) break its lines. Borrowed when there is
+/// nothing to escape.
+pub fn printable(text: &str, keep_lines: bool) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && !(keep_lines && (c == '\n' || c == '\t'));
+    if !text.chars().any(escaped) {
+        return text.into();
     }
-    s.chars()
+    text.chars()
         .map(|c| {
-            if c.is_control() {
+            if escaped(c) {
                 c.escape_default().to_string()
             } else {
                 c.to_string()
             }
         })
-        .collect()
+        .collect::<String>()
+        .into()
 }
 
 #[cfg(test)]

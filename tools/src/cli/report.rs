@@ -15,21 +15,8 @@ pub fn chain(err: &anyhow::Error) -> String {
         }
         line.push_str(&text);
     }
-    printable(&line)
-}
-
-/// `text` with control characters other than newlines and tabs escaped: an error that
-/// quotes a file name or a parameter must not move the terminal's cursor or recolour it.
-pub fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    // An error that quotes a file name or a parameter must not drive the terminal.
+    tradestore::query::result::printable(&line, true).into_owned()
 }
 
 /// Whether the error comes from writing to a pipe whose reader has gone.

@@ -1,6 +1,7 @@
 //! Plain text tables: a header and rows in columns padded to their widest cell.
 
 use std::io::{self, Write};
+use tradestore::query::result::printable;
 
 /// A time in ns since the Unix epoch as RFC 3339 in UTC: `2026-11-27T23:15:00.123456789Z`.
 pub fn time_ns(ns: u64) -> String {
@@ -16,26 +17,6 @@ pub enum Align {
     Right,
 }
 
-/// `cell` with each control character written as its escape (`\n`, `\u{1b}`): a cell
-/// holds text from files and the store, which must not move the cursor or recolour the
-/// terminal, nor break the table's lines.
-fn printable(cell: &str) -> std::borrow::Cow<'_, str> {
-    if cell.chars().any(char::is_control) {
-        cell.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_debug().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect::<String>()
-            .into()
-    } else {
-        cell.into()
-    }
-}
-
 /// Writes `header` and `rows` as columns separated by two spaces. The last column is not
 /// padded, so long text (messages) does not leave trailing blanks. Control characters are
 /// written escaped.
@@ -46,7 +27,11 @@ pub fn write(
 ) -> io::Result<()> {
     let rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|row| row.iter().map(|c| printable(c).into_owned()).collect())
+        .map(|row| {
+            row.iter()
+                .map(|c| printable(c, false).into_owned())
+                .collect()
+        })
         .collect();
     let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|(h, _)| h.chars().count()).collect();

@@ -15,7 +15,7 @@ use crate::query::ast::parse_interval;
 /// walking or dropping a very deep tree would exhaust the stack; this bounds the depth.
 pub(super) const MAX_OPERATORS: usize = 1000;
 
-/// Literals and placeholders allowed in one statement (an `IN` list's values among them):
+/// Literals and parameters (`$1`) allowed in one statement (an `IN` list's values among them):
 /// every value is bound, planned and possibly kept as the advisor's sample, so a statement
 /// of millions costs seconds and gigabytes before it reads a row.
 pub(super) const MAX_VALUES: usize = 10_000;
@@ -76,7 +76,7 @@ pub(super) fn check_size(src: &Source) -> Result<()> {
                     t.span,
                     format!(
                         "the statement is too long: it has more than {MAX_VALUES} values \
-                         (literals and placeholders); split a long IN list over several queries"
+                         (literals and parameters); split a long IN list over several queries"
                     ),
                 ));
             }
@@ -96,7 +96,7 @@ pub(super) fn check_size(src: &Source) -> Result<()> {
     Ok(())
 }
 
-/// Whether a token is a literal or a placeholder.
+/// Whether a token is a literal or a parameter (`$1`).
 fn is_value(token: &Token) -> bool {
     matches!(
         token,
