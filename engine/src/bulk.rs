@@ -46,6 +46,13 @@ pub(crate) struct Parsed {
     id: Option<u64>,
 }
 
+impl Parsed {
+    /// The input line the row came from.
+    pub(crate) fn line(&self) -> u64 {
+        self.row.line
+    }
+}
+
 impl Row {
     /// The row of a record read from input line `line`. A record whose encoding is larger
     /// than `max_value_bytes` is refused.

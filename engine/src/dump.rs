@@ -7,7 +7,9 @@
 //!
 //! Tables come parents first ([`TableId::ALL`]), rows in primary key order, fields in
 //! declaration order, numbers as raw fixed-point integers: two dumps of the same data are
-//! byte-identical. A restore validates every line and every constraint of the store as it
+//! byte-identical. The last line counts the rows, `{"end":{"rows":3205}}`: a dump cut short
+//! at a line boundary is still valid JSON Lines, and only that count tells it from a smaller
+//! dump. A restore validates every line, the end line and every constraint of the store as it
 //! would be afterwards, and commits (in one durable redb commit) only if all of it is good.
 
 use std::io::{BufRead, Read, Write};
@@ -149,6 +151,41 @@ mod fast {
     }
 }
 
+/// The last line of a dump: how many rows the lines before it hold.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndLine {
+    end: End,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct End {
+    rows: u64,
+}
+
+/// The end line of a dump of `rows` rows (without the newline).
+pub fn end_line(rows: u64) -> String {
+    serde_json::to_string(&EndLine { end: End { rows } })
+        .unwrap_or_else(|e| unreachable!("end line to JSON: {e}"))
+}
+
+/// How a restore treats the dump's end line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// Require exactly one end line, after every row, counting them (the default). When
+    /// false, end lines are skipped wherever they are and a file without one is accepted:
+    /// for files made by hand or by other tools, or dumps joined together, where a dump cut
+    /// short at a line boundary can no longer be told from a complete one.
+    pub check_end: bool,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> RestoreOptions {
+        RestoreOptions { check_end: true }
+    }
+}
+
 /// Formats one record as a dump line (without the newline).
 pub fn format_line(record: &AnyRecord) -> String {
     // Serializing these plain structs to JSON cannot fail (no maps with non-string keys,
@@ -193,7 +230,11 @@ pub fn dump(
             return Err(Error::io("writing the dump", e));
         }
     }
-    out.flush().map_err(|e| Error::io("writing the dump", e))?;
+    let mut end = end_line(summary.total);
+    end.push('\n');
+    out.write_all(end.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("writing the dump", e))?;
     progress(summary.total, total);
     Ok(summary)
 }
@@ -204,10 +245,20 @@ pub fn dump(
 /// restore: foreign keys, rules, fill sums, position folds) and, only if everything is good,
 /// written in key order in one durable commit ([`crate::bulk`]). Any error names the line
 /// and leaves the store exactly as it was. `progress(bytes_read)` is called as input is
-/// consumed.
+/// consumed. The dump must end with its end line ([`RestoreOptions::default`]).
 pub fn restore(
     store: &Store,
     input: &mut dyn BufRead,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Summary> {
+    restore_with(store, input, RestoreOptions::default(), progress)
+}
+
+/// [`restore`], with the end line treated as `options` say.
+pub fn restore_with(
+    store: &Store,
+    input: &mut dyn BufRead,
+    options: RestoreOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Summary> {
     let max = usize::try_from(store.config().max_value_bytes).unwrap_or(usize::MAX);
@@ -216,7 +267,7 @@ pub fn restore(
     // with its number, so the first bad line is the one reported, whichever thread saw it.
     let (send, recv) = std::sync::mpsc::sync_channel::<Chunk>(workers);
     let recv = Mutex::new(recv);
-    let parsed: Mutex<Vec<(u64, Result<Vec<Parsed>>)>> = Mutex::new(Vec::new());
+    let parsed: Mutex<Vec<(u64, Result<Vec<Line>>)>> = Mutex::new(Vec::new());
     // Set by a parser that met a bad line: reading stops (an endless input of bad lines
     // would otherwise be read forever); every chunk sent before is still parsed, so the
     // first bad line is still the one reported.
@@ -243,15 +294,64 @@ pub fn restore(
     chunks.sort_by_key(|(first, _)| *first);
     let mut batch = Batch::default();
     let mut summary = Summary::default();
-    for (_, rows) in chunks {
-        for p in rows? {
-            summary.add(p.table);
-            batch.add(p);
+    // The end line seen (its line number), when checked.
+    let mut end: Option<u64> = None;
+    for (_, lines) in chunks {
+        for l in lines? {
+            match l {
+                Line::Row(p) => {
+                    if let Some(at) = end {
+                        return Err(Error::invalid(format!(
+                            "line {}: a row after the dump's end line (line {at}): the file \
+                             holds more than one dump, or rows were added after it ends",
+                            p.line()
+                        )));
+                    }
+                    summary.add(p.table);
+                    batch.add(p);
+                }
+                Line::End { .. } if !options.check_end => {}
+                Line::End { line, rows } => {
+                    if let Some(at) = end {
+                        return Err(Error::invalid(format!(
+                            "line {line}: a second end line (the first is line {at}): the file \
+                             holds more than one dump"
+                        )));
+                    }
+                    if rows != summary.total {
+                        return Err(Error::invalid(format!(
+                            "line {line}: the end line counts {rows} rows, but the dump holds {} \
+                             before it: rows were removed or added after it was written",
+                            summary.total
+                        )));
+                    }
+                    end = Some(line);
+                }
+            }
         }
     }
     read?;
+    if options.check_end && end.is_none() {
+        return Err(Error::invalid(format!(
+            "the dump ({} rows) has no end line (`{}`, which `tradestore dump` writes last): \
+             it was cut short, or made by another tool; to load a file made without one, \
+             restore it with `--no-end-check`",
+            summary.total,
+            end_line(summary.total)
+        )));
+    }
     store.bulk_load(batch)?;
     Ok(summary)
+}
+
+/// One parsed line of a dump (blank lines are dropped).
+enum Line {
+    Row(Parsed),
+    /// The end line, at input line `line`, counting `rows`.
+    End {
+        line: u64,
+        rows: u64,
+    },
 }
 
 /// Lines parsed together by one parser.
@@ -274,7 +374,7 @@ impl Chunk {
     }
 
     /// The rows of the chunk's lines (blank lines skipped), or the first line's error.
-    fn parse(&self, max: usize) -> Result<Vec<Parsed>> {
+    fn parse(&self, max: usize) -> Result<Vec<Line>> {
         let mut out = Vec::with_capacity(self.ends.len());
         let mut start = 0;
         for (i, &end) in self.ends.iter().enumerate() {
@@ -341,16 +441,24 @@ fn read_chunks(
 }
 
 /// One dump line: `None` when blank.
-fn parse_numbered(line: u64, bytes: &[u8], max: usize) -> Result<Option<Parsed>> {
+fn parse_numbered(line: u64, bytes: &[u8], max: usize) -> Result<Option<Line>> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| Error::invalid(format!("line {line}: not UTF-8")))?
         .trim_end_matches(['\n', '\r']);
     if text.trim().is_empty() {
         return Ok(None);
     }
+    if text.trim_start().starts_with(r#"{"end""#) {
+        let e: EndLine = serde_json::from_str(text)
+            .map_err(|e| Error::invalid(format!("line {line}: a malformed end line: {e}")))?;
+        return Ok(Some(Line::End {
+            line,
+            rows: e.end.rows,
+        }));
+    }
     let rec = parse_line(text).map_err(|e| e.context(format!("line {line}")))?;
     Row::of(line, &rec, max)
-        .map(Some)
+        .map(|p| Some(Line::Row(p)))
         .map_err(|e| e.context(format!("line {line}")))
 }
 

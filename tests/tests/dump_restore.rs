@@ -4,7 +4,7 @@
 //! so whatever restore lets in, the consistency check finds clean.
 
 use serde_json::{Value as Json, json};
-use tradestore::ErrorKind;
+use tradestore::{ErrorKind, dump};
 use tradestore_schema::{Cash, Side, TableId};
 use tradestore_tests::{
     ACME, TempStore, TestResult, account, assert_clean, dump_bytes, expect_err, fill, instrument,
@@ -56,14 +56,27 @@ fn target() -> TestResult<TempStore> {
     Ok(store)
 }
 
+/// The row lines of a dump: every line but the end line, which must be last and count them.
 fn lines_of(dump: &[u8]) -> TestResult<Vec<String>> {
-    Ok(std::str::from_utf8(dump)?
+    let mut lines: Vec<String> = std::str::from_utf8(dump)?
         .lines()
         .map(str::to_owned)
-        .collect())
+        .collect();
+    let end = lines.pop().ok_or("an empty dump (no end line)")?;
+    assert_eq!(end, dump::end_line(lines.len() as u64));
+    Ok(lines)
 }
 
+/// A dump of row lines, with its end line.
 fn join(lines: &[String]) -> Vec<u8> {
+    let mut out = join_rows(lines);
+    out.extend_from_slice(dump::end_line(lines.len() as u64).as_bytes());
+    out.push(b'\n');
+    out
+}
+
+/// Row lines, without an end line.
+fn join_rows(lines: &[String]) -> Vec<u8> {
     let mut out = String::new();
     for l in lines {
         out.push_str(l);
@@ -126,10 +139,16 @@ fn dump_restore_dump_is_byte_identical() -> TestResult {
     restore_bytes(&other, crlf.as_bytes())?;
     assert_eq!(dump_bytes(&other)?, first);
 
-    // An empty store dumps to nothing, and nothing restores to an empty store.
+    // An empty store dumps to its end line alone, which restores nothing; an empty file
+    // is refused, unless the end line is not checked.
     let empty = TempStore::new()?;
-    assert_eq!(dump_bytes(&empty)?, b"");
-    assert_eq!(restore_bytes(&empty, b"")?.total, 0);
+    assert_eq!(dump_bytes(&empty)?, b"{\"end\":{\"rows\":0}}\n");
+    assert_eq!(restore_bytes(&empty, &dump_bytes(&empty)?)?.total, 0);
+    let err = expect_err(restore_bytes(&empty, b""), ErrorKind::Invalid)?;
+    assert!(err.message().contains("no end line"), "{err}");
+    let unchecked = dump::RestoreOptions { check_end: false };
+    let summary = dump::restore_with(&empty, &mut &b""[..], unchecked, &mut |_| {})?;
+    assert_eq!(summary.total, 0);
     Ok(())
 }
 
@@ -269,7 +288,7 @@ const DAMAGES: &[(&str, Damage)] = &[
         Ok(Some((join(&out), out.len(), ErrorKind::Constraint)))
     }),
     ("truncated in the middle of the line", |lines, i| {
-        let mut bytes = join(&lines[..i]);
+        let mut bytes = join_rows(&lines[..i]);
         let l = lines[i].as_bytes();
         bytes.extend_from_slice(&l[..l.len() / 2]);
         Ok(Some((bytes, i + 1, ErrorKind::Invalid)))
@@ -305,6 +324,54 @@ fn a_bad_line_anywhere_is_refused_and_named() -> TestResult {
     assert!(tried > 300, "only {tried} damaged dumps");
     // The undamaged dump restores, so each refusal above was for the damage.
     restore_bytes(&store, &join(&lines))?;
+    assert_clean(&store)
+}
+
+/// A dump's end line counts its rows: a dump cut short at any line boundary (still valid
+/// JSON Lines), with rows added or removed, or joined to another, is refused and changes
+/// nothing; unchecked, end lines are skipped and rows load.
+#[test]
+fn the_end_line_catches_a_dump_cut_short_or_edited() -> TestResult {
+    let src = source(4)?;
+    let lines = lines_of(&dump_bytes(&src)?)?;
+    let store = target()?;
+    let before = dump_bytes(&store)?;
+    let refused = |bytes: &[u8], wanted: &str| -> TestResult {
+        let err = expect_err(restore_bytes(&store, bytes), ErrorKind::Invalid)?;
+        assert!(err.message().contains(wanted), "{wanted}: {err}");
+        assert!(
+            dump_bytes(&store)? == before,
+            "{wanted}: the target changed"
+        );
+        Ok(())
+    };
+    // Cut short at every line boundary: each prefix is a consistent-looking dump of fewer
+    // rows (some restore without the check, which is the point of the end line).
+    for i in 0..=lines.len() {
+        refused(
+            &join_rows(&lines[..i]),
+            &format!("the dump ({i} rows) has no end line"),
+        )?;
+    }
+    // A row removed, or one added, keeps the old end line's count.
+    let mut fewer = join_rows(&lines[1..]);
+    fewer.extend_from_slice(format!("{}\n", dump::end_line(lines.len() as u64)).as_bytes());
+    refused(&fewer, "the end line counts")?;
+    // Two dumps joined: the rows after the first end line.
+    let mut twice = join(&lines[..3]);
+    twice.extend_from_slice(&join(&lines[3..]));
+    refused(&twice, "a row after the dump's end line (line 4)")?;
+    let mut two_ends = join(&lines);
+    two_ends.extend_from_slice(&join(&[]));
+    refused(&two_ends, "a second end line")?;
+    let mut garbled = join_rows(&lines);
+    garbled.extend_from_slice(b"{\"end\":{\"rows\":\"many\"}}\n");
+    refused(&garbled, "a malformed end line")?;
+
+    // Unchecked, end lines anywhere are skipped: the joined dump loads all its rows.
+    let unchecked = dump::RestoreOptions { check_end: false };
+    let summary = dump::restore_with(&store, &mut &twice[..], unchecked, &mut |_| {})?;
+    assert_eq!(summary.total, lines.len() as u64);
     assert_clean(&store)
 }
 
@@ -629,14 +696,14 @@ fn a_large_restore_in_any_key_order_names_lines_and_moves_ids_on() -> TestResult
     dup.insert(15_000, lines[3].clone());
     let err = expect_err(restore_bytes(&store, &join(&dup)), ErrorKind::Constraint)?;
     assert!(err.message().starts_with("line 15001:"), "{err}");
-    assert_eq!(dump_bytes(&store)?, b"");
+    assert_eq!(dump_bytes(&store)?, join(&[]));
 
     // So is a malformed line in a later chunk, though earlier chunks parsed fine.
     let mut bad = lines.clone();
     bad[12_345] = "{\"table\":\"accounts\"".into();
     let err = expect_err(restore_bytes(&store, &join(&bad)), ErrorKind::Invalid)?;
     assert!(err.message().starts_with("line 12346:"), "{err}");
-    assert_eq!(dump_bytes(&store)?, b"");
+    assert_eq!(dump_bytes(&store)?, join(&[]));
 
     let summary = restore_bytes(&store, &join(&lines))?;
     assert_eq!(summary.total, n);

@@ -145,7 +145,7 @@ fn deleting_an_account_deletes_its_positions() -> TestResult {
         last_trade_id: 0,
     };
     let line = format!(
-        "{{\"table\":\"positions\",\"record\":{{\"account\":{DELTA},\"instrument\":{BOLT},\"quantity\":0,\"cost_basis\":0,\"realized_pnl\":0,\"updated_ts\":7,\"last_trade_id\":0}}}}\n"
+        "{{\"table\":\"positions\",\"record\":{{\"account\":{DELTA},\"instrument\":{BOLT},\"quantity\":0,\"cost_basis\":0,\"realized_pnl\":0,\"updated_ts\":7,\"last_trade_id\":0}}}}\n{{\"end\":{{\"rows\":1}}}}\n"
     );
     restore_bytes(&store, line.as_bytes())?;
     let tx = store.read()?;

@@ -12,6 +12,7 @@ const BOOK: &str = r#"{"table":"instruments","record":{"id":1,"symbol":"ACME","t
 {"table":"accounts","record":{"id":1,"name":"alpha","status":"active"}}
 {"table":"accounts","record":{"id":2,"name":"beta","status":"active"}}
 {"table":"cash","record":{"account":1,"currency":"USD","amount":-196500000}}
+{"end":{"rows":4}}
 "#;
 
 /// A store holding [`BOOK`]: `(tempdir, store dir)`.

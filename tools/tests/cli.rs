@@ -85,6 +85,7 @@ const BOOK: &str = r#"{"table":"instruments","record":{"id":1,"symbol":"ACME","t
 {"table":"trades","record":{"id":2,"order_id":2,"account":1,"instrument":1,"side":"sell","price":10100000000,"quantity":200000000,"fee":500000,"ts":4}}
 {"table":"positions","record":{"account":1,"instrument":1,"quantity":200000000,"cost_basis":199000000,"realized_pnl":2500000,"updated_ts":4,"last_trade_id":2}}
 {"table":"cash","record":{"account":1,"currency":"USD","amount":-196500000}}
+{"end":{"rows":9}}
 "#;
 
 /// A store holding [`BOOK`].
@@ -243,14 +244,33 @@ fn check_of_an_empty_store_is_clean() -> TestResult {
 }
 
 #[test]
-fn dump_of_an_empty_store_is_empty() -> TestResult {
+fn dump_of_an_empty_store_is_its_end_line() -> TestResult {
     let (tmp, dir) = new_store()?;
-    assert_eq!(dump(&dir)?, "");
+    const EMPTY: &str = "{\"end\":{\"rows\":0}}\n";
+    assert_eq!(dump(&dir)?, EMPTY);
     let file = tmp.path().join("empty.jsonl");
     let r = run(&dir, &["dump", "--out", path_str(&file)?])?;
     assert!(r.ok(), "{}", r.stderr);
-    assert_eq!(std::fs::read(&file)?, b"");
+    assert_eq!(std::fs::read_to_string(&file)?, EMPTY);
     assert!(r.stderr.contains("dumped 0 rows"), "{}", r.stderr);
+    let r = run(&dir, &["restore", "--in", path_str(&file)?])?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(r.stderr.contains("restored 0 rows"), "{}", r.stderr);
+    // An empty file is not a dump, unless the end line is not checked.
+    std::fs::write(&file, "")?;
+    let r = run(&dir, &["restore", "--in", path_str(&file)?])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the dump (0 rows) has no end line"),
+        "{}",
+        r.stderr
+    );
+    let r = run(
+        &dir,
+        &["restore", "--no-end-check", "--in", path_str(&file)?],
+    )?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert_eq!(dump(&dir)?, EMPTY);
     Ok(())
 }
 
@@ -353,13 +373,27 @@ fn restore_of_a_truncated_file_changes_nothing() -> TestResult {
     let r = run(&dir, &["restore", "--in", path_str(&file)?])?;
     assert_eq!(r.status, Some(1));
     assert!(r.stderr.contains("line 6"), "{}", r.stderr);
-    assert_eq!(dump(&dir)?, "");
+    assert_eq!(dump(&dir)?, "{\"end\":{\"rows\":0}}\n");
 
-    // Cut at a line end, before the trades: every line parses, but orders 1 and 2 (lines
+    // Cut at any line end: every line parses, and the end line is missing.
+    for n in 0..BOOK.lines().count() {
+        let cut: String = BOOK.lines().take(n).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&file, cut)?;
+        let r = run(&dir, &["restore", "--in", path_str(&file)?])?;
+        assert_eq!(r.status, Some(1));
+        let wanted = format!("the dump ({n} rows) has no end line");
+        assert!(r.stderr.contains(&wanted), "{n}: {}", r.stderr);
+        assert_eq!(dump(&dir)?, "{\"end\":{\"rows\":0}}\n");
+    }
+
+    // Unchecked, the cut before the trades still fails on the data: orders 1 and 2 (lines
     // 3 and 4) claim fills that are missing.
     let cut: String = BOOK.lines().take(5).map(|l| format!("{l}\n")).collect();
     std::fs::write(&file, cut)?;
-    let r = run(&dir, &["restore", "--in", path_str(&file)?])?;
+    let r = run(
+        &dir,
+        &["restore", "--no-end-check", "--in", path_str(&file)?],
+    )?;
     assert_eq!(r.status, Some(1));
     assert!(
         r.stderr.contains("line 3: orders 1") || r.stderr.contains("line 4: orders 2"),
@@ -368,7 +402,7 @@ fn restore_of_a_truncated_file_changes_nothing() -> TestResult {
     );
     assert!(r.stderr.contains("fills sum to 0"), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was restored"), "{}", r.stderr);
-    assert_eq!(dump(&dir)?, "");
+    assert_eq!(dump(&dir)?, "{\"end\":{\"rows\":0}}\n");
     Ok(())
 }
 

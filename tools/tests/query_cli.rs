@@ -64,6 +64,7 @@ const BOOK: &str = r#"{"table":"instruments","record":{"id":1,"symbol":"ACME","t
 {"table":"trades","record":{"id":2,"order_id":2,"account":1,"instrument":1,"side":"sell","price":10100000000,"quantity":200000000,"fee":500000,"ts":4}}
 {"table":"positions","record":{"account":1,"instrument":1,"quantity":200000000,"cost_basis":199000000,"realized_pnl":2500000,"updated_ts":4,"last_trade_id":2}}
 {"table":"cash","record":{"account":1,"currency":"USD","amount":-196500000}}
+{"end":{"rows":9}}
 "#;
 
 /// A store holding [`BOOK`].
@@ -494,11 +495,12 @@ fn index_create_list_drop_log_round_trip() -> TestResult {
         &[
             "index",
             "create",
-            "trades_by_price",
             "--table",
             "trades",
             "--columns",
             "price,ts",
+            // The name may follow the columns: --columns takes one comma-separated value.
+            "trades_by_price",
             "--covering",
             "--reason",
             "prices are searched",
@@ -584,6 +586,12 @@ fn index_create_list_drop_log_round_trip() -> TestResult {
     )?;
     assert_eq!(r.status, Some(1));
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    // The advice fits a repeated creation (not the generic "correct the data").
+    assert!(
+        r.stderr.contains("nothing was changed") && !r.stderr.contains("correct the data"),
+        "{}",
+        r.stderr
+    );
     let r = run(
         &dir,
         &[

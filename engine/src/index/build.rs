@@ -121,7 +121,8 @@ pub(crate) fn validate(def: &IndexDef, existing: &[IndexSpec]) -> Result<()> {
             def.name,
             same.def.table,
             same.def.columns.join(", ")
-        )));
+        ))
+        .advise(INDEX_EXISTS));
     }
     if let Some(same) = existing
         .iter()
@@ -132,10 +133,16 @@ pub(crate) fn validate(def: &IndexDef, existing: &[IndexSpec]) -> Result<()> {
             same.def.name,
             def.table,
             def.columns.join(", ")
-        )));
+        ))
+        .advise(INDEX_EXISTS));
     }
     Ok(())
 }
+
+/// The advice given with a refused index creation that repeats an existing index.
+const INDEX_EXISTS: &str = "nothing was changed; the existing index is in use, or, if its \
+     build was interrupted, is finished when the store next opens: see `tradestore index list`, \
+     and drop it first to redefine it";
 
 impl Store {
     /// Creates a secondary index online: registers it, then backfills the rows already

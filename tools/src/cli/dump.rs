@@ -15,8 +15,9 @@ use super::store::{StoreDir, open_existing_checked};
 Write every row of the store as JSON Lines, one record per line:
   {\"table\":\"accounts\",\"record\":{\"id\":1,\"name\":\"alpha\",\"status\":\"active\"}}
 Tables come parents first, rows in primary key order, numbers as raw fixed-point integers, \
-so two dumps of the same data are byte-identical. The dump reads one consistent snapshot; \
-writers may go on meanwhile.
+so two dumps of the same data are byte-identical. The last line counts the rows, \
+{\"end\":{\"rows\":N}}: `tradestore restore` refuses a dump cut short. The dump reads one \
+consistent snapshot; writers may go on meanwhile.
 
 The file is written under a temporary name next to FILE and renamed to FILE only once \
 complete and synced, so a failed dump never leaves a partial FILE (nor replaces an \

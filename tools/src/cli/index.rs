@@ -97,7 +97,7 @@ pub struct CreateArgs {
     pub table: TableId,
 
     /// The indexed columns, in key order, separated by commas: --columns account,ts.
-    #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
+    #[arg(long, value_delimiter = ',', required = true)]
     pub columns: Vec<String>,
 
     /// Keep a copy of each row in its entry: reads through the index skip the row lookup.
