@@ -1,15 +1,16 @@
-//! Loads the data set into each engine in turn (timed: the bulk restore), then times every
-//! engine's reads, interleaved in rounds.
+//! Loads the data set into each engine, in interleaved rounds (timed: the bulk restore, the
+//! median load reported), then times every engine's reads, interleaved in rounds.
 
 use std::hint::black_box;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::data::{DataSet, Picks, PositionRow};
 use super::report::{RECENT_LIMIT, ReadMeasurement, ReadOp, fill_ratios};
 use super::{fjall, raw_redb, sqlite, tradestore};
 use crate::Result;
 use crate::latency::{ROUNDS, Timed, histogram, merge, slice};
+use crate::report::{FJALL, SQLITE, TRADESTORE};
 use crate::run::Plan;
 use crate::workload::TradeRow;
 
@@ -144,27 +145,38 @@ fn measure_reads(
     Ok(rows)
 }
 
-/// Opens an engine in `dir` and times its load of `data`.
-fn load<R: Reader + 'static>(
+/// Times of the bulk restore taken per engine (each into a fresh folder, engines
+/// interleaved, the order rotating each round); the median is reported. One load per engine
+/// moved by up to a third between runs (the first engine loaded after the data set was built
+/// met its write-back), which alone could flip a ratio target.
+pub const LOAD_ROUNDS: usize = 3;
+
+/// One engine's bulk restore: the report's mode, and how to open a fresh folder, load the
+/// data set into it and time the load.
+struct Loader {
+    name: &'static str,
+    mode: String,
+    load: fn(&Path, &DataSet) -> Result<(Box<dyn Reader>, Duration)>,
+}
+
+/// Opens an engine in `dir`, loads `data` into it and returns it with the load's time.
+fn timed_load<R: Reader + 'static>(
     dir: &Path,
     data: &DataSet,
-    load_mode: &str,
     open: fn(&Path) -> Result<R>,
     load: fn(&mut R, &DataSet) -> Result<()>,
-) -> Result<(Box<dyn Reader>, ReadMeasurement)> {
+) -> Result<(Box<dyn Reader>, Duration)> {
     let mut db = open(dir)?;
     let start = Instant::now();
     load(&mut db, data)?;
-    let elapsed = start.elapsed();
-    let trades = data.trades.len() as u64;
-    let restore = ReadMeasurement::restore(db.name(), load_mode, trades, elapsed);
-    Ok((Box::new(db), restore))
+    Ok((Box::new(db), start.elapsed()))
 }
 
 /// Builds the data set of `plan.read_trades` trades, loads it into tradestore, raw redb,
-/// SQLite and fjall in turn (each in a fresh folder under `dir`; the load is timed), then
-/// times every engine's reads, interleaved (see [`ROUNDS`]). The folders are removed at
-/// the end, whatever happened. `progress` hears what is being measured.
+/// SQLite and fjall [`LOAD_ROUNDS`] times each (each load into a fresh folder under `dir`,
+/// timed), then times every engine's reads on its last load, interleaved (see [`ROUNDS`]).
+/// The folders are removed at the end, whatever happened. `progress` hears what is being
+/// measured.
 pub fn run_reads(
     dir: &Path,
     plan: &Plan,
@@ -181,57 +193,96 @@ pub fn run_reads(
         plan.recent_reads,
         plan.position_reads,
     );
-    let folders: Vec<std::path::PathBuf> = ["tradestore", "redb", "sqlite", "fjall"]
-        .iter()
-        .map(|name| dir.join(format!("{name}-reads")))
-        .collect();
-    let out = load_and_read(&folders, &data, plan, &picks, progress);
-    for f in &folders {
-        let _ = std::fs::remove_dir_all(f);
-    }
+    let folder = dir.join("reads");
+    let out = load_and_read(&folder, &data, plan, &picks, progress);
+    let _ = std::fs::remove_dir_all(&folder);
     let mut rows = out?;
     fill_ratios(&mut rows);
     Ok(rows)
 }
 
-/// Loads the four engines into `folders` (tradestore, redb, sqlite, fjall), then reads.
+/// The four engines' loaders: tradestore, redb, sqlite, fjall.
+fn loaders() -> [Loader; 4] {
+    [
+        Loader {
+            name: TRADESTORE,
+            mode: "dump::restore, 1 commit".to_owned(),
+            load: |dir, d| timed_load(dir, d, tradestore::TradestoreReads::open, |s, d| s.load(d)),
+        },
+        Loader {
+            name: crate::raw_redb::NAME,
+            mode: "1 write tx".to_owned(),
+            load: |dir, d| timed_load(dir, d, raw_redb::open, |s, d| s.load(d)),
+        },
+        Loader {
+            name: SQLITE,
+            mode: "1 tx, prepared".to_owned(),
+            load: |dir, d| timed_load(dir, d, sqlite::open, |s, d| s.load(d)),
+        },
+        Loader {
+            name: FJALL,
+            mode: format!("batches of {}", fjall::LOAD_BATCH),
+            load: |dir, d| timed_load(dir, d, fjall::open, |s, d| s.load(d)),
+        },
+    ]
+}
+
+/// Loads the four engines [`LOAD_ROUNDS`] times each under `folder` (a fresh folder per
+/// load; engines interleaved, the first one rotating), then reads from each one's last load.
 fn load_and_read(
-    folders: &[std::path::PathBuf],
+    folder: &Path,
     data: &DataSet,
     plan: &Plan,
     picks: &Picks,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<ReadMeasurement>> {
-    progress("loading tradestore ...");
-    let ts = load(
-        &folders[0],
-        data,
-        "dump::restore, 1 commit",
-        tradestore::TradestoreReads::open,
-        |s, d| s.load(d),
-    )?;
-    progress("loading redb ...");
-    let redb = load(&folders[1], data, "1 write tx", raw_redb::open, |s, d| {
-        s.load(d)
-    })?;
-    progress("loading sqlite ...");
-    let lite = load(&folders[2], data, "1 tx, prepared", sqlite::open, |s, d| {
-        s.load(d)
-    })?;
-    progress("loading fjall ...");
-    let fj_mode = format!("batches of {}", fjall::LOAD_BATCH);
-    let fj = load(&folders[3], data, &fj_mode, fjall::open, |s, d| s.load(d))?;
+    let loaders = loaders();
+    let mut times: Vec<Vec<Duration>> = loaders.iter().map(|_| Vec::new()).collect();
+    let mut loaded: Vec<Option<Box<dyn Reader>>> = loaders.iter().map(|_| None).collect();
+    for round in 0..LOAD_ROUNDS {
+        progress(&format!(
+            "loading every engine (round {} of {LOAD_ROUNDS}) ...",
+            round + 1
+        ));
+        for k in 0..loaders.len() {
+            let i = (k + round) % loaders.len();
+            let l = &loaders[i];
+            // The previous load's engine is closed and its folder removed first.
+            loaded[i] = None;
+            let _ = std::fs::remove_dir_all(folder.join(format!("{}-{}", l.name, round)));
+            let dir = folder.join(format!("{}-{}", l.name, round + 1));
+            let (db, elapsed) = (l.load)(&dir, data)?;
+            if db.name() != l.name {
+                return Err(format!("loader {} opened {}", l.name, db.name()).into());
+            }
+            times[i].push(elapsed);
+            loaded[i] = Some(db);
+        }
+    }
+    let mut readers: Vec<&dyn Reader> = Vec::new();
+    for (l, db) in loaders.iter().zip(&loaded) {
+        readers.push(
+            db.as_deref()
+                .ok_or_else(|| format!("{} was not loaded", l.name))?,
+        );
+    }
     progress(&format!(
         "measuring reads, every engine in each of {ROUNDS} rounds ..."
     ));
-    let loaded = [ts, redb, lite, fj];
-    let readers: Vec<&dyn Reader> = loaded.iter().map(|(r, _)| r.as_ref()).collect();
     let reads = measure_reads(&readers, plan, picks)?;
-    // Per engine: its restore, then its reads (the report's order).
+    // Per engine: its restore (the median load), then its reads (the report's order).
+    let trades = data.trades.len() as u64;
     let mut rows = Vec::new();
-    for (_, restore) in &loaded {
-        rows.push(restore.clone());
-        rows.extend(reads.iter().filter(|r| r.engine == restore.engine).cloned());
+    for (l, mut t) in loaders.iter().zip(times) {
+        t.sort();
+        let median = t.get(t.len() / 2).copied().unwrap_or_default();
+        rows.push(ReadMeasurement::restore(
+            l.name,
+            format!("{}, median of {}", l.mode, t.len()),
+            trades,
+            median,
+        ));
+        rows.extend(reads.iter().filter(|r| r.engine == l.name).cloned());
     }
     Ok(rows)
 }
