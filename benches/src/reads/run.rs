@@ -156,8 +156,11 @@ pub const LOAD_ROUNDS: usize = 3;
 struct Loader {
     name: &'static str,
     mode: String,
-    load: fn(&Path, &DataSet) -> Result<(Box<dyn Reader>, Duration)>,
+    load: fn(&Path, &DataSet) -> Result<Loaded>,
 }
+
+/// An engine loaded with the data set, and how long the load took.
+type Loaded = (Box<dyn Reader>, Duration);
 
 /// Opens an engine in `dir`, loads `data` into it and returns it with the load's time.
 fn timed_load<R: Reader + 'static>(
@@ -165,7 +168,7 @@ fn timed_load<R: Reader + 'static>(
     data: &DataSet,
     open: fn(&Path) -> Result<R>,
     load: fn(&mut R, &DataSet) -> Result<()>,
-) -> Result<(Box<dyn Reader>, Duration)> {
+) -> Result<Loaded> {
     let mut db = open(dir)?;
     let start = Instant::now();
     load(&mut db, data)?;
