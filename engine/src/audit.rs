@@ -292,7 +292,7 @@ pub(crate) fn append(txn: &WriteTransaction, action: &str, detail: &str) -> Resu
 }
 
 /// Entries numbered above `after`, oldest first, at most `limit`.
-fn entries(txn: &ReadTransaction, after: u64, limit: usize) -> Result<Vec<AuditEntry>> {
+pub(crate) fn entries(txn: &ReadTransaction, after: u64, limit: usize) -> Result<Vec<AuditEntry>> {
     let catalog = txn.open_table(CATALOG)?;
     let from = key(after.saturating_add(1));
     let mut out = Vec::new();

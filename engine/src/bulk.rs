@@ -232,7 +232,7 @@ impl Batch {
                     if base.raw_get(table, &r.key)?.is_some() {
                         keep(
                             r.line,
-                            exists(table, &r.key).context(format!("line {}", r.line)),
+                            stored(table, &r.key).context(format!("line {}", r.line)),
                         );
                     }
                 }
@@ -485,6 +485,19 @@ fn exists(table: TableId, key: &[u8]) -> Error {
         "{table} {}: a row with this key already exists",
         keys::show(key)
     ))
+}
+
+/// A row of the load whose key the store already holds.
+fn stored(table: TableId, key: &[u8]) -> Error {
+    Error::constraint(format!(
+        "{table} {}: the store already holds a row with this key",
+        keys::show(key)
+    ))
+    .advise(
+        "nothing was restored; if an earlier restore of this dump finished, there is nothing \
+         left to do (`tradestore audit list` shows every restore), otherwise restore into a \
+         store without these rows",
+    )
 }
 
 /// The store as it would be after a load: a snapshot of the drained store with the batch's

@@ -147,10 +147,25 @@ impl Standby {
         let db = open_db(dir)?;
         let marked = crate::state::read_standby_seq(&db.begin_read()?)?;
         let Some(marked) = marked else {
-            return Err(Error::invalid(format!(
-                "{} is not a standby: there is nothing to promote",
-                dir.display()
-            )));
+            // Say so when it was promoted before (a promotion whose report was lost, say).
+            let entries = crate::audit::entries(&db.begin_read()?, 0, usize::MAX)?;
+            let earlier = entries.iter().rev().find(|e| e.action == "standby.promote");
+            return Err(Error::invalid(match earlier {
+                Some(e) => format!(
+                    "{} is not a standby: it was promoted already (audit entry {}, {}, {}): \
+                     there is nothing to promote",
+                    dir.display(),
+                    e.seq,
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(e.at_ns)
+                    ),
+                    e.detail
+                ),
+                None => format!(
+                    "{} is not a standby: there is nothing to promote",
+                    dir.display()
+                ),
+            }));
         };
         let txn = db.begin_write()?;
         crate::catalog::init(&txn)?;

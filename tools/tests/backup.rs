@@ -28,6 +28,54 @@ fn book_store() -> Result<(tempfile::TempDir, std::path::PathBuf), Box<dyn Error
     Ok((tmp, dir))
 }
 
+/// What a `backup restore` killed midway leaves (an empty target, a staging folder beside
+/// it) is named as such by the commands that find no store there, and a rerun finishes it.
+#[test]
+fn an_interrupted_backup_restore_is_named_and_a_rerun_finishes_it() -> TestResult {
+    let (tmp, dir) = book_store()?;
+    let out = tmp.path().join("b1");
+    let r = run(&["backup", "--dir", s(&dir)?, "--out", s(&out)?])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let to = tmp.path().join("restored");
+    std::fs::create_dir(&to)?;
+    // A process that is gone (pids are far below this), then one that runs (this test).
+    let staging = tmp.path().join(".restored.restoring-999999999");
+    std::fs::create_dir(&staging)?;
+    std::fs::write(staging.join("tradestore.redb"), b"half a file")?;
+    for cmd in [&["check"][..], &["inspect"], &["dump", "--out", "-"]] {
+        let mut args = cmd.to_vec();
+        args.extend(["--dir", s(&to)?]);
+        let r = run(&args)?;
+        assert!(!r.ok(), "{args:?}");
+        assert!(
+            r.stderr.contains("a backup restore into it")
+                && r.stderr.contains("was interrupted")
+                && r.stderr.contains(".restored.restoring-999999999")
+                && r.stderr.contains("run the same command again"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    let running = tmp
+        .path()
+        .join(format!(".restored.restoring-{}", std::process::id()));
+    std::fs::rename(&staging, &running)?;
+    let r = run(&["check", "--dir", s(&to)?])?;
+    assert!(
+        r.stderr.contains("a backup restore into it is running"),
+        "{}",
+        r.stderr
+    );
+    std::fs::rename(&running, &staging)?;
+
+    // The rerun removes the abandoned staging folder and restores.
+    let r = run(&["backup", "restore", s(&out)?, "--to", s(&to)?])?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(!staging.exists());
+    assert_eq!(dump(&to)?, dump(&dir)?);
+    Ok(())
+}
+
 #[test]
 fn backup_list_verify_restore_round_trip() -> TestResult {
     let (tmp, dir) = book_store()?;

@@ -414,6 +414,15 @@ fn restore_of_rows_already_there_changes_nothing() -> TestResult {
     let r = run(&dir, &["restore", "--in", path_str(&file)?])?;
     assert_eq!(r.status, Some(1));
     assert!(r.stderr.contains("line 1"), "{}", r.stderr);
+    // The advice fits a rerun of a restore that finished (a kill after its commit).
+    assert!(
+        r.stderr
+            .contains("the store already holds a row with this key")
+            && r.stderr
+                .contains("if an earlier restore of this dump finished"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(dump(&dir)?, BOOK);
     Ok(())
 }

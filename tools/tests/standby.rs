@@ -320,13 +320,15 @@ fn a_promoted_standby_takes_migrations_and_never_follows_again() -> TestResult {
             vec!["standby", "--dir", sbs, "--primary", s(&p)?, "--once"],
             "is not a standby",
         ),
+        // Promoted before: the message says when, from the audit trail.
         (
             vec!["standby", "--dir", sbs, "--promote"],
-            "nothing to promote",
+            "it was promoted already (audit entry",
         ),
+        // Never a standby: nothing to promote, and no earlier promotion to name.
         (
             vec!["standby", "--dir", s(&p)?, "--promote"],
-            "nothing to promote",
+            "is not a standby: there is nothing to promote",
         ),
     ] {
         let r = run(&args)?;

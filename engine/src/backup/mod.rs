@@ -19,7 +19,7 @@ pub use create::BackupReport;
 pub use list::{BackupListing, list_backups};
 pub use manifest::{FileSum, MANIFEST_FILE, MANIFEST_VERSION, Manifest, TableSum};
 pub(crate) use restore::restore_as;
-pub use restore::{PointInTime, RestoreReport, restore_backup, restore_backup_to};
+pub use restore::{PointInTime, RestoreReport, restore_backup, restore_backup_to, restore_staging};
 pub use verify::{BackupVerification, verify_backup};
 
 /// `2026-11-27T23:15:00.123456789Z`: a time in ns since the Unix epoch as RFC 3339, UTC.

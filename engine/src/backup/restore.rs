@@ -262,6 +262,33 @@ pub(crate) fn restore_as(
     })
 }
 
+/// A restore's staging folder beside `to` (`.NAME.restoring-PID`), if there is one: a
+/// restore into `to` is running, or was killed midway (then `to` is left empty). Returns the
+/// folder and whether its process still runs.
+pub fn restore_staging(to: &Path) -> Option<(PathBuf, bool)> {
+    let name = to.file_name()?.to_string_lossy().into_owned();
+    let prefix = format!(".{name}.restoring-");
+    let parent = match to.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) => p.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    std::fs::read_dir(&parent)
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry
+                .file_name()
+                .to_str()?
+                .strip_prefix(&prefix)?
+                .parse::<u32>()
+                .ok()?;
+            entry
+                .file_type()
+                .is_ok_and(|t| t.is_dir())
+                .then(|| (entry.path(), super::process_running(pid)))
+        })
+}
+
 /// Removes the staging folders beside `to` that restores to `name` killed midway left
 /// (`.NAME.restoring-PID` whose process is gone; see [`super::remove_abandoned`]).
 fn remove_abandoned_staging(to: &Path, name: &str) {

@@ -66,6 +66,22 @@ pub fn existing(dir: &Path) -> Result<()> {
                      --dir {shown}` (or `simulate`) finishes creating it"
                 );
             }
+            if let Some((staging, running)) = tradestore::backup::restore_staging(dir) {
+                let staging = staging.display();
+                if running {
+                    bail!(
+                        "{shown} holds no {DB_FILE} yet: a backup restore into it is running \
+                         (its staging folder is {staging}); wait for it to finish"
+                    );
+                }
+                bail!(
+                    "{shown} holds no {DB_FILE}: a backup restore into it (`backup restore \
+                     --to`, or `standby --from-backup`) was interrupted, and left its staging \
+                     folder {staging}; run the same command again (it removes that folder and \
+                     restores), rather than `tradestore init`, which would make the directory \
+                     a new, empty store"
+                );
+            }
             bail!(
                 "{shown} holds no {DB_FILE}, so it is not a store; create one with \
                  `tradestore init --dir {shown}`"
