@@ -390,8 +390,9 @@ pub struct AppliedMigration {
     pub checksum: String,
     /// When its commit was made, nanoseconds since the Unix epoch.
     pub applied_at_ns: u64,
-    /// Rows it inserted, replaced or deleted, cascaded deletes included (a row that an
-    /// earlier migration of the same run had changed counts there).
+    /// Rows its steps inserted, replaced or deleted, cascaded deletes included; a row
+    /// written twice counts twice. The same whether it was applied alone or in one run with
+    /// others.
     pub rows_changed: u64,
     /// Indexes it created.
     pub created_indexes: Vec<String>,
@@ -620,7 +621,7 @@ impl Store {
             dropped: Vec::new(),
         };
         let mut entries = Vec::with_capacity(pending.len());
-        let mut counted = 0usize;
+        let mut counted = 0u64;
         for m in pending {
             let mut entry = AppliedMigration {
                 version: m.version,
@@ -645,8 +646,8 @@ impl Store {
                 };
                 apply_step(&mut tx, &mut changes, &mut entry, step).map_err(at)?;
             }
-            let written = tx.rows_written();
-            entry.rows_changed = written.saturating_sub(counted) as u64;
+            let written = tx.row_writes();
+            entry.rows_changed = written.saturating_sub(counted);
             counted = written;
             entries.push(entry);
         }

@@ -508,3 +508,45 @@ fn a_standby_refuses_migrations() -> TestResult {
     assert!(standby.migration_history()?.is_empty());
     Ok(())
 }
+
+/// A migration's rows changed are its own steps' row writes: the same whether it is applied
+/// in one run with the migration before it (whose rows it rewrites and deletes) or alone.
+#[test]
+fn rows_changed_do_not_depend_on_how_migrations_are_batched() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let both = tmp.path().join("both");
+    let alone = tmp.path().join("alone");
+    std::fs::create_dir_all(&both)?;
+    std::fs::create_dir_all(&alone)?;
+    let cash = r#"'{"table":"cash","record":{"account":6000,"currency":"USD","amount":1}}'"#;
+    let first = format!(
+        "version = 1\n[[step]]\ninsert = [{}, {cash}]\n",
+        account_line(6000, "new", "active")
+    );
+    let second = format!(
+        "version = 2\ndepends_on = [1]\n[[step]]\nput = [{}]\n[[step]]\n\
+         delete = {{ table = \"cash\", keys = [[6000, \"USD\"]] }}\n",
+        account_line(6000, "renamed", "suspended")
+    );
+    write(&both, "0001.toml", &first)?;
+    write(&both, "0002.toml", &second)?;
+    write(&alone, "0001.toml", &first)?;
+    let no_backup = MigrateOptions {
+        backup: false,
+        ..MigrateOptions::default()
+    };
+
+    let together = populated(&tmp.path().join("together"))?;
+    let report = together.migrate(&migrate::load_dir(&both)?, &no_backup)?;
+    let counts: Vec<u64> = report.applied.iter().map(|a| a.rows_changed).collect();
+    assert_eq!(counts, [2, 2]);
+
+    let apart = populated(&tmp.path().join("apart"))?;
+    apart.migrate(&migrate::load_dir(&alone)?, &no_backup)?;
+    write(&alone, "0002.toml", &second)?;
+    let report = apart.migrate(&migrate::load_dir(&alone)?, &no_backup)?;
+    let counts: Vec<u64> = report.applied.iter().map(|a| a.rows_changed).collect();
+    assert_eq!(counts, [2]);
+    assert_eq!(dump_bytes(&together)?, dump_bytes(&apart)?);
+    Ok(())
+}

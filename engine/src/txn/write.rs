@@ -77,6 +77,9 @@ pub struct WriteTx {
     locks: LockGuard,
     snap: Snapshot,
     writes: BTreeMap<OKey, Entry>,
+    /// Row writes so far (inserts, replacements, deletes; index entries aside), each one
+    /// counted even when it rewrites a row this transaction already wrote.
+    row_writes: u64,
     reads: RefCell<ReadSet>,
     shared: Arc<Shared>,
     max_value_bytes: usize,
@@ -114,6 +117,7 @@ impl WriteTx {
             locks,
             snap,
             writes: BTreeMap::new(),
+            row_writes: 0,
             reads: RefCell::new(ReadSet::default()),
             shared,
             max_value_bytes,
@@ -158,6 +162,9 @@ impl WriteTx {
     }
 
     fn put_entry(&mut self, space: u16, key: Vec<u8>, entry: Entry) {
+        if space < crate::state::INDEX_BASE {
+            self.row_writes += 1;
+        }
         self.writes.insert((space, key), entry);
     }
 
@@ -198,12 +205,10 @@ impl WriteTx {
         self.write(record, expect, self.mode).map(|_| ())
     }
 
-    /// Rows in the write set so far (index entries aside).
-    pub(crate) fn rows_written(&self) -> usize {
-        self.writes
-            .keys()
-            .take_while(|(space, _)| *space < crate::state::INDEX_BASE)
-            .count()
+    /// Row writes so far: inserts, replacements and deletes (cascaded ones included), each
+    /// counted, also when it rewrites a row this transaction wrote before.
+    pub(crate) fn row_writes(&self) -> u64 {
+        self.row_writes
     }
 
     /// Deletes the row of `table` with this primary key, as [`WriteTx::delete`] does;
