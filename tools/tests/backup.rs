@@ -3,7 +3,7 @@
 //! fail with a clear message, a non-zero status and nothing changed.
 
 use std::error::Error;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 mod support;
 use support::{TestResult, dump, run, s};
@@ -28,14 +28,20 @@ fn book_store() -> Result<(tempfile::TempDir, std::path::PathBuf), Box<dyn Error
     Ok((tmp, dir))
 }
 
+/// A store holding [`BOOK`] and a backup of it: `(tempdir, store dir, backup dir)`.
+fn backed_up_book() -> Result<(tempfile::TempDir, PathBuf, PathBuf), Box<dyn Error>> {
+    let (tmp, dir) = book_store()?;
+    let out = tmp.path().join("b");
+    let r = run(&["backup", "--dir", s(&dir)?, "--out", s(&out)?])?;
+    assert!(r.ok(), "{}", r.stderr);
+    Ok((tmp, dir, out))
+}
+
 /// What a `backup restore` killed midway leaves (an empty target, a staging folder beside
 /// it) is named as such by the commands that find no store there, and a rerun finishes it.
 #[test]
 fn an_interrupted_backup_restore_is_named_and_a_rerun_finishes_it() -> TestResult {
-    let (tmp, dir) = book_store()?;
-    let out = tmp.path().join("b1");
-    let r = run(&["backup", "--dir", s(&dir)?, "--out", s(&out)?])?;
-    assert!(r.ok(), "{}", r.stderr);
+    let (tmp, dir, out) = backed_up_book()?;
     let to = tmp.path().join("restored");
     std::fs::create_dir(&to)?;
     // A process that is gone (pids are far below this), then one that runs (this test).
@@ -138,10 +144,7 @@ fn backup_list_verify_restore_round_trip() -> TestResult {
 
 #[test]
 fn a_corrupt_backup_fails_verify_and_restore_with_a_clear_message() -> TestResult {
-    let (tmp, dir) = book_store()?;
-    let out = tmp.path().join("b");
-    let r = run(&["backup", "--dir", s(&dir)?, "--out", s(&out)?])?;
-    assert!(r.ok(), "{}", r.stderr);
+    let (tmp, dir, out) = backed_up_book()?;
     let manifest = out.join("backup.json");
     let text = std::fs::read_to_string(&manifest)?;
 
