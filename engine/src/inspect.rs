@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 use tradestore_schema::TableId;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::store::Store;
 use crate::txn::ReadOps;
 
@@ -98,6 +98,9 @@ pub struct Inspection {
     pub lifecycle: LifecycleInfo,
     /// What opening the store recovered from the journal.
     pub recovery: crate::Recovery,
+    /// Damage met while reading (an archive segment whose checksum fails, say): each names
+    /// the table or index whose rows and bytes above are then counted up to it only.
+    pub problems: Vec<String>,
     /// The write path's counters and latency percentiles since the store was opened.
     pub write_path: crate::Stats,
 }
@@ -105,10 +108,19 @@ pub struct Inspection {
 /// Gathers the inspection of a store.
 pub fn inspect(store: &Store) -> Result<Inspection> {
     let tx = store.read()?;
+    let mut problems = Vec::new();
+    // Damage is noted and the inspection goes on; any other error ends it.
+    let mut noted = |what: String, r: Result<()>| match r {
+        Err(e) if e.kind() == ErrorKind::Corruption => {
+            problems.push(format!("{what}: {}", e.message()));
+            Ok(())
+        }
+        other => other,
+    };
     let mut tables = Vec::new();
     for t in TableId::ALL {
         let mut bytes = 0u64;
-        tx.raw_range(
+        let walked = tx.raw_range(
             crate::Source::Table(t),
             (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
             false,
@@ -116,7 +128,8 @@ pub fn inspect(store: &Store) -> Result<Inspection> {
                 bytes += (k.len() + v.len()) as u64;
                 Ok(true)
             },
-        )?;
+        );
+        noted(format!("table {}", t.name()), walked)?;
         tables.push(TableInfo {
             name: t.name().to_owned(),
             rows: tx.count(t)?,
@@ -127,7 +140,7 @@ pub fn inspect(store: &Store) -> Result<Inspection> {
     for spec in tx.indexes() {
         let mut bytes = 0u64;
         let mut entries = 0u64;
-        tx.raw_range(
+        let walked = tx.raw_range(
             crate::Source::Index(spec),
             (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
             false,
@@ -136,7 +149,8 @@ pub fn inspect(store: &Store) -> Result<Inspection> {
                 entries += 1;
                 Ok(true)
             },
-        )?;
+        );
+        noted(format!("index {}", spec.def.name), walked)?;
         indexes.push(IndexInfo {
             name: spec.def.name.clone(),
             table: spec.def.table.name().to_owned(),
@@ -184,6 +198,7 @@ pub fn inspect(store: &Store) -> Result<Inspection> {
         lifecycle,
         recovery: store.recovery().clone(),
         write_path: store.stats(),
+        problems,
     })
 }
 

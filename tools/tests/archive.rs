@@ -84,6 +84,27 @@ fn archive_moves_trades_out_and_every_read_still_sees_them() -> TestResult {
     );
     let (status, _, err) = run(&dir, &["dump", "--out", "-"])?;
     assert_eq!(status, Some(1), "{err}");
+    // inspect shows what it can read, lists the damage, and exits 1.
+    let (status, out, err) = run(&dir, &["inspect"])?;
+    assert_eq!(status, Some(1), "{err}");
+    assert!(out.contains("TABLE") && out.contains("orders"), "{out}");
+    assert!(
+        out.contains("damaged         table trades: archive segment")
+            && out.contains(file)
+            && out.contains("checksum"),
+        "{out}"
+    );
+    assert!(err.contains("the store is damaged"), "{err}");
+    let (status, out, _) = run(&dir, &["inspect", "--json"])?;
+    assert_eq!(status, Some(1));
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let problems = v["problems"].as_array().ok_or("no problems listed")?;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.as_str().is_some_and(|p| p.starts_with("table trades:"))),
+        "{problems:?}"
+    );
     Ok(())
 }
 

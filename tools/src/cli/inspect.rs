@@ -14,7 +14,10 @@ use super::table::{self, Align};
 #[command(long_about = "\
 Show what a store holds: each table with its rows and the bytes of its keys and values, \
 each secondary index with its columns, entries and bytes, and each file under the \
-directory with its size. Sizes are shown in KiB/MiB/GiB; --json gives exact byte counts.")]
+directory with its size. Sizes are shown in KiB/MiB/GiB; --json gives exact byte counts.
+
+Damage met on the way (an archive segment whose checksum fails) is listed, with the rest of \
+what could be read, and the command exits 1.")]
 pub struct Args {
     #[command(flatten)]
     pub store: StoreDir,
@@ -34,8 +37,18 @@ pub fn run(args: &Args) -> Result<()> {
         writeln!(out)?;
     } else {
         write_human(&mut out, &inspection)?;
+        for p in &inspection.problems {
+            writeln!(out, "damaged         {p}")?;
+        }
     }
     out.flush()?;
+    if !inspection.problems.is_empty() {
+        anyhow::bail!(
+            "the store is damaged ({} damaged table(s) and index(es) listed above, whose sizes \
+             leave out what could not be read); restore from a backup or a dump",
+            inspection.problems.len()
+        );
+    }
     Ok(())
 }
 
