@@ -51,6 +51,11 @@ impl Parsed {
     pub(crate) fn line(&self) -> u64 {
         self.row.line
     }
+
+    /// Memory the row holds: its key and record, and the row itself.
+    pub(crate) fn held_bytes(&self) -> u64 {
+        (self.row.key.capacity() + self.row.value.capacity() + std::mem::size_of::<Parsed>()) as u64
+    }
 }
 
 impl Row {

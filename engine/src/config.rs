@@ -18,6 +18,7 @@
 //! | `checkpoint_interval_ms` | `TRADESTORE_CHECKPOINT_INTERVAL_MS` | 1000 | 200 | 1000 | how often the applier makes a durable redb checkpoint |
 //! | `checkpoint_mb` | `TRADESTORE_CHECKPOINT_MB` | 64 | 64 | 64 | or after this much journal has been applied since the last one |
 //! | `overlay_max_mb` | `TRADESTORE_OVERLAY_MAX_MB` | 256 | 64 | 1024 | committed-but-unapplied data above which commits wait |
+//! | `restore_max_mb` | `TRADESTORE_RESTORE_MAX_MB` | 4096 | 1024 | 4096 | rows a dump restore may hold in memory before its commit, MiB (16..=1048576) |
 //! | `lock_timeout_ms` | `TRADESTORE_LOCK_TIMEOUT_MS` | 1000 | 1000 | 1000 | how long a pessimistic lock waits |
 //! | `breaker_failures` | `TRADESTORE_BREAKER_FAILURES` | 5 | 5 | 5 | consecutive storage failures that open the circuit breaker |
 //! | `breaker_cooldown_ms` | `TRADESTORE_BREAKER_COOLDOWN_MS` | 1000 | 1000 | 1000 | how long an open breaker refuses I/O before probing |
@@ -138,6 +139,9 @@ pub struct Config {
     pub checkpoint_mb: u64,
     /// Overlay size above which commits wait for the applier (backpressure), MiB.
     pub overlay_max_mb: u64,
+    /// Rows a dump restore may hold in memory (parsed and encoded) before its one commit,
+    /// MiB; a larger dump is refused before it exhausts the process's memory.
+    pub restore_max_mb: u64,
     /// How long a pessimistic lock waits before giving up, ms.
     pub lock_timeout_ms: u64,
     /// Consecutive storage failures that open the circuit breaker.
@@ -187,6 +191,7 @@ struct FileConfig {
     checkpoint_interval_ms: Option<u64>,
     checkpoint_mb: Option<u64>,
     overlay_max_mb: Option<u64>,
+    restore_max_mb: Option<u64>,
     lock_timeout_ms: Option<u64>,
     breaker_failures: Option<u64>,
     breaker_cooldown_ms: Option<u64>,
@@ -220,6 +225,7 @@ const KEYS: &[&str] = &[
     "checkpoint_interval_ms",
     "checkpoint_mb",
     "overlay_max_mb",
+    "restore_max_mb",
     "lock_timeout_ms",
     "breaker_failures",
     "breaker_cooldown_ms",
@@ -268,6 +274,7 @@ layer!(
     checkpoint_interval_ms,
     checkpoint_mb,
     overlay_max_mb,
+    restore_max_mb,
     lock_timeout_ms,
     breaker_failures,
     breaker_cooldown_ms,
@@ -314,6 +321,7 @@ impl Config {
             checkpoint_interval_ms: 1000,
             checkpoint_mb: 64,
             overlay_max_mb: 256,
+            restore_max_mb: 4096,
             lock_timeout_ms: 1000,
             breaker_failures: 5,
             breaker_cooldown_ms: 1000,
@@ -337,6 +345,7 @@ impl Config {
                 journal_segment_mb: 4,
                 checkpoint_interval_ms: 200,
                 overlay_max_mb: 64,
+                restore_max_mb: 1024,
                 metrics_retention_h: 24,
                 health_disk_min_mb: 64,
                 ..base
@@ -465,6 +474,7 @@ impl Config {
         )?;
         range("checkpoint_mb", self.checkpoint_mb, 1, 1_048_576)?;
         range("overlay_max_mb", self.overlay_max_mb, 1, 1_048_576)?;
+        range("restore_max_mb", self.restore_max_mb, 16, 1_048_576)?;
         range("lock_timeout_ms", self.lock_timeout_ms, 1, 3_600_000)?;
         range("breaker_failures", self.breaker_failures, 1, 1_000_000)?;
         range(
@@ -516,7 +526,7 @@ impl Config {
             "# tradestore configuration; every key is optional and overrides the profile's default.\n\
              profile = \"{}\"\ncache_size_mb = {}\nrow_cache_mb = {}\nrecent_trades = {}\narchive_cache_mb = {}\narchive_after_s = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
              journal_segment_mb = {}\njournal_direct_io = {}\nkeep_journal = {}\ncheckpoint_interval_ms = {}\ncheckpoint_mb = {}\n\
-             overlay_max_mb = {}\nlock_timeout_ms = {}\nbreaker_failures = {}\nbreaker_cooldown_ms = {}\n\
+             overlay_max_mb = {}\nrestore_max_mb = {}\nlock_timeout_ms = {}\nbreaker_failures = {}\nbreaker_cooldown_ms = {}\n\
              plan_cache_size = {}\nindex_auto = {}\nindex_auto_interval_ms = {}\nindex_auto_min_benefit = {}\n\
              index_unused_drop_s = {}\nmonitor = {}\nmonitor_interval_ms = {}\nmetrics_retention_h = {}\n\
              health_checkpoint_age_s = {}\nhealth_disk_min_mb = {}\nhealth_commit_p99_ms = {}\n",
@@ -534,6 +544,7 @@ impl Config {
             c.checkpoint_interval_ms,
             c.checkpoint_mb,
             c.overlay_max_mb,
+            c.restore_max_mb,
             c.lock_timeout_ms,
             c.breaker_failures,
             c.breaker_cooldown_ms,

@@ -272,13 +272,37 @@ pub fn restore_with(
     // would otherwise be read forever); every chunk sent before is still parsed, so the
     // first bad line is still the one reported.
     let failed = std::sync::atomic::AtomicBool::new(false);
+    // Bytes the parsed rows hold: a dump larger than `restore_max_mb` is refused while it is
+    // read, before it can exhaust the memory of the process (an application's, for one
+    // restoring through the library).
+    let limit_mb = store.config().restore_max_mb;
+    let limit = limit_mb.saturating_mul(1 << 20);
+    let held = std::sync::atomic::AtomicU64::new(0);
     let read = std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
                 loop {
                     let next = recv.lock().recv();
                     let Ok(chunk) = next else { break };
-                    let rows = chunk.parse(max);
+                    let rows = chunk.parse(max).and_then(|lines| {
+                        let bytes: u64 = lines.iter().map(Line::held_bytes).sum();
+                        let total =
+                            held.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) + bytes;
+                        if total > limit {
+                            return Err(Error::new(
+                                crate::ErrorKind::Capacity,
+                                format!(
+                                    "line {}: the dump's rows take more than restore_max_mb = \
+                                     {limit_mb} MiB of memory by here, which a restore holds \
+                                     until its one commit; raise restore_max_mb, or restore \
+                                     the dump in parts (parents first, each part with \
+                                     `--no-end-check`)",
+                                    chunk.first_line
+                                ),
+                            ));
+                        }
+                        Ok(lines)
+                    });
                     if rows.is_err() {
                         failed.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
@@ -352,6 +376,16 @@ enum Line {
         line: u64,
         rows: u64,
     },
+}
+
+impl Line {
+    /// Memory the line holds once parsed.
+    fn held_bytes(&self) -> u64 {
+        match self {
+            Line::Row(p) => p.held_bytes(),
+            Line::End { .. } => 0,
+        }
+    }
 }
 
 /// Lines parsed together by one parser.

@@ -375,6 +375,30 @@ fn the_end_line_catches_a_dump_cut_short_or_edited() -> TestResult {
     assert_clean(&store)
 }
 
+/// A dump whose rows would take more memory than `restore_max_mb` is refused while it is
+/// read (it stops reading), and nothing is written; within the limit the same rows load.
+#[test]
+fn a_dump_over_the_restore_memory_limit_is_refused_and_changes_nothing() -> TestResult {
+    let config = tradestore::Config {
+        restore_max_mb: 16,
+        ..tradestore::Config::default()
+    };
+    let store = TempStore::with_config(config)?;
+    let before = dump_bytes(&store)?;
+    // About 150 bytes held per account row: 16 MiB is passed after about 110k rows.
+    let n = 150_000u64;
+    let order: Vec<u64> = (1..=n).collect();
+    let err = expect_err(
+        restore_bytes(&store, &join(&account_lines(&order))),
+        ErrorKind::Capacity,
+    )?;
+    assert!(err.message().contains("restore_max_mb = 16 MiB"), "{err}");
+    assert_eq!(dump_bytes(&store)?, before);
+    let summary = restore_bytes(&store, &join(&account_lines(&order[..10_000])))?;
+    assert_eq!(summary.total, 10_000);
+    Ok(())
+}
+
 #[test]
 fn an_overlong_line_is_refused_and_named() -> TestResult {
     let store = target()?;

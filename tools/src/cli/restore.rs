@@ -22,7 +22,9 @@ only if all of it is good.
 
 The dump's last line counts its rows (`{\"end\":{\"rows\":3205}}`, written by `tradestore \
 dump`): a dump cut short, even at a line boundary, or with rows added or removed, is refused. \
---no-end-check loads a file made without one.
+--no-end-check loads a file made without one. The parsed rows are held in memory until the \
+commit: a dump whose rows need more than restore_max_mb (tradestore.toml, default 4096 MiB) is \
+refused while it is read.
 
 On any error (a malformed or truncated line, a missing or wrong end line, a broken rule, a key \
 already in the store) the message names the line, the command exits 1 and the store is left \
