@@ -41,6 +41,16 @@ pub fn process_running(pid: u32) -> bool {
     }
 }
 
+/// The pid in the name of a folder entry named `PREFIX<pid>` or `PREFIX<pid>-...`.
+pub(crate) fn owner(entry: &std::fs::DirEntry, prefix: &str) -> Option<u32> {
+    let name = entry.file_name();
+    let rest = name.to_str()?.strip_prefix(prefix)?;
+    rest.split_once('-')
+        .map_or(rest, |(pid, _)| pid)
+        .parse()
+        .ok()
+}
+
 /// Removes the folders in `dir` named `PREFIX<pid>` or `PREFIX<pid>-...` whose process is
 /// gone ([`process_running`]): what a run killed before it could clean up left behind.
 /// Best effort: one that cannot be removed stays; one of a running process (this one
@@ -50,13 +60,7 @@ pub fn remove_abandoned(dir: &std::path::Path, prefix: &str) {
         return;
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(prefix))
-            .map(|rest| rest.split_once('-').map_or(rest, |(pid, _)| pid))
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
+        let Some(pid) = owner(&entry, prefix) else {
             continue;
         };
         let gone = pid != std::process::id() && !process_running(pid);

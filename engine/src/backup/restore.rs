@@ -140,7 +140,7 @@ pub(crate) fn restore_as(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "restore".to_owned());
-    remove_abandoned_staging(to, &name);
+    remove_abandoned_staging(to);
     let staging = to.with_file_name(format!(".{name}.restoring-{}", std::process::id()));
     let dest = Dest::claim(&staging, "restore staging folder")?;
     let mut dirs = vec![dest.path().to_path_buf()];
@@ -266,22 +266,12 @@ pub(crate) fn restore_as(
 /// restore into `to` is running, or was killed midway (then `to` is left empty). Returns the
 /// folder and whether its process still runs.
 pub fn restore_staging(to: &Path) -> Option<(PathBuf, bool)> {
-    let name = to.file_name()?.to_string_lossy().into_owned();
-    let prefix = format!(".{name}.restoring-");
-    let parent = match to.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(p) => p.to_path_buf(),
-        None => PathBuf::from("."),
-    };
+    let (parent, prefix) = staging_prefix(to)?;
     std::fs::read_dir(&parent)
         .ok()?
         .flatten()
         .find_map(|entry| {
-            let pid = entry
-                .file_name()
-                .to_str()?
-                .strip_prefix(&prefix)?
-                .parse::<u32>()
-                .ok()?;
+            let pid = super::owner(&entry, &prefix)?;
             entry
                 .file_type()
                 .is_ok_and(|t| t.is_dir())
@@ -289,14 +279,23 @@ pub fn restore_staging(to: &Path) -> Option<(PathBuf, bool)> {
         })
 }
 
-/// Removes the staging folders beside `to` that restores to `name` killed midway left
-/// (`.NAME.restoring-PID` whose process is gone; see [`super::remove_abandoned`]).
-fn remove_abandoned_staging(to: &Path, name: &str) {
+/// Where restores into `to` stage, and the prefix of their folders' names (`.NAME.restoring-`,
+/// followed by the restoring process's pid).
+fn staging_prefix(to: &Path) -> Option<(PathBuf, String)> {
+    let name = to.file_name()?.to_string_lossy().into_owned();
     let parent = match to.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(p) => p.to_path_buf(),
         None => PathBuf::from("."),
     };
-    super::remove_abandoned(&parent, &format!(".{name}.restoring-"));
+    Some((parent, format!(".{name}.restoring-")))
+}
+
+/// Removes the staging folders beside `to` that restores killed midway left
+/// (`.NAME.restoring-PID` whose process is gone; see [`super::remove_abandoned`]).
+fn remove_abandoned_staging(to: &Path) {
+    if let Some((parent, prefix)) = staging_prefix(to) {
+        super::remove_abandoned(&parent, &prefix);
+    }
 }
 
 /// What [`replay`] did.
