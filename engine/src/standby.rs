@@ -156,9 +156,7 @@ impl Standby {
                      there is nothing to promote",
                     dir.display(),
                     e.seq,
-                    humantime::format_rfc3339_seconds(
-                        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(e.at_ns)
-                    ),
+                    crate::backup::rfc3339_ns(e.at_ns),
                     e.detail
                 ),
                 None => format!(

@@ -255,9 +255,6 @@ fn load_and_read(
             let _ = std::fs::remove_dir_all(folder.join(format!("{}-{}", l.name, round)));
             let dir = folder.join(format!("{}-{}", l.name, round + 1));
             let (db, elapsed) = (l.load)(&dir, data)?;
-            if db.name() != l.name {
-                return Err(format!("loader {} opened {}", l.name, db.name()).into());
-            }
             times[i].push(elapsed);
             loaded[i] = Some(db);
         }
