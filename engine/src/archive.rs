@@ -1001,7 +1001,7 @@ fn archive_commit(
             value: None,
         })
         .collect();
-    crate::state::apply_rows(&txn, &indexes, &changes)?;
+    crate::state::apply_rows(&txn, &indexes, &changes, None)?;
     crate::catalog::put_json(
         &txn,
         &format!("{CATALOG_PREFIX}{:020}", meta.first_id),

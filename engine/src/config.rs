@@ -7,6 +7,7 @@
 //! | `cache_size_mb` | `TRADESTORE_CACHE_SIZE_MB` | 64 | 16 | 1024 | redb page cache, MiB (1..=1048576) |
 //! | `row_cache_mb` | `TRADESTORE_ROW_CACHE_MB` | 0 | 0 | 0 | row cache for point reads of hot rows, MiB (0: off) |
 //! | `recent_trades` | `TRADESTORE_RECENT_TRADES` | 262144 | 262144 | 262144 | the newest trades kept in memory for reads by id, slots (rounded up to a power of two; 0: off) |
+//! | `instrument_tail_mb` | `TRADESTORE_INSTRUMENT_TAIL_MB` | 64 | 64 | 64 | the newest 256 entries of each instrument's trades index kept in memory for newest-first reads (`recent_trades`), MiB at most (0: off) |
 //! | `archive_cache_mb` | `TRADESTORE_ARCHIVE_CACHE_MB` | 64 | 64 | 64 | decoded archive segments kept in memory for reads of archived trades, MiB |
 //! | `archive_after_s` | `TRADESTORE_ARCHIVE_AFTER_S` | 0 | 0 | 0 | archive trades older than this many seconds in the background, every minute (0: off; `tradestore archive` runs it by hand) |
 //! | `max_value_bytes` | `TRADESTORE_MAX_VALUE_BYTES` | 65536 | 65536 | 65536 | largest encoded record accepted, bytes |
@@ -116,6 +117,9 @@ pub struct Config {
     pub row_cache_mb: u64,
     /// Slots of the ring of the newest trades (reads by id); 0 turns it off.
     pub recent_trades: u64,
+    /// Bytes (MiB) of the instruments' newest trades index entries held in memory; 0 turns
+    /// them off.
+    pub instrument_tail_mb: u64,
     /// Decoded archive segments kept in memory, MiB ([`crate::archive`]).
     pub archive_cache_mb: u64,
     /// Archive trades older than this many seconds in the background; 0 turns it off.
@@ -180,6 +184,7 @@ struct FileConfig {
     cache_size_mb: Option<u64>,
     row_cache_mb: Option<u64>,
     recent_trades: Option<u64>,
+    instrument_tail_mb: Option<u64>,
     archive_cache_mb: Option<u64>,
     archive_after_s: Option<u64>,
     max_value_bytes: Option<u64>,
@@ -214,6 +219,7 @@ const KEYS: &[&str] = &[
     "cache_size_mb",
     "row_cache_mb",
     "recent_trades",
+    "instrument_tail_mb",
     "archive_cache_mb",
     "archive_after_s",
     "max_value_bytes",
@@ -263,6 +269,7 @@ layer!(
     cache_size_mb,
     row_cache_mb,
     recent_trades,
+    instrument_tail_mb,
     archive_cache_mb,
     archive_after_s,
     max_value_bytes,
@@ -309,6 +316,9 @@ impl Config {
             // A slot is 144 bytes, the record held in it: a full ring of 262144 is 36 MiB,
             // allocated as trades arrive.
             recent_trades: 262_144,
+            // An instrument read holds about 256 entries of 150 bytes (40 KB): 64 MiB is
+            // about 1,600 instruments, filled as they are read.
+            instrument_tail_mb: 64,
             // About one segment of trades with its index entries.
             archive_cache_mb: 64,
             archive_after_s: 0,
@@ -461,6 +471,7 @@ impl Config {
         range("cache_size_mb", self.cache_size_mb, 1, 1_048_576)?;
         range("row_cache_mb", self.row_cache_mb, 0, 1_048_576)?;
         range("recent_trades", self.recent_trades, 0, 1 << 24)?;
+        range("instrument_tail_mb", self.instrument_tail_mb, 0, 1_048_576)?;
         range("archive_cache_mb", self.archive_cache_mb, 0, 1_048_576)?;
         // Up to ten years.
         range("archive_after_s", self.archive_after_s, 0, 315_360_000)?;
@@ -524,7 +535,7 @@ impl Config {
         let c = self;
         format!(
             "# tradestore configuration; every key is optional and overrides the profile's default.\n\
-             profile = \"{}\"\ncache_size_mb = {}\nrow_cache_mb = {}\nrecent_trades = {}\narchive_cache_mb = {}\narchive_after_s = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
+             profile = \"{}\"\ncache_size_mb = {}\nrow_cache_mb = {}\nrecent_trades = {}\ninstrument_tail_mb = {}\narchive_cache_mb = {}\narchive_after_s = {}\nmax_value_bytes = {}\ncheck_on_open = {}\n\
              journal_segment_mb = {}\njournal_direct_io = {}\nkeep_journal = {}\ncheckpoint_interval_ms = {}\ncheckpoint_mb = {}\n\
              overlay_max_mb = {}\nrestore_max_mb = {}\nlock_timeout_ms = {}\nbreaker_failures = {}\nbreaker_cooldown_ms = {}\n\
              plan_cache_size = {}\nindex_auto = {}\nindex_auto_interval_ms = {}\nindex_auto_min_benefit = {}\n\
@@ -534,6 +545,7 @@ impl Config {
             c.cache_size_mb,
             c.row_cache_mb,
             c.recent_trades,
+            c.instrument_tail_mb,
             c.archive_cache_mb,
             c.archive_after_s,
             c.max_value_bytes,

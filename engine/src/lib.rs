@@ -75,6 +75,7 @@ pub mod standby;
 mod state;
 mod stats;
 mod store;
+mod tail;
 mod txn;
 
 pub use tradestore_schema as schema;
@@ -91,4 +92,5 @@ pub use store::{
     CommitTicket, Compaction, DB_FILE, NEW_DB_FILE, Recovery, RetryPolicy, SUBDIRS, Storage, Store,
     is_unfinished_store,
 };
+pub use tail::InstrumentTailStats;
 pub use txn::{FillOutcome, IndexScan, ReadOps, ReadTx, Source, Visit, WriteTx};

@@ -668,7 +668,7 @@ impl Store {
             .filter(|s| !changes.created.iter().any(|d| d.name == s.def.name))
             .cloned()
             .collect();
-        apply_rows(&txn, &kept, &rows)?;
+        apply_rows(&txn, &kept, &rows, None)?;
         for spec in &changes.dropped {
             let m = entries
                 .iter()

@@ -194,6 +194,7 @@ pub struct Stats {
     pub(crate) breaker: Option<crate::breaker::BreakerState>,
     pub(crate) row_cache: crate::rowcache::RowCacheStats,
     pub(crate) recent_trades: crate::recent::RecentTradesStats,
+    pub(crate) instrument_tails: crate::tail::InstrumentTailStats,
 }
 
 impl Stats {
@@ -279,6 +280,12 @@ impl Stats {
     /// it is off).
     pub fn recent_trades(&self) -> crate::recent::RecentTradesStats {
         self.recent_trades
+    }
+
+    /// The instruments' newest trades index entries held in memory: newest-first reads
+    /// they answered and did not (all zero when they are off).
+    pub fn instrument_tails(&self) -> crate::tail::InstrumentTailStats {
+        self.instrument_tails
     }
 }
 

@@ -482,6 +482,7 @@ impl Store {
         let config_lock_timeout = config.lock_timeout_ms;
         let row_cache_bytes = config.row_cache_mb << 20;
         let recent = crate::recent::RecentTrades::new(config.recent_trades).map(Arc::new);
+        let instrument_tail_bytes = config.instrument_tail_mb << 20;
         let (breaker_failures, breaker_cooldown_ms) =
             (config.breaker_failures, config.breaker_cooldown_ms);
         let shared = Arc::new(Shared {
@@ -502,6 +503,7 @@ impl Store {
             view_gen: AtomicU64::new(0),
             rows: crate::rowcache::RowCache::new(row_cache_bytes).map(Arc::new),
             recent,
+            tails: crate::tail::InstrumentTails::new(instrument_tail_bytes).map(Arc::new),
             archive,
             commit: Mutex::new(CommitState::new(last_seq)),
             durable: AtomicU64::new(last_seq),
@@ -912,6 +914,9 @@ impl Store {
         }
         if let Some(recent) = &self.shared.recent {
             s.recent_trades = recent.stats();
+        }
+        if let Some(tails) = &self.shared.tails {
+            s.instrument_tails = tails.stats();
         }
         s
     }

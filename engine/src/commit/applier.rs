@@ -133,10 +133,11 @@ fn apply(shared: &Shared, batch: &[ApplyJob], checkpoint: bool, applied: u64) ->
         txn.set_durability(Durability::None)?;
     }
     let indexes = shared.indexes.read().clone();
-    apply_rows(
+    let tail_edits = apply_rows(
         &txn,
         &indexes,
         batch.iter().flat_map(|job| job.changes.iter()),
+        shared.tails.as_ref().map(|_| crate::tail::TAIL_INDEX),
     )?;
     let last = batch.last().map_or(applied, |job| job.seq);
     write_applied_seq(&txn, last)?;
@@ -157,7 +158,12 @@ fn apply(shared: &Shared, batch: &[ApplyJob], checkpoint: bool, applied: u64) ->
         }
         w
     });
-    shared.commit_redb(txn, rows)?;
+    // Before the commit: a read view that contains the batch finds its entries there (see
+    // `crate::tail`).
+    if let Some(tails) = &shared.tails {
+        tails.apply(&tail_edits, last);
+    }
+    shared.commit_applied(txn, rows)?;
     let trades = TableId::Trades as u8;
     shared.remember_trades(
         batch

@@ -105,6 +105,9 @@ pub(crate) struct Shared {
     pub rows: Option<Arc<crate::rowcache::RowCache>>,
     /// The newest trades, for reads by id, unless configured off (`recent_trades = 0`).
     pub recent: Option<Arc<crate::recent::RecentTrades>>,
+    /// The instruments' newest index entries, unless configured off
+    /// (`instrument_tail_mb = 0`).
+    pub tails: Option<Arc<crate::tail::InstrumentTails>>,
     /// The archive tier's segments and their cache.
     pub archive: Arc<crate::archive::Archive>,
     /// Bytes of keys and values the overlay holds, changed under the `published` write lock:
@@ -177,11 +180,15 @@ impl Shared {
         // Read before the view begins: a tag published after this read is not used by the
         // view even if its commit made it in, and one published before it made it in.
         let recent = self.recent.as_ref().map(|r| (Arc::clone(r), r.visible()));
+        // Also before: a change that begins after this read moves the tails' generation
+        // on, so the view uses no group seeded from a state without it (see `crate::tail`).
+        let tails = self.tails.as_ref().map(|t| (Arc::clone(t), t.generation()));
         let v = Arc::new(crate::txn::RedbView::new(
             self.db.begin_read()?,
             generation,
             self.rows.clone(),
             recent,
+            tails,
             &self.archive,
         )?);
         self.view_gen.store(generation, Ordering::SeqCst);
@@ -193,7 +200,27 @@ impl Shared {
     /// view so that later snapshots see the commit. Every redb commit made while the store
     /// is open goes through here; one that changes rows brings the row cache's guard, with
     /// each changed row already removed from the cache, and ends it here.
+    ///
+    /// Such a commit may change the trades index in ways the instruments' tails are not
+    /// told of: they are dropped around it. The applier, which hands its index edits to
+    /// the tails itself, commits with [`Shared::commit_applied`].
     pub(crate) fn commit_redb(
+        &self,
+        txn: redb::WriteTransaction,
+        rows: Option<crate::rowcache::RowWrite<'_>>,
+    ) -> Result<()> {
+        let Some(tails) = &self.tails else {
+            return self.commit_applied(txn, rows);
+        };
+        tails.begin_change();
+        let done = self.commit_applied(txn, rows);
+        tails.end_change();
+        done
+    }
+
+    /// [`Shared::commit_redb`] for a commit whose index edits the instruments' tails have
+    /// been given already (the applier's), or that changes no index entry of trades.
+    pub(crate) fn commit_applied(
         &self,
         txn: redb::WriteTransaction,
         rows: Option<crate::rowcache::RowWrite<'_>>,

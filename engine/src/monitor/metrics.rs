@@ -369,6 +369,27 @@ pub(crate) fn gather(shared: &Shared, queries: &QueryEngine, dir: &Path) -> Metr
             r.misses as f64,
         );
     }
+    if let Some(tails) = &shared.tails {
+        let t = tails.stats();
+        b.scalar(
+            "tradestore_instrument_tail_reads_total",
+            "Newest-first walks of an instrument's trades answered from memory.",
+            Kind::Counter,
+            t.reads as f64,
+        );
+        b.scalar(
+            "tradestore_instrument_tail_misses_total",
+            "Newest-first walks of an instrument's trades that read redb instead.",
+            Kind::Counter,
+            t.misses as f64,
+        );
+        b.scalar(
+            "tradestore_instrument_tail_bytes",
+            "Bytes of the instruments' newest trades index entries held in memory.",
+            Kind::Gauge,
+            t.bytes as f64,
+        );
+    }
     let (hits, misses) = queries.cache_counts();
     b.scalar(
         "tradestore_plan_cache_hits_total",

@@ -143,13 +143,13 @@ pub(crate) fn replay_records(
     for (seq, payload) in records {
         changes.extend(super::record::decode(*seq, payload)?.1);
     }
-    apply_rows(txn, indexes, &changes)?;
+    apply_rows(txn, indexes, &changes, None)?;
     write_applied_seq(txn, *last)?;
     write_acked_seq(txn, *last)
 }
 
 /// An index entry to write: its key, and the row it keeps (`None` removes the entry).
-type Edit<'r> = (Vec<u8>, Option<&'r [u8]>);
+pub(crate) type Edit<'r> = (Vec<u8>, Option<&'r [u8]>);
 
 /// Applies row changes, maintaining every index from the old and new rows.
 ///
@@ -159,11 +159,14 @@ type Edit<'r> = (Vec<u8>, Option<&'r [u8]>);
 /// Rows are written in key order, table by table (each table opened once: opening one walks
 /// redb's table directory), then each index's entries in key order; the old row comes back
 /// from redb's own insert or remove, so no row is looked up twice.
+///
+/// Returns the entries written to the index named `keep` (in key order; none without it).
 pub(crate) fn apply_rows<'c>(
     txn: &redb::WriteTransaction,
     indexes: &[IndexSpec],
     changes: impl IntoIterator<Item = &'c RowChange>,
-) -> Result<()> {
+    keep: Option<&str>,
+) -> Result<Vec<Edit<'c>>> {
     // Stable: a row's changes stay in commit order, so its last one ends each run of equal
     // keys and is the one kept.
     let mut rows: Vec<&RowChange> = changes.into_iter().collect();
@@ -219,6 +222,7 @@ pub(crate) fn apply_rows<'c>(
         }
         start = end;
     }
+    let mut kept = Vec::new();
     for (spec, mut edits) in indexes.iter().zip(edits) {
         if edits.is_empty() {
             continue;
@@ -231,8 +235,19 @@ pub(crate) fn apply_rows<'c>(
                 None => t.remove(k)?,
             }
         }
+        if keep == Some(spec.def.name.as_str()) {
+            // A key-only index keeps no row: its entries' values are empty.
+            if !spec.def.covering {
+                for (_, row) in &mut edits {
+                    if row.is_some() {
+                        *row = Some(&[]);
+                    }
+                }
+            }
+            kept = edits;
+        }
     }
-    Ok(())
+    Ok(kept)
 }
 
 /// Two row changes, an insert and a delete, for tests of the record format.

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use tradestore_schema::TableId;
 
 use super::ops::{ReadOps, Source, Visit};
-use super::snapshot::Snapshot;
+use super::snapshot::{Snapshot, TailWalk};
 use crate::error::{Error, Result};
 use crate::layout::IndexSpec;
 
@@ -60,6 +60,25 @@ impl ReadOps for ReadTx {
         reverse: bool,
         f: &mut Visit<'_>,
     ) -> Result<()> {
+        let mut range = range;
+        let below;
+        if reverse {
+            match self.snap.tail_walk(source, range, f)? {
+                TailWalk::Done => return Ok(()),
+                TailWalk::Continue(from) => {
+                    below = from;
+                    let narrower = match range.1 {
+                        Bound::Included(h) => h >= below.as_slice(),
+                        Bound::Excluded(h) => h > below.as_slice(),
+                        Bound::Unbounded => true,
+                    };
+                    if narrower {
+                        range.1 = Bound::Excluded(below.as_slice());
+                    }
+                }
+                TailWalk::NotServed => {}
+            }
+        }
         let upper = self.snap.overlay_range(self.snap.space(source)?, range);
         self.snap
             .merged_range(source, range, reverse, upper, f)

@@ -18,6 +18,7 @@ use crate::layout::{self, IndexReader, IndexSpec};
 use crate::recent::RecentTrades;
 use crate::rowcache::RowCache;
 use crate::state::{Entry, INDEX_BASE, Overlay, space_of_table};
+use crate::tail::{Chunk, InstrumentTails, KEEP, TAIL_INDEX};
 
 /// Upper-layer entries of a range, in ascending key order.
 pub(crate) type Upper = Vec<(Vec<u8>, Entry)>;
@@ -38,6 +39,8 @@ pub(crate) struct RedbView {
     rows: Option<Arc<RowCache>>,
     /// The ring of the newest trades, and the highest of its tags this view contains.
     recent: Option<(Arc<RecentTrades>, u64)>,
+    /// The instruments' newest index entries, and their generation when this view began.
+    tails: Option<(Arc<InstrumentTails>, u64)>,
     /// The archive segments this redb state lists.
     archive: crate::archive::ArchiveView,
 }
@@ -48,6 +51,7 @@ impl RedbView {
         generation: u64,
         rows: Option<Arc<RowCache>>,
         recent: Option<(Arc<RecentTrades>, u64)>,
+        tails: Option<(Arc<InstrumentTails>, u64)>,
         archive: &Arc<crate::archive::Archive>,
     ) -> Result<RedbView> {
         let (applied, listed) = crate::state::read_view_meta(&txn)?;
@@ -60,6 +64,7 @@ impl RedbView {
             generation,
             rows,
             recent,
+            tails,
             archive,
         })
     }
@@ -284,6 +289,86 @@ impl Snapshot {
         }
     }
 
+    /// Walks `source` in `range` newest first from the instruments' newest entries held in
+    /// memory ([`crate::tail`]), merged under this snapshot's overlay, as far as they answer
+    /// for it; seeds the instrument's group from this view when none is held.
+    pub(crate) fn tail_walk(
+        &self,
+        source: Source<'_>,
+        range: (Bound<&[u8]>, Bound<&[u8]>),
+        f: &mut Visit<'_>,
+    ) -> Result<TailWalk> {
+        let (Source::Index(spec), Some((tails, generation))) = (source, &self.view.tails) else {
+            return Ok(TailWalk::NotServed);
+        };
+        if spec.def.name != TAIL_INDEX || self.view.archive.covers(source) {
+            return Ok(TailWalk::NotServed);
+        }
+        let Some(group) = tail_group(range) else {
+            return Ok(TailWalk::NotServed);
+        };
+        let generation = *generation;
+        let mut chunk = tails.read(&group, generation, self.seq, range, TAIL_CHUNK);
+        if chunk.is_none() && tails.may_seed(generation) {
+            self.seed_tail(tails, generation, spec, &group)?;
+            chunk = tails.read(&group, generation, self.seq, range, TAIL_CHUNK);
+        }
+        let Some(mut chunk) = chunk else {
+            return Ok(TailWalk::NotServed);
+        };
+        let upper = self.overlay_range(self.space(source)?, range);
+        // upper[..next] is still to come, newest (last) first.
+        let mut next = upper.len();
+        loop {
+            if !visit_chunk(&chunk, &upper, &mut next, f)? {
+                return Ok(TailWalk::Done);
+            }
+            let Some(from) = chunk.covers_from.take() else {
+                return Ok(TailWalk::Done);
+            };
+            if !chunk.more {
+                return Ok(TailWalk::Continue(from));
+            }
+            match tails.read(
+                &group,
+                generation,
+                self.seq,
+                (range.0, Bound::Excluded(&from)),
+                TAIL_CHUNK,
+            ) {
+                Some(c) => chunk = c,
+                None => return Ok(TailWalk::Continue(from)),
+            }
+        }
+    }
+
+    /// Reads an instrument's newest entries from this view's redb state and offers them to
+    /// `tails` as the instrument's group.
+    fn seed_tail(
+        &self,
+        tails: &InstrumentTails,
+        generation: u64,
+        spec: &IndexSpec,
+        group: &[u8],
+    ) -> Result<()> {
+        let end = crate::keys::prefix_end(group);
+        let hi = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let mut items = Vec::with_capacity(KEEP);
+        guard_read("scanning", || {
+            self.walk(
+                Source::Index(spec),
+                (Bound::Included(group), hi),
+                true,
+                &mut |k, v| {
+                    items.push((k.to_vec(), v.to_vec()));
+                    Ok(items.len() < KEEP)
+                },
+            )
+        })?;
+        tails.seed(group, generation, self.applied, items);
+        Ok(())
+    }
+
     /// Walks `source` in `range`, merging `upper` (ascending, already merged from the layers
     /// above redb) over redb's entries. Returns the last key visited when `f` stopped early.
     pub(crate) fn merged_range(
@@ -462,6 +547,72 @@ impl UpperStream<'_> {
             None
         })
     }
+}
+
+/// Visits a chunk's entries merged with the overlay's entries (`upper[..*next]`, taken
+/// from the end) at or above the chunk's lowest key, newest first; `false` when `f` stopped.
+fn visit_chunk(chunk: &Chunk, upper: &Upper, next: &mut usize, f: &mut Visit<'_>) -> Result<bool> {
+    let floor = chunk.covers_from.as_deref();
+    let mut items = chunk.items().peekable();
+    loop {
+        let held = items.peek().map(|(k, _)| *k);
+        let over = next
+            .checked_sub(1)
+            .map(|i| upper[i].0.as_slice())
+            .filter(|k| floor.is_none_or(|c| *k >= c));
+        let from_overlay = match (held, over) {
+            (None, None) => return Ok(true),
+            (Some(h), Some(o)) => o >= h,
+            (None, Some(_)) => true,
+            (Some(_), None) => false,
+        };
+        if from_overlay {
+            *next -= 1;
+            let (k, e) = &upper[*next];
+            if held == Some(k.as_slice()) {
+                // The overlay's entry wins over the same key held here.
+                items.next();
+            }
+            if let Entry::Put(v) = e
+                && !f(k, v)?
+            {
+                return Ok(false);
+            }
+        } else if let Some((k, v)) = items.next()
+            && !f(k, v)?
+        {
+            return Ok(false);
+        }
+    }
+}
+
+/// Entries taken from a group per lock: one chunk answers the last 100 trades.
+const TAIL_CHUNK: usize = 128;
+
+/// How far [`Snapshot::tail_walk`] got.
+pub(crate) enum TailWalk {
+    /// No group answers for this snapshot: walk the range as usual.
+    NotServed,
+    /// The walk is over (the visitor stopped, or the range was answered whole).
+    Done,
+    /// Every entry at or above this key was visited: walk the rest of the range below it.
+    Continue(Vec<u8>),
+}
+
+/// The group (an instrument's encoded value) a range lies in, if it lies in one.
+fn tail_group(range: (Bound<&[u8]>, Bound<&[u8]>)) -> Option<Vec<u8>> {
+    let (Bound::Included(start) | Bound::Excluded(start)) = range.0 else {
+        return None;
+    };
+    let group = &start[..crate::keys::len_of_values(start, 1).ok()?];
+    let inside = match range.1 {
+        Bound::Included(end) => end.starts_with(group),
+        Bound::Excluded(end) => {
+            end.starts_with(group) || crate::keys::prefix_end(group).as_deref() == Some(end)
+        }
+        Bound::Unbounded => false,
+    };
+    inside.then(|| group.to_vec())
 }
 
 fn bounds_ordered<T: Ord>(lo: &Bound<T>, hi: &Bound<T>) -> bool {
