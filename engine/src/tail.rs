@@ -51,6 +51,9 @@ const SLACK: usize = 64;
 const SHARDS: usize = 16;
 /// Bookkeeping bytes counted per entry besides its key and value.
 const ENTRY_OVERHEAD: usize = 48;
+/// Bytes counted per group besides its entries (an instrument with no trades is held too:
+/// reads of many such must still fit the budget).
+const GROUP_OVERHEAD: usize = 160;
 
 /// One index entry: its key and value in one allocation, and the commit that wrote it.
 struct Item {
@@ -394,7 +397,7 @@ impl InstrumentTails {
             .rev()
             .map(|(k, v)| Item::new(applied, k, v))
             .collect();
-        let bytes: usize = held.iter().map(Item::bytes).sum();
+        let bytes: usize = GROUP_OVERHEAD + held.iter().map(Item::bytes).sum::<usize>();
         let mut shard = self.shard(group).write();
         if self.generation() != generation
             || !generation.is_multiple_of(2)
@@ -643,5 +646,15 @@ mod tests {
         let too_big = entries(a, 1..=200);
         assert!(!t.seed(&group(a), g, 1, too_big));
         assert!(InstrumentTails::new(0).is_none());
+        // Instruments with no trades count too: reads of many stay within the budget.
+        let budget = 64 << 10;
+        let t = InstrumentTails::new(budget).unwrap();
+        for i in 0..100_000 {
+            assert!(t.seed(&group(i), g, 1, Vec::new()));
+        }
+        let s = t.stats();
+        assert!(s.bytes <= budget, "{s:?}");
+        assert!(s.instruments <= budget / GROUP_OVERHEAD as u64, "{s:?}");
+        assert!(s.instruments > 100, "{s:?}");
     }
 }
