@@ -629,7 +629,8 @@ mod tests {
     #[test]
     fn seeds_past_the_budget_evict_the_least_recently_read() {
         // Room in a shard for about one group of three small entries.
-        let t = InstrumentTails::new((SHARDS * 3 * (ENTRY_OVERHEAD + 40)) as u64).unwrap();
+        let room = GROUP_OVERHEAD + 3 * (ENTRY_OVERHEAD + 40);
+        let t = InstrumentTails::new((SHARDS * room) as u64).unwrap();
         let g = t.generation();
         let same_shard: Vec<u64> = (1..10_000)
             .filter(|&i| std::ptr::eq(t.shard(&group(i)), t.shard(&group(1))))
