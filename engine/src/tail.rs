@@ -658,4 +658,135 @@ mod tests {
         assert!(s.instruments <= budget / GROUP_OVERHEAD as u64, "{s:?}");
         assert!(s.instruments > 100, "{s:?}");
     }
+
+    /// One step of the model test.
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// A batch: (instrument, ts, value or removal), at the next sequence number.
+        Apply(Vec<(u64, u16, Option<u8>)>),
+        /// A reader seeds an instrument from a view `lag` batches behind.
+        Seed(u64, u8),
+        /// A reader `lag` batches behind walks an instrument in a ts range.
+        Read(u64, u8, Option<u16>, Option<u16>, u8),
+        /// A commit outside the applier.
+        Change,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let edit = (
+            1..=2u64,
+            0..700u16,
+            prop_oneof![9 => any::<u8>().prop_map(Some), 1 => Just(None)],
+        );
+        prop_oneof![
+            6 => proptest::collection::vec(edit, 1..60).prop_map(Op::Apply),
+            2 => (1..=2u64, 0..4u8).prop_map(|(i, l)| Op::Seed(i, l)),
+            6 => (1..=2u64, 0..4u8, proptest::option::of(0..700u16), proptest::option::of(0..700u16), 1..200u8)
+                .prop_map(|(i, l, lo, hi, max)| Op::Read(i, l, lo, hi, max)),
+            1 => Just(Op::Change),
+        ]
+    }
+
+    /// Every entry as of `seq`: the batches up to it applied in order.
+    fn state(
+        history: &[Vec<(Vec<u8>, Option<u8>)>],
+        seq: usize,
+    ) -> std::collections::BTreeMap<Vec<u8>, u8> {
+        let mut out = std::collections::BTreeMap::new();
+        for batch in &history[..seq] {
+            for (k, v) in batch {
+                match v {
+                    Some(v) => out.insert(k.clone(), *v),
+                    None => out.remove(k),
+                };
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Whatever a group answers is exactly the reader's state: the entries at or above
+        /// the chunk's lowest key, inside the range, newest first; and a seed from a view
+        /// that lacks a batch the tails were handed, or from before a change, is refused.
+        #[test]
+        fn answers_are_the_state_at_the_readers_sequence_number(ops in proptest::collection::vec(op(), 1..120)) {
+            let t = InstrumentTails::new(64 << 20).unwrap();
+            // Batch n (1-based) holds the edits of sequence number n.
+            let mut history: Vec<Vec<(Vec<u8>, Option<u8>)>> = Vec::new();
+            let mut changed_at = 0;
+            for op in ops {
+                let now = history.len();
+                match op {
+                    Op::Apply(edits) => {
+                        let mut batch: std::collections::BTreeMap<Vec<u8>, Option<u8>> = Default::default();
+                        for (i, ts, v) in edits {
+                            batch.insert(key(i, u64::from(ts)), v);
+                        }
+                        let batch: Vec<(Vec<u8>, Option<u8>)> = batch.into_iter().collect();
+                        let handed: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+                            batch.iter().map(|(k, v)| (k.clone(), v.map(|b| vec![b]))).collect();
+                        let edits: Vec<(Vec<u8>, Option<&[u8]>)> =
+                            handed.iter().map(|(k, v)| (k.clone(), v.as_deref())).collect();
+                        history.push(batch);
+                        t.apply(&edits, history.len() as u64);
+                    }
+                    Op::Seed(i, lag) => {
+                        let at = now.saturating_sub(usize::from(lag));
+                        let held: Vec<(Vec<u8>, Vec<u8>)> = state(&history, at)
+                            .into_iter()
+                            .filter(|(k, _)| k.starts_with(&group(i)))
+                            .rev()
+                            .take(KEEP)
+                            .map(|(k, v)| (k, vec![v]))
+                            .collect();
+                        let behind = history[at..].iter().flatten().any(|(k, _)| {
+                            std::ptr::eq(t.shard(&k[..9]), t.shard(&group(i)))
+                        });
+                        let seeded = t.seed(&group(i), t.generation(), at as u64, held);
+                        if behind {
+                            proptest::prop_assert!(!seeded, "seeded from a view behind the applier");
+                        }
+                        // A view from before the last change never seeds.
+                        if changed_at > 0 {
+                            let old = t.generation() - 2;
+                            proptest::prop_assert!(!t.seed(&group(i), old, now as u64, Vec::new()));
+                        }
+                    }
+                    Op::Read(i, lag, lo, hi, max) => {
+                        let seq = now.saturating_sub(usize::from(lag));
+                        let lo_key = lo.map(|l| key(i, u64::from(l)));
+                        let hi_key = hi.map(|h| key(i, u64::from(h)));
+                        let (g_lo, g_hi) = whole(i);
+                        let lo_b = lo_key.as_deref().map_or(Bound::Included(&g_lo[..]), Bound::Included);
+                        let hi_b = hi_key.as_deref().map_or(Bound::Excluded(&g_hi[..]), Bound::Excluded);
+                        let Some(c) = t.read(&group(i), t.generation(), seq as u64, (lo_b, hi_b), usize::from(max)) else {
+                            continue;
+                        };
+                        let want: Vec<(Vec<u8>, u8)> = state(&history, seq)
+                            .into_iter()
+                            .filter(|(k, _)| k.starts_with(&group(i)))
+                            .filter(|(k, _)| lo_key.as_ref().is_none_or(|l| k >= l))
+                            .filter(|(k, _)| hi_key.as_ref().is_none_or(|h| k < h))
+                            .filter(|(k, _)| c.covers_from.as_ref().is_none_or(|f| k >= f))
+                            .rev()
+                            .collect();
+                        let got: Vec<(Vec<u8>, u8)> = c.items().map(|(k, v)| (k.to_vec(), v[0])).collect();
+                        if c.more {
+                            proptest::prop_assert_eq!(got.len(), usize::from(max));
+                            proptest::prop_assert_eq!(&got[..], &want[..got.len()]);
+                        } else {
+                            proptest::prop_assert_eq!(got, want);
+                        }
+                    }
+                    Op::Change => {
+                        t.begin_change();
+                        t.end_change();
+                        changed_at = now.max(1);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -434,12 +434,22 @@ fn readers_see_every_acked_write_while_the_applier_moves_the_overlay() -> TestRe
                 })
             })
             .collect();
-        let written = (FIRST_DEPOSIT..FIRST_DEPOSIT + n).try_for_each(|id| -> TestResult {
-            let amount = i64::try_from(id)?;
-            store.write(|tx| open_account(tx, id, amount))?;
-            acked.fetch_add(1, Ordering::SeqCst);
+        // At least `n` deposits, and on until the applier has moved several batches and the
+        // readers have checked many snapshots (a loaded machine may starve either for a
+        // while), up to 20 times as many.
+        let enough = || store.stats().apply_us().count > 3 && checks.load(Ordering::Relaxed) > 100;
+        let written = (|| -> TestResult {
+            for id in FIRST_DEPOSIT..FIRST_DEPOSIT + 20 * n {
+                let made = id - FIRST_DEPOSIT;
+                if made >= n && made % 100 == 0 && enough() {
+                    break;
+                }
+                let amount = i64::try_from(id)?;
+                store.write(|tx| open_account(tx, id, amount))?;
+                acked.fetch_add(1, Ordering::SeqCst);
+            }
             Ok(())
-        });
+        })();
         done.store(true, Ordering::SeqCst);
         for r in readers {
             r.join().map_err(|_| "a reader panicked")??;
