@@ -441,7 +441,7 @@ fn readers_see_every_acked_write_while_the_applier_moves_the_overlay() -> TestRe
         let written = (|| -> TestResult {
             for id in FIRST_DEPOSIT..FIRST_DEPOSIT + 20 * n {
                 let made = id - FIRST_DEPOSIT;
-                if made >= n && made % 100 == 0 && enough() {
+                if made >= n && made.is_multiple_of(100) && enough() {
                     break;
                 }
                 let amount = i64::try_from(id)?;
