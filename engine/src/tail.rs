@@ -374,9 +374,16 @@ impl InstrumentTails {
         })
     }
 
-    /// Whether a reader of a view of `generation` may seed groups.
-    pub(crate) fn may_seed(&self, generation: u64) -> bool {
-        generation.is_multiple_of(2) && self.generation() == generation
+    /// Whether a reader of a view of `generation` that contains every batch up to
+    /// `applied` would have a seed of `group` accepted now: checked before it reads one.
+    /// A group held already, even one this reader may not use (an older snapshot), is
+    /// not seeded again.
+    pub(crate) fn may_seed(&self, group: &[u8], generation: u64, applied: u64) -> bool {
+        if !generation.is_multiple_of(2) || self.generation() != generation {
+            return false;
+        }
+        let shard = self.shard(group).read();
+        shard.last_edit <= applied && !shard.groups.contains_key(group)
     }
 
     /// Installs `group`'s newest entries (`items`, newest first, at most [`KEEP`]: fewer
@@ -579,7 +586,10 @@ mod tests {
         t.begin_change();
         assert!(read_all(&t, 1, g, 5).is_none());
         let during = t.generation();
-        assert!(!t.may_seed(during), "no seed while a change is under way");
+        assert!(
+            !t.may_seed(&group(1), during, 5),
+            "no seed while a change is under way"
+        );
         assert!(!t.seed(&group(1), during, 5, entries(1, 1..=2)));
         assert!(
             !t.seed(&group(1), g, 5, entries(1, 1..=2)),
@@ -587,7 +597,7 @@ mod tests {
         );
         t.end_change();
         let after = t.generation();
-        assert!(t.may_seed(after));
+        assert!(t.may_seed(&group(1), after, 5));
         assert!(!t.seed(&group(1), during, 5, entries(1, 1..=2)));
         assert!(t.seed(&group(1), after, 5, entries(1, 1..=2)));
         assert!(
@@ -604,11 +614,16 @@ mod tests {
         // The applier handed over a batch of instrument 1 (not held: dropped) at seq 8.
         let k = key(1, 9);
         t.apply(&[(k, Some(&[9][..]))], 8);
+        assert!(!t.may_seed(&group(1), g, 7));
         assert!(
             !t.seed(&group(1), g, 7, entries(1, 1..=2)),
             "view at 7 lacks it"
         );
+        assert!(t.may_seed(&group(1), g, 8));
         assert!(t.seed(&group(1), g, 8, entries(1, 1..=9)));
+        // Held: an older snapshot that may not use it does not read a seed again.
+        assert!(read_all(&t, 1, g, 7).is_none());
+        assert!(!t.may_seed(&group(1), g, 8));
     }
 
     #[test]

@@ -309,7 +309,7 @@ impl Snapshot {
         };
         let generation = *generation;
         let mut chunk = tails.read(&group, generation, self.seq, range, TAIL_CHUNK);
-        if chunk.is_none() && tails.may_seed(generation) {
+        if chunk.is_none() && tails.may_seed(&group, generation, self.applied) {
             self.seed_tail(tails, generation, spec, &group)?;
             chunk = tails.read(&group, generation, self.seq, range, TAIL_CHUNK);
         }
