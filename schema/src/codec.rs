@@ -118,6 +118,61 @@ mod tests {
     }
 
     #[test]
+    fn every_tables_columns_by_position_are_its_columns_by_name() {
+        let records = [
+            AnyRecord::Instruments(Instrument {
+                id: 1,
+                symbol: "ACME".into(),
+                tick_size: Price(1),
+                lot_size: Quantity(2),
+                currency: "USD".into(),
+            }),
+            AnyRecord::Accounts(Account {
+                id: 2,
+                name: "a".into(),
+                status: AccountStatus::Active,
+            }),
+            AnyRecord::Positions(Position {
+                account: 1,
+                instrument: 2,
+                quantity: Quantity(3),
+                cost_basis: Money(4),
+                realized_pnl: Money(5),
+                updated_ts: 6,
+                last_trade_id: 7,
+            }),
+            AnyRecord::Cash(Cash {
+                account: 1,
+                currency: "EUR".into(),
+                amount: Money(9),
+            }),
+            AnyRecord::Orders(Order {
+                id: 3,
+                account: 1,
+                instrument: 2,
+                side: Side::Buy,
+                kind: OrderKind::Limit,
+                time_in_force: TimeInForce::Gtc,
+                price: Some(Price(5)),
+                quantity: Quantity(6),
+                filled_quantity: Quantity(1),
+                status: OrderStatus::PartiallyFilled,
+                created_ts: 7,
+                updated_ts: 8,
+            }),
+            AnyRecord::Trades(trade()),
+        ];
+        for r in &records {
+            let columns = r.table().columns();
+            for (i, c) in columns.iter().enumerate() {
+                assert_eq!(r.column_at(i), r.column(c.name), "{} {}", r.table(), c.name);
+                assert!(r.column_at(i).is_some(), "{} {}", r.table(), c.name);
+            }
+            assert_eq!(r.column_at(columns.len()), None);
+        }
+    }
+
+    #[test]
     fn round_trip() {
         let t = trade();
         let bytes = encode(&t);
@@ -182,6 +237,19 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A trade's columns by position are its columns by name, in the table's order.
+        #[test]
+        fn trade_columns_by_position_are_its_columns_by_name(t in any_trade()) {
+            let columns = TableId::Trades.columns();
+            for (i, c) in columns.iter().enumerate() {
+                proptest::prop_assert_eq!(t.column_at(i), t.column(c.name));
+                proptest::prop_assert!(t.column_at(i).is_some());
+            }
+            proptest::prop_assert_eq!(t.column_at(columns.len()), None);
+            let any = t.clone().into_any();
+            proptest::prop_assert_eq!(any.column_at(5), t.column("price"));
+        }
+
         #[test]
         fn the_fast_trade_decoder_reads_what_postcard_wrote(t in any_trade()) {
             let bytes = encode(&t);

@@ -67,13 +67,9 @@ impl Candidate {
     }
 
     /// The value of the column at position `i` of the table.
-    fn get_at(&self, table: TableId, i: usize) -> Value {
+    fn get_at(&self, i: usize) -> Value {
         match self {
-            Candidate::Record(r) => table
-                .columns()
-                .get(i)
-                .and_then(|c| r.column(c.name))
-                .unwrap_or(Value::Null),
+            Candidate::Record(r) => r.column_at(i).unwrap_or(Value::Null),
             Candidate::Values(row) => row.get(i).cloned().unwrap_or(Value::Null),
         }
     }
@@ -93,13 +89,10 @@ impl Candidate {
     /// others are `NULL`: nothing after the filter reads them.
     fn into_row(self, table: TableId, needed: Option<&[bool]>) -> Row {
         match self {
-            Candidate::Record(r) => table
-                .columns()
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
+            Candidate::Record(r) => (0..table.columns().len())
+                .map(|i| {
                     if needed.is_none_or(|n| n.get(i).copied().unwrap_or(true)) {
-                        r.column(c.name).unwrap_or(Value::Null)
+                        r.column_at(i).unwrap_or(Value::Null)
                     } else {
                         Value::Null
                     }
@@ -175,7 +168,7 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
     let mut emit = |row: Candidate, rows: &mut Vec<Row>| match streaming.as_mut() {
         Some(agg) => {
             folded += 1;
-            agg.add(&|i| row.get_at(table, i));
+            agg.add(&|i| row.get_at(i));
         }
         None => rows.push(row.into_row(table, needed)),
     };

@@ -20,6 +20,16 @@ pub trait Record:
     /// The value of the named column, `None` when the table has no such column.
     fn column(&self, name: &str) -> Option<Value>;
 
+    /// The value of the column at position `i` of the table's columns
+    /// ([`TableId::columns`]), `None` past the last: [`Record::column`] without the name
+    /// lookup, for rows read by the hundred.
+    fn column_at(&self, i: usize) -> Option<Value> {
+        Self::TABLE
+            .columns()
+            .get(i)
+            .and_then(|c| self.column(c.name))
+    }
+
     /// The primary key's values, in key order.
     fn primary_key(&self) -> Vec<Value> {
         Self::TABLE
@@ -231,6 +241,20 @@ impl Record for Trade {
             _ => return None,
         })
     }
+    fn column_at(&self, i: usize) -> Option<Value> {
+        Some(match i {
+            0 => Value::U64(self.id),
+            1 => Value::U64(self.order_id),
+            2 => Value::U64(self.account),
+            3 => Value::U64(self.instrument),
+            4 => Value::from(self.side.name()),
+            5 => Value::I64(self.price.0),
+            6 => Value::I64(self.quantity.0),
+            7 => Value::I64(self.fee.0),
+            8 => Value::I64(self.ts),
+            _ => return None,
+        })
+    }
     fn into_any(self) -> AnyRecord {
         AnyRecord::Trades(self)
     }
@@ -343,6 +367,11 @@ impl AnyRecord {
     /// The value of the named column.
     pub fn column(&self, name: &str) -> Option<Value> {
         dispatch!(self, r => r.column(name))
+    }
+
+    /// The value of the column at position `i` of its table's columns.
+    pub fn column_at(&self, i: usize) -> Option<Value> {
+        dispatch!(self, r => r.column_at(i))
     }
 
     /// The primary key's values.
