@@ -54,6 +54,13 @@ const ENTRY_OVERHEAD: usize = 48;
 /// Bytes counted per group besides its entries (an instrument with no trades is held too:
 /// reads of many such must still fit the budget).
 const GROUP_OVERHEAD: usize = 160;
+/// What a full group is taken to cost before it is read (a trade's entry is 60-110 bytes).
+const GROUP_ESTIMATE: usize = GROUP_OVERHEAD + KEEP * (ENTRY_OVERHEAD + 96);
+/// A shard too full for another group lets in one seed in this many: more instruments read
+/// than the budget holds then cost a seed's walk of [`KEEP`] entries on one read in
+/// `ADMIT_FULL` rather than on every read, and the held set still follows a hot set that
+/// moves.
+const ADMIT_FULL: u64 = 8;
 
 /// One index entry: its key and value in one allocation, and the commit that wrote it.
 struct Item {
@@ -158,6 +165,9 @@ struct Shard {
     /// The highest sequence number of a batch whose edits touched this shard.
     last_edit: u64,
     bytes: usize,
+    /// Seeds turned away since the last one let in to a full shard (see
+    /// [`InstrumentTails::may_seed`]).
+    turned_away: AtomicU64,
 }
 
 /// Entries of a group, newest first, copied out for a reader (who visits them outside the
@@ -375,15 +385,28 @@ impl InstrumentTails {
     }
 
     /// Whether a reader of a view of `generation` that contains every batch up to
-    /// `applied` would have a seed of `group` accepted now: checked before it reads one.
-    /// A group held already, even one this reader may not use (an older snapshot), is
-    /// not seeded again.
+    /// `applied` should read a seed of `group` now: it would be accepted, and the group's
+    /// shard has room for it or lets this one in (one in [`ADMIT_FULL`] when full). A
+    /// group held already, even one this reader may not use (an older snapshot), is not
+    /// seeded again.
     pub(crate) fn may_seed(&self, group: &[u8], generation: u64, applied: u64) -> bool {
         if !generation.is_multiple_of(2) || self.generation() != generation {
             return false;
         }
         let shard = self.shard(group).read();
-        shard.last_edit <= applied && !shard.groups.contains_key(group)
+        if shard.last_edit > applied || shard.groups.contains_key(group) {
+            return false;
+        }
+        if shard.bytes + GROUP_ESTIMATE <= self.budget_per_shard {
+            return true;
+        }
+        // Full: this seed would evict a group. Let in one in `ADMIT_FULL`.
+        let turned = shard.turned_away.fetch_add(1, Ordering::Relaxed) + 1;
+        if turned >= ADMIT_FULL {
+            shard.turned_away.store(0, Ordering::Relaxed);
+            return true;
+        }
+        false
     }
 
     /// Installs `group`'s newest entries (`items`, newest first, at most [`KEEP`]: fewer
@@ -639,6 +662,40 @@ mod tests {
         t.apply(&[(k3, Some(&[30][..]))], 7);
         assert!(read_all(&t, 1, g, 6).is_none());
         assert_eq!(ts_of(&read_all(&t, 1, g, 7).unwrap()), vec![30, 1]);
+    }
+
+    #[test]
+    fn a_full_shard_lets_in_one_seed_in_eight() {
+        // Room in each shard for two estimated groups.
+        let t = InstrumentTails::new((SHARDS * 2 * GROUP_ESTIMATE) as u64).unwrap();
+        let g = t.generation();
+        let same_shard: Vec<u64> = (1..100_000)
+            .filter(|&i| std::ptr::eq(t.shard(&group(i)), t.shard(&group(1))))
+            .take(12)
+            .collect();
+        // Entries of about the estimated size: two groups fit a shard, a third does not.
+        let full = |i: u64| -> Vec<(Vec<u8>, Vec<u8>)> {
+            (1..=KEEP as u64)
+                .rev()
+                .map(|ts| (key(i, ts), vec![ts as u8; 60]))
+                .collect()
+        };
+        for &i in &same_shard[..2] {
+            assert!(t.may_seed(&group(i), g, 1));
+            assert!(t.seed(&group(i), g, 1, full(i)));
+        }
+        let asked: Vec<bool> = same_shard[2..]
+            .iter()
+            .map(|&i| t.may_seed(&group(i), g, 1))
+            .collect();
+        let mut want = vec![false; 10];
+        want[ADMIT_FULL as usize - 1] = true;
+        assert_eq!(asked, want);
+        // The one let in evicts the least recently read group.
+        let admitted = same_shard[2 + ADMIT_FULL as usize - 1];
+        assert!(t.seed(&group(admitted), g, 1, full(admitted)));
+        assert!(read_all(&t, same_shard[0], g, 1).is_none());
+        assert!(read_all(&t, admitted, g, 1).is_some());
     }
 
     #[test]
