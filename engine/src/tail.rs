@@ -253,24 +253,25 @@ impl InstrumentTails {
         self.generation.load(Ordering::SeqCst)
     }
 
-    /// Drops every group and moves the generation on (under every shard's lock).
-    fn reset(&self) {
+    /// Drops every group and moves the generation on by `steps` (under every shard's
+    /// lock): 1 begins or ends a change, 2 is a whole one.
+    fn reset(&self, steps: u64) {
         let mut locked: Vec<_> = self.shards.iter().map(|s| s.write()).collect();
         for shard in &mut locked {
             shard.groups.clear();
             shard.bytes = 0;
         }
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.generation.fetch_add(steps, Ordering::SeqCst);
     }
 
     /// Before a redb commit that may change the index other than through the applier.
     pub(crate) fn begin_change(&self) {
-        self.reset();
+        self.reset(1);
     }
 
     /// After that commit, whether it succeeded or not.
     pub(crate) fn end_change(&self) {
-        self.reset();
+        self.reset(1);
     }
 
     /// Hands over the applier's edits of the index (key, new value or `None` for a
@@ -280,8 +281,8 @@ impl InstrumentTails {
         while i < edits.len() {
             let Ok(n) = crate::keys::len_of_values(&edits[i].0, 1) else {
                 // Not a key this index writes: nothing here can be trusted to match redb.
-                self.reset();
-                self.reset();
+                // A whole change at once: the generation moves on and stays even.
+                self.reset(2);
                 return;
             };
             let group = &edits[i].0[..n];
@@ -576,28 +577,22 @@ mod tests {
         t.apply(&[(old, Some(&[1][..]))], 3);
         let lo = key(1, n);
         let (_, hi) = whole(1);
-        let c = t
-            .read(
+        let from_lo = |max| {
+            t.read(
                 &group(1),
                 g,
                 3,
                 (Bound::Included(&lo), Bound::Excluded(&hi)),
-                10,
+                max,
             )
-            .unwrap();
+            .unwrap()
+        };
+        let c = from_lo(10);
         assert!(c.more);
         assert_eq!(c.len(), 10);
         let last = key(1, n + SLACK as u64 + 1 - 9);
         assert_eq!(c.covers_from.as_deref(), Some(&last[..]));
-        let c = t
-            .read(
-                &group(1),
-                g,
-                3,
-                (Bound::Included(&lo), Bound::Excluded(&hi)),
-                1000,
-            )
-            .unwrap();
+        let c = from_lo(1000);
         assert_eq!((c.len(), c.more, c.covers_from), (SLACK + 2, false, None));
     }
 
