@@ -123,6 +123,71 @@ fn the_planner_picks_the_access_path_the_filter_allows() -> TestResult {
 }
 
 #[test]
+fn projected_rows_are_the_same_built_at_the_scan_or_after_a_sort() -> TestResult {
+    use tradestore::schema::Record;
+    let store = loaded()?;
+    let all = trades(&store)?;
+    // The instrument with the most trades.
+    let mut counts = std::collections::BTreeMap::new();
+    for t in &all {
+        *counts.entry(t.instrument).or_insert(0usize) += 1;
+    }
+    let instrument = counts
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(i, _)| *i)
+        .ok_or("no trades")?;
+    let minute = 60_000_000_000i64;
+    let bucket = |ts: i64| Value::I64(ts.div_euclid(minute) * minute);
+    let of = |t: &Trade, cols: &[&str]| -> Vec<Value> {
+        cols.iter()
+            .map(|c| match *c {
+                "m" => bucket(t.ts),
+                c => t.column(c).unwrap_or(Value::Null),
+            })
+            .collect()
+    };
+    let mut newest: Vec<&Trade> = all.iter().filter(|t| t.instrument == instrument).collect();
+    newest.sort_by_key(|t| std::cmp::Reverse((t.ts, t.id)));
+    let mut by_price = newest.clone();
+    by_price.sort_by_key(|t| (t.price, t.id));
+    let every: Vec<&str> = TableId::Trades.columns().iter().map(|c| c.name).collect();
+    // The index gives the first order (rows are projected as they are read); the second
+    // is sorted after the scan (full rows, projected at the end). Both with an offset.
+    for (order, sorted, expected) in [("ts DESC", false, &newest), ("price", true, &by_price)] {
+        for (select, cols) in [
+            ("*", every.clone()),
+            ("price, id", vec!["price", "id"]),
+            (
+                "time_bucket('1m', ts) AS m, id, side",
+                vec!["m", "id", "side"],
+            ),
+        ] {
+            let sql = format!(
+                "SELECT {select} FROM trades WHERE instrument = {instrument} ORDER BY {order} LIMIT 4 OFFSET 2"
+            );
+            let o = traced(&store, &sql)?;
+            assert_eq!(o.plan.sort.is_empty(), !sorted, "{sql}: {:?}", o.plan.sort);
+            let names: Vec<&str> = o.result.columns.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names, cols, "{sql}");
+            let want: Vec<Vec<Value>> = expected
+                .iter()
+                .skip(2)
+                .take(4)
+                .map(|t| of(t, &cols))
+                .collect();
+            assert_eq!(
+                want.len(),
+                4,
+                "the workload has enough trades of one instrument"
+            );
+            assert_eq!(o.result.rows, want, "{sql}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn explain_lists_rewrites_and_analyze_reports_actuals() -> TestResult {
     let store = loaded()?;
     let cases = [

@@ -165,12 +165,21 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
         _ => None,
     };
     let mut folded = 0u64;
-    let mut emit = |row: Candidate, rows: &mut Vec<Row>| match streaming.as_mut() {
-        Some(agg) => {
+    // Rows that nothing reorders or folds after the filter (no sort, LATEST ON or
+    // grouping) are built as the projection's columns at once: a full-width row of the
+    // table, then a projected copy of it, cost more than reading the rows.
+    let direct = if streaming.is_none() && q.latest.is_none() && plan.sort.is_empty() {
+        Some(projection(q)?)
+    } else {
+        None
+    };
+    let mut emit = |row: Candidate, rows: &mut Vec<Row>| match (streaming.as_mut(), &direct) {
+        (Some(agg), _) => {
             folded += 1;
             agg.add(&|i| row.get_at(i));
         }
-        None => rows.push(row.into_row(table, needed)),
+        (None, Some((_, Some(refs)))) => rows.push(refs.iter().map(|k| k.read(&row)).collect()),
+        (None, _) => rows.push(row.into_row(table, needed)),
     };
     match &plan.access {
         Access::Empty => {}
@@ -371,7 +380,10 @@ pub fn execute(tx: &ReadTx, plan: &Plan) -> Result<(QueryResult, Actuals)> {
             .limit
             .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
         let rows: Vec<Row> = rows.into_iter().skip(skip).take(take).collect();
-        let (columns, out) = project(q, rows)?;
+        let (columns, out) = match direct {
+            Some((columns, _)) => (columns, rows),
+            None => project(q, rows)?,
+        };
         actuals.stages.push(StageActual {
             name: "limit+project".into(),
             rows: out.len() as u64,
@@ -541,10 +553,29 @@ fn scan_prefix(
     }
 }
 
-/// How a sort key reads a row.
+/// How a sort key or an output column reads a row: a column of the table by its position,
+/// or the bucket of a timestamp column.
 enum KeyRef {
     Column(usize),
     Bucket(usize, i64),
+}
+
+impl KeyRef {
+    /// Its value in a full-width row of the table.
+    fn value(&self, r: &Row) -> Value {
+        match self {
+            KeyRef::Column(i) => r[*i].clone(),
+            KeyRef::Bucket(i, w) => bucket(&r[*i], *w),
+        }
+    }
+
+    /// Its value in a row read from storage.
+    fn read(&self, r: &Candidate) -> Value {
+        match self {
+            KeyRef::Column(i) => r.get_at(*i),
+            KeyRef::Bucket(i, w) => bucket(&r.get_at(*i), *w),
+        }
+    }
 }
 
 fn sort_rows(q: &Query, order: &[super::ast::OrderKey], rows: &mut [Row]) -> Result<()> {
@@ -574,15 +605,9 @@ fn sort_rows(q: &Query, order: &[super::ast::OrderKey], rows: &mut [Row]) -> Res
         .map(|c| position(table, c))
         .collect::<Result<_>>()?;
     let last_desc = order.last().is_some_and(|o| o.desc);
-    let value = |k: &KeyRef, r: &Row| -> Value {
-        match k {
-            KeyRef::Column(i) => r[*i].clone(),
-            KeyRef::Bucket(i, w) => bucket(&r[*i], *w),
-        }
-    };
     rows.sort_by(|a, b| {
         for (k, desc) in &keys {
-            let o = value(k, a).cmp(&value(k, b));
+            let o = k.value(a).cmp(&k.value(b));
             if o != Ordering::Equal {
                 return if *desc { o.reverse() } else { o };
             }
@@ -609,7 +634,9 @@ fn column_kind(table: TableId, column: &str) -> OutputKind {
         .map_or(OutputKind::Count, |c| OutputKind::Column(c.ty))
 }
 
-fn project(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)> {
+/// The output columns of a non-aggregating query, and how each reads a row of the table
+/// (`None` for `SELECT *`: the row as it is).
+fn projection(q: &Query) -> Result<(Vec<OutputColumn>, Option<Vec<KeyRef>>)> {
     let table = q.table;
     if q.select.is_empty() {
         let columns = table
@@ -620,7 +647,7 @@ fn project(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)> {
                 kind: OutputKind::Column(c.ty),
             })
             .collect();
-        return Ok((columns, rows));
+        return Ok((columns, None));
     }
     let mut columns = Vec::new();
     let mut refs = Vec::new();
@@ -647,16 +674,18 @@ fn project(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)> {
             }
         }
     }
+    Ok((columns, Some(refs)))
+}
+
+/// Projects full-width rows of the table onto the query's output columns.
+fn project(q: &Query, rows: Vec<Row>) -> Result<(Vec<OutputColumn>, Vec<Row>)> {
+    let (columns, refs) = projection(q)?;
+    let Some(refs) = refs else {
+        return Ok((columns, rows));
+    };
     let out = rows
         .into_iter()
-        .map(|r| {
-            refs.iter()
-                .map(|k| match k {
-                    KeyRef::Column(i) => r[*i].clone(),
-                    KeyRef::Bucket(i, w) => bucket(&r[*i], *w),
-                })
-                .collect()
-        })
+        .map(|r| refs.iter().map(|k| k.value(&r)).collect())
         .collect();
     Ok((columns, out))
 }
