@@ -207,11 +207,58 @@ mod tests {
     }
 
     /// The body decoded by postcard alone, strictly (every byte consumed).
-    fn by_postcard(body: &[u8]) -> Option<Trade> {
-        match postcard::take_from_bytes::<Trade>(body) {
+    fn by_postcard<R: Record>(body: &[u8]) -> Option<R> {
+        match postcard::take_from_bytes::<R>(body) {
             Ok((t, [])) => Some(t),
             _ => None,
         }
+    }
+
+    /// `record`'s body cut, extended and flipped, and `random` bytes: for each, the fast
+    /// decoder either declines or agrees with postcard, and `decode` agrees with postcard.
+    fn fast_agrees_with_postcard<R: Record>(
+        record: &R,
+        cut: usize,
+        flips: &[(usize, u8)],
+        extra: &[u8],
+        random: Vec<u8>,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        let mut body = encode(record)[1..].to_vec();
+        body.truncate(cut.max(1));
+        body.extend(extra);
+        for (at, x) in flips {
+            if let Some(b) = body.get_mut(*at) {
+                *b ^= x;
+            }
+        }
+        for candidate in [body, random] {
+            let fast = R::decode_fast(&candidate);
+            let reference = by_postcard::<R>(&candidate);
+            if fast.is_some() {
+                proptest::prop_assert_eq!(&fast, &reference);
+            }
+            let mut framed = vec![RECORD_VERSION];
+            framed.extend(&candidate);
+            proptest::prop_assert_eq!(decode::<R>(&framed).ok(), reference);
+        }
+        Ok(())
+    }
+
+    fn any_position() -> impl proptest::strategy::Strategy<Value = Position> {
+        use proptest::prelude::*;
+        (
+            (any::<u64>(), any::<u64>(), any::<u64>()),
+            (any::<i64>(), any::<i64>(), any::<i64>(), any::<i64>()),
+        )
+            .prop_map(|((account, instrument, last), (q, c, r, ts))| Position {
+                account,
+                instrument,
+                quantity: Quantity(q),
+                cost_basis: Money(c),
+                realized_pnl: Money(r),
+                updated_ts: ts,
+                last_trade_id: last,
+            })
     }
 
     fn any_trade() -> impl proptest::strategy::Strategy<Value = Trade> {
@@ -267,24 +314,25 @@ mod tests {
             extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
             random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
         ) {
-            let mut body = encode(&t)[1..].to_vec();
-            body.truncate(cut.max(1));
-            body.extend(&extra);
-            for (at, x) in &flips {
-                if let Some(b) = body.get_mut(*at) {
-                    *b ^= x;
-                }
-            }
-            for candidate in [body, random] {
-                let fast = Trade::decode_fast(&candidate);
-                let reference = by_postcard(&candidate);
-                if fast.is_some() {
-                    proptest::prop_assert_eq!(&fast, &reference);
-                }
-                let mut framed = vec![RECORD_VERSION];
-                framed.extend(&candidate);
-                proptest::prop_assert_eq!(decode::<Trade>(&framed).ok(), reference);
-            }
+            fast_agrees_with_postcard(&t, cut, &flips, &extra, random)?;
+        }
+
+        #[test]
+        fn the_fast_position_decoder_reads_what_postcard_wrote(p in any_position()) {
+            let bytes = encode(&p);
+            proptest::prop_assert_eq!(Position::decode_fast(&bytes[1..]), Some(p.clone()));
+            proptest::prop_assert_eq!(decode::<Position>(&bytes).ok(), Some(p));
+        }
+
+        #[test]
+        fn the_fast_position_decoder_never_disagrees_with_postcard(
+            p in any_position(),
+            cut in 0usize..70,
+            flips in proptest::collection::vec((0usize..70, proptest::prelude::any::<u8>()), 0..4),
+            extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+            random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            fast_agrees_with_postcard(&p, cut, &flips, &extra, random)?;
         }
     }
 
@@ -294,18 +342,18 @@ mod tests {
         // A non-canonical (padded) id that postcard accepts: 7 as two bytes.
         let mut padded = vec![0x87, 0x00];
         padded.extend(&body[1..]);
-        assert_eq!(Trade::decode_fast(&padded), by_postcard(&padded));
+        assert_eq!(Trade::decode_fast(&padded), by_postcard::<Trade>(&padded));
         assert_eq!(Trade::decode_fast(&padded).map(|t| t.id), Some(7));
         // Ten bytes whose last carries more than the one bit a u64 has left: refused.
         let mut wide = vec![0xff; 9];
         wide.push(0x02);
         wide.extend(&body[1..]);
         assert_eq!(Trade::decode_fast(&wide), None);
-        assert_eq!(by_postcard(&wide), None);
+        assert_eq!(by_postcard::<Trade>(&wide), None);
         // A side that is neither buy (0) nor sell (1).
         let mut side = body.clone();
         side[4] = 2;
         assert_eq!(Trade::decode_fast(&side), None);
-        assert_eq!(by_postcard(&side), None);
+        assert_eq!(by_postcard::<Trade>(&side), None);
     }
 }

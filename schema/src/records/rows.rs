@@ -297,6 +297,20 @@ impl Record for Position {
     fn into_any(self) -> AnyRecord {
         AnyRecord::Positions(self)
     }
+
+    fn decode_fast(body: &[u8]) -> Option<Position> {
+        let mut r = Varints(body);
+        let position = Position {
+            account: r.u64()?,
+            instrument: r.u64()?,
+            quantity: Quantity(r.i64()?),
+            cost_basis: Money(r.i64()?),
+            realized_pnl: Money(r.i64()?),
+            updated_ts: r.i64()?,
+            last_trade_id: r.u64()?,
+        };
+        r.0.is_empty().then_some(position)
+    }
 }
 
 impl Record for Cash {
