@@ -285,7 +285,8 @@ pub fn restore_with(
                     let next = recv.lock().recv();
                     let Ok(chunk) = next else { break };
                     let rows = chunk.parse(max).and_then(|lines| {
-                        let bytes: u64 = lines.iter().map(Line::held_bytes).sum();
+                        let bytes: u64 = lines.iter().map(Line::held_bytes).sum::<u64>()
+                            + std::mem::size_of::<(u64, Result<Vec<Line>>)>() as u64;
                         let total =
                             held.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) + bytes;
                         if total > limit {
@@ -303,8 +304,11 @@ pub fn restore_with(
                         }
                         Ok(lines)
                     });
-                    if rows.is_err() {
-                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    match &rows {
+                        Err(_) => failed.store(true, std::sync::atomic::Ordering::Relaxed),
+                        // Nothing to keep from a chunk of blank lines.
+                        Ok(lines) if lines.is_empty() => continue,
+                        Ok(_) => {}
                     }
                     parsed.lock().push((chunk.first_line, rows));
                 }
@@ -418,6 +422,9 @@ impl Chunk {
             }
             start = end;
         }
+        // Room reserved for blank lines is given back: a dump of blank lines would otherwise
+        // hold a chunk's worth of reserved rows per chunk until the commit.
+        out.shrink_to_fit();
         Ok(out)
     }
 }
@@ -583,6 +590,31 @@ mod tests {
             parse_line(r#"{"table":"accounts","record":{"id":1,"name":"a","status":"active"}} x"#)
                 .is_err()
         );
+    }
+
+    /// A chunk of blank lines holds nothing once parsed; a chunk with a few rows among
+    /// blank lines holds room for those rows only.
+    #[test]
+    fn blank_lines_hold_no_memory_once_parsed() -> Result<()> {
+        let row = br#"{"table":"accounts","record":{"id":1,"name":"a","status":"active"}}"#;
+        let mut chunk = Chunk::new(1);
+        for i in 0..PARSE_CHUNK {
+            if i % 1000 == 999 {
+                chunk.text.extend_from_slice(row);
+            }
+            chunk.text.push(b'\n');
+            chunk.ends.push(chunk.text.len());
+        }
+        let lines = chunk.parse(1 << 20)?;
+        assert_eq!(lines.len(), PARSE_CHUNK / 1000);
+        assert_eq!(lines.capacity(), lines.len());
+        let mut blank = Chunk::new(1);
+        for _ in 0..PARSE_CHUNK {
+            blank.text.extend_from_slice(b"  \r\n");
+            blank.ends.push(blank.text.len());
+        }
+        assert_eq!(blank.parse(1 << 20)?.capacity(), 0);
+        Ok(())
     }
 
     #[test]

@@ -698,7 +698,9 @@ enum Acc {
     Min(Option<Value>),
     Max(Option<Value>),
     Avg(i128, u64),
-    Vwap(i128, i128),
+    /// The sum of price × quantity and of quantity; `None` once the first overflowed 128
+    /// bits (an error when the result is asked for, never a wrapped answer).
+    Vwap(Option<i128>, i128),
 }
 
 impl Acc {
@@ -709,7 +711,7 @@ impl Acc {
             AggFunc::Min => Acc::Min(None),
             AggFunc::Max => Acc::Max(None),
             AggFunc::Avg => Acc::Avg(0, 0),
-            AggFunc::Vwap => Acc::Vwap(0, 0),
+            AggFunc::Vwap => Acc::Vwap(Some(0), 0),
         }
     }
 
@@ -755,7 +757,7 @@ impl Acc {
             }
             Acc::Vwap(pq, q) => {
                 if let (Some(p), Some(qty)) = (num(a), num(b)) {
-                    *pq += p * qty;
+                    *pq = pq.and_then(|s| p.checked_mul(qty).and_then(|x| s.checked_add(x)));
                     *q += qty;
                 }
             }
@@ -785,13 +787,13 @@ impl Acc {
                     Ok(Value::Null)
                 }
             }
-            Acc::Vwap(pq, q) => {
-                if *q != 0 {
-                    fit(pq / q)
-                } else {
-                    Ok(Value::Null)
-                }
-            }
+            Acc::Vwap(pq, q) => match pq {
+                None => Err(Error::invalid(
+                    "vwap: the sum of price × quantity over these rows does not fit in 128 bits",
+                )),
+                Some(pq) if *q != 0 => fit(pq / q),
+                Some(_) => Ok(Value::Null),
+            },
         }
     }
 }
@@ -959,5 +961,33 @@ mod bucket_tests {
             bucket(&Value::I64(i64::MAX), minute),
             Value::I64(i64::MAX / minute * minute)
         );
+    }
+}
+
+#[cfg(test)]
+mod aggregate_tests {
+    use super::*;
+
+    fn vwap(rows: &[(i64, i64)]) -> Result<Value> {
+        let mut acc = Acc::new(AggFunc::Vwap);
+        for (p, q) in rows {
+            acc.add(Some(&Value::I64(*p)), Some(&Value::I64(*q)), false);
+        }
+        acc.finish()
+    }
+
+    #[test]
+    fn vwap_is_exact_or_refused_never_wrapped() -> Result<()> {
+        assert_eq!(vwap(&[(10, 1), (20, 3)])?, Value::I64(17));
+        assert_eq!(vwap(&[])?, Value::Null);
+        // One product of the largest values fits in 128 bits; the sum of three does not.
+        let m = i64::MAX;
+        assert_eq!(vwap(&[(m, m)])?, Value::I64(m));
+        assert_eq!(vwap(&[(m, m), (m, m)])?, Value::I64(m));
+        let err = vwap(&[(m, m), (m, m), (m, m)]).map(|_| ()).unwrap_err();
+        assert!(err.to_string().contains("does not fit"), "{err}");
+        // Negative prices (spreads) may cancel out; they do not overflow on the way.
+        assert_eq!(vwap(&[(-m, m), (m, m)])?, Value::I64(0));
+        Ok(())
     }
 }

@@ -103,8 +103,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
     };
-    if !secs.is_finite() || secs <= 0.0 || secs > 365.0 * 86400.0 {
-        return Err(format!("{s:?} is out of range"));
+    if secs <= 0.0 {
+        return Err(format!("{s:?}: give a duration above zero"));
+    }
+    if !secs.is_finite() || secs > 365.0 * 86400.0 {
+        return Err(format!("{s:?} is out of range: at most 365 days"));
     }
     Ok(Duration::from_secs_f64(secs))
 }

@@ -77,8 +77,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     if d.is_zero() {
         return Err(format!("{s:?}: give a duration above zero"));
     }
+    if d > MAX_DURATION {
+        return Err(format!("{s:?} is out of range: at most 365 days"));
+    }
     Ok(d)
 }
+
+/// The longest `--duration` or `--poll`.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 
 /// The journal folders to follow.
 fn folders(args: &Args) -> Vec<PathBuf> {
@@ -226,4 +232,25 @@ fn print(out: &mut impl Write, c: &CatchUp, json: bool) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse_duration;
+
+    #[test]
+    fn durations_are_above_zero_and_at_most_a_year() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration(" 5m "), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("366days").is_err());
+        assert!(parse_duration("18446744073709551615s").is_err());
+        assert_eq!(
+            parse_duration("365days"),
+            Ok(Duration::from_secs(365 * 86_400))
+        );
+    }
 }
