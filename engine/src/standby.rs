@@ -56,7 +56,14 @@ pub struct Standby {
     at: Option<(u64, u64)>,
     /// The commit time of the last record applied, once one was.
     last_commit_ns: Option<u64>,
+    /// Where reading last stopped at bytes that are not a whole frame, and when the bytes
+    /// after them were last searched for a later frame (a search reads the rest of the
+    /// segment: done again there after [`TAIL_RECHECK`], not at every poll).
+    tail_checked: Option<((u64, u64), std::time::Instant)>,
 }
+
+/// How often a standby waiting at the same undecoded bytes searches past them again.
+const TAIL_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for Standby {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,6 +138,7 @@ impl Standby {
             applied,
             at: None,
             last_commit_ns: None,
+            tail_checked: None,
         })
     }
 
@@ -227,7 +235,7 @@ impl Standby {
     }
 
     /// Reads the records after the standby's last one, up to the budget.
-    fn read_next(&self) -> Result<Read> {
+    fn read_next(&mut self) -> Result<Read> {
         // `archive/journal` appears with the primary's first checkpoint that keeps a segment.
         let segments = journal::segments_in(&self.journal, true)?;
         let mut expected = self.applied + 1;
@@ -295,7 +303,26 @@ impl Standby {
                         expected - 1
                     )));
                 }
+                // In the newest segment: a write in progress, or a torn write the primary
+                // erases when it reopens; unless a good frame of a later record follows,
+                // which no write leaves behind: damage, that the standby would wait at
+                // forever.
                 Stop::Undecoded(why) => {
+                    let here = (*first, next);
+                    let recent = self
+                        .tail_checked
+                        .is_some_and(|(at, when)| at == here && when.elapsed() < TAIL_RECHECK);
+                    if !recent {
+                        if let Some((at, seq)) = journal::later_frame_after(path, next, expected)? {
+                            return Err(Error::corruption(format!(
+                                "{why}, yet a good frame of record {seq} follows at byte {at}: \
+                                 the journal is damaged before its tail; the standby cannot go \
+                                 on past record {}",
+                                expected - 1
+                            )));
+                        }
+                        self.tail_checked = Some((here, std::time::Instant::now()));
+                    }
                     read.waiting = Some(why);
                     break;
                 }

@@ -43,12 +43,21 @@ pub struct Recovery {
     /// Acknowledged records the journal had lost, when `accept_journal_loss` let the store
     /// open without them.
     pub journal_loss: Option<String>,
+    /// Damage found in journal records that the database already holds (at or below its
+    /// checkpoint): nothing stored is missing, and opening went past it, but a
+    /// point-in-time recovery through those records would miss them. Empty when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub journal_damage: Vec<String>,
 }
 
 impl Recovery {
-    /// Whether opening had anything to recover: records to replay, a torn tail, a loss.
+    /// Whether opening had anything to recover or report: records to replay, a torn tail,
+    /// a loss, damage.
     pub fn found_anything(&self) -> bool {
-        self.replayed > 0 || self.torn_tail.is_some() || self.journal_loss.is_some()
+        self.replayed > 0
+            || self.torn_tail.is_some()
+            || self.journal_loss.is_some()
+            || !self.journal_damage.is_empty()
     }
 }
 
@@ -60,6 +69,9 @@ impl std::fmt::Display for Recovery {
         }
         if let Some(lost) = &self.journal_loss {
             write!(f, "; journal loss: {lost}")?;
+        }
+        for d in &self.journal_damage {
+            write!(f, "; damage in checkpointed journal records: {d}")?;
         }
         Ok(())
     }
@@ -424,6 +436,7 @@ impl Store {
             replayed: found.records.len() as u64,
             torn_tail: found.torn_tail.as_ref().map(|t| t.to_string()),
             journal_loss: found.lost.clone(),
+            journal_damage: found.damaged.clone(),
         };
         if let Some((last, _)) = found.records.last() {
             let last = *last;

@@ -85,11 +85,25 @@ fn check(snap: &ReadTx) -> TestResult<usize> {
             let (scanned, want) =
                 both(snap, &IndexScan::prefix([Value::U64(i)]).reverse().limit(n))?;
             if got != want || scanned != want {
+                let ids =
+                    |v: &[Trade]| -> Vec<(u64, i64)> { v.iter().map(|t| (t.id, t.ts)).collect() };
+                let first_diff = |v: &[Trade]| {
+                    v.iter().zip(&want).position(|(a, b)| a != b).map(|p| {
+                        (
+                            p,
+                            ids(&v[p..(p + 3).min(v.len())]),
+                            ids(&want[p..(p + 3).min(want.len())]),
+                        )
+                    })
+                };
                 return Err(format!(
-                    "instrument {i}, limit {n}: {} trades, {} scanned, want {}",
+                    "instrument {i}, limit {n}: {} trades, {} scanned, want {}; recent_trades \
+                     first differs at {:?}; index_scan at {:?}",
                     got.len(),
                     scanned.len(),
-                    want.len()
+                    want.len(),
+                    first_diff(&got),
+                    first_diff(&scanned),
                 )
                 .into());
             }
@@ -184,6 +198,76 @@ fn readers_racing_the_applier_see_exactly_their_snapshot() -> TestResult {
     })?;
     wait_applied(&store)?;
     assert_eq!(check(&store.read()?)?, 1500);
+    Ok(())
+}
+
+/// A walk reads its instrument's group a chunk at a time and lets go of it in between.
+/// Fills committed meanwhile can trim the group's oldest entries until its floor is above
+/// where the walk stopped: the walk then goes on below that point in redb, never again from
+/// the new floor (which visited entries twice).
+#[test]
+fn a_walk_goes_on_below_where_it_was_when_its_group_is_trimmed_under_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = open(dir.path(), 64)?;
+    let orders = prepare(&store)?;
+    let order = &orders[0];
+    let put = |from: i64, to: i64| -> TestResult {
+        for ts in from..to {
+            let mut t = fill(0, order, 1, "1", "0", ts);
+            store.transact(&RetryPolicy::default(), |tx| {
+                t.id = tx.next_id(TableId::Trades)?;
+                tx.record_fill(&t).map(|_| ())
+            })?;
+        }
+        Ok(())
+    };
+    put(0, 300)?;
+    wait_applied(&store)?;
+    let snap = store.read()?;
+    let spec = snap.index(INDEX)?;
+    let prefix = tradestore::keys::encode(&[Value::U64(order.instrument)]);
+    let end = tradestore::keys::prefix_end(&prefix).ok_or("no end")?;
+    let range = (Bound::Included(&prefix[..]), Bound::Excluded(&end[..]));
+    // Seeds the group: the instrument's newest entries, held in memory.
+    assert_eq!(snap.recent_trades(order.instrument, 10)?.len(), 10);
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    let mut failed = None;
+    snap.raw_range(
+        tradestore::Source::Index(&spec),
+        range,
+        true,
+        &mut |k, _| {
+            seen.push(k.to_vec());
+            if seen.len() == 128 {
+                // Past the first chunk: 200 newer fills trim the group to its newest 256
+                // entries, which now end above this point.
+                let more = put(1000, 1200).and_then(|()| wait_applied(&store));
+                if let Err(e) = more {
+                    failed = Some(e.to_string());
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    let mut want: Vec<Vec<u8>> = Vec::new();
+    snap.raw_range(
+        tradestore::Source::Index(&spec),
+        range,
+        false,
+        &mut |k, _| {
+            want.push(k.to_vec());
+            Ok(true)
+        },
+    )?;
+    want.reverse();
+    assert_eq!(want.len(), 300);
+    assert_eq!(seen.len(), want.len(), "every entry once");
+    assert!(seen == want, "newest first, as the snapshot holds them");
+    assert!(store.stats().instrument_tails().reads >= 2);
     Ok(())
 }
 

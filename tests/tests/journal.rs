@@ -771,3 +771,115 @@ fn a_journal_switches_between_direct_and_buffered_appends_across_reopens() -> Te
     assert_eq!(recovery.records, model);
     Ok(())
 }
+
+/// Opens `dir` with the checkpoint at `after`, expecting success.
+fn open_past(dir: &Path, after: u64) -> Result<(Journal, Recovery)> {
+    open(dir, after)
+}
+
+#[test]
+fn damage_in_records_the_checkpoint_covers_is_gone_past_and_reported() -> TestResult {
+    // Segments 1, 4 and 7 hold records 1-3, 4-6 and 7-9, one frame each FRAME bytes.
+    // A frame in the middle of a segment, the checkpoint past it: the scan resumes at the
+    // next frame; records after the checkpoint replay.
+    let dir = tempfile::tempdir()?;
+    let model = three_segments(dir.path())?;
+    flip(&segment_path(dir.path(), 1), FRAME + 100)?;
+    let (_, recovery) = open_past(dir.path(), 3)?;
+    assert_eq!(recovery.records, after(&model, 3));
+    assert_eq!(recovery.damaged.len(), 1, "{:?}", recovery.damaged);
+    assert!(
+        recovery.damaged[0].contains("records 2 ..= 2"),
+        "{:?}",
+        recovery.damaged
+    );
+    // The same damage with the checkpoint below it is corruption, as ever.
+    let msg = corruption(open(dir.path(), 1));
+    assert!(msg.contains(&format!("at offset {FRAME}:")), "{msg}");
+
+    // The last frame of a segment before the last: its successors are in the next segment.
+    let dir = tempfile::tempdir()?;
+    let model = three_segments(dir.path())?;
+    flip(&segment_path(dir.path(), 1), 2 * FRAME + 100)?;
+    let (_, recovery) = open_past(dir.path(), 3)?;
+    assert_eq!(recovery.records, after(&model, 3));
+    assert_eq!(recovery.damaged.len(), 2, "{:?}", recovery.damaged);
+    corruption(open(dir.path(), 2));
+
+    // A segment before the last emptied: every record it held is checkpointed.
+    let dir = tempfile::tempdir()?;
+    let model = three_segments(dir.path())?;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(segment_path(dir.path(), 4))?
+        .set_len(0)?;
+    let (_, recovery) = open_past(dir.path(), 6)?;
+    assert_eq!(recovery.records, after(&model, 6));
+    corruption(open(dir.path(), 5));
+
+    // In the last segment, with good frames after the damage.
+    let dir = tempfile::tempdir()?;
+    let mut model = three_segments(dir.path())?;
+    flip(&segment_path(dir.path(), 7), 100)?;
+    let msg = corruption(open(dir.path(), 6));
+    assert!(msg.contains("yet a valid frame with seq 8"), "{msg}");
+    let (mut journal, recovery) = open_past(dir.path(), 7)?;
+    assert_eq!(recovery.records, after(&model, 7));
+    append_acked(&mut journal, &mut model, &[300])?;
+    drop(journal);
+    let (journal, recovery) = open_past(dir.path(), 7)?;
+    assert_eq!(recovery.records, after(&model, 7));
+    assert_eq!(journal.last_seq(), 10);
+    assert_eq!(recovery.damaged.len(), 1);
+    Ok(())
+}
+
+#[test]
+fn damage_at_the_end_of_the_checkpointed_records_opens_only_when_the_loss_is_accepted() -> TestResult
+{
+    // The last record (seq 9) is damaged and the checkpoint covers it: no torn write (it
+    // was synced whole), and nothing after it can be found, so records acknowledged after
+    // the checkpoint could be lost among the damage.
+    let dir = tempfile::tempdir()?;
+    let mut model = three_segments(dir.path())?;
+    let last = segment_path(dir.path(), 7);
+    flip(&last, 2 * FRAME + 100)?;
+    let before = fs::read(&last)?;
+    let msg = corruption(open(dir.path(), 9));
+    assert!(msg.contains("accept_journal_loss"), "{msg}");
+    assert!(msg.contains("up to seq 9"), "{msg}");
+    assert_eq!(fs::read(&last)?, before, "refused before writing anything");
+
+    let accepting = JournalOptions {
+        accept_loss: true,
+        ..opts()
+    };
+    let (mut journal, recovery) = Journal::open(dir.path(), accepting, Arc::new(FileIo), 9)?;
+    assert!(recovery.records.is_empty());
+    let lost = recovery.lost.ok_or("no loss reported")?;
+    assert!(lost.contains("00000000000000000007.wal"), "{lost}");
+    assert_eq!(
+        journal.last_seq(),
+        9,
+        "the journal goes on after the checkpoint"
+    );
+    append_acked(&mut journal, &mut model, &[300])?;
+    drop(journal);
+    assert!(
+        segment_path(dir.path(), 10).exists(),
+        "a segment of its own"
+    );
+    assert_eq!(
+        fs::read(&last)?,
+        before,
+        "the damaged segment is left as it was"
+    );
+    // Reopened without accepting anything: the damage is below the checkpoint and the
+    // journal goes on past it.
+    let (journal, recovery) = open_past(dir.path(), 9)?;
+    assert_eq!(recovery.records, after(&model, 9));
+    assert_eq!(journal.last_seq(), 10);
+    assert_eq!(recovery.lost, None);
+    assert!(!recovery.damaged.is_empty());
+    Ok(())
+}

@@ -263,6 +263,64 @@ fn a_standby_waits_at_bytes_that_are_not_yet_a_whole_frame() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn a_standby_refuses_damage_in_the_newest_segment_that_good_frames_follow() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let primary = dir.path().join("primary");
+    let store = Store::open(&primary, keeping())?;
+    seed(&store)?;
+    let backup = store.backup(&dir.path().join("backup"))?;
+    workload(&store, 1, 30)?;
+    drop(store);
+    let copy = dir.path().join("copy");
+    std::fs::create_dir_all(&copy)?;
+    let mut newest: Option<PathBuf> = None;
+    for folder in folders(&primary).into_iter().filter(|f| f.is_dir()) {
+        for entry in std::fs::read_dir(folder)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "wal") {
+                let to = copy.join(path.file_name().ok_or("a name")?);
+                std::fs::copy(&path, &to)?;
+                if newest.as_ref().is_none_or(|n| to > *n) {
+                    newest = Some(to);
+                }
+            }
+        }
+    }
+    let newest = newest.ok_or("a segment")?;
+    let mut bytes = std::fs::read(&newest)?;
+    // The first frame the standby needs, with at least one good frame after it.
+    let mut at = 0;
+    let mut frames = Vec::new();
+    while at + 16 <= bytes.len() {
+        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        if len == 0 {
+            break;
+        }
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&bytes[at + 8..at + 16]);
+        frames.push((at, u64::from_le_bytes(seq), len as usize));
+        at += 16 + len as usize;
+    }
+    let needed: Vec<_> = frames
+        .iter()
+        .filter(|(_, seq, _)| *seq > backup.applied_seq)
+        .collect();
+    assert!(needed.len() >= 2, "{frames:?}");
+    let (offset, seq, len) = *needed[0];
+    bytes[offset + 16 + len / 2] ^= 0x40;
+    std::fs::write(&newest, &bytes)?;
+
+    let standby_dir = dir.path().join("standby");
+    let mut standby = Standby::create(&backup.path, &standby_dir, vec![copy])?;
+    let err = expect_err(standby.catch_up(), ErrorKind::Corruption)?;
+    assert!(err.to_string().contains("yet a good frame"), "{err}");
+    assert!(standby.applied_seq() < seq, "nothing past the damage");
+    // It does not wait there: asked again, it says the same.
+    expect_err(standby.catch_up(), ErrorKind::Corruption)?;
+    Ok(())
+}
+
 /// The offset after the last frame of a segment's bytes: frames are `len` (u32 LE),
 /// `crc`, `seq` (u64), then `len` payload bytes; a zero `len` ends them.
 fn written_end(bytes: &[u8]) -> usize {

@@ -42,7 +42,8 @@ pub use options::JournalOptions;
 pub use prune::{PruneReport, prune_kept};
 pub use recover::{Recovery, TornTail};
 pub(crate) use scan::{
-    REPLAY_BATCH_BYTES, Stop, Until, read_from, replay_after, segments_in, starts_with,
+    REPLAY_BATCH_BYTES, Stop, Until, later_frame_after, read_from, replay_after, segments_in,
+    starts_with,
 };
 pub use scan::{SegmentSummary, summarize, summarize_bytes};
 pub use writer::{Journal, SPARE_NAME, Spare, SpareRequest};

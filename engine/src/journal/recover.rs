@@ -25,6 +25,10 @@ pub struct Recovery {
     /// Acknowledged records found missing, when opening was told to accept the loss
     /// ([`JournalOptions::accept_loss`](super::JournalOptions::accept_loss)).
     pub lost: Option<String>,
+    /// Damage found among records at or below the checkpoint (`after`), which redb already
+    /// holds: opening goes past it, and only a point-in-time recovery through those
+    /// records would miss them. One line per damaged stretch.
+    pub damaged: Vec<String>,
 }
 
 /// An incomplete write at the end of the last segment: a group whose write or sync did not
@@ -74,71 +78,94 @@ struct Scan {
     end: usize,
     /// How many good frames there are.
     count: u64,
+    /// The seq the frame at `end` should have: one past the last good frame's.
+    next: u64,
     /// The commit time of the last good frame, if it carries one.
     last_time: Option<u64>,
     damage: Option<Damage>,
+    /// Damaged stretches of checkpointed records that the scan went past (see [`scan`]).
+    skipped: Vec<String>,
 }
 
 /// Walks the frames of a segment whose first seq must be `first`, pushing each record with
 /// seq > `after` onto `records`.
+///
+/// Damage where a checkpointed record (seq <= `after`) should be is gone past when a good
+/// frame follows in the segment and every record in between is checkpointed too: redb
+/// holds them, so only a point-in-time recovery would have needed their bytes. Each such
+/// stretch is listed in `skipped`.
 fn scan(bytes: &[u8], first: u64, after: u64, records: &mut Vec<(u64, Vec<u8>)>) -> Scan {
     let mut at = 0;
     let mut count = 0;
+    let mut expected = first;
     let mut last_time = None;
+    let mut skipped = Vec::new();
     let damage = loop {
-        let expected = first + count;
-        match frame::decode(bytes, at) {
+        let found = match frame::decode(bytes, at) {
             Decoded::Frame { seq, payload, next } if seq == expected => {
                 if seq > after {
                     records.push((seq, payload.to_vec()));
                 }
                 last_time = crate::state::record::time_of(payload);
                 count += 1;
+                expected += 1;
                 at = next;
+                continue;
             }
-            Decoded::Frame { seq, .. } => {
-                break Some(Damage {
-                    offset: at,
-                    reason: format!("frame has seq {seq} where {expected} was expected"),
-                    checksummed: true,
-                });
-            }
-            Decoded::Invalid(reason) => {
-                break Some(Damage {
-                    offset: at,
-                    reason,
-                    checksummed: false,
-                });
-            }
-            Decoded::Overrun(reason) => {
-                break Some(Damage {
-                    offset: at,
-                    reason,
-                    checksummed: true,
-                });
-            }
+            Decoded::Frame { seq, .. } => Damage {
+                offset: at,
+                reason: format!("frame has seq {seq} where {expected} was expected"),
+                checksummed: true,
+            },
+            Decoded::Invalid(reason) => Damage {
+                offset: at,
+                reason,
+                checksummed: false,
+            },
+            Decoded::Overrun(reason) => Damage {
+                offset: at,
+                reason,
+                checksummed: true,
+            },
             Decoded::End => {
                 // Everything after the end of the data is preallocated zeros; anything
                 // else means the end marker itself (a frame's length) was damaged.
                 let stray = bytes
                     .get(at..)
                     .and_then(|rest| rest.iter().position(|b| *b != 0));
-                break stray.map(|p| Damage {
+                let Some(p) = stray else { break None };
+                Damage {
                     offset: at,
                     reason: format!(
                         "end-of-data marker followed by a nonzero byte at offset {}",
                         at + p
                     ),
                     checksummed: false,
-                });
+                }
             }
+        };
+        if expected <= after
+            && let Ok(Some((resume, seq))) = frame::find_later_frame(bytes, at, expected)
+            && seq - 1 <= after
+        {
+            skipped.push(format!(
+                "records {expected} ..= {} at offset {at}: {}",
+                seq - 1,
+                found.reason
+            ));
+            at = resume;
+            expected = seq;
+            continue;
         }
+        break Some(found);
     };
     Scan {
         end: at,
         count,
+        next: expected,
         last_time,
         damage,
+        skipped,
     }
 }
 
@@ -195,10 +222,16 @@ pub(crate) fn recover(
     let mut last_commit_ns = None;
     // The last segment's bytes from the start of the block its data ends in to that end.
     let mut last_tail = Vec::new();
+    let mut damaged = Vec::new();
+    let mut lost = None;
+    // Set when the last segment's good records end below `after`, its tail damaged: appends
+    // go to a new segment that starts after the checkpoint.
+    let mut fresh_segment = false;
     for (i, (first, path)) in files.iter().enumerate() {
         let is_last = i + 1 == files.len();
         if let Some(prev) = last
             && *first != prev + 1
+            && (*first <= prev || first - 1 > after)
         {
             return Err(corrupt(
                 path,
@@ -218,9 +251,98 @@ pub(crate) fn recover(
                 Error::io(format!("journal segment {}: read", path.display()), e)
             }
         })?;
+        if let Some(prev) = last
+            && *first != prev + 1
+        {
+            // Every record of the gap is checkpointed (checked above).
+            damaged.push(format!(
+                "journal {}: records {} ..= {} are missing before segment {}",
+                dir.display(),
+                prev + 1,
+                first - 1,
+                path.display()
+            ));
+        }
         let scan = scan(&bytes, *first, after, &mut records);
-        if let Some(damage) = &scan.damage {
-            let expected = first + scan.count;
+        damaged.extend(
+            scan.skipped
+                .iter()
+                .map(|s| format!("journal segment {}: {s}", path.display())),
+        );
+        let expected = scan.next;
+        if let Some(damage) = &scan.damage
+            && expected <= after
+        {
+            // Damage from a checkpointed record on, with no good frame after it in this
+            // segment that resumes within the checkpoint: fine if the records up to the
+            // next segment (or, in the last segment, all records after this one) are
+            // checkpointed too, which the seq checks below and at the next segment make sure.
+            match frame::find_later_frame(&bytes, damage.offset, expected) {
+                Ok(None) => {}
+                Ok(Some((at, seq))) => {
+                    return Err(corrupt(
+                        path,
+                        damage.offset,
+                        format!(
+                            "{}, yet a valid frame with seq {seq} follows at offset {at}:                              records {} ..= {} that the checkpoint does not cover are damaged",
+                            damage.reason,
+                            after + 1,
+                            seq - 1
+                        ),
+                    ));
+                }
+                Err(at) => {
+                    return Err(corrupt(
+                        path,
+                        damage.offset,
+                        format!(
+                            "{}, and the bytes after it hold so many frame-like headers (checked \
+                             up to offset {at}) that the damage's end cannot be found",
+                            damage.reason
+                        ),
+                    ));
+                }
+            }
+            if is_last {
+                // No torn write: a checkpointed record was written and synced whole. What
+                // follows it is gone too, and records after the checkpoint, acknowledged
+                // after it was taken, may have been among it.
+                if !accept_loss {
+                    return Err(corrupt(
+                        path,
+                        damage.offset,
+                        format!(
+                            "{}: the record with seq {expected} is damaged, and no good record \
+                             follows it. The database holds every record up to seq {after} \
+                             (its checkpoint); records acknowledged after that, if there were \
+                             any, are not in it and cannot be found in the journal. Nothing \
+                             was changed. Set accept_journal_loss = true \
+                             (TRADESTORE_ACCEPT_JOURNAL_LOSS=true) to open the store as of seq \
+                             {after}",
+                            damage.reason
+                        ),
+                    ));
+                }
+                lost = Some(format!(
+                    "journal segment {} is damaged at offset {} ({}), in records the checkpoint \
+                     at seq {after} covers, and no good record follows: opened as of seq \
+                     {after}, as accept_journal_loss asked; records acknowledged after the \
+                     checkpoint, if there were any, are lost",
+                    path.display(),
+                    damage.offset,
+                    damage.reason
+                ));
+                fresh_segment = true;
+            } else {
+                damaged.push(format!(
+                    "journal segment {} at offset {}: {} (records from seq {expected} to the \
+                     next segment, all at or below the checkpoint at seq {after})",
+                    path.display(),
+                    damage.offset,
+                    damage.reason
+                ));
+            }
+        } else if let Some(damage) = &scan.damage {
             if !is_last || (damage.checksummed && !accept_loss) {
                 return Err(corrupt(path, damage.offset, &damage.reason));
             }
@@ -256,14 +378,15 @@ pub(crate) fn recover(
                 discarded_bytes: stray_end.saturating_sub(damage.offset) as u64,
             });
         }
-        if scan.count == 0 && !is_last {
+        if scan.count == 0 && !is_last && *first > after {
             return Err(corrupt(
                 path,
                 0,
                 "the segment holds no records but is not the last one",
             ));
         }
-        last = Some(before_first + scan.count);
+        last = Some(expected - 1);
+        debug_assert!(expected > before_first);
         if scan.count > 0 {
             last_commit_ns = scan.last_time;
         }
@@ -292,7 +415,10 @@ pub(crate) fn recover(
             first - 1
         )));
     }
-    let last_seq = last.unwrap_or(after);
+    let mut last_seq = last.unwrap_or(after);
+    if fresh_segment {
+        last_seq = last_seq.max(after);
+    }
     if last_seq < after {
         return Err(Error::corruption(format!(
             "journal {} ends at seq {last_seq}, before seq {after} that the store has already applied: the journal's tail is missing",
@@ -300,14 +426,17 @@ pub(crate) fn recover(
         )));
     }
 
-    let mut lost = None;
     if last_seq < acked && accept_loss {
-        lost = Some(format!(
+        let missing = format!(
             "records {} ..= {acked} of journal {} were acknowledged as durable but are missing: \
              opened without them, as accept_journal_loss asked",
             last_seq + 1,
             dir.display()
-        ));
+        );
+        lost = Some(match lost {
+            Some(damage) => format!("{damage}; {missing}"),
+            None => missing,
+        });
     } else if last_seq < acked {
         return Err(Error::corruption(format!(
             "journal {} ends at seq {last_seq}, but seq {acked} had been acknowledged as durable \
@@ -321,6 +450,9 @@ pub(crate) fn recover(
 
     let active = match segments.last_mut() {
         None => None,
+        // Its good records end in damage below the checkpoint: left as it is, and the next
+        // group starts a segment of its own at `after + 1`.
+        Some(_) if fresh_segment => None,
         Some((segment, end)) => Some(open_active(
             io,
             segment,
@@ -338,6 +470,7 @@ pub(crate) fn recover(
             torn_tail: tail,
             last_commit_ns,
             lost,
+            damaged,
         },
         segments: segments.into_iter().map(|(s, _)| s).collect(),
         active,

@@ -317,17 +317,31 @@ pub fn summarize_bytes(path: PathBuf, first: u64, bytes: &[u8]) -> SegmentSummar
                         "non-zero bytes at byte {} after the end of the records",
                         offset + at
                     ));
+                    s.undecoded_tail = no_later_frame(bytes, offset, &s, first);
                 }
                 break;
             }
-            Decoded::Invalid(why) | Decoded::Overrun(why) => {
+            Decoded::Invalid(why) => {
                 s.problem = Some(format!("at byte {offset}: {why}"));
-                s.undecoded_tail = true;
+                s.undecoded_tail = no_later_frame(bytes, offset, &s, first);
+                break;
+            }
+            // Segments are preallocated before anything is written in them, so no write,
+            // torn or in progress, runs past the end of the file: it was cut.
+            Decoded::Overrun(why) => {
+                s.problem = Some(format!("at byte {offset}: {why} (the file was cut short)"));
                 break;
             }
         }
     }
     s
+}
+
+/// Whether no good frame of a later record follows the bytes at `offset` that do not
+/// decode: only then can they be a torn write or a write in progress.
+fn no_later_frame(bytes: &[u8], offset: usize, s: &SegmentSummary, first: u64) -> bool {
+    let expected = s.last_seq.map_or(first, |l| l.saturating_add(1));
+    matches!(frame::find_later_frame(bytes, offset, expected), Ok(None))
 }
 
 /// The metadata of the segment file at `path`, which must be a regular file (not a link, a
@@ -353,6 +367,27 @@ fn gap(path: &Path, expected: u64, seq: u64) -> Error {
         expected - 1,
         seq - 1
     ))
+}
+
+/// Whether a good frame for a record after `expected` lies past byte `offset` of the
+/// segment at `path`, where reading stopped at bytes that are not a whole frame: then those
+/// bytes are damage, not a write in progress or a torn write (which only ever end the
+/// data). Returns that frame's offset and seq. A search that gives up (see
+/// [`frame::find_later_frame`]) finds none.
+pub(crate) fn later_frame_after(
+    path: &Path,
+    offset: u64,
+    expected: u64,
+) -> Result<Option<(u64, u64)>> {
+    let bytes = read_segment(path)?;
+    let from = usize::try_from(offset).unwrap_or(usize::MAX);
+    if from >= bytes.len() {
+        return Ok(None);
+    }
+    Ok(frame::find_later_frame(&bytes, from, expected)
+        .ok()
+        .flatten()
+        .map(|(at, seq)| (at as u64, seq)))
 }
 
 fn read_segment(path: &Path) -> Result<Vec<u8>> {
@@ -802,5 +837,57 @@ mod tests {
             Some("records 3 ..= 5 are not in the folders")
         );
         Ok(())
+    }
+
+    /// Bytes that do not decode in a segment are a torn write (or one in progress) only
+    /// when nothing good follows them: a later good frame makes them damage, and so does a
+    /// frame that runs past the end of the file (segments are preallocated).
+    #[test]
+    fn a_segment_summary_calls_bytes_a_torn_tail_only_when_nothing_good_follows() {
+        let frames = |records: &[(u64, &[u8])]| {
+            let mut bytes = Vec::new();
+            for (seq, p) in records {
+                frame::encode(&mut bytes, *seq, p);
+            }
+            bytes
+        };
+        let body = crate::state::record::timed_empty(100);
+        let mut bytes = frames(&[(1, &body), (2, &body), (3, &body)]);
+        bytes.resize(bytes.len() + 200, 0);
+        let second = frame::HEADER_LEN + body.len();
+        let summary = |b: &[u8]| super::summarize_bytes("s.wal".into(), 1, b);
+
+        // The middle frame damaged, the third still good: damage.
+        let mut damaged = bytes.clone();
+        damaged[second + frame::HEADER_LEN + 1] ^= 1;
+        let s = summary(&damaged);
+        assert_eq!(s.records, 1);
+        assert!(s.problem.is_some());
+        assert!(!s.undecoded_tail, "{:?}", s.problem);
+
+        // The last frame damaged: nothing good follows, a torn write.
+        let mut torn = bytes.clone();
+        torn[2 * second + frame::HEADER_LEN + 1] ^= 1;
+        let s = summary(&torn);
+        assert_eq!(s.records, 2);
+        assert!(s.undecoded_tail, "{:?}", s.problem);
+
+        // A stray byte in the zeros after the records: what a torn write can leave.
+        let mut stray = bytes.clone();
+        stray[3 * second + 50] = 9;
+        let s = summary(&stray);
+        assert_eq!(s.records, 3);
+        assert!(s.undecoded_tail, "{:?}", s.problem);
+
+        // The file cut inside the last frame: cut, not torn.
+        let cut = &bytes[..2 * second + frame::HEADER_LEN + 1];
+        let s = summary(cut);
+        assert_eq!(s.records, 2);
+        assert!(!s.undecoded_tail, "{:?}", s.problem);
+        assert!(
+            s.problem
+                .as_deref()
+                .is_some_and(|p| p.contains("cut short"))
+        );
     }
 }

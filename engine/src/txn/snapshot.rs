@@ -336,7 +336,17 @@ impl Snapshot {
                 (range.0, Bound::Excluded(&from)),
                 TAIL_CHUNK,
             ) {
-                Some(c) => chunk = c,
+                Some(mut c) => {
+                    // The group may have been trimmed since the last chunk: its floor can
+                    // now lie above `from`, and then it answers nothing below `from`. The
+                    // walk has visited everything down to `from`, never more than that.
+                    if let Some(floor) = &mut c.covers_from
+                        && *floor > from
+                    {
+                        *floor = from;
+                    }
+                    chunk = c;
+                }
                 None => return Ok(TailWalk::Continue(from)),
             }
         }

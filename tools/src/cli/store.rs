@@ -40,7 +40,23 @@ fn open_in(dir: &Path, check: bool) -> Result<Store> {
             },
         )
     });
-    opened.with_context(|| format!("opening the store in {}", dir.display()))
+    let store = opened.with_context(|| format!("opening the store in {}", dir.display()))?;
+    warn_recovery(store.recovery());
+    Ok(store)
+}
+
+/// Tells the operator, on stderr, what opening accepted that they should know of: records
+/// lost under `accept_journal_loss`, damage in journal records the database already holds.
+pub fn warn_recovery(found: &tradestore::Recovery) {
+    if let Some(lost) = &found.journal_loss {
+        eprintln!("warning: {lost}");
+    }
+    for d in &found.journal_damage {
+        eprintln!(
+            "warning: damage in journal records the database already holds (nothing stored \
+             is missing; a point-in-time recovery through them would be): {d}"
+        );
+    }
 }
 
 /// Checks that `dir` holds a store (see [`open_existing`]).
