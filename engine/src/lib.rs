@@ -59,6 +59,7 @@ mod commit;
 pub mod config;
 pub mod dump;
 mod error;
+pub mod identity;
 mod ids;
 pub mod index;
 pub mod inspect;

@@ -102,6 +102,11 @@ impl Standby {
     pub fn create(backup: &Path, dir: &Path, journal: Vec<PathBuf>) -> Result<Standby> {
         // Checked before the restore too: bad folders leave no standby behind.
         check_folders(dir, &journal)?;
+        // So are another store's (the restore verifies the whole backup).
+        let id = crate::backup::Manifest::read(backup)?.store_id;
+        for folder in &journal {
+            crate::identity::check_folder(folder, id.as_deref(), "the journal folder to follow")?;
+        }
         crate::backup::restore_as(backup, dir, &crate::backup::PointInTime::default(), true)?;
         Standby::open(dir, journal)
     }
@@ -115,6 +120,7 @@ impl Standby {
         let txn = db.begin_read()?;
         let applied = crate::state::read_applied_seq(&txn)?;
         let marked = crate::state::read_standby_seq(&txn)?;
+        let id = crate::identity::of_catalog(&txn)?;
         drop(txn);
         let Some(marked) = marked else {
             return Err(Error::invalid(format!(
@@ -130,6 +136,10 @@ impl Standby {
                  cannot follow again; make a new one from a backup",
                 dir.display()
             )));
+        }
+        // The primary's id came with the backup: a folder of another store is refused.
+        for folder in &journal {
+            crate::identity::check_folder(folder, id.as_deref(), "the journal folder to follow")?;
         }
         Ok(Standby {
             dir: dir.to_path_buf(),

@@ -410,9 +410,18 @@ impl Store {
             }
             let indexes = catalog::init(&txn)?;
             crate::index::convert_layouts(&txn, &indexes)?;
+            let id = crate::identity::ensure(&txn)?;
             txn.commit()?;
-            Ok(indexes)
+            Ok((indexes, id))
         })?;
+        let (indexes, store_id) = indexes;
+        // Before anything is replayed: a journal folder of another store (copied or linked
+        // in) is refused, and one without an id is marked as this store's.
+        crate::identity::claim_folder(&dir.join("journal"), &store_id)?;
+        let kept = dir.join("archive").join("journal");
+        if config.keep_journal || kept.is_dir() {
+            crate::identity::claim_folder(&kept, &store_id)?;
+        }
         let (applied, acked) = {
             let read = db.begin_read()?;
             (read_applied_seq(&read)?, read_acked_seq(&read)?)

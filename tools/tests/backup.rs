@@ -116,6 +116,11 @@ fn backup_list_verify_restore_round_trip() -> TestResult {
     assert!(listed[0]["problem"].is_null());
     let r = run(&["backup", "list", "--dir", d])?;
     assert!(r.ok() && r.stdout.starts_with("BACKUP"), "{}", r.stdout);
+    // A directory that holds no store has no backups to list: an error, not an empty list.
+    let missing = out.join("no-store-here");
+    let r = run(&["backup", "list", "--dir", s(&missing)?])?;
+    assert_eq!(r.status, Some(1), "{}", r.stdout);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
 
     let r = run(&["backup", "verify", s(&out)?])?;
     assert!(r.ok(), "{}", r.stderr);
@@ -398,23 +403,39 @@ fn journal_reports_what_it_cannot_read() -> TestResult {
     assert_eq!(r.status, Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("is not a folder"), "{}", r.stderr);
 
-    // A segment of garbage: listed with what stopped the reading, and left as it was.
+    // A segment of garbage: listed with what stopped the reading (a frame length no write
+    // leaves: damage, exit 1), and left as it was.
     let folder = tmp.path().join("segments");
     std::fs::create_dir(&folder)?;
     let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
     let file = folder.join(format!("{:020}.wal", 1));
     std::fs::write(&file, &garbage)?;
     let r = run(&["journal", "--journal", s(&folder)?, "--json"])?;
-    assert!(r.ok(), "{}", r.stderr);
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
     let segments: serde_json::Value = serde_json::from_str(&r.stdout)?;
     assert_eq!(segments[0]["records"].as_u64(), Some(0), "{segments}");
     assert!(segments[0]["problem"].is_string(), "{segments}");
     assert_eq!(
         segments[0]["undecoded_tail"].as_bool(),
-        Some(true),
+        Some(false),
         "{segments}"
     );
     assert_eq!(std::fs::read(&file)?, garbage);
+    // A partial frame at the end of the only segment (a checksum that does not hold, and
+    // nothing good after it): a torn write, listed, exit 0.
+    let mut torn = vec![0u8; 4096];
+    torn[..16].copy_from_slice(&[40, 0, 0, 0, 1, 2, 3, 4, 1, 0, 0, 0, 0, 0, 0, 0]);
+    torn[16..30].fill(9);
+    std::fs::write(&file, &torn)?;
+    let r = run(&["journal", "--journal", s(&folder)?, "--json"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let segments: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    assert_eq!(
+        segments[0]["undecoded_tail"].as_bool(),
+        Some(true),
+        "{segments}"
+    );
+    std::fs::write(&file, &garbage)?;
     // The same bytes with a segment after them: damage before the journal's end, listed and
     // exit 1.
     let after = folder.join(format!("{:020}.wal", 2));

@@ -102,9 +102,11 @@ impl Store {
         };
         let segments: Vec<crate::archive::SegmentMeta> =
             crate::catalog::scan_json(&read, crate::archive::CATALOG_PREFIX)?;
+        let store_id = crate::identity::of_catalog(&read)?;
         drop(read);
         files::sync_file(&db_path)?;
         let mut manifest = Manifest::new(created_ns, applied, tables);
+        manifest.store_id = store_id;
         let (bytes, crc32c) = files::file_sum(&db_path)?;
         manifest.files.push(FileSum {
             path: DB_FILE.to_owned(),

@@ -43,6 +43,11 @@ pub struct Manifest {
     pub crc32c: u32,
     /// Every file of the backup besides this manifest, by path relative to the backup.
     pub files: Vec<FileSum>,
+    /// The id of the store it was taken of ([`crate::identity`]): a point-in-time restore
+    /// or `journal prune` refuses another store's journal for it. Absent in backups taken
+    /// before stores had ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
 }
 
 /// One redb table of a backup.
@@ -84,6 +89,7 @@ impl Manifest {
             crc32c: total_crc(&tables),
             tables,
             files: Vec::new(),
+            store_id: None,
         }
     }
 

@@ -107,6 +107,13 @@ pub(crate) fn restore_as(
         ));
     }
     let manifest = super::verify::verify(backup)?;
+    for folder in &pit.journal {
+        crate::identity::check_folder(
+            folder,
+            manifest.store_id.as_deref(),
+            "the journal folder to replay",
+        )?;
+    }
     if let Some(t) = pit.until_time_ns
         && manifest.created_ns > t
     {

@@ -31,6 +31,9 @@ pub struct BackupVerification {
     pub files: usize,
     /// Their bytes.
     pub bytes: u64,
+    /// The id of the store it was taken of, when it names one ([`crate::identity`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
 }
 
 /// Verifies the backup in `path` and writes nothing to it. Checks, in order: `backup.json`
@@ -51,6 +54,7 @@ pub fn verify_backup(path: &Path) -> Result<BackupVerification> {
         rows: m.rows(),
         files: m.files.len(),
         bytes: m.bytes(),
+        store_id: m.store_id,
         tables: m.tables,
     })
 }

@@ -326,10 +326,14 @@ pub fn summarize_bytes(path: PathBuf, first: u64, bytes: &[u8]) -> SegmentSummar
                 s.undecoded_tail = no_later_frame(bytes, offset, &s, first);
                 break;
             }
-            // Segments are preallocated before anything is written in them, so no write,
-            // torn or in progress, runs past the end of the file: it was cut.
+            // Segments are preallocated before anything is written in them, and a frame's
+            // length is written whole: no write, torn or in progress, leaves a frame that
+            // cannot fit. The file was cut or overwritten.
             Decoded::Overrun(why) => {
-                s.problem = Some(format!("at byte {offset}: {why} (the file was cut short)"));
+                s.problem = Some(format!(
+                    "at byte {offset}: {why} (no write leaves that: the file was cut or \
+                     overwritten)"
+                ));
                 break;
             }
         }
@@ -887,7 +891,7 @@ mod tests {
         assert!(
             s.problem
                 .as_deref()
-                .is_some_and(|p| p.contains("cut short"))
+                .is_some_and(|p| p.contains("cut or overwritten"))
         );
     }
 }

@@ -97,7 +97,7 @@ pub fn run(args: &Args) -> Result<()> {
 
 fn fetch(url: &str, token: Option<&str>, timeout_s: u64) -> Result<Vec<serde_json::Value>> {
     let (status, body) = super::probe::get(url, "/api/status", token, timeout_s)?;
-    let url = url.trim_end_matches('/');
+    let url = super::probe::shown(url.trim_end_matches('/'));
     if status != 200 {
         bail!("{url}/api/status answered {status}");
     }

@@ -181,6 +181,7 @@ fn take(args: &Args) -> Result<()> {
 
 fn list(args: &ListArgs) -> Result<()> {
     let dir = &args.store.dir;
+    super::store::existing(dir)?;
     let found = backup::list_backups(dir)
         .with_context(|| format!("listing the backups of {}", dir.display()))?;
     let mut out = std::io::stdout().lock();

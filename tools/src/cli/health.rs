@@ -77,7 +77,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
 
 fn fetch(url: &str, token: Option<&str>, timeout_s: u64) -> Result<HealthReport> {
     let (status, body) = super::probe::get(url, "/health", token, timeout_s)?;
-    let url = url.trim_end_matches('/');
+    let url = super::probe::shown(url.trim_end_matches('/'));
     if status != 200 && status != 503 {
         bail!("{url}/health answered {status}: {}", body.trim());
     }

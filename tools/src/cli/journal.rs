@@ -274,6 +274,17 @@ fn prune(args: &PruneArgs) -> Result<()> {
         )
     })?;
     let folder = dir.join("archive").join("journal");
+    // A backup of another store keeps nothing of this one restorable.
+    let ours = tradestore::identity::of_folder(&dir.join("journal"))?;
+    if let (Some(ours), Some(theirs)) = (&ours, &backup.store_id)
+        && ours != theirs
+    {
+        bail!(
+            "the backup {} is of store {theirs}, not of this store ({ours}): it cannot be \
+             rolled forward with this journal; name a backup of this store (nothing was removed)",
+            backup.path.display()
+        );
+    }
     let report = tradestore::journal::prune_kept(dir, cutoff, backup.applied_seq, args.dry_run)
         .with_context(|| format!("pruning {}", folder.display()))?;
     let mut out = std::io::stdout().lock();

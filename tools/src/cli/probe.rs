@@ -7,8 +7,10 @@ use anyhow::{Context, Result, bail};
 /// GETs `path` of the monitor at `url`; returns the status and the body. A 401 is an error
 /// that says a token is needed.
 pub fn get(url: &str, path: &str, token: Option<&str>, timeout_s: u64) -> Result<(u16, String)> {
-    let endpoint = format!("{}{path}", url.trim_end_matches('/'));
-    let mut request = ureq::get(&endpoint)
+    let target = format!("{}{path}", url.trim_end_matches('/'));
+    // As messages show it: without a password the URL may carry.
+    let endpoint = shown(&target);
+    let mut request = ureq::get(&target)
         .config()
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(timeout_s)))
@@ -30,4 +32,31 @@ pub fn get(url: &str, path: &str, token: Option<&str>, timeout_s: u64) -> Result
         .read_to_string()
         .with_context(|| format!("reading the answer of {endpoint}"))?;
     Ok((status, body))
+}
+
+/// `url` as messages show it: a user name and password in it (`http://user:pass@host/`)
+/// become `***`.
+pub fn shown(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn credentials_in_a_url_are_not_shown() {
+        assert_eq!(shown("http://user:pass@host:9/x"), "http://***@host:9/x");
+        assert_eq!(shown("http://host:9/a@b"), "http://host:9/a@b");
+        assert_eq!(shown("host:9"), "host:9");
+        assert_eq!(shown("https://u@h"), "https://***@h");
+    }
 }
