@@ -52,14 +52,19 @@ fn prepare(store: &Store) -> TestResult<Vec<Order>> {
 /// that jumps back and forth (and repeats), one transaction each.
 fn record(store: &Store, orders: &[Order], from: u64, to: u64) -> TestResult {
     for n in from..to {
-        let order = &orders[(n % INSTRUMENTS) as usize];
         let ts = ((n * 7919) % 1000) as i64;
-        let mut t = fill(0, order, 1, "1", "0", ts);
-        store.transact(&RetryPolicy::default(), |tx| {
-            t.id = tx.next_id(TableId::Trades)?;
-            tx.record_fill(&t).map(|_| ())
-        })?;
+        record_at(store, &orders[(n % INSTRUMENTS) as usize], ts)?;
     }
+    Ok(())
+}
+
+/// Records one fill of `order` at time `ts`, in a transaction of its own.
+fn record_at(store: &Store, order: &Order, ts: i64) -> TestResult {
+    let mut t = fill(0, order, 1, "1", "0", ts);
+    store.transact(&RetryPolicy::default(), |tx| {
+        t.id = tx.next_id(TableId::Trades)?;
+        tx.record_fill(&t).map(|_| ())
+    })?;
     Ok(())
 }
 
@@ -213,11 +218,7 @@ fn a_walk_goes_on_below_where_it_was_when_its_group_is_trimmed_under_it() -> Tes
     let order = &orders[0];
     let put = |from: i64, to: i64| -> TestResult {
         for ts in from..to {
-            let mut t = fill(0, order, 1, "1", "0", ts);
-            store.transact(&RetryPolicy::default(), |tx| {
-                t.id = tx.next_id(TableId::Trades)?;
-                tx.record_fill(&t).map(|_| ())
-            })?;
+            record_at(&store, order, ts)?;
         }
         Ok(())
     };

@@ -817,6 +817,18 @@ fn damage_in_records_the_checkpoint_covers_is_gone_past_and_reported() -> TestRe
     assert_eq!(recovery.records, after(&model, 6));
     corruption(open(dir.path(), 5));
 
+    // Damage from a checkpointed record into one the checkpoint does not cover: refused,
+    // naming the records that would be lost.
+    let dir = tempfile::tempdir()?;
+    three_segments(dir.path())?;
+    flip(&segment_path(dir.path(), 7), 100)?;
+    flip(&segment_path(dir.path(), 7), FRAME + 100)?;
+    let msg = corruption(open(dir.path(), 7));
+    assert!(
+        msg.contains("records 8 ..= 8 that the checkpoint does not cover"),
+        "{msg}"
+    );
+
     // In the last segment, with good frames after the damage.
     let dir = tempfile::tempdir()?;
     let mut model = three_segments(dir.path())?;

@@ -218,21 +218,7 @@ fn a_standby_waits_at_bytes_that_are_not_yet_a_whole_frame() -> TestResult {
     // A copy of the journal with a frame being written after the last whole one: a
     // length word and part of a header.
     let copy = dir.path().join("copy");
-    std::fs::create_dir_all(&copy)?;
-    let mut newest = None;
-    for folder in folders(&primary).into_iter().filter(|f| f.is_dir()) {
-        for entry in std::fs::read_dir(folder)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "wal") {
-                let to = copy.join(path.file_name().ok_or("a name")?);
-                std::fs::copy(&path, &to)?;
-                if newest.as_ref().is_none_or(|n: &PathBuf| to > *n) {
-                    newest = Some(to);
-                }
-            }
-        }
-    }
-    let newest = newest.ok_or("a segment")?;
+    let newest = copy_segments(&primary, &copy)?;
     let mut bytes = std::fs::read(&newest)?;
     let end = written_end(&bytes);
     bytes[end..end + 6].copy_from_slice(&[40, 0, 0, 0, 0xde, 0xad]);
@@ -273,21 +259,7 @@ fn a_standby_refuses_damage_in_the_newest_segment_that_good_frames_follow() -> T
     workload(&store, 1, 30)?;
     drop(store);
     let copy = dir.path().join("copy");
-    std::fs::create_dir_all(&copy)?;
-    let mut newest: Option<PathBuf> = None;
-    for folder in folders(&primary).into_iter().filter(|f| f.is_dir()) {
-        for entry in std::fs::read_dir(folder)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "wal") {
-                let to = copy.join(path.file_name().ok_or("a name")?);
-                std::fs::copy(&path, &to)?;
-                if newest.as_ref().is_none_or(|n| to > *n) {
-                    newest = Some(to);
-                }
-            }
-        }
-    }
-    let newest = newest.ok_or("a segment")?;
+    let newest = copy_segments(&primary, &copy)?;
     let mut bytes = std::fs::read(&newest)?;
     // The first frame the standby needs, with at least one good frame after it.
     let mut at = 0;
@@ -319,6 +291,25 @@ fn a_standby_refuses_damage_in_the_newest_segment_that_good_frames_follow() -> T
     // It does not wait there: asked again, it says the same.
     expect_err(standby.catch_up(), ErrorKind::Corruption)?;
     Ok(())
+}
+
+/// Copies the primary's segment files (both folders) into `copy`; returns the newest copy.
+fn copy_segments(primary: &Path, copy: &Path) -> TestResult<PathBuf> {
+    std::fs::create_dir_all(copy)?;
+    let mut newest: Option<PathBuf> = None;
+    for folder in folders(primary).into_iter().filter(|f| f.is_dir()) {
+        for entry in std::fs::read_dir(folder)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "wal") {
+                let to = copy.join(path.file_name().ok_or("a name")?);
+                std::fs::copy(&path, &to)?;
+                if newest.as_ref().is_none_or(|n| to > *n) {
+                    newest = Some(to);
+                }
+            }
+        }
+    }
+    Ok(newest.ok_or("a segment")?)
 }
 
 /// The offset after the last frame of a segment's bytes: frames are `len` (u32 LE),

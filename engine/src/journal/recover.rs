@@ -169,6 +169,20 @@ fn scan(bytes: &[u8], first: u64, after: u64, records: &mut Vec<(u64, Vec<u8>)>)
     }
 }
 
+/// The search for a good frame after `damage` gave up at byte `at` (see
+/// [`frame::find_later_frame`]): what follows cannot be told apart, so it is refused.
+fn search_gave_up(path: &Path, damage: &Damage, at: usize) -> Error {
+    corrupt(
+        path,
+        damage.offset,
+        format!(
+            "{}, and the bytes after it hold so many frame-like headers (checked up to offset \
+             {at}) that a torn write cannot be told from damage",
+            damage.reason
+        ),
+    )
+}
+
 fn corrupt(path: &Path, offset: usize, reason: impl fmt::Display) -> Error {
     Error::corruption(format!(
         "journal segment {} at offset {offset}: {reason}",
@@ -284,24 +298,15 @@ pub(crate) fn recover(
                         path,
                         damage.offset,
                         format!(
-                            "{}, yet a valid frame with seq {seq} follows at offset {at}:                              records {} ..= {} that the checkpoint does not cover are damaged",
+                            "{}, yet a valid frame with seq {seq} follows at offset {at}: \
+                             records {} ..= {} that the checkpoint does not cover are damaged",
                             damage.reason,
                             after + 1,
                             seq - 1
                         ),
                     ));
                 }
-                Err(at) => {
-                    return Err(corrupt(
-                        path,
-                        damage.offset,
-                        format!(
-                            "{}, and the bytes after it hold so many frame-like headers (checked \
-                             up to offset {at}) that the damage's end cannot be found",
-                            damage.reason
-                        ),
-                    ));
-                }
+                Err(at) => return Err(search_gave_up(path, damage, at)),
             }
             if is_last {
                 // No torn write: a checkpointed record was written and synced whole. What
@@ -358,17 +363,7 @@ pub(crate) fn recover(
                         ),
                     ));
                 }
-                Err(at) => {
-                    return Err(corrupt(
-                        path,
-                        damage.offset,
-                        format!(
-                            "{}, and the bytes after it hold so many frame-like headers (checked \
-                             up to offset {at}) that a torn write cannot be told from damage",
-                            damage.reason
-                        ),
-                    ));
-                }
+                Err(at) => return Err(search_gave_up(path, damage, at)),
             }
             // Nothing good follows: an unacknowledged group whose write did not finish.
             let stray_end = bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
