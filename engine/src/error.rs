@@ -128,7 +128,28 @@ impl Error {
     }
 
     pub(crate) fn io(message: impl Into<String>, source: std::io::Error) -> Error {
-        Error::new(ErrorKind::Io, format!("{}: {source}", message.into())).with_source(source)
+        use std::io::ErrorKind as Io;
+        // What the operating system said decides the advice: a missing path or a denied
+        // permission is not a failing disk.
+        let advice = match source.kind() {
+            Io::NotFound => Some("check the path: it does not exist"),
+            Io::PermissionDenied | Io::ReadOnlyFilesystem => Some(
+                "check the permissions of the path, and that its file system is mounted writable",
+            ),
+            Io::IsADirectory | Io::NotADirectory | Io::InvalidFilename => {
+                Some("check the path: it names the wrong kind of file")
+            }
+            Io::StorageFull | Io::QuotaExceeded => Some(
+                "free space on the disk; the store refuses writes until reopened after a failed write",
+            ),
+            _ => None,
+        };
+        let e =
+            Error::new(ErrorKind::Io, format!("{}: {source}", message.into())).with_source(source);
+        match advice {
+            Some(a) => e.advise(a),
+            None => e,
+        }
     }
 
     /// Replaces the kind's advice with `advice`: for errors about files other than the
@@ -294,6 +315,18 @@ mod tests {
         assert!(s.starts_with("invalid input: unknown column"), "{s}");
         let s = Error::new(ErrorKind::NotFound, "no index named x").to_string();
         assert!(s.starts_with("not found: no index named x"), "{s}");
+    }
+
+    #[test]
+    fn io_advice_follows_what_the_system_said() {
+        use std::io::{Error as E, ErrorKind as K};
+        let advice = |k: K| Error::io("opening x", E::from(k)).to_string();
+        assert!(advice(K::NotFound).contains("it does not exist"));
+        assert!(advice(K::PermissionDenied).contains("permissions"));
+        assert!(advice(K::StorageFull).contains("free space"));
+        let other = advice(K::UnexpectedEof);
+        assert!(other.contains("check the disk"), "{other}");
+        assert!(!advice(K::NotFound).contains("check the disk"));
     }
 }
 
