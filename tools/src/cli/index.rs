@@ -185,7 +185,8 @@ struct WorkItem {
     times: u64,
 }
 
-/// Runs beyond this for one statement are refused: a typo in `N|`, not a workload.
+/// Runs beyond this for one statement, or for the whole workload, are refused: a typo in
+/// `N|`, not a workload.
 const MAX_TIMES: u64 = 1_000_000;
 
 /// The largest workload file read.
@@ -252,6 +253,13 @@ fn read_workload(path: &Path) -> Result<Vec<WorkItem>> {
             sql: sql.to_owned(),
             times,
         });
+    }
+    let total = items.iter().fold(0u64, |n, i| n.saturating_add(i.times));
+    if total > MAX_TIMES {
+        bail!(
+            "{shown} asks for {total} executions in all, over {MAX_TIMES}: lower the repeat \
+             counts (the advisor needs the mix of queries, not their volume)"
+        );
     }
     Ok(items)
 }
@@ -597,6 +605,19 @@ mod tests {
         std::fs::write(&path, "0|SELECT * FROM trades\n")?;
         let err = read_workload(&path).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("line 1")));
+        Ok(())
+    }
+
+    #[test]
+    fn a_workload_of_more_than_a_million_executions_in_all_is_refused() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("w.sql");
+        let line = "600000|SELECT * FROM trades WHERE instrument = 1\n";
+        std::fs::write(&path, line)?;
+        assert_eq!(read_workload(&path)?.len(), 1);
+        std::fs::write(&path, line.repeat(2))?;
+        let err = read_workload(&path).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("1200000 executions in all"), "{err}");
         Ok(())
     }
 }
