@@ -512,6 +512,7 @@ impl Store {
             config,
             indexes: RwLock::new(Arc::new(indexes)),
             index_ddl: Mutex::new(()),
+            backing_up: Mutex::new(()),
             next_slot: std::sync::atomic::AtomicU16::new(next_slot),
             index_gen: AtomicU64::new(0),
             row_changes: Default::default(),

@@ -258,3 +258,25 @@ fn point_in_time_recovery_to_a_time_replays_what_was_committed_by_then() -> Test
     }
     Ok(())
 }
+
+#[test]
+fn a_backup_in_the_store_removes_what_killed_backups_left() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path(), Config::default())?;
+    seed(&store)?;
+    let first = store.backup_in_store()?;
+    let backups = dir.path().join("backups");
+    // What a process killed during an in-store backup leaves: a named folder, no manifest.
+    let abandoned = backups.join("20260101T000000Z-seq1");
+    std::fs::create_dir_all(abandoned.join("journal"))?;
+    std::fs::write(abandoned.join("tradestore.redb"), b"partial")?;
+    // Folders the store did not name are the operator's: left alone.
+    let other = backups.join("copied-by-hand");
+    std::fs::create_dir_all(&other)?;
+    let second = store.backup_in_store()?;
+    assert!(!abandoned.exists());
+    assert!(other.is_dir());
+    verify_backup(&first.path)?;
+    verify_backup(&second.path)?;
+    Ok(())
+}

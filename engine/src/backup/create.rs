@@ -65,12 +65,20 @@ impl Store {
     /// Backs the store up into a new directory of its `backups/` folder named after the
     /// snapshot's time and sequence number: `backups/20261127T231500Z-seq42`. See
     /// [`Store::backup`].
+    ///
+    /// Directories of that form without a manifest are backups that a killed process left
+    /// unfinished (this process holds the store, and runs one backup at a time): they are
+    /// removed first.
     pub fn backup_in_store(&self) -> Result<BackupReport> {
         self.timed_backup(None)
     }
 
     fn timed_backup(&self, dest: Option<&Path>) -> Result<BackupReport> {
+        let _one_at_a_time = self.shared.backing_up.lock();
         let started = Instant::now();
+        if dest.is_none() {
+            self.remove_unfinished_backups()?;
+        }
         let outcome = self.run_backup(dest, started);
         match &outcome {
             Ok(_) => self.shared.metrics.backup(started.elapsed()),
@@ -208,6 +216,32 @@ impl Store {
 
     /// A new directory `backups/<time>-seq<applied>` of the store (with `-2`, `-3`, ... if
     /// the name is taken).
+    /// Removes the directories of `backups/` named like the backups it makes that hold no
+    /// manifest. Called with `backing_up` held.
+    fn remove_unfinished_backups(&self) -> Result<()> {
+        let backups = self.dir().join("backups");
+        let entries = match std::fs::read_dir(&backups) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(format!("reading {}", backups.display()), e)),
+        };
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| Error::io(format!("reading {}", backups.display()), e))?;
+            let path = entry.path();
+            let ours = entry
+                .file_name()
+                .to_str()
+                .is_some_and(is_in_store_backup_name);
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if ours && is_dir && !path.join(MANIFEST_FILE).exists() {
+                std::fs::remove_dir_all(&path)
+                    .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            }
+        }
+        Ok(())
+    }
+
     fn claim_in_store(&self, created_ns: u64, applied: u64) -> Result<Dest> {
         let name = format!("{}-seq{applied}", compact_timestamp(created_ns));
         let backups = self.dir().join("backups");
@@ -226,9 +260,52 @@ impl Store {
     }
 }
 
+/// Whether `name` is one [`Store::backup_in_store`] gives: `20261127T231500Z-seq42`, perhaps
+/// with `-2`, `-3`, ... after it.
+fn is_in_store_backup_name(name: &str) -> bool {
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    let Some((stamp, rest)) = name.split_once("-seq") else {
+        return false;
+    };
+    let stamp = stamp.as_bytes();
+    let stamp_ok = stamp.len() == 16
+        && digits(&stamp[..8])
+        && stamp[8] == b'T'
+        && digits(&stamp[9..15])
+        && stamp[15] == b'Z';
+    let seq_ok = match rest.split_once('-') {
+        Some((seq, n)) => digits(seq.as_bytes()) && digits(n.as_bytes()),
+        None => digits(rest.as_bytes()),
+    };
+    stamp_ok && seq_ok
+}
+
 /// `20261127T231500Z`: the time in UTC, to the second, as a file name.
 pub(crate) fn compact_timestamp(ns: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_nanos(ns))
         .to_string()
         .replace(['-', ':'], "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_in_store_backup_name;
+
+    #[test]
+    fn only_names_of_in_store_backups_are_taken_for_them() {
+        for name in ["20261127T231500Z-seq42", "20261127T231500Z-seq0-3"] {
+            assert!(is_in_store_backup_name(name), "{name}");
+        }
+        for name in [
+            "20261127T231500Z-seq",
+            "20261127T231500Z-seq4-",
+            "20261127X231500Z-seq4",
+            "2026112T231500Z-seq4",
+            "my-backup",
+            "é0261127T231500Z-seq4",
+            "20261127T231500Z-seq4-x",
+        ] {
+            assert!(!is_in_store_backup_name(name), "{name}");
+        }
+    }
 }

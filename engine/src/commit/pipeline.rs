@@ -88,6 +88,9 @@ pub(crate) struct Shared {
     pub indexes: RwLock<Arc<Vec<IndexSpec>>>,
     /// Held by an index creation or drop: one at a time.
     pub index_ddl: Mutex<()>,
+    /// Held by a backup: one at a time, so that a backup in the store's `backups/` folder
+    /// without its manifest is one a killed process left (see `Store::backup_in_store`).
+    pub backing_up: Mutex<()>,
     /// The overlay slot of the next index created.
     pub next_slot: std::sync::atomic::AtomicU16,
     /// Bumped whenever the index list changes (plans naming indexes go stale).
