@@ -208,12 +208,7 @@ fn records_the_primary_removed_are_named_and_nothing_is_applied() -> TestResult 
 fn a_standby_waits_at_bytes_that_are_not_yet_a_whole_frame() -> TestResult {
     let dir = tempfile::tempdir()?;
     let primary = dir.path().join("primary");
-    let store = Store::open(&primary, keeping())?;
-    seed(&store)?;
-    let backup = store.backup(&dir.path().join("backup"))?;
-    workload(&store, 1, 30)?;
-    let durable = store.stats().durable_seq();
-    drop(store);
+    let (backup, durable) = backed_up_then_written(&primary, &dir.path().join("backup"))?;
 
     // A copy of the journal with a frame being written after the last whole one: a
     // length word and part of a header.
@@ -253,11 +248,7 @@ fn a_standby_waits_at_bytes_that_are_not_yet_a_whole_frame() -> TestResult {
 fn a_standby_refuses_damage_in_the_newest_segment_that_good_frames_follow() -> TestResult {
     let dir = tempfile::tempdir()?;
     let primary = dir.path().join("primary");
-    let store = Store::open(&primary, keeping())?;
-    seed(&store)?;
-    let backup = store.backup(&dir.path().join("backup"))?;
-    workload(&store, 1, 30)?;
-    drop(store);
+    let (backup, _) = backed_up_then_written(&primary, &dir.path().join("backup"))?;
     let copy = dir.path().join("copy");
     let newest = copy_segments(&primary, &copy)?;
     let mut bytes = std::fs::read(&newest)?;
@@ -291,6 +282,19 @@ fn a_standby_refuses_damage_in_the_newest_segment_that_good_frames_follow() -> T
     // It does not wait there: asked again, it says the same.
     expect_err(standby.catch_up(), ErrorKind::Corruption)?;
     Ok(())
+}
+
+/// A primary in `primary`, seeded and backed up to `backup`, then 30 more fills of which the
+/// standby will need the records; returns the backup and the primary's last durable seq.
+fn backed_up_then_written(
+    primary: &Path,
+    backup: &Path,
+) -> TestResult<(tradestore::backup::BackupReport, u64)> {
+    let store = Store::open(primary, keeping())?;
+    seed(&store)?;
+    let report = store.backup(backup)?;
+    workload(&store, 1, 30)?;
+    Ok((report, store.stats().durable_seq()))
 }
 
 /// Copies the primary's segment files (both folders) into `copy`; returns the newest copy.
