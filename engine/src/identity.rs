@@ -121,17 +121,9 @@ pub(crate) fn claim_folder(folder: &Path, id: &str) -> Result<()> {
     }
     std::fs::create_dir_all(folder)
         .map_err(|e| Error::io(format!("creating {}", folder.display()), e))?;
-    let path = folder.join(ID_FILE);
-    let tmp = folder.join(format!("{ID_FILE}.tmp"));
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(format!("{id}\n").as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-    crate::backup::files::sync_dir(folder)
+    // A claim killed before its rename left its temporary file: the store holds the folder.
+    let _ = std::fs::remove_file(folder.join(format!(".{ID_FILE}.tmp")));
+    crate::backup::files::write_atomic(&folder.join(ID_FILE), format!("{id}\n").as_bytes())
 }
 
 #[cfg(test)]

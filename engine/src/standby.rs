@@ -100,14 +100,15 @@ impl Standby {
     /// whole or not at all), and opens it to follow the journal in `journal` (the primary's `journal`
     /// and `archive/journal` folders).
     pub fn create(backup: &Path, dir: &Path, journal: Vec<PathBuf>) -> Result<Standby> {
-        // Checked before the restore too: bad folders leave no standby behind.
+        // Checked before the restore too: bad folders, and another store's (checked by the
+        // restore against the verified manifest), leave no standby behind.
         check_folders(dir, &journal)?;
-        // So are another store's (the restore verifies the whole backup).
-        let id = crate::backup::Manifest::read(backup)?.store_id;
-        for folder in &journal {
-            crate::identity::check_folder(folder, id.as_deref(), "the journal folder to follow")?;
-        }
-        crate::backup::restore_as(backup, dir, &crate::backup::PointInTime::default(), true)?;
+        crate::backup::restore_as(
+            backup,
+            dir,
+            &crate::backup::PointInTime::default(),
+            Some(&journal),
+        )?;
         Standby::open(dir, journal)
     }
 

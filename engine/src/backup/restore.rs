@@ -84,17 +84,18 @@ impl PointInTime {
 /// on from the backup without a gap, and reach `until_seq` when one is given; otherwise
 /// nothing is left in `to`.
 pub fn restore_backup_to(backup: &Path, to: &Path, pit: &PointInTime) -> Result<RestoreReport> {
-    restore_as(backup, to, pit, false)
+    restore_as(backup, to, pit, None)
 }
 
-/// [`restore_backup_to`]; with `standby`, the restored store is marked a standby (its
+/// [`restore_backup_to`]; with `standby` (the journal folders it will follow, refused when
+/// they name another store than the backup's), the restored store is marked a standby (its
 /// `meta.standby_seq`) before it is renamed into place, so a standby appears whole or not
 /// at all.
 pub(crate) fn restore_as(
     backup: &Path,
     to: &Path,
     pit: &PointInTime,
-    standby: bool,
+    standby: Option<&[PathBuf]>,
 ) -> Result<RestoreReport> {
     if pit.until_seq.is_some() && pit.until_time_ns.is_some() {
         return Err(Error::invalid(
@@ -112,6 +113,13 @@ pub(crate) fn restore_as(
             folder,
             manifest.store_id.as_deref(),
             "the journal folder to replay",
+        )?;
+    }
+    for folder in standby.unwrap_or_default() {
+        crate::identity::check_folder(
+            folder,
+            manifest.store_id.as_deref(),
+            "the journal folder to follow",
         )?;
     }
     if let Some(t) = pit.until_time_ns
@@ -211,7 +219,7 @@ pub(crate) fn restore_as(
         let path = dest.path().join(crate::store::DB_FILE);
         let db = redb::Database::open(&path).map_err(|e| Error::from(e).context(path.display()))?;
         let txn = db.begin_write()?;
-        if standby {
+        if standby.is_some() {
             crate::state::write_standby_seq(&txn, manifest.applied_seq + replayed)?;
         } else {
             let detail = format!(
