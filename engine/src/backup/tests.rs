@@ -73,9 +73,17 @@ fn a_backup_taken_while_writers_commit_is_a_consistent_prefix_holding_every_acke
     // Inserters: thread t inserts ids base+1, base+2, ... in order, each with its twin
     // base+50_000+i in the same transaction. Movers: cash moves between accounts 1..=4.
     let acked: Arc<Vec<AtomicU64>> = Arc::new((0..4).map(|_| AtomicU64::new(0)).collect());
+    // Retried as long as it takes: on a loaded machine two movers of the same four cash
+    // rows conflicted more times in a row than the default policy's 16 attempts.
+    let policy = crate::RetryPolicy {
+        max_attempts: 10_000,
+        max_total: std::time::Duration::from_secs(60),
+        ..crate::RetryPolicy::default()
+    };
     let mut threads = Vec::new();
     for t in 0..4u64 {
         let (store, stop, acked) = (Arc::clone(&store), Arc::clone(&stop), Arc::clone(&acked));
+        let policy = policy.clone();
         threads.push(std::thread::spawn(move || -> Result<()> {
             let mut i = 0u64;
             while !stop.load(Ordering::SeqCst) {
@@ -84,13 +92,13 @@ fn a_backup_taken_while_writers_commit_is_a_consistent_prefix_holding_every_acke
                     let base = 100_000 * (t + 1);
                     // Retried: on a loaded machine a descheduled transaction can outlive the
                     // short validation history unit tests run with.
-                    store.transact(&crate::RetryPolicy::default(), |tx| {
+                    store.transact(&policy, |tx| {
                         tx.insert(&account(base + i))?;
                         tx.insert(&account(base + 50_000 + i))
                     })?;
                 } else {
                     let (a, b) = (1 + (i + t) % 4, 1 + (i + t + 1) % 4);
-                    store.transact(&crate::RetryPolicy::default(), |tx| {
+                    store.transact(&policy, |tx| {
                         let key = |id: u64| [Value::U64(id), Value::Text("USD".into())];
                         let mut from: Cash = tx.get(&key(a))?.unwrap_or_else(|| cash(a, 0));
                         let mut to: Cash = tx.get(&key(b))?.unwrap_or_else(|| cash(b, 0));
