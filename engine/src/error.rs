@@ -66,7 +66,7 @@ pub struct Error {
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     /// What to do about it, where the kind's own advice does not fit.
-    advice: Option<&'static str>,
+    pub(crate) advice: Option<&'static str>,
 }
 
 impl Error {

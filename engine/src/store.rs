@@ -930,7 +930,12 @@ impl Store {
             .and_then(|t| read_applied_seq(&t).ok())
             .unwrap_or(0);
         s.journal_bytes = self.shared.journal.lock().size_bytes();
-        s.poisoned = self.shared.poison.lock().clone();
+        s.poisoned = self
+            .shared
+            .poison
+            .lock()
+            .as_ref()
+            .map(|(why, _)| why.clone());
         s.breaker = Some(self.shared.breaker.state());
         if let Some(rows) = &self.shared.rows {
             s.row_cache = rows.stats();

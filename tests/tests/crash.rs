@@ -621,3 +621,44 @@ fn a_database_path_that_is_not_a_file_is_refused() -> TestResult {
     assert!(e.to_string().contains("not a regular file"), "{e}");
     Ok(())
 }
+
+#[test]
+fn a_full_disk_is_named_once_in_every_refusal_after_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let config = Config {
+        journal_segment_mb: 1,
+        ..Config::default()
+    };
+    let (store, journal, _redb) = open_faulty(dir.path(), config)?;
+    journal.fail_write_with(1, std::io::ErrorKind::StorageFull);
+    let failed = store
+        .write(|tx| apply(tx, Op::Deposit(FIRST_MARKER, 1), 0))
+        .err()
+        .ok_or("the write went through a full disk")?;
+    let refused = store
+        .write(|tx| apply(tx, Op::Deposit(FIRST_MARKER + 1, 2), 0))
+        .err()
+        .ok_or("a poisoned store took a write")?;
+    for e in [&failed, &refused] {
+        assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    }
+    let text = refused.to_string();
+    // The refusal names the cause and gives its advice, once; not the generic disk advice
+    // on top of it.
+    assert!(text.contains("journal write failed"), "{text}");
+    assert_eq!(text.matches("free space on the disk").count(), 1, "{text}");
+    assert!(!text.contains("check the disk"), "{text}");
+    assert_eq!(
+        text.matches("refuses writes until reopened").count(),
+        1,
+        "{text}"
+    );
+    let why = store
+        .stats()
+        .poisoned()
+        .map(str::to_owned)
+        .ok_or("not poisoned")?;
+    assert!(why.starts_with("journal write failed: io error: "), "{why}");
+    assert!(!why.contains("free space"), "{why}");
+    Ok(())
+}

@@ -96,7 +96,7 @@ pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
         match outcome {
             Ok(last) => applied = last,
             Err(e) => {
-                shared.poison(format!("applying to the database failed: {e}"));
+                shared.poison("applying to the database", &e);
                 return;
             }
         }
@@ -117,7 +117,7 @@ pub(crate) fn run_applier(shared: &Shared, mut checkpointed: u64) {
                 .last_checkpoint_ns
                 .store(crate::index::now_ns(), std::sync::atomic::Ordering::Relaxed);
             if let Err(e) = shared.journal.lock().release(applied) {
-                shared.poison(format!("releasing journal segments failed: {e}"));
+                shared.poison("releasing journal segments", &e);
                 return;
             }
         }
@@ -185,7 +185,7 @@ fn prepare_spare(shared: &Shared) {
     shared.breaker.record(made.is_ok(), Instant::now());
     match made {
         Ok(spare) => shared.journal.lock().install_spare(spare),
-        Err(e) => shared.poison(format!("preparing the next journal segment failed: {e}")),
+        Err(e) => shared.poison("preparing the next journal segment", &e),
     }
 }
 

@@ -135,7 +135,9 @@ pub(crate) struct Shared {
     pub apply_queue: Mutex<VecDeque<ApplyJob>>,
     pub apply_cv: Condvar,
     pub shutdown: AtomicBool,
-    pub poison: Mutex<Option<String>>,
+    /// Why the store refuses writes (set once, by the first storage failure), and the
+    /// advice of the error that caused it.
+    pub poison: Mutex<Option<(String, Option<&'static str>)>>,
     pub poisoned: AtomicBool,
     pub ids: Arc<Ids>,
     pub metrics: Metrics,
@@ -253,25 +255,33 @@ impl Shared {
         self.overlay_bytes.load(Ordering::Relaxed) > (self.config.overlay_max_mb << 20) / 2
     }
 
-    /// Marks the store as failed: writes are refused until it is reopened.
-    pub(crate) fn poison(&self, why: String) {
+    /// Marks the store as failed: writes are refused until it is reopened. `what` failed
+    /// with `cause`, whose advice (say, to free space on the disk) the refusals carry.
+    pub(crate) fn poison(&self, what: &str, cause: &Error) {
         let mut p = self.poison.lock();
         if p.is_none() {
-            *p = Some(why);
+            *p = Some((
+                format!("{what} failed: {}: {}", cause.heading(), cause.message()),
+                cause.advice,
+            ));
         }
         self.poisoned.store(true, Ordering::SeqCst);
         self.commit_cv.notify_all();
     }
 
     pub(crate) fn poison_error(&self) -> Error {
-        let why = self.poison.lock().clone().unwrap_or_default();
-        Error::new(
+        let (why, advice) = self.poison.lock().clone().unwrap_or_default();
+        let e = Error::new(
             ErrorKind::Io,
             format!(
                 "the store refuses writes after a storage failure ({why}); reopen it. A transaction \
                  in flight when it failed may or may not have become durable: check before redoing it"
             ),
-        )
+        );
+        match advice {
+            Some(a) => e.advise(a),
+            None => e,
+        }
     }
 
     /// Validates and commits a finished write transaction; returns once it is durable
@@ -543,7 +553,7 @@ impl Shared {
         let appended = self.journal.lock().append(&records);
         self.breaker.record(appended.is_ok(), Instant::now());
         if let Err(e) = appended {
-            self.poison(format!("journal write failed: {e}"));
+            self.poison("journal write", &e);
             return Err(e);
         }
         self.metrics.fsync(t.elapsed(), group.len());

@@ -30,6 +30,8 @@ struct State {
     crashed: bool,
     /// Writes (`write_at` calls) left before one fails: 1 = the next one.
     fail_write_in: Option<u64>,
+    /// What the failing write says went wrong (`Other` unless told).
+    fail_write_kind: Option<io::ErrorKind>,
     /// Syncs (`sync_data` calls) left before one fails: 1 = the next one.
     fail_sync_in: Option<u64>,
     /// Writes left before one is torn (1 = the next one), and how many bytes it keeps.
@@ -73,7 +75,15 @@ impl FaultyIo {
 
     /// Makes the `nth` write from now fail (1 = the next), writing nothing.
     pub fn fail_write(&self, nth: u64) {
-        self.state.lock().fail_write_in = Some(nth.max(1));
+        self.fail_write_with(nth, io::ErrorKind::Other);
+    }
+
+    /// Like [`fail_write`](FaultyIo::fail_write), the write failing with `kind` (say,
+    /// `StorageFull` for a full disk).
+    pub fn fail_write_with(&self, nth: u64, kind: io::ErrorKind) {
+        let mut st = self.state.lock();
+        st.fail_write_in = Some(nth.max(1));
+        st.fail_write_kind = Some(kind);
     }
 
     /// Makes the `nth` `sync_data` from now fail (1 = the next), syncing nothing.
@@ -231,7 +241,8 @@ impl JournalFile for FaultyFile {
         }
         st.writes += 1;
         if due(&mut st.fail_write_in) {
-            return Err(io::Error::other("injected fault: write failed"));
+            let kind = st.fail_write_kind.take().unwrap_or(io::ErrorKind::Other);
+            return Err(io::Error::new(kind, "injected fault: write failed"));
         }
         let keep = match &mut st.tear {
             Some((1, keep)) => *keep,
