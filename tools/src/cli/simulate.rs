@@ -177,7 +177,22 @@ pub fn run(args: &Args) -> Result<()> {
         std::thread::sleep(linger);
     }
     drop(server);
-    let report = result?;
+    // What was acknowledged before a failure is durable: say how much, so that an operator
+    // knows the run did work (and where its ids are) before looking into the cause.
+    let report = result.with_context(|| {
+        let (orders, trades) = (
+            live.orders.load(Ordering::Relaxed),
+            live.trades.load(Ordering::Relaxed),
+        );
+        let log = match &args.ack_log {
+            Some(path) if trades > 0 => format!(" (their trade ids are in {})", path.display()),
+            _ => String::new(),
+        };
+        format!(
+            "the simulation stopped; {orders} orders and {trades} trades were acknowledged \
+             as durable before the failure{log}"
+        )
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
