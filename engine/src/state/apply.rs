@@ -190,35 +190,44 @@ pub(crate) fn apply_rows<'c>(
             .filter(|(_, s)| s.def.table == table)
             .collect();
         let mut data = txn.open_table(layout::data_table(table))?;
-        for c in &rows[start..end] {
+        let run = &rows[start..end];
+        // New rows (a batch's trades, all past the table's last key) go in through redb's
+        // cursor, which packs the keys of one gap into leaves together instead of a descent
+        // from the root per key, until a key turns out to be stored: the table's changes
+        // are updates, and the rest go key by key (a cursor would seek for each anyway).
+        let mut sorted = true;
+        let mut j = 0;
+        while j < run.len() {
+            if sorted && run[j].value.is_some() {
+                let n = run[j..].iter().take_while(|c| c.value.is_some()).count();
+                let found = layout::insert_sorted(
+                    &mut data,
+                    n,
+                    |i| run[j + i].key.as_slice(),
+                    |i| run[j + i].value.as_deref().unwrap_or_default(),
+                )?;
+                let placed = found.map_or(j + n, |p| j + p);
+                for c in &run[j..placed] {
+                    index_edits(table, &specs, c, None, &mut edits)?;
+                }
+                sorted = found.is_none();
+                j = placed;
+                continue;
+            }
+            let c = run[j];
             let key = c.key.as_slice();
             let old = match &c.value {
                 Some(v) => data.insert(key, &**v)?,
                 None => data.remove(key)?,
             };
-            if specs.is_empty() {
-                continue;
-            }
-            let same_bytes = matches!((&old, &c.value), (Some(o), Some(v)) if o.value() == &**v);
-            let old = old
-                .map(|g| codec::decode_any(table, g.value()))
-                .transpose()?;
-            let new = c
-                .value
-                .as_deref()
-                .map(|v| codec::decode_any(table, v))
-                .transpose()?;
-            for &(i, spec) in &specs {
-                let old_key = old.as_ref().map(|o| entry_key(spec, o, key));
-                let new_key = new.as_ref().map(|n| entry_key(spec, n, key));
-                if old_key == new_key && (same_bytes || !spec.def.covering) {
-                    continue;
-                }
-                if old_key != new_key {
-                    edits[i].extend(old_key.map(|k| (k, None)));
-                }
-                edits[i].extend(new_key.map(|k| (k, c.value.as_deref())));
-            }
+            index_edits(
+                table,
+                &specs,
+                c,
+                old.as_ref().map(|g| g.value()),
+                &mut edits,
+            )?;
+            j += 1;
         }
         start = end;
     }
@@ -229,11 +238,27 @@ pub(crate) fn apply_rows<'c>(
         }
         edits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut t = spec.open_mut(txn)?;
-        for (k, row) in &edits {
-            match row {
-                Some(row) => t.insert(k, row)?,
-                None => t.remove(k)?,
+        // As for the rows: runs of new entries through the cursor until one is stored (a
+        // covering entry whose row changed), then entry by entry.
+        let mut sorted = true;
+        let mut j = 0;
+        while j < edits.len() {
+            if sorted && edits[j].1.is_some() {
+                let n = edits[j..].iter().take_while(|e| e.1.is_some()).count();
+                let found = t.insert_sorted(
+                    n,
+                    |i| edits[j + i].0.as_slice(),
+                    |i| edits[j + i].1.unwrap_or_default(),
+                )?;
+                sorted = found.is_none();
+                j = found.map_or(j + n, |p| j + p);
+                continue;
             }
+            match edits[j].1 {
+                Some(row) => t.insert(&edits[j].0, row)?,
+                None => t.remove(&edits[j].0)?,
+            }
+            j += 1;
         }
         if keep == Some(spec.def.name.as_str()) {
             // A key-only index keeps no row: its entries' values are empty.
@@ -248,6 +273,41 @@ pub(crate) fn apply_rows<'c>(
         }
     }
     Ok(kept)
+}
+
+/// Adds the index edits of one row change to `edits` (per index of `indexes`, of which
+/// `specs` are the row's table's, by position): the old row's entries (`old`, the record
+/// stored before the change) removed and the new row's inserted, except those that stay.
+fn index_edits<'r>(
+    table: TableId,
+    specs: &[(usize, &IndexSpec)],
+    c: &'r RowChange,
+    old: Option<&[u8]>,
+    edits: &mut [Vec<Edit<'r>>],
+) -> Result<()> {
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let key = c.key.as_slice();
+    let same_bytes = matches!((old, &c.value), (Some(o), Some(v)) if o == &**v);
+    let old = old.map(|o| codec::decode_any(table, o)).transpose()?;
+    let new = c
+        .value
+        .as_deref()
+        .map(|v| codec::decode_any(table, v))
+        .transpose()?;
+    for &(i, spec) in specs {
+        let old_key = old.as_ref().map(|o| entry_key(spec, o, key));
+        let new_key = new.as_ref().map(|n| entry_key(spec, n, key));
+        if old_key == new_key && (same_bytes || !spec.def.covering) {
+            continue;
+        }
+        if old_key != new_key {
+            edits[i].extend(old_key.map(|k| (k, None)));
+        }
+        edits[i].extend(new_key.map(|k| (k, c.value.as_deref())));
+    }
+    Ok(())
 }
 
 /// Two row changes, an insert and a delete, for tests of the record format.
@@ -277,6 +337,153 @@ mod tests {
         table: u8,
         key: Vec<u8>,
         value: Option<Vec<u8>>,
+    }
+
+    use tradestore_schema::{
+        AnyRecord, Money, Order, OrderKind, OrderStatus, Price, Quantity, Record, Side,
+        TimeInForce, Trade,
+    };
+
+    fn order(id: u64, status: OrderStatus) -> Order {
+        Order {
+            id,
+            account: id % 3 + 1,
+            instrument: id % 2 + 1,
+            side: Side::Buy,
+            kind: OrderKind::Limit,
+            time_in_force: TimeInForce::Gtc,
+            price: Some(Price(100 + i64::try_from(id).unwrap_or(0))),
+            quantity: Quantity(10),
+            filled_quantity: Quantity(0),
+            status,
+            created_ts: 1,
+            updated_ts: 1,
+        }
+    }
+
+    fn trade(id: u64, fee: i64) -> Trade {
+        Trade {
+            id,
+            order_id: 10 * (id % 4 + 1),
+            account: id % 3 + 1,
+            instrument: id % 2 + 1,
+            side: Side::Sell,
+            price: Price(101),
+            quantity: Quantity(1),
+            fee: Money(fee),
+            ts: i64::try_from(id).unwrap_or(0),
+        }
+    }
+
+    /// A change writing `r`, or (`None`) deleting the row `key` of `table`.
+    fn put<R: Record + Clone>(r: &R) -> RowChange {
+        RowChange {
+            table: R::TABLE as u8,
+            key: crate::keys::encode(&r.primary_key()),
+            value: Some(Arc::from(codec::encode(r))),
+        }
+    }
+
+    fn delete<R: Record>(r: &R) -> RowChange {
+        RowChange {
+            table: R::TABLE as u8,
+            key: crate::keys::encode(&r.primary_key()),
+            value: None,
+        }
+    }
+
+    /// Every entry of a table, key and value.
+    fn entries<V: redb::Value + 'static>(
+        t: &redb::Table<'_, &'static [u8], V>,
+        value: impl Fn(V::SelfType<'_>) -> Vec<u8>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        use redb::ReadableTable;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((k.value().to_vec(), value(v.value())));
+        }
+        Ok(out)
+    }
+
+    /// Batches of new rows (before, between and after the stored ones), updates that move
+    /// index entries or keep them, rewrites of the same bytes, a covering entry whose row
+    /// changed, a row changed twice, and deletes: each table and index ends exactly as the
+    /// rows say, whichever way (cursor or key by key) each entry went in.
+    #[test]
+    fn mixed_batches_leave_rows_and_index_entries_exact() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let db = redb::Database::create(dir.path().join("db"))?;
+        let txn = db.begin_write()?;
+        let indexes = crate::catalog::init(&txn)?;
+        let new = OrderStatus::New;
+        let first: Vec<RowChange> = [10, 20, 30, 40]
+            .map(|id| put(&order(id, new)))
+            .into_iter()
+            .chain((1..=3).map(|id| put(&trade(id, 0))))
+            .collect();
+        let mut filled = order(20, OrderStatus::PartiallyFilled);
+        filled.filled_quantity = Quantity(4);
+        let second = vec![
+            put(&order(5, new)),
+            put(&order(20, OrderStatus::Filled)),
+            put(&order(35, new)),
+            put(&filled),
+            delete(&order(30, new)),
+            put(&order(40, new)),
+            put(&order(50, new)),
+            put(&trade(2, 7)),
+            put(&trade(4, 0)),
+            put(&trade(5, 0)),
+        ];
+        let third = vec![
+            put(&order(60, new)),
+            delete(&trade(1, 0)),
+            put(&trade(6, 0)),
+        ];
+        for batch in [&first, &second, &third] {
+            apply_rows(&txn, &indexes, batch.iter(), None)?;
+        }
+        let orders: Vec<AnyRecord> = [5, 10, 35, 40, 50, 60]
+            .map(|id| order(id, new).into_any())
+            .into_iter()
+            .chain([filled.into_any()])
+            .collect();
+        let trades: Vec<AnyRecord> = [trade(2, 7), trade(3, 0), trade(4, 0), trade(5, 0)]
+            .into_iter()
+            .chain([trade(6, 0)])
+            .map(Record::into_any)
+            .collect();
+        for (table, rows) in [(TableId::Orders, &orders), (TableId::Trades, &trades)] {
+            let mut want: Vec<(Vec<u8>, Vec<u8>)> = rows
+                .iter()
+                .map(|r| (crate::keys::encode(&r.primary_key()), codec::encode_any(r)))
+                .collect();
+            want.sort();
+            let data = txn.open_table(layout::data_table(table))?;
+            assert_eq!(entries(&data, <[u8]>::to_vec)?, want, "{table:?} rows");
+            for spec in indexes.iter().filter(|s| s.def.table == table) {
+                let mut want: Vec<(Vec<u8>, Vec<u8>)> = rows
+                    .iter()
+                    .map(|r| {
+                        let pk = crate::keys::encode(&r.primary_key());
+                        let row = if spec.def.covering {
+                            codec::encode_any(r)
+                        } else {
+                            Vec::new()
+                        };
+                        (entry_key(spec, r, &pk), row)
+                    })
+                    .collect();
+                want.sort();
+                let got = match spec.open_mut(&txn)? {
+                    layout::IndexTable::Keys(t) => entries(&t, |()| Vec::new())?,
+                    layout::IndexTable::Rows(t) => entries(&t, <[u8]>::to_vec)?,
+                };
+                assert_eq!(got, want, "{}", spec.def.name);
+            }
+        }
+        Ok(())
     }
 
     #[test]
