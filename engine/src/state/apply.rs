@@ -148,6 +148,41 @@ pub(crate) fn replay_records(
     write_acked_seq(txn, *last)
 }
 
+/// Gives up the CPU every [`Pacer::SLICE`] of work. The applier applies a batch (50 ms of
+/// commits) in one burst of milliseconds, and on a machine with few cores the commit path's
+/// work waits behind such a burst for a scheduler time slice: on the 2-core machine, the
+/// kernel work that completes a journal write and its cache flush runs on the core that
+/// takes the disk's interrupts, and a writer's commit stalled 1-3 ms whenever the applier
+/// was busy on that core. Measured there, one writer, 40k fills, five runs each: p99.9
+/// commit latency 0.79-1.78 ms (median 1.10) without yielding, 0.33-0.45 ms (median 0.39)
+/// yielding every 50 us; throughput of one, 64 and pipelined writers unchanged.
+struct Pacer {
+    since: std::time::Instant,
+    calls: u32,
+}
+
+impl Pacer {
+    /// Work between two yields.
+    const SLICE: std::time::Duration = std::time::Duration::from_micros(50);
+
+    fn new() -> Pacer {
+        Pacer {
+            since: std::time::Instant::now(),
+            calls: 0,
+        }
+    }
+
+    /// Called between two units of work; yields once a slice has passed (the clock is read
+    /// every 8th call).
+    fn tick(&mut self) {
+        self.calls = self.calls.wrapping_add(1);
+        if self.calls.is_multiple_of(8) && self.since.elapsed() >= Self::SLICE {
+            std::thread::yield_now();
+            self.since = std::time::Instant::now();
+        }
+    }
+}
+
 /// An index entry to write: its key, and the row it keeps (`None` removes the entry).
 pub(crate) type Edit<'r> = (Vec<u8>, Option<&'r [u8]>);
 
@@ -178,6 +213,7 @@ pub(crate) fn apply_rows<'c>(
     // index). A row's index key ends with its primary key, so no two rows share one:
     // removals and inserts never collide.
     let mut edits: Vec<Vec<Edit<'_>>> = indexes.iter().map(|_| Vec::new()).collect();
+    let mut pacer = Pacer::new();
     let mut start = 0;
     while start < rows.len() {
         let code = rows[start].table;
@@ -209,6 +245,7 @@ pub(crate) fn apply_rows<'c>(
                 let placed = found.map_or(j + n, |p| j + p);
                 for c in &run[j..placed] {
                     index_edits(table, &specs, c, None, &mut edits)?;
+                    pacer.tick();
                 }
                 sorted = found.is_none();
                 j = placed;
@@ -227,6 +264,7 @@ pub(crate) fn apply_rows<'c>(
                 old.as_ref().map(|g| g.value()),
                 &mut edits,
             )?;
+            pacer.tick();
             j += 1;
         }
         start = end;
@@ -252,12 +290,14 @@ pub(crate) fn apply_rows<'c>(
                 )?;
                 sorted = found.is_none();
                 j = found.map_or(j + n, |p| j + p);
+                pacer.tick();
                 continue;
             }
             match edits[j].1 {
                 Some(row) => t.insert(&edits[j].0, row)?,
                 None => t.remove(&edits[j].0)?,
             }
+            pacer.tick();
             j += 1;
         }
         if keep == Some(spec.def.name.as_str()) {
