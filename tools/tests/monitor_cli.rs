@@ -371,3 +371,58 @@ fn health_exits_by_state_and_off_loopback_needs_a_token() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn monitor_stops_serving_and_closes_the_store_on_sigterm() -> TestResult {
+    let (_tmp, dir) = new_store()?;
+    let mut child = tradestore(&dir, &["monitor", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .ok_or("monitor ended before announcing its address")??;
+        if let Some(rest) = line.strip_prefix("monitor: ") {
+            break rest.split('/').take(3).collect::<Vec<_>>().join("/");
+        }
+    };
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let (status, _) = get(&format!("{base}/health"), None)?;
+    assert!(status == 200 || status == 503, "health answered {status}");
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    assert!(sent.success());
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill()?;
+            return Err("the monitor did not stop within 60 s of SIGTERM".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let said = rest
+        .join()
+        .map_err(|_| "stderr reader panicked")?
+        .join("\n");
+    assert!(exit.success(), "exit {exit:?}: {said}");
+    assert!(said.contains("stopping the monitor"), "{said}");
+    assert!(
+        get(&format!("{base}/health"), None).is_err(),
+        "still serving"
+    );
+    // The store it closed opens again, clean.
+    let out = tradestore(&dir, &["check"]).output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Ok(())
+}

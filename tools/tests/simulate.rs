@@ -151,3 +151,121 @@ fn sigkill_loses_no_acked_trade() {
     }
     assert!(!acked(&log).is_empty(), "the runs acked some trades");
 }
+
+/// Waits up to `limit` for the child to exit.
+fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("the process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` (a name `kill` knows) to the child.
+fn signal(child: &std::process::Child, signal: &str) {
+    let sent = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} failed");
+}
+
+#[test]
+fn ctrl_c_stops_a_run_with_its_report_and_every_acked_trade_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let log = dir.path().join("acks");
+    let child = tradestore()
+        .args(["simulate", "--duration", "600s", "--json"])
+        .args(["--accounts", "50", "--instruments", "10", "--writers", "3"])
+        .arg("--dir")
+        .arg(&data)
+        .arg("--ack-log")
+        .arg(&log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    let start = std::time::Instant::now();
+    while acked(&log).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no trade was acked within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&child, "INT");
+    let status = wait_within(&mut child, Duration::from_secs(120));
+    let mut out = String::new();
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "exit {status:?}: {err}");
+    assert!(err.contains("stopping the simulation"), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("a JSON report");
+    assert_eq!(report["interrupted"], true, "{out}");
+    assert!(report["elapsed_s"].as_f64().unwrap() < 600.0, "{out}");
+    // The report counts what was acked: the ack log has exactly its trades, all stored.
+    let acked = acked(&log);
+    assert_eq!(report["trades"].as_u64(), Some(acked.len() as u64), "{out}");
+    let stored = trade_ids(&data);
+    assert!(acked.iter().all(|id| stored.contains(id)));
+}
+
+#[test]
+fn a_second_signal_quits_at_once_and_loses_no_acked_trade() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let log = dir.path().join("acks");
+    let mut child = tradestore()
+        .args(["simulate", "--duration", "600s"])
+        .args(["--accounts", "50", "--instruments", "10", "--writers", "3"])
+        .arg("--dir")
+        .arg(&data)
+        .arg("--ack-log")
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while acked(&log).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(120), "nothing acked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Two different signals (two of one kind could merge into one while pending), sent by
+    // the shell's own `kill` microseconds apart.
+    let pid = child.id();
+    let sent = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -INT {pid} && kill -TERM {pid}"))
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = wait_within(&mut child, Duration::from_secs(120));
+    // The second signal quits before the first has wound the run down (that takes at
+    // least the engine's 20 ms poll).
+    assert_eq!(status.code(), Some(130), "exit {status:?}");
+    let stored = trade_ids(&data);
+    let acked = acked(&log);
+    assert!(!acked.is_empty());
+    assert!(acked.iter().all(|id| stored.contains(id)));
+}

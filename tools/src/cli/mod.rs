@@ -23,6 +23,7 @@ pub mod progress;
 pub mod query;
 pub mod report;
 pub mod restore;
+pub mod signals;
 pub mod simulate;
 pub mod standby;
 pub mod store;

@@ -47,7 +47,13 @@ pub fn run(args: &Args) -> Result<()> {
         "monitor: http://{}/ (metrics at /metrics, health at /health)",
         server.addr()
     );
-    loop {
-        std::thread::park();
-    }
+    let (stop, stopped) = std::sync::mpsc::channel();
+    super::signals::on_stop("the monitor", move || {
+        let _ = stop.send(());
+    })?;
+    // Until a signal: then the server stops and the store closes cleanly (its next open
+    // has nothing to replay).
+    let _ = stopped.recv();
+    drop(server);
+    Ok(())
 }

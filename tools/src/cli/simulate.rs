@@ -165,6 +165,12 @@ pub fn run(args: &Args) -> Result<()> {
         None => None,
     };
     let live = Arc::new(Live::default());
+    {
+        let live = Arc::clone(&live);
+        super::signals::on_stop("the simulation", move || {
+            live.interrupt.store(true, Ordering::SeqCst);
+        })?;
+    }
     let display = std::io::stderr()
         .is_terminal()
         .then(|| spawn_display(Arc::clone(&live)));
@@ -173,7 +179,11 @@ pub fn run(args: &Args) -> Result<()> {
         bar.finish_and_clear();
         let _ = handle.join();
     }
-    if let (Some(_), Some(linger)) = (&server, args.monitor_linger) {
+    if let (Some(_), Some(linger), false) = (
+        &server,
+        args.monitor_linger,
+        live.interrupt.load(Ordering::SeqCst),
+    ) {
         std::thread::sleep(linger);
     }
     drop(server);

@@ -75,6 +75,9 @@ pub struct Live {
     pub trades: AtomicU64,
     /// Commit latency of the last interval.
     pub recent: Mutex<Option<hdrhistogram::Histogram<u64>>>,
+    /// Set to end the run early (Ctrl-C): the writers finish the orders in flight and the
+    /// run reports as usual.
+    pub interrupt: AtomicBool,
 }
 
 /// Starting cash of each account.
@@ -267,7 +270,7 @@ pub fn run(store: Arc<Store>, cfg: &SimConfig, live: Arc<Live>) -> Result<Report
         std::thread::sleep(Duration::from_millis(20));
         let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
         let all_done = handles.iter().all(|h| h.is_finished());
-        if out_of_time || all_done {
+        if out_of_time || all_done || live.interrupt.load(Ordering::SeqCst) {
             break;
         }
     }
@@ -291,6 +294,7 @@ pub fn run(store: Arc<Store>, cfg: &SimConfig, live: Arc<Live>) -> Result<Report
     Ok(Report::new(
         cfg,
         writers,
+        live.interrupt.load(Ordering::SeqCst),
         elapsed,
         &counts,
         &lat,

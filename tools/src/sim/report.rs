@@ -85,6 +85,9 @@ pub struct Report {
     pub accounts: u64,
     /// Instruments.
     pub instruments: u64,
+    /// Whether the run was stopped early (Ctrl-C, SIGTERM) before its duration or order
+    /// count; what it reports was done and acknowledged all the same.
+    pub interrupted: bool,
     /// Wall time, seconds.
     pub elapsed_s: f64,
     /// New orders committed.
@@ -112,6 +115,7 @@ impl Report {
     pub(crate) fn new(
         cfg: &SimConfig,
         writers: usize,
+        interrupted: bool,
         elapsed: Duration,
         c: &Counts,
         lat: &Latencies,
@@ -125,6 +129,7 @@ impl Report {
             writers,
             accounts: cfg.accounts,
             instruments: cfg.instruments,
+            interrupted,
             elapsed_s: secs,
             orders: c.orders,
             trades: c.trades,
@@ -147,8 +152,18 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "simulated {:.1}s, profile {:?}, {} writers, {} accounts, {} instruments, seed {}",
-            self.elapsed_s, self.profile, self.writers, self.accounts, self.instruments, self.seed
+            "simulated {:.1}s{}, profile {:?}, {} writers, {} accounts, {} instruments, seed {}",
+            self.elapsed_s,
+            if self.interrupted {
+                " (stopped early by a signal)"
+            } else {
+                ""
+            },
+            self.profile,
+            self.writers,
+            self.accounts,
+            self.instruments,
+            self.seed
         )?;
         writeln!(
             f,
