@@ -156,11 +156,11 @@ fn sigkill_loses_no_acked_trade() {
 fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
     let start = std::time::Instant::now();
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.try_wait().expect("the child's status") {
             return status;
         }
         if start.elapsed() > limit {
-            child.kill().unwrap();
+            child.kill().expect("killing the child");
             panic!("the process did not exit within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -172,7 +172,7 @@ fn signal(child: &std::process::Child, signal: &str) {
     let sent = Command::new("kill")
         .args([format!("-{signal}"), child.id().to_string()])
         .status()
-        .unwrap();
+        .expect("running kill");
     assert!(sent.success(), "kill -{signal} failed");
 }
 

@@ -291,16 +291,17 @@ pub fn run(store: Arc<Store>, cfg: &SimConfig, live: Arc<Live>) -> Result<Report
         lat.merge(&l);
     }
     let elapsed = started.elapsed();
-    Ok(Report::new(
+    let mut report = Report::new(
         cfg,
         writers,
-        live.interrupt.load(Ordering::SeqCst),
         elapsed,
         &counts,
         &lat,
         store.file_size()?,
         store.stats(),
-    ))
+    );
+    report.interrupted = live.interrupt.load(Ordering::SeqCst);
+    Ok(report)
 }
 
 /// What a writer did.

@@ -115,7 +115,6 @@ impl Report {
     pub(crate) fn new(
         cfg: &SimConfig,
         writers: usize,
-        interrupted: bool,
         elapsed: Duration,
         c: &Counts,
         lat: &Latencies,
@@ -129,7 +128,7 @@ impl Report {
             writers,
             accounts: cfg.accounts,
             instruments: cfg.instruments,
-            interrupted,
+            interrupted: false,
             elapsed_s: secs,
             orders: c.orders,
             trades: c.trades,
