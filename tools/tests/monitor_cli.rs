@@ -68,19 +68,29 @@ fn simulate_with_monitor(dir: &Path, extra: &[&str]) -> Result<Simulation, Box<d
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .ok_or("simulate ended before announcing its monitor")??;
-        if let Some(rest) = line.strip_prefix("monitor: ") {
-            break rest.trim_end_matches('/').to_owned();
-        }
-    };
+    let (base, lines) = announced(&mut child)?;
     // Keep draining stderr so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     Ok(Simulation { child, base })
+}
+
+/// The rest of a child's stderr.
+type Lines = std::io::Lines<BufReader<std::process::ChildStderr>>;
+
+/// Reads the child's stderr up to its `monitor: http://ADDR/ ...` line; returns the base
+/// URL (`http://ADDR`) and the lines after it.
+fn announced(child: &mut Child) -> Result<(String, Lines), Box<dyn Error>> {
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines
+            .next()
+            .ok_or("the command ended before announcing its monitor")??;
+        if let Some(rest) = line.strip_prefix("monitor: ") {
+            let url = rest.split_whitespace().next().unwrap_or(rest);
+            return Ok((url.trim_end_matches('/').to_owned(), lines));
+        }
+    }
 }
 
 fn get(url: &str, token: Option<&str>) -> Result<(u16, String), Box<dyn Error>> {
@@ -379,16 +389,7 @@ fn monitor_stops_serving_and_closes_the_store_on_sigterm() -> TestResult {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .ok_or("monitor ended before announcing its address")??;
-        if let Some(rest) = line.strip_prefix("monitor: ") {
-            break rest.split('/').take(3).collect::<Vec<_>>().join("/");
-        }
-    };
+    let (base, lines) = announced(&mut child)?;
     let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
     let (status, _) = get(&format!("{base}/health"), None)?;
     assert!(status == 200 || status == 503, "health answered {status}");

@@ -167,6 +167,31 @@ fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process
     }
 }
 
+/// A ten-minute `simulate --json` on `data` (its report on stdout, as `out` says), once it
+/// has acked a trade in `log`.
+fn acking_run(data: &Path, log: &Path, out: Stdio) -> std::process::Child {
+    let child = tradestore()
+        .args(["simulate", "--duration", "600s", "--json"])
+        .args(["--accounts", "50", "--instruments", "10", "--writers", "3"])
+        .arg("--dir")
+        .arg(data)
+        .arg("--ack-log")
+        .arg(log)
+        .stdout(out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting simulate");
+    let start = std::time::Instant::now();
+    while acked(log).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no trade was acked within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 /// Sends `signal` (a name `kill` knows) to the child.
 fn signal(child: &std::process::Child, signal: &str) {
     let sent = Command::new("kill")
@@ -181,26 +206,7 @@ fn ctrl_c_stops_a_run_with_its_report_and_every_acked_trade_stored() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
     let log = dir.path().join("acks");
-    let child = tradestore()
-        .args(["simulate", "--duration", "600s", "--json"])
-        .args(["--accounts", "50", "--instruments", "10", "--writers", "3"])
-        .arg("--dir")
-        .arg(&data)
-        .arg("--ack-log")
-        .arg(&log)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = child;
-    let start = std::time::Instant::now();
-    while acked(&log).is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no trade was acked within 120 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = acking_run(&data, &log, Stdio::piped());
     signal(&child, "INT");
     let status = wait_within(&mut child, Duration::from_secs(120));
     let mut out = String::new();
@@ -235,22 +241,7 @@ fn a_second_signal_quits_at_once_and_loses_no_acked_trade() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
     let log = dir.path().join("acks");
-    let mut child = tradestore()
-        .args(["simulate", "--duration", "600s"])
-        .args(["--accounts", "50", "--instruments", "10", "--writers", "3"])
-        .arg("--dir")
-        .arg(&data)
-        .arg("--ack-log")
-        .arg(&log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while acked(&log).is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(120), "nothing acked");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = acking_run(&data, &log, Stdio::null());
     // Two different signals (two of one kind could merge into one while pending), sent by
     // the shell's own `kill` microseconds apart.
     let pid = child.id();
