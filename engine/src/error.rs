@@ -66,7 +66,7 @@ pub struct Error {
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     /// What to do about it, where the kind's own advice does not fit.
-    pub(crate) advice: Option<&'static str>,
+    advice: Option<&'static str>,
 }
 
 impl Error {
@@ -160,7 +160,7 @@ impl Error {
         self
     }
 
-    fn hint(&self) -> &'static str {
+    pub(crate) fn hint(&self) -> &'static str {
         if let Some(advice) = self.advice {
             return advice;
         }

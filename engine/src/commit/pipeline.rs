@@ -137,7 +137,7 @@ pub(crate) struct Shared {
     pub shutdown: AtomicBool,
     /// Why the store refuses writes (set once, by the first storage failure), and the
     /// advice of the error that caused it.
-    pub poison: Mutex<Option<(String, Option<&'static str>)>>,
+    pub poison: Mutex<Option<(String, &'static str)>>,
     pub poisoned: AtomicBool,
     pub ids: Arc<Ids>,
     pub metrics: Metrics,
@@ -262,7 +262,7 @@ impl Shared {
         if p.is_none() {
             *p = Some((
                 format!("{what} failed: {}: {}", cause.heading(), cause.message()),
-                cause.advice,
+                cause.hint(),
             ));
         }
         self.poisoned.store(true, Ordering::SeqCst);
@@ -278,9 +278,11 @@ impl Shared {
                  in flight when it failed may or may not have become durable: check before redoing it"
             ),
         );
-        match advice {
-            Some(a) => e.advise(a),
-            None => e,
+        // The cause's advice (free space, check the store, ...); the kind's own without one.
+        if advice.is_empty() {
+            e
+        } else {
+            e.advise(advice)
         }
     }
 
