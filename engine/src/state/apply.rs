@@ -153,9 +153,10 @@ pub(crate) fn replay_records(
 /// work waits behind such a burst for a scheduler time slice: on the 2-core machine, the
 /// kernel work that completes a journal write and its cache flush runs on the core that
 /// takes the disk's interrupts, and a writer's commit stalled 1-3 ms whenever the applier
-/// was busy on that core. Measured there, one writer, 40k fills, five runs each: p99.9
-/// commit latency 0.79-1.78 ms (median 1.10) without yielding, 0.33-0.45 ms (median 0.39)
-/// yielding every 50 us; throughput of one, 64 and pipelined writers unchanged.
+/// was busy on that core. Measured there, one writer, 40k fills a run, builds alternating:
+/// p99.9 commit latency without yielding and yielding every 50 us, medians of 1.10 and 0.39
+/// ms over five rounds, 0.50 and 0.34 ms over eight more; commits over 1 ms, median 29 and
+/// 18.5 a run in the eight; throughput of one, 64 and pipelined writers unchanged.
 struct Pacer {
     since: std::time::Instant,
     calls: u32,
