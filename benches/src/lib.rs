@@ -40,6 +40,33 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// The result of a measurement step.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The `--dir` option of the benchmark binaries.
+#[derive(Debug, clap::Args)]
+pub struct ScratchArgs {
+    /// Where to write (a temporary folder is made inside it and removed afterwards).
+    /// Default: target/bench-tmp in the workspace, on the same disk as the repository.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+impl ScratchArgs {
+    /// This run's scratch folder (see [`scratch_dir`]).
+    pub fn scratch(&self, prefix: &str) -> Result<tempfile::TempDir> {
+        scratch_dir(self.dir.as_deref(), prefix)
+    }
+}
+
+/// A benchmark binary's exit status: success, or its error on stderr after `name`.
+pub fn exit(name: &str, result: Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// A scratch folder for one run, made inside `dir` (default: `target/bench-tmp` in the
 /// workspace, on the same disk as the repository) and removed when dropped. Its name is
 /// `PREFIX<pid>-<random>`: a run killed before it could remove its folder (SIGKILL, SIGTERM)

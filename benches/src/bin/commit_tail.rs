@@ -8,7 +8,6 @@
 //! cargo run --release -p tradestore-benches --bin commit_tail -- [--fills 40000] [--runs 5] [--dir DIR]
 //! ```
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -32,25 +31,16 @@ struct Args {
     /// Runs, each on a fresh store.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
     runs: u64,
-    /// Where to write (a temporary folder is made inside it and removed afterwards).
-    /// Default: target/bench-tmp in the workspace, on the same disk as the repository.
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
+    #[command(flatten)]
+    scratch: tradestore_benches::ScratchArgs,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("commit_tail: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    tradestore_benches::exit("commit_tail", run(&Args::parse()))
 }
 
 fn run(args: &Args) -> tradestore_benches::Result<()> {
-    let dir = tradestore_benches::scratch_dir(args.dir.as_deref(), "commit-tail-")?;
+    let dir = args.scratch.scratch("commit-tail-")?;
     println!("run  fills/s  p50 us  p99 us  p99.9 us  over 1 ms");
     for r in 1..=args.runs {
         let store = setup(&dir.path().join(format!("run-{r}")))?;

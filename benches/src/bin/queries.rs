@@ -7,7 +7,6 @@
 //! cargo run --release -p tradestore-benches --bin queries -- [--quick] [--json] [--dir DIR]
 //! ```
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -27,25 +26,16 @@ struct Args {
     /// Print the results as one JSON document instead of a table.
     #[arg(long)]
     json: bool,
-    /// Where to write (a temporary folder is made inside it and removed afterwards).
-    /// Default: target/bench-tmp in the workspace, on the same disk as the repository.
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
+    #[command(flatten)]
+    scratch: tradestore_benches::ScratchArgs,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("queries: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    tradestore_benches::exit("queries", run(&Args::parse()))
 }
 
 fn run(args: &Args) -> tradestore_benches::Result<()> {
-    let dir = tradestore_benches::scratch_dir(args.dir.as_deref(), "queries-")?;
+    let dir = args.scratch.scratch("queries-")?;
     let plan = if args.quick {
         QueryPlan::quick()
     } else {
