@@ -32,7 +32,7 @@ pub struct Args {
     pub store: StoreDir,
 
     /// How long to run, e.g. 10s, 1500ms, 2m.
-    #[arg(long, value_parser = parse_duration, conflicts_with = "orders")]
+    #[arg(long, value_parser = super::parse_duration, conflicts_with = "orders")]
     pub duration: Option<Duration>,
 
     /// Stop after this many new orders instead of after a duration.
@@ -83,33 +83,8 @@ pub struct Args {
 
     /// Keep serving the monitor this long after the simulation ends (e.g. 30s), so the
     /// final numbers can be read.
-    #[arg(long, value_parser = parse_duration, requires = "monitor")]
+    #[arg(long, value_parser = super::parse_duration, requires = "monitor")]
     pub monitor_linger: Option<Duration>,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 10s, 500ms or 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
-    };
-    if secs <= 0.0 {
-        return Err(format!("{s:?}: give a duration above zero"));
-    }
-    if !secs.is_finite() || secs > 365.0 * 86400.0 {
-        return Err(format!("{s:?} is out of range: at most 365 days"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Runs `simulate`.
@@ -248,7 +223,7 @@ fn spawn_display(live: Arc<Live>) -> (ProgressBar, std::thread::JoinHandle<()>) 
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::super::parse_duration;
     use std::time::Duration;
 
     #[test]

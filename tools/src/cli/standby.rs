@@ -52,11 +52,11 @@ pub struct Args {
     pub once: bool,
 
     /// Follow for this long, then exit (default: until stopped).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = super::parse_duration)]
     pub duration: Option<Duration>,
 
     /// How often to look for new records.
-    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
+    #[arg(long, value_parser = super::parse_duration, default_value = "100ms")]
     pub interval: Duration,
 
     /// Print each catch-up that applied records as one JSON line.
@@ -70,21 +70,6 @@ pub struct Args {
     ])]
     pub promote: bool,
 }
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{s:?} is not a duration like 100ms, 10s or 5m: {e}"))?;
-    if d.is_zero() {
-        return Err(format!("{s:?}: give a duration above zero"));
-    }
-    if d > MAX_DURATION {
-        return Err(format!("{s:?} is out of range: at most 365 days"));
-    }
-    Ok(d)
-}
-
-/// The longest `--duration` or `--poll`.
-const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 
 /// The journal folders to follow.
 fn folders(args: &Args) -> Vec<PathBuf> {
@@ -238,7 +223,7 @@ fn print(out: &mut impl Write, c: &CatchUp, json: bool) -> Result<()> {
 mod tests {
     use std::time::Duration;
 
-    use super::parse_duration;
+    use super::super::parse_duration;
 
     #[test]
     fn durations_are_above_zero_and_at_most_a_year() {
