@@ -208,22 +208,12 @@ fn ctrl_c_stops_a_run_with_its_report_and_every_acked_trade_stored() {
     let log = dir.path().join("acks");
     let mut child = acking_run(&data, &log, Stdio::piped());
     signal(&child, "INT");
-    let status = wait_within(&mut child, Duration::from_secs(120));
-    let mut out = String::new();
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    wait_within(&mut child, Duration::from_secs(120));
+    // Exited already: its status is kept, and its pipes are read to the end.
+    let output = child.wait_with_output().unwrap();
+    let status = output.status;
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
     assert!(status.success(), "exit {status:?}: {err}");
     assert!(err.contains("stopping the simulation"), "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).expect("a JSON report");

@@ -270,7 +270,8 @@ impl Shared {
     }
 
     pub(crate) fn poison_error(&self) -> Error {
-        let (why, advice) = self.poison.lock().clone().unwrap_or_default();
+        let poison = self.poison.lock().clone();
+        let why = poison.as_ref().map_or("", |(why, _)| why.as_str());
         let e = Error::new(
             ErrorKind::Io,
             format!(
@@ -278,11 +279,10 @@ impl Shared {
                  in flight when it failed may or may not have become durable: check before redoing it"
             ),
         );
-        // The cause's advice (free space, check the store, ...); the kind's own without one.
-        if advice.is_empty() {
-            e
-        } else {
-            e.advise(advice)
+        // The cause's advice: free space, check the store, ...
+        match poison {
+            Some((_, advice)) => e.advise(advice),
+            None => e,
         }
     }
 
