@@ -550,6 +550,22 @@ impl Store {
                 Duration::from_millis(breaker_cooldown_ms),
             ),
         });
+        let queries = Arc::new(crate::query::QueryEngine::new(
+            shared.config.plan_cache_size,
+        ));
+        // Checked before any thread starts: a refused file leaves nothing running that
+        // holds the database open, so the caller can fix it and open again.
+        let alerts = match crate::monitor::alerts_config(&dir)? {
+            Some(manager) => {
+                crate::monitor::check_rule_series(
+                    &manager,
+                    &crate::monitor::metrics::gather(&shared, &queries, &dir),
+                    &dir.join(crate::monitor::ALERTS_FILE),
+                )?;
+                Some(manager)
+            }
+            None => None,
+        };
         let applier = {
             let s = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -564,9 +580,6 @@ impl Store {
                 .spawn(move || s.run_flusher())
                 .map_err(|e| Error::io("starting the flusher thread", e))?
         };
-        let queries = Arc::new(crate::query::QueryEngine::new(
-            shared.config.plan_cache_size,
-        ));
         // The workload recorded by earlier processes is advisory: an unreadable one is
         // skipped (and replaced when this process saves its own).
         let _ = queries.load_workload(&shared);
@@ -606,7 +619,7 @@ impl Store {
             );
         }
         let alerts_stop = Arc::new(AtomicBool::new(false));
-        let alerts = match crate::monitor::alerts_config(&dir)? {
+        let alerts = match alerts {
             None => None,
             Some(manager) => {
                 let interval = manager.evaluation_interval();

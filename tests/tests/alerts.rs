@@ -239,3 +239,44 @@ timeout = "500ms"
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("no-such-folder"), "{err}");
 }
+
+/// A rule on a series the store never records would stay inactive forever: the store
+/// refuses it when it opens, naming the rule and the series, and leaves nothing open, so
+/// that the same process opens the store once the file is fixed. A rule may read the
+/// sampler's series or a metric without labels.
+#[test]
+fn a_rule_on_an_unknown_series_is_refused_and_the_fixed_file_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |series: &str| {
+        format!(
+            "[[rule]]\nname = \"Lag\"\nkind = \"threshold\"\nseries = \"{series}\"\nop = \">\"\nvalue = 1\n"
+        )
+    };
+    tradestore::Store::open(dir.path(), tradestore::Config::default()).unwrap();
+    for (series, why) in [
+        ("journal_lag_transaction", "a series the monitor does not record"),
+        ("tradestore_rows_written_total", "a metric with labels"),
+        ("tradestore_no_such_metric", "a metric this store does not have"),
+    ] {
+        std::fs::write(dir.path().join("alerts.toml"), rule(series)).unwrap();
+        let err = tradestore::Store::open(dir.path(), tradestore::Config::default())
+            .err()
+            .unwrap_or_else(|| panic!("a rule on {series} was accepted"));
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        let text = err.to_string();
+        for part in ["alerts.toml", "\"Lag\"", series, why, "journal_lag_transactions"] {
+            assert!(text.contains(part), "{part:?} missing from: {text}");
+        }
+    }
+    for series in [
+        "journal_lag_transactions",
+        "commit_p99_seconds",
+        "group_max",
+        "tradestore_commits_total",
+    ] {
+        std::fs::write(dir.path().join("alerts.toml"), rule(series)).unwrap();
+        let store = tradestore::Store::open(dir.path(), tradestore::Config::default())
+            .unwrap_or_else(|e| panic!("a rule on {series} was refused: {e}"));
+        assert_eq!(store.alert_states().len(), 1);
+    }
+}

@@ -45,3 +45,33 @@ pub fn alerts_config(dir: &std::path::Path) -> crate::Result<Option<AlertManager
     }
     Ok(Some(manager))
 }
+
+/// Refuses an alert rule that reads a series the store never records: a misspelt name would
+/// leave the rule inactive forever, the same as a condition that never holds. A rule reads
+/// one of the sampler's series or a metric of `metrics` without labels (a labelled one, a
+/// counter per table say, has no single value; the sampler's rates cover the common ones).
+pub(crate) fn check_rule_series(
+    manager: &AlertManager,
+    metrics: &MetricsSnapshot,
+    file: &std::path::Path,
+) -> crate::Result<()> {
+    let series = sampler::series_names();
+    let unknown =
+        manager.unknown_series(|n| series.iter().any(|s| s == n) || metrics.value(n).is_some());
+    let Some((rule, name)) = unknown.first() else {
+        return Ok(());
+    };
+    let why = if metrics.family(name).is_some() {
+        "a metric with labels, which has no single value"
+    } else if name.starts_with("tradestore_") {
+        "a metric this store does not have (a cache configured off has none)"
+    } else {
+        "a series the monitor does not record"
+    };
+    Err(crate::Error::config(format!(
+        "in {}: rule {rule:?} reads {name:?}, {why}; a rule reads one of the series {} or a \
+         metric of /metrics without labels (such as tradestore_commits_total)",
+        file.display(),
+        series.join(", ")
+    )))
+}

@@ -87,6 +87,32 @@ const GAUGES: &[(&str, &str)] = &[
     ("tradestore_poisoned", "poisoned"),
 ];
 
+/// The histograms the sampler turns into percentile series: the store's
+/// (`Metrics::histograms`) and every query's latency together.
+const HISTOGRAMS: [&str; 5] = ["commit", "fsync", "apply", "group", "query"];
+
+/// The name of the series of histogram `name`'s quantile `q` (`p50`, `p99`): latencies in
+/// seconds, group sizes as counts.
+fn quantile_series(name: &str, q: &str) -> String {
+    let unit = if name == "group" { "" } else { "_seconds" };
+    format!("{name}_{q}{unit}")
+}
+
+/// Every series the sampler records, whatever the store's state: the names alert rules
+/// and `store.series` can read besides the unlabelled metrics.
+pub(crate) fn series_names() -> Vec<String> {
+    let mut names: Vec<String> = RATES.iter().map(|(_, _, s)| (*s).to_owned()).collect();
+    names.push("queries_per_sec".to_owned());
+    names.extend(GAUGES.iter().map(|(_, s)| (*s).to_owned()));
+    for h in HISTOGRAMS {
+        names.push(quantile_series(h, "p50"));
+        names.push(quantile_series(h, "p99"));
+    }
+    names.push("group_max".to_owned());
+    names.sort();
+    names
+}
+
 fn counter(m: &MetricsSnapshot, name: &str, label: &str) -> Option<f64> {
     let f = m.family(name)?;
     f.samples
@@ -145,11 +171,7 @@ impl Monitor {
                 if d.subtract(old).is_err() {
                     d = cur.clone();
                 }
-                let (scale, unit) = if *name == "group" {
-                    (1.0, "")
-                } else {
-                    (1e-6, "_seconds")
-                };
+                let scale = if *name == "group" { 1.0 } else { 1e-6 };
                 let q = |p: f64| {
                     if d.is_empty() {
                         f64::NAN
@@ -157,8 +179,8 @@ impl Monitor {
                         d.value_at_quantile(p) as f64 * scale
                     }
                 };
-                series.push(&format!("{name}_p50{unit}"), now, q(0.5));
-                series.push(&format!("{name}_p99{unit}"), now, q(0.99));
+                series.push(&quantile_series(name, "p50"), now, q(0.5));
+                series.push(&quantile_series(name, "p99"), now, q(0.99));
                 if *name == "group" {
                     series.push(
                         "group_max",
@@ -279,6 +301,40 @@ mod tests {
             .collect();
         assert!(!kept.contains(&600), "{kept:?}");
         assert!(kept.contains(&7800), "{kept:?}");
+        Ok(())
+    }
+
+    /// The names alert rules are checked against are exactly the series sampling records.
+    #[test]
+    fn the_listed_series_are_the_ones_sampling_records() -> crate::Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let config = Config {
+            monitor: false,
+            ..Config::default()
+        };
+        let store = Store::open(dir.path(), config)?;
+        // Rates need a sample before them, percentiles a commit and a query between.
+        let sample = |t| {
+            store
+                .monitor
+                .sample(&store.shared, &store.queries, dir.path(), t)
+        };
+        sample(100);
+        store.write(|tx| {
+            tx.insert(&tradestore_schema::Account {
+                id: 1,
+                name: "a".into(),
+                status: tradestore_schema::AccountStatus::Active,
+            })
+        })?;
+        store.query("SELECT * FROM accounts")?;
+        // And an applier batch: it runs within milliseconds of the commit.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while store.stats().apply_us().count == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        sample(101);
+        assert_eq!(store.monitor.series.read().names(), super::series_names());
         Ok(())
     }
 }

@@ -158,6 +158,15 @@ impl AlertManager {
         self.rules.iter().map(|r| r.name.as_str()).collect()
     }
 
+    /// Each rule whose series `known` refuses, with that series, in the file's order.
+    pub(crate) fn unknown_series(&self, known: impl Fn(&str) -> bool) -> Vec<(&str, &str)> {
+        self.rules
+            .iter()
+            .filter(|r| !known(&r.series))
+            .map(|r| (r.name.as_str(), r.series.as_str()))
+            .collect()
+    }
+
     /// Registers the function a `callback = ["NAME"]` channel calls (replacing one of the
     /// same name). Until registered, deliveries to it fail and are retried.
     pub fn register_callback(&mut self, name: &str, callback: Callback) {
