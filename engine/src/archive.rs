@@ -208,6 +208,19 @@ impl Archive {
         Arc::clone(&self.segments.read())
     }
 
+    /// Every listed segment whose file fails to read back as written (missing, truncated,
+    /// damaged), read from the disk whatever the cache holds, with what is wrong with it.
+    pub(crate) fn damaged(&self) -> Vec<(Arc<SegmentMeta>, Error)> {
+        self.segments()
+            .iter()
+            .filter_map(|meta| {
+                read_segment(&self.dir.join(&meta.file), meta)
+                    .err()
+                    .map(|e| (Arc::clone(meta), e))
+            })
+            .collect()
+    }
+
     /// The highest archived trade id.
     pub(crate) fn max_id(&self) -> Option<u64> {
         self.segments.read().iter().map(|s| s.last_id).max()

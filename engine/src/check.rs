@@ -20,8 +20,9 @@ use crate::txn::{ReadOps, Source, entry_key, show_values};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Violation {
     /// Which check failed: `decode`, `key`, `rule`, `foreign_key`, `order_fills`,
-    /// `position_fold`, `index_orphan`, `index_mismatch`, `index_count`, `unique`, and
-    /// `audit` (the audit trail's hash chain, from [`crate::Store::check`]).
+    /// `position_fold`, `index_orphan`, `index_mismatch`, `index_count`, `unique`, and,
+    /// from [`crate::Store::check`], `audit` (the audit trail's hash chain) and `archive` (a
+    /// damaged archive segment).
     pub check: &'static str,
     /// The table (or index) concerned.
     pub table: String,
@@ -221,6 +222,44 @@ pub fn check(
     }
     (c.progress)(c.done, c.total);
     Ok(c.report)
+}
+
+/// The report of a store whose archive has damaged segments: one `archive` violation per
+/// segment, then one saying what was left unchecked. The rows are not checked: every
+/// order's fills and every position count the archived trades, so without them each would
+/// look wrong, and the damage is what to mend first.
+pub(crate) fn archive_damage(
+    damaged: &[(std::sync::Arc<crate::archive::SegmentMeta>, crate::Error)],
+) -> CheckReport {
+    let mut violations: Vec<Violation> = damaged
+        .iter()
+        .map(|(meta, e)| Violation {
+            check: "archive",
+            table: "trades".to_owned(),
+            key: format!("{}..={}", meta.first_id, meta.last_id),
+            message: format!(
+                "{}: the {} trades it holds cannot be read",
+                e.message(),
+                meta.rows
+            ),
+        })
+        .collect();
+    violations.push(Violation {
+        check: "archive",
+        table: "trades".to_owned(),
+        key: String::new(),
+        message: format!(
+            "rows and indexes not checked: orders' fills and positions count the archived \
+             trades. Put back the damaged segment file{} from a backup of the store (the same \
+             file under archive/trades/), or restore a backup or dump, and check again",
+            if damaged.len() == 1 { "" } else { "s" }
+        ),
+    });
+    CheckReport {
+        rows: 0,
+        index_entries: 0,
+        violations,
+    }
 }
 
 struct Checker<'p> {

@@ -915,9 +915,13 @@ impl Store {
     /// and the audit trail's hash chain ([`Store::verify_audit`]; a break is an `audit`
     /// violation). `progress(done, total)` is called as rows and index entries are examined.
     pub fn check(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<crate::check::CheckReport> {
-        let tx = self.read()?;
-        let mut report = crate::check::check(&tx, tx.indexes(), progress)?;
-        drop(tx);
+        let damaged = self.shared.archive.damaged();
+        let mut report = if damaged.is_empty() {
+            let tx = self.read()?;
+            crate::check::check(&tx, tx.indexes(), progress)?
+        } else {
+            crate::check::archive_damage(&damaged)
+        };
         let audit = self.verify_audit()?;
         report
             .violations

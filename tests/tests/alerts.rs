@@ -254,9 +254,15 @@ fn a_rule_on_an_unknown_series_is_refused_and_the_fixed_file_opens() {
     };
     tradestore::Store::open(dir.path(), tradestore::Config::default()).unwrap();
     for (series, why) in [
-        ("journal_lag_transaction", "a series the monitor does not record"),
+        (
+            "journal_lag_transaction",
+            "a series the monitor does not record",
+        ),
         ("tradestore_rows_written_total", "a metric with labels"),
-        ("tradestore_no_such_metric", "a metric this store does not have"),
+        (
+            "tradestore_no_such_metric",
+            "a metric this store does not have",
+        ),
     ] {
         std::fs::write(dir.path().join("alerts.toml"), rule(series)).unwrap();
         let err = tradestore::Store::open(dir.path(), tradestore::Config::default())
@@ -264,7 +270,13 @@ fn a_rule_on_an_unknown_series_is_refused_and_the_fixed_file_opens() {
             .unwrap_or_else(|| panic!("a rule on {series} was accepted"));
         assert_eq!(err.kind(), ErrorKind::Config, "{err}");
         let text = err.to_string();
-        for part in ["alerts.toml", "\"Lag\"", series, why, "journal_lag_transactions"] {
+        for part in [
+            "alerts.toml",
+            "\"Lag\"",
+            series,
+            why,
+            "journal_lag_transactions",
+        ] {
             assert!(text.contains(part), "{part:?} missing from: {text}");
         }
     }

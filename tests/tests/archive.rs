@@ -224,7 +224,30 @@ fn a_damaged_or_missing_segment_is_an_error_never_a_gap() -> TestResult {
         .expect_err("a damaged segment was read");
     assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
     assert!(err.to_string().contains("checksum"), "{err}");
-    assert!(store.check(&mut |_, _| {}).is_err());
+    // `check` names the segment as a finding (what the corruption error advises running),
+    // and says that the rows went unchecked.
+    let report = store.check(&mut |_, _| {})?;
+    let found: Vec<_> = report.violations.iter().map(|v| v.check).collect();
+    assert_eq!(found, ["archive", "archive"], "{:?}", report.violations);
+    assert_eq!(
+        report.violations[0].key,
+        format!("{}..={}", seg.first_id, seg.last_id)
+    );
+    assert!(
+        report.violations[0].message.contains(&seg.file),
+        "{:?}",
+        report.violations
+    );
+    assert!(
+        report.violations[0].message.contains("checksum"),
+        "{:?}",
+        report.violations
+    );
+    assert!(
+        report.violations[1].message.contains("not checked"),
+        "{:?}",
+        report.violations
+    );
     assert!(dump_bytes(&store).is_err());
     // Hot trades still read.
     assert_eq!(
@@ -238,6 +261,13 @@ fn a_damaged_or_missing_segment_is_an_error_never_a_gap() -> TestResult {
         .query("SELECT count(*) FROM trades WHERE order_id = 100")
         .expect_err("a missing segment was read");
     assert!(err.to_string().contains("missing"), "{err}");
+    let report = store.check(&mut |_, _| {})?;
+    assert!(!report.is_clean());
+    assert!(
+        report.violations[0].message.contains("missing"),
+        "{:?}",
+        report.violations
+    );
 
     std::fs::write(&path, &good)?;
     let store = store.reopen()?;
