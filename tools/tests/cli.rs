@@ -159,6 +159,48 @@ fn init_rejects_an_unknown_profile() -> TestResult {
     Ok(())
 }
 
+/// A failed init leaves the directory as it was: a file named like the database that is not
+/// one is never replaced, and what the run created (the configuration, the folders, the
+/// directory itself) is removed again, so no half store is left behind.
+#[test]
+fn a_failed_init_leaves_the_directory_as_it_was() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("store");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("tradestore.redb"), b"my notes")?;
+    let r = run(&dir, &["init"])?;
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    for part in [
+        "was there before init",
+        "never replaces",
+        "nothing was changed",
+    ] {
+        assert!(r.stderr.contains(part), "{part:?} missing: {}", r.stderr);
+    }
+    assert!(!r.stderr.contains("tradestore check"), "{}", r.stderr);
+    let mut left: Vec<_> = std::fs::read_dir(&dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()?;
+    left.sort();
+    assert_eq!(left, ["tradestore.redb"]);
+    assert_eq!(std::fs::read(dir.join("tradestore.redb"))?, b"my notes");
+
+    // A setting that does not parse: the directory init would have made is not there.
+    let fresh = tmp.path().join("fresh");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tradestore"));
+    cmd.args(["init", "--dir", path_str(&fresh)?])
+        .env("TRADESTORE_CACHE_SIZE_MB", "lots");
+    let out = cmd.output()?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cache_size_mb"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!fresh.exists());
+    Ok(())
+}
+
 #[test]
 fn inspect_json_lists_tables_indexes_and_files() -> TestResult {
     let (_tmp, dir) = book_store()?;

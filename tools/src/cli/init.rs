@@ -17,7 +17,9 @@ database file (tradestore.redb) and the journal, archive and backups folders.
 
 Running it again on an existing store changes nothing and is not an error. An existing \
 tradestore.toml is never overwritten: if it names a different profile than --profile, init \
-fails; edit or remove the file instead.")]
+fails; edit or remove the file instead. Neither is an existing tradestore.redb that does not \
+open as a store. A failed init removes what it created (the configuration file, the empty \
+folders, the directory), leaving the directory as it was.")]
 pub struct Args {
     #[command(flatten)]
     pub store: StoreDir,
@@ -81,8 +83,40 @@ pub fn run(args: &Args) -> Result<()> {
             .iter()
             .map(|s| (format!("{s}/"), dir.join(s).is_dir())),
     );
-    let store = Store::open_dir(dir)
-        .with_context(|| format!("opening the new store in {}", dir.display()))?;
+    let store = match Store::open_dir(dir) {
+        Ok(store) => store,
+        Err(e) => {
+            // A failed init leaves the directory as it found it: what this run created
+            // goes (folders only while empty), so that no half store is left for the other
+            // commands to take for a damaged one.
+            let config_created = created.iter().any(|c| c.starts_with(CONFIG_FILE));
+            if config_created {
+                let _ = std::fs::remove_file(&config_path);
+            }
+            for (name, existed) in &parts {
+                if !existed && name.ends_with('/') {
+                    let _ = std::fs::remove_dir(dir.join(name.trim_end_matches('/')));
+                }
+            }
+            if !dir_existed {
+                let _ = std::fs::remove_dir(dir);
+            }
+            let db = dir.join(DB_FILE);
+            if parts[0].1 {
+                // The error's own advice (check the store, restore it) is for a store
+                // that was working; this file was never one that init made.
+                bail!(
+                    "{} was there before init and does not open as a store ({}); init never \
+                     replaces a database file: move it away or choose another --dir (nothing \
+                     was changed)",
+                    db.display(),
+                    e.message()
+                );
+            }
+            return Err(anyhow::Error::new(e)
+                .context(format!("opening the new store in {}", dir.display())));
+        }
+    };
     for (name, existed) in parts {
         if existed {
             kept.push(name);
