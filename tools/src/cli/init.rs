@@ -89,20 +89,23 @@ pub fn run(args: &Args) -> Result<()> {
             // A failed init leaves the directory as it found it: what this run created
             // goes (folders only while empty), so that no half store is left for the other
             // commands to take for a damaged one.
+            // Unless another process has the store open (another init, say, which
+            // counts on the configuration this run wrote).
+            let busy = e.kind() == tradestore::ErrorKind::Busy;
             let config_created = created.iter().any(|c| c.starts_with(CONFIG_FILE));
-            if config_created {
+            if config_created && !busy {
                 let _ = std::fs::remove_file(&config_path);
             }
             for (name, existed) in &parts {
-                if !existed && name.ends_with('/') {
+                if !existed && !busy && name.ends_with('/') {
                     let _ = std::fs::remove_dir(dir.join(name.trim_end_matches('/')));
                 }
             }
-            if !dir_existed {
+            if !dir_existed && !busy {
                 let _ = std::fs::remove_dir(dir);
             }
             let db = dir.join(DB_FILE);
-            if parts[0].1 {
+            if parts[0].1 && !busy {
                 // The error's own advice (check the store, restore it) is for a store
                 // that was working; this file was never one that init made.
                 bail!(
@@ -113,8 +116,9 @@ pub fn run(args: &Args) -> Result<()> {
                     e.message()
                 );
             }
-            return Err(anyhow::Error::new(e)
-                .context(format!("opening the new store in {}", dir.display())));
+            return Err(
+                anyhow::Error::new(e).context(format!("opening the store in {}", dir.display()))
+            );
         }
     };
     for (name, existed) in parts {
