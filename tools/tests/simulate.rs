@@ -250,3 +250,28 @@ fn a_second_signal_quits_at_once_and_loses_no_acked_trade() {
     assert!(!acked.is_empty());
     assert!(acked.iter().all(|id| stored.contains(id)));
 }
+
+/// An ack log that cannot be written (its folder is missing, it is a folder) is refused
+/// before the store opens: no order goes in, and no store is created.
+#[test]
+fn an_ack_log_that_cannot_be_written_is_refused_before_anything_runs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    for log in [
+        tmp.path().join("missing").join("acks"),
+        tmp.path().to_path_buf(),
+    ] {
+        let out = tradestore()
+            .args(["simulate", "--orders", "50", "--dir"])
+            .arg(&data)
+            .arg("--ack-log")
+            .arg(&log)
+            .output()
+            .expect("run simulate");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("opening the ack log"), "{err}");
+        assert!(!err.contains("simulation stopped"), "{err}");
+        assert!(!data.exists(), "a store was created: {err}");
+    }
+}

@@ -106,6 +106,15 @@ pub fn run(args: &Args) -> Result<()> {
             );
         }
     }
+    // An ack log that cannot be written is a mistake to name before the store opens and any
+    // order goes in, not a failure of the run.
+    if let Some(path) = &args.ack_log {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening the ack log {}", path.display()))?;
+    }
     let store = Arc::new(
         Store::open_dir(dir).with_context(|| format!("opening the store in {}", dir.display()))?,
     );
