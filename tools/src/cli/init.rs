@@ -88,9 +88,8 @@ pub fn run(args: &Args) -> Result<()> {
         Err(e) => {
             // A failed init leaves the directory as it found it: what this run created
             // goes (folders only while empty), so that no half store is left for the other
-            // commands to take for a damaged one.
-            // Unless another process has the store open (another init, say, which
-            // counts on the configuration this run wrote).
+            // commands to take for a damaged one; unless another process has the store
+            // open (another init, say, which counts on the configuration this run wrote).
             let busy = e.kind() == tradestore::ErrorKind::Busy;
             let config_created = created.iter().any(|c| c.starts_with(CONFIG_FILE));
             if config_created && !busy {
@@ -106,12 +105,12 @@ pub fn run(args: &Args) -> Result<()> {
             }
             let db = dir.join(DB_FILE);
             if parts[0].1 && !busy {
-                // The error's own advice (check the store, restore it) is for a store
-                // that was working; this file was never one that init made.
+                // The file may be a store's, damaged, or something else under the name.
                 bail!(
                     "{} was there before init and does not open as a store ({}); init never \
-                     replaces a database file: move it away or choose another --dir (nothing \
-                     was changed)",
+                     replaces a database file: if it is not a store's, move it away or choose \
+                     another --dir; if it is, restore the store from a backup or a dump \
+                     (nothing was changed)",
                     db.display(),
                     e.message()
                 );
