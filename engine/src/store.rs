@@ -566,41 +566,28 @@ impl Store {
             }
             None => None,
         };
-        let applier = {
-            let s = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("tradestore-applier".into())
-                .spawn(move || run_applier(&s, last_seq))
-                .map_err(|e| Error::io("starting the applier thread", e))?
+        let mut started = Started {
+            shared: Arc::clone(&shared),
+            threads: Vec::new(),
         };
-        let flusher = {
+        {
             let s = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("tradestore-flusher".into())
-                .spawn(move || s.run_flusher())
-                .map_err(|e| Error::io("starting the flusher thread", e))?
-        };
+            started.spawn("applier", move || run_applier(&s, last_seq))?;
+            let s = Arc::clone(&shared);
+            started.spawn("flusher", move || s.run_flusher())?;
+        }
         // The workload recorded by earlier processes is advisory: an unreadable one is
         // skipped (and replaced when this process saves its own).
         let _ = queries.load_workload(&shared);
-        let mut threads = vec![applier, flusher];
         if shared.config.index_auto {
             let (s, q) = (Arc::clone(&shared), Arc::clone(&queries));
-            threads.push(
-                std::thread::Builder::new()
-                    .name("tradestore-indexes".into())
-                    .spawn(move || crate::query::run_index_manager(&s, &q))
-                    .map_err(|e| Error::io("starting the index manager thread", e))?,
-            );
+            started.spawn("index manager", move || {
+                crate::query::run_index_manager(&s, &q)
+            })?;
         }
         if shared.config.archive_after_s > 0 {
             let (s, d) = (Arc::clone(&shared), dir.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name("tradestore-archiver".into())
-                    .spawn(move || crate::archive::run_archiver(&s, &d))
-                    .map_err(|e| Error::io("starting the archiver thread", e))?,
-            );
+            started.spawn("archiver", move || crate::archive::run_archiver(&s, &d))?;
         }
         let monitor = Arc::new(crate::monitor::Monitor::default());
         if shared.config.monitor {
@@ -611,13 +598,12 @@ impl Store {
                 dir.clone(),
             );
             let interval = Duration::from_millis(shared.config.monitor_interval_ms);
-            threads.push(
-                std::thread::Builder::new()
-                    .name("tradestore-sampler".into())
-                    .spawn(move || crate::monitor::run_sampler(&s, &q, &m, &d, interval))
-                    .map_err(|e| Error::io("starting the sampler thread", e))?,
-            );
+            started.spawn("sampler", move || {
+                crate::monitor::run_sampler(&s, &q, &m, &d, interval)
+            })?;
         }
+        // Nothing fails from here on: the store owns the threads.
+        let mut threads = std::mem::take(&mut started.threads);
         let alerts_stop = Arc::new(AtomicBool::new(false));
         let alerts = match alerts {
             None => None,
@@ -975,6 +961,47 @@ impl Store {
     }
 }
 
+/// The background threads `Store::open` has started so far. If a later step fails (a thread
+/// that cannot start), the store is never returned: these are stopped and joined here, or
+/// they would keep the database open in the process for good.
+struct Started {
+    shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Started {
+    /// Starts the thread `tradestore-<what>` (spaces as dashes).
+    fn spawn(&mut self, what: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        #[cfg(test)]
+        if tests::FAIL_SPAWN.with(|at| at.get() == Some(self.threads.len())) {
+            return Err(Error::io(
+                format!("starting the {what} thread"),
+                std::io::Error::from(std::io::ErrorKind::WouldBlock),
+            ));
+        }
+        let handle = std::thread::Builder::new()
+            .name(format!("tradestore-{}", what.replace(' ', "-")))
+            .spawn(f)
+            .map_err(|e| Error::io(format!("starting the {what} thread"), e))?;
+        self.threads.push(handle);
+        Ok(())
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.apply_cv.notify_all();
+        self.shared.commit_cv.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 impl Drop for Store {
     /// Makes every submitted transaction durable, applies the overlay and checkpoints.
     fn drop(&mut self) {
@@ -1004,6 +1031,45 @@ mod tests {
     use super::*;
     use crate::ErrorKind;
     use crate::ReadOps;
+
+    thread_local! {
+        /// Makes `Store::open` on this thread fail to start its background thread number
+        /// `n` (0: the applier), as the OS would when out of threads.
+        pub(super) static FAIL_SPAWN: std::cell::Cell<Option<usize>> =
+            const { std::cell::Cell::new(None) };
+    }
+
+    /// An open that fails after some of its threads started stops and joins them: nothing
+    /// holds the database, and the same process opens the store right after.
+    #[test]
+    fn an_open_that_fails_to_start_a_thread_leaves_nothing_running() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        Store::open(dir.path(), Config::default())?.write(|tx| {
+            tx.insert(&tradestore_schema::Account {
+                id: 1,
+                name: "a".into(),
+                status: tradestore_schema::AccountStatus::Active,
+            })
+        })?;
+        // The applier, the flusher, then the sampler (the monitor is on by default).
+        for n in 0..3 {
+            FAIL_SPAWN.with(|at| at.set(Some(n)));
+            let err = Store::open(dir.path(), Config::default())
+                .err()
+                .unwrap_or_else(|| panic!("thread {n} failed to start, yet the store opened"));
+            FAIL_SPAWN.with(|at| at.set(None));
+            assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+            assert!(err.to_string().contains("thread"), "{err}");
+            let store = Store::open(dir.path(), Config::default())?;
+            assert!(
+                store
+                    .read()?
+                    .get_id::<tradestore_schema::Account>(1)?
+                    .is_some()
+            );
+        }
+        Ok(())
+    }
 
     /// Records in the store's redb, as a checkpoint would, that `extra` more seqs than the
     /// journal holds were acknowledged.
