@@ -210,14 +210,19 @@ impl Archive {
 
     /// Every listed segment whose file fails to read back as written (missing, truncated,
     /// damaged), read from the disk whatever the cache holds, with what is wrong with it.
+    /// The segments that read whole go into the cache, for the reads that follow.
     pub(crate) fn damaged(&self) -> Vec<(Arc<SegmentMeta>, Error)> {
         self.segments()
             .iter()
-            .filter_map(|meta| {
-                read_segment(&self.dir.join(&meta.file), meta)
-                    .err()
-                    .map(|e| (Arc::clone(meta), e))
-            })
+            .filter_map(
+                |meta| match read_segment(&self.dir.join(&meta.file), meta) {
+                    Ok(rows) => {
+                        self.keep((meta.first_id, None), &Arc::new(rows));
+                        None
+                    }
+                    Err(e) => Some((Arc::clone(meta), e)),
+                },
+            )
             .collect()
     }
 
