@@ -990,15 +990,20 @@ impl Started {
 
 impl Drop for Started {
     fn drop(&mut self) {
-        if self.threads.is_empty() {
-            return;
-        }
-        self.shared.shutdown.store(true, Ordering::SeqCst);
-        self.shared.apply_cv.notify_all();
-        self.shared.commit_cv.notify_all();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        stop_threads(&self.shared, &mut self.threads);
+    }
+}
+
+/// Tells the store's background threads to stop and waits for each (none: nothing to do).
+fn stop_threads(shared: &Shared, threads: &mut Vec<std::thread::JoinHandle<()>>) {
+    if threads.is_empty() {
+        return;
+    }
+    shared.shutdown.store(true, Ordering::SeqCst);
+    shared.apply_cv.notify_all();
+    shared.commit_cv.notify_all();
+    for t in threads.drain(..) {
+        let _ = t.join();
     }
 }
 
@@ -1011,11 +1016,7 @@ impl Drop for Store {
         self.closed_durable.store(durable, Ordering::SeqCst);
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.alerts_stop.store(true, Ordering::SeqCst);
-        self.shared.apply_cv.notify_all();
-        self.shared.commit_cv.notify_all();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        stop_threads(&self.shared, &mut self.threads);
         self.queries.join_background();
         if !self.shared.poisoned.load(Ordering::SeqCst) {
             // Best effort: the workload is advisory.

@@ -50,7 +50,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
 
     let config_path = dir.join(CONFIG_FILE);
-    match tradestore::config::read_text_file(&config_path)
+    let config_created = match tradestore::config::read_text_file(&config_path)
         .with_context(|| format!("reading {}", config_path.display()))?
     {
         Some(text) => {
@@ -69,13 +69,15 @@ pub fn run(args: &Args) -> Result<()> {
                 );
             }
             kept.push(format!("{CONFIG_FILE} (profile {})", existing.profile));
+            false
         }
         None => {
             let profile = args.profile.unwrap_or_default();
             write_new(&config_path, &Config::for_profile(profile).to_toml())?;
             created.push(format!("{CONFIG_FILE} (profile {profile})"));
+            true
         }
-    }
+    };
 
     let mut parts: Vec<(String, bool)> = vec![(DB_FILE.to_owned(), dir.join(DB_FILE).exists())];
     parts.extend(
@@ -90,30 +92,29 @@ pub fn run(args: &Args) -> Result<()> {
             // goes (folders only while empty), so that no half store is left for the other
             // commands to take for a damaged one; unless another process has the store
             // open (another init, say, which counts on the configuration this run wrote).
-            let busy = e.kind() == tradestore::ErrorKind::Busy;
-            let config_created = created.iter().any(|c| c.starts_with(CONFIG_FILE));
-            if config_created && !busy {
-                let _ = std::fs::remove_file(&config_path);
-            }
-            for (name, existed) in &parts {
-                if !existed && !busy && name.ends_with('/') {
-                    let _ = std::fs::remove_dir(dir.join(name.trim_end_matches('/')));
+            if e.kind() != tradestore::ErrorKind::Busy {
+                if config_created {
+                    let _ = std::fs::remove_file(&config_path);
                 }
-            }
-            if !dir_existed && !busy {
-                let _ = std::fs::remove_dir(dir);
-            }
-            let db = dir.join(DB_FILE);
-            if parts[0].1 && !busy {
-                // The file may be a store's, damaged, or something else under the name.
-                bail!(
-                    "{} was there before init and does not open as a store ({}); init never \
-                     replaces a database file: if it is not a store's, move it away or choose \
-                     another --dir; if it is, restore the store from a backup or a dump \
-                     (nothing was changed)",
-                    db.display(),
-                    e.message()
-                );
+                for (name, existed) in &parts {
+                    if let Some(folder) = name.strip_suffix('/').filter(|_| !existed) {
+                        let _ = std::fs::remove_dir(dir.join(folder));
+                    }
+                }
+                if !dir_existed {
+                    let _ = std::fs::remove_dir(dir);
+                }
+                if parts[0].1 {
+                    // The file may be a store's, damaged, or something else under the name.
+                    bail!(
+                        "{} was there before init and does not open as a store ({}); init \
+                         never replaces a database file: if it is not a store's, move it away \
+                         or choose another --dir; if it is, restore the store from a backup or \
+                         a dump (nothing was changed)",
+                        dir.join(DB_FILE).display(),
+                        e.message()
+                    );
+                }
             }
             return Err(
                 anyhow::Error::new(e).context(format!("opening the store in {}", dir.display()))
