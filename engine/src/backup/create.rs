@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use redb::ReadableDatabase;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::files::{self, Dest};
 use super::manifest::{FileSum, MANIFEST_FILE, Manifest, TableSum};
@@ -21,7 +21,7 @@ const CONFIG_FILES: [&str; 2] = ["tradestore.toml", crate::monitor::ALERTS_FILE]
 const POLL: Duration = Duration::from_millis(2);
 
 /// What [`Store::backup`] made.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BackupReport {
     /// The backup's directory.
     pub path: PathBuf,

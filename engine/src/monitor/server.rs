@@ -1,6 +1,8 @@
 //! The monitor's HTTP server: `/metrics` (Prometheus), `/health` (JSON; status 503 when
 //! failing), `/api/series` and `/api/status` (JSON for the dashboard), and the dashboard
-//! page at `/`, whose charts update every second without a reload.
+//! page at `/`, whose charts update every second without a reload; and `POST /api/backup`,
+//! which takes an online backup into the store's `backups/` folder (a store is open in one
+//! process at a time, so this is how an operator backs up a running program's store).
 //!
 //! It binds to loopback unless told otherwise; any other address needs a token, which every
 //! request must then carry (`Authorization: Bearer <token>` or `?token=<token>`).
@@ -10,7 +12,11 @@
 //! are served at once (one more is closed at once, so a flood cannot take the process's file
 //! handles or threads), a request's head may be at most [`MAX_HEAD`] bytes and must arrive
 //! within [`HEAD_DEADLINE`] (a slow or endless sender is cut off), and each connection
-//! carries one request (`Connection: close`). It serves GET only and reads no body.
+//! carries one request (`Connection: close`). It reads no body. The one request that
+//! changes anything, the backup, must be a POST with an [`REQUESTED_BY`] header (which a
+//! web page cannot send to another origin without the server's consent: a page the
+//! operator's browser shows cannot start backups), runs one at a time, and writes only
+//! where the store's own backups go.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -35,6 +41,10 @@ pub const MAX_HEAD: usize = 16 << 10;
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// How long writing a response may stall.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The endpoint that takes a backup (POST).
+pub const BACKUP_PATH: &str = "/api/backup";
+/// The header a backup request must carry, with any non-empty value.
+pub const REQUESTED_BY: &str = "X-Requested-By";
 
 /// Where and how the monitor serves.
 #[derive(Clone, Debug)]
@@ -106,7 +116,11 @@ pub fn serve(store: Arc<Store>, options: ServeOptions) -> Result<MonitorServer> 
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = Arc::clone(&stop);
-        let token: Option<Arc<str>> = options.token.map(Arc::from);
+        let served = Arc::new(Served {
+            store,
+            token: options.token,
+            backing_up: AtomicBool::new(false),
+        });
         let active = Arc::new(AtomicUsize::new(0));
         std::thread::Builder::new()
             .name("tradestore-monitor".into())
@@ -114,7 +128,7 @@ pub fn serve(store: Arc<Store>, options: ServeOptions) -> Result<MonitorServer> 
                 while !stop.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            accept(stream, &store, token.as_ref(), &active);
+                            accept(stream, &served, &active);
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(20));
@@ -132,6 +146,15 @@ pub fn serve(store: Arc<Store>, options: ServeOptions) -> Result<MonitorServer> 
         stop,
         thread: Some(thread),
     })
+}
+
+/// What every connection's thread serves.
+struct Served {
+    store: Arc<Store>,
+    /// The token requests must carry.
+    token: Option<String>,
+    /// Whether a backup asked for through [`BACKUP_PATH`] is running.
+    backing_up: AtomicBool,
 }
 
 fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
@@ -188,6 +211,8 @@ struct Request {
     url: String,
     /// The `Authorization` header's value.
     authorization: Option<String>,
+    /// The [`REQUESTED_BY`] header's value.
+    requested_by: Option<String>,
 }
 
 /// Why a request's head was not read.
@@ -214,17 +239,20 @@ fn parse_head(head: &[u8]) -> Result<Request, HeadError> {
     if method.is_empty() || !url.starts_with('/') || !version.starts_with("HTTP/1.") {
         return Err(HeadError::Malformed);
     }
-    let mut authorization = None;
+    let (mut authorization, mut requested_by) = (None, None);
     for line in lines {
         let (name, value) = line.split_once(':').ok_or(HeadError::Malformed)?;
         if name.eq_ignore_ascii_case("authorization") {
             authorization = Some(value.trim().to_owned());
+        } else if name.eq_ignore_ascii_case(REQUESTED_BY) {
+            requested_by = Some(value.trim().to_owned());
         }
     }
     Ok(Request {
         method: method.to_owned(),
         url: url.to_owned(),
         authorization,
+        requested_by,
     })
 }
 
@@ -253,22 +281,17 @@ fn read_head(stream: &mut TcpStream) -> Result<Request, HeadError> {
 }
 
 /// Serves `stream` on a thread of its own, unless [`MAX_CONNECTIONS`] are being served.
-fn accept(
-    stream: TcpStream,
-    store: &Arc<Store>,
-    token: Option<&Arc<str>>,
-    active: &Arc<AtomicUsize>,
-) {
+fn accept(stream: TcpStream, served: &Arc<Served>, active: &Arc<AtomicUsize>) {
     if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
         active.fetch_sub(1, Ordering::SeqCst);
         // Closed unread: the client sees a reset, the process keeps its handles.
         return;
     }
-    let (store, token, done) = (Arc::clone(store), token.cloned(), Arc::clone(active));
+    let (served, done) = (Arc::clone(served), Arc::clone(active));
     let spawned = std::thread::Builder::new()
         .name("tradestore-monitor-conn".into())
         .spawn(move || {
-            serve_connection(stream, &store, token.as_deref());
+            serve_connection(stream, &served);
             done.fetch_sub(1, Ordering::SeqCst);
         });
     if spawned.is_err() {
@@ -278,7 +301,7 @@ fn accept(
 }
 
 /// Reads one request from `stream`, answers it and closes the connection.
-fn serve_connection(mut stream: TcpStream, store: &Store, token: Option<&str>) {
+fn serve_connection(mut stream: TcpStream, served: &Served) {
     // Accepted sockets may inherit the listener's non-blocking mode.
     if stream.set_nonblocking(false).is_err()
         || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
@@ -286,7 +309,7 @@ fn serve_connection(mut stream: TcpStream, store: &Store, token: Option<&str>) {
         return;
     }
     let (status, content_type, body) = match read_head(&mut stream) {
-        Ok(request) => handle(store, token, &request),
+        Ok(request) => handle(served, &request),
         Err(HeadError::Malformed) => (400, "text/plain", "malformed request\n".to_owned()),
         Err(HeadError::TooLarge) => (
             431,
@@ -314,9 +337,12 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "",
     }
@@ -325,14 +351,22 @@ fn reason(status: u16) -> &'static str {
 /// A response: status, content type and body.
 type Response = (u16, &'static str, String);
 
-fn handle(store: &Store, token: Option<&str>, request: &Request) -> Response {
+fn handle(served: &Served, request: &Request) -> Response {
+    let store = &served.store;
     let url = request.url.as_str();
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    if !authorized(request, query, token) {
+    if !authorized(request, query, served.token.as_deref()) {
         return (401, "text/plain", "a valid token is required\n".into());
     }
+    if path == BACKUP_PATH {
+        return backup(served, request);
+    }
     if request.method != "GET" {
-        return (405, "text/plain", "only GET is served\n".into());
+        return (
+            405,
+            "text/plain",
+            format!("only GET is served here (POST: {BACKUP_PATH})\n"),
+        );
     }
     let json = "application/json";
     match path {
@@ -390,6 +424,50 @@ fn handle(store: &Store, token: Option<&str>, request: &Request) -> Response {
     }
 }
 
+/// `POST /api/backup`: an online backup into the store's `backups/` folder; answers with
+/// the backup's report as JSON, 409 while another one asked for here runs, 500 with the
+/// error when it fails (nothing is left of a failed backup).
+fn backup(served: &Served, request: &Request) -> Response {
+    if request.method != "POST" {
+        return (
+            405,
+            "text/plain",
+            format!("{BACKUP_PATH} takes POST only\n"),
+        );
+    }
+    if request.requested_by.as_deref().is_none_or(str::is_empty) {
+        return (
+            403,
+            "text/plain",
+            format!("a backup request must carry a non-empty {REQUESTED_BY} header\n"),
+        );
+    }
+    if served.backing_up.swap(true, Ordering::SeqCst) {
+        return (
+            409,
+            "text/plain",
+            "a backup asked for through the monitor is still running; ask again when it is done\n"
+                .into(),
+        );
+    }
+    /// Lets the next backup in however this one ends.
+    struct Running<'a>(&'a AtomicBool);
+    impl Drop for Running<'_> {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::SeqCst);
+        }
+    }
+    let _running = Running(&served.backing_up);
+    match served.store.backup_in_store() {
+        Ok(report) => (
+            200,
+            "application/json",
+            serde_json::to_string(&report).unwrap_or_default(),
+        ),
+        Err(e) => (500, "text/plain", format!("{e}\n")),
+    }
+}
+
 #[cfg(test)]
 mod token_tests {
     use super::percent_decode;
@@ -416,6 +494,9 @@ mod http_tests {
         assert_eq!(r.method, "GET");
         assert_eq!(r.url, "/health?x=1");
         assert_eq!(r.authorization.as_deref(), Some("Bearer t"));
+        assert_eq!(r.requested_by, None);
+        let r = parse_head(b"POST /api/backup HTTP/1.1\r\nx-requested-by: ops").unwrap();
+        assert_eq!(r.requested_by.as_deref(), Some("ops"));
         for bad in [
             &b""[..],
             b"GET /",
@@ -467,6 +548,13 @@ mod http_tests {
         assert!(r.starts_with("HTTP/1.1 400"), "{r}");
         let r = exchange(addr, b"POST /health HTTP/1.1\r\n\r\n").unwrap_or_default();
         assert!(r.starts_with("HTTP/1.1 405"), "{r}");
+        let r = exchange(addr, b"GET /api/backup HTTP/1.1\r\n\r\n").unwrap_or_default();
+        assert!(r.starts_with("HTTP/1.1 405"), "{r}");
+        // Without the header a web page cannot send, no backup is taken.
+        let r = exchange(addr, b"POST /api/backup HTTP/1.1\r\n\r\n").unwrap_or_default();
+        assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+        let backups = std::fs::read_dir(dir.path().join("backups")).map_or(0, Iterator::count);
+        assert_eq!(backups, 0, "a refused request made a backup");
 
         // Twice the limit of idle connections: the extra ones are closed, the rest are
         // served or cut off, and the server answers again once they are gone.

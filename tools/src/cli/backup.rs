@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use indicatif::HumanBytes;
-use tradestore::backup::{self, BackupListing};
+use tradestore::backup::{self, BackupListing, BackupReport};
 
 use super::store::{StoreDir, open_existing_checked};
 use super::table::{self, Align};
@@ -28,8 +28,10 @@ rows and CRC32C and every file's size and CRC32C.
 without writing to it; `backup restore PATH --to DIR` verifies one, copies it into a new \
 store directory and runs the whole consistency check on it.
 
-The store must not be open in another process; an application that links the engine \
-backs up while it runs with Store::backup."
+The store must not be open in another process. To back up the store of a running program \
+that serves the monitor (`tradestore simulate --monitor ADDR`, or an application serving \
+tradestore's monitor), ask it with --url: the program takes the backup, into its store's \
+backups/ folder, while it goes on writing. An application can also call Store::backup."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -41,6 +43,20 @@ pub struct Args {
     /// The backup's directory: new, or empty. Default: <dir>/backups/<UTC time>-seq<N>.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+
+    /// Ask the monitor of the program that has the store open (e.g. http://127.0.0.1:9187)
+    /// to take the backup, into its store's backups/ folder.
+    #[arg(long, value_name = "URL", conflicts_with = "out")]
+    pub url: Option<String>,
+
+    /// The monitor's token, when it requires one.
+    #[arg(long, env = "TRADESTORE_MONITOR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// With --url: how long to wait for the backup, in seconds (a backup the wait gave up
+    /// on goes on in the program: `backup list` shows it once done).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
 
     /// Print what was backed up (tables with rows and checksums, files, bytes) as JSON.
     #[arg(long)]
@@ -148,7 +164,20 @@ pub fn run(args: &Args) -> Result<()> {
 
 fn take(args: &Args) -> Result<()> {
     let dir = &args.store.dir;
-    let store = open_existing_checked(dir)?;
+    if let Some(url) = &args.url {
+        let report = ask_monitor(url, args.token.as_deref(), args.timeout)?;
+        return print_report(&super::probe::shown(url), &report, args.json);
+    }
+    let store = open_existing_checked(dir).map_err(|e| {
+        if busy(&e) {
+            anyhow::anyhow!(
+                "{e:#}. If the program that has it open serves the monitor (`simulate --monitor \
+                 ADDR`), `tradestore backup --url http://ADDR` asks it to take the backup"
+            )
+        } else {
+            e
+        }
+    })?;
     let report = match &args.out {
         Some(out) => store
             .backup(out)
@@ -158,15 +187,55 @@ fn take(args: &Args) -> Result<()> {
             .with_context(|| format!("backing up {}", dir.display()))?,
     };
     drop(store);
+    print_report(&dir.display().to_string(), &report, args.json)
+}
+
+/// Whether `e` says the store is open in another process.
+fn busy(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<tradestore::Error>()
+            .is_some_and(|e| e.kind() == tradestore::ErrorKind::Busy)
+    })
+}
+
+/// Asks the monitor at `url` to take a backup; returns its report.
+fn ask_monitor(url: &str, token: Option<&str>, timeout_s: u64) -> Result<BackupReport> {
+    use tradestore::monitor::server::BACKUP_PATH;
+    let shown = super::probe::shown(url.trim_end_matches('/'));
+    let (status, body) = super::probe::post(url, BACKUP_PATH, token, timeout_s).map_err(|e| {
+        let timed_out = e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<ureq::Error>(),
+                Some(ureq::Error::Timeout(_))
+            )
+        });
+        if timed_out {
+            e.context(format!(
+                "no answer within {timeout_s} s (--timeout); a backup the monitor started goes \
+                 on in its program: `tradestore backup list` shows it once done"
+            ))
+        } else {
+            e
+        }
+    })?;
+    if status != 200 {
+        bail!("{shown}{BACKUP_PATH} answered {status}: {}", body.trim());
+    }
+    serde_json::from_str(&body)
+        .with_context(|| format!("{shown}{BACKUP_PATH} sent no backup report"))
+}
+
+/// Prints what a backup of the store in `source` made.
+fn print_report(source: &str, report: &BackupReport, json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
         writeln!(
             out,
             "backed up {} to {}: up to transaction {}, {} rows in {} tables, {} files, {}",
-            dir.display(),
+            source,
             report.path.display(),
             report.applied_seq,
             report.rows,

@@ -1,15 +1,14 @@
-//! Asking a running monitor (`health --url`, `alerts --url`): one GET with the token and a
-//! deadline, so that a monitor that accepts the connection and never answers cannot hang
-//! the command.
+//! Asking a running monitor (`health --url`, `alerts --url`, `backup --url`): one request
+//! with the token and a deadline, so that a monitor that accepts the connection and never
+//! answers cannot hang the command.
 
 use anyhow::{Context, Result, bail};
+use tradestore::monitor::server::REQUESTED_BY;
 
 /// GETs `path` of the monitor at `url`; returns the status and the body. A 401 is an error
 /// that says a token is needed.
 pub fn get(url: &str, path: &str, token: Option<&str>, timeout_s: u64) -> Result<(u16, String)> {
     let target = format!("{}{path}", url.trim_end_matches('/'));
-    // As messages show it: without a password the URL may carry.
-    let endpoint = shown(&target);
     let mut request = ureq::get(&target)
         .config()
         .http_status_as_error(false)
@@ -18,9 +17,33 @@ pub fn get(url: &str, path: &str, token: Option<&str>, timeout_s: u64) -> Result
     if let Some(t) = token {
         request = request.header("Authorization", &format!("Bearer {t}"));
     }
-    let mut response = request
-        .call()
-        .with_context(|| format!("asking {endpoint}"))?;
+    answer(&target, request.call())
+}
+
+/// POSTs an empty body to `path` of the monitor at `url`, with the header its requests that
+/// change something must carry; as [`get`].
+pub fn post(url: &str, path: &str, token: Option<&str>, timeout_s: u64) -> Result<(u16, String)> {
+    let target = format!("{}{path}", url.trim_end_matches('/'));
+    let mut request = ureq::post(&target)
+        .config()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(timeout_s)))
+        .build()
+        .header(REQUESTED_BY, "tradestore");
+    if let Some(t) = token {
+        request = request.header("Authorization", &format!("Bearer {t}"));
+    }
+    answer(&target, request.send_empty())
+}
+
+/// The status and body of the monitor's answer to a request for `target`.
+fn answer(
+    target: &str,
+    sent: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<(u16, String)> {
+    // As messages show it: without a password the URL may carry.
+    let endpoint = shown(target);
+    let mut response = sent.with_context(|| format!("asking {endpoint}"))?;
     let status = response.status().as_u16();
     if status == 401 {
         bail!(
