@@ -371,6 +371,14 @@ fn health_exits_by_state_and_off_loopback_needs_a_token() -> TestResult {
     assert_eq!(out.status.code(), Some(1));
     drop(silent);
 
+    // A port the HTTP client cannot read would have sent the probe to port 80.
+    for bad in ["http://127.0.0.1:99999", "http://127.0.0.1:91x", "127.0.0.1:9187"] {
+        let out = tradestore(&dir, &["health", "--url", bad, "--timeout", "1"]).output()?;
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {said}");
+        assert!(said.contains(&format!("--url {bad}: ")), "{bad}: {said}");
+    }
+
     std::fs::write(dir.join("alerts.toml"), "[[rule]]\nname = 1\n")?;
     let out = tradestore(&dir, &["alerts"]).output()?;
     assert_eq!(out.status.code(), Some(1));

@@ -10,6 +10,7 @@ mod sampler;
 pub mod series;
 pub mod server;
 pub mod trend;
+mod url;
 
 pub use alerts::{AlertManager, AlertState, AlertStatus, MetricSource};
 pub use api::TrendReport;
@@ -18,6 +19,7 @@ pub use metrics::{Family, HistogramData, Kind, MetricsSnapshot, Sample};
 pub(crate) use sampler::{Monitor, run_sampler};
 pub use series::{Minute, Point};
 pub use trend::{Trend, predict_linear};
+pub use url::check_http_url;
 
 /// The alert configuration file inside a store's directory.
 pub const ALERTS_FILE: &str = "alerts.toml";

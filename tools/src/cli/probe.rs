@@ -8,7 +8,7 @@ use tradestore::monitor::server::REQUESTED_BY;
 /// GETs `path` of the monitor at `url`; returns the status and the body. A 401 is an error
 /// that says a token is needed.
 pub fn get(url: &str, path: &str, token: Option<&str>, timeout_s: u64) -> Result<(u16, String)> {
-    let target = format!("{}{path}", url.trim_end_matches('/'));
+    let target = target(url, path)?;
     let mut request = ureq::get(&target)
         .config()
         .http_status_as_error(false)
@@ -23,7 +23,7 @@ pub fn get(url: &str, path: &str, token: Option<&str>, timeout_s: u64) -> Result
 /// POSTs an empty body to `path` of the monitor at `url`, with the header its requests that
 /// change something must carry; as [`get`].
 pub fn post(url: &str, path: &str, token: Option<&str>, timeout_s: u64) -> Result<(u16, String)> {
-    let target = format!("{}{path}", url.trim_end_matches('/'));
+    let target = target(url, path)?;
     let mut request = ureq::post(&target)
         .config()
         .http_status_as_error(false)
@@ -34,6 +34,15 @@ pub fn post(url: &str, path: &str, token: Option<&str>, timeout_s: u64) -> Resul
         request = request.header("Authorization", &format!("Bearer {t}"));
     }
     answer(&target, request.send_empty())
+}
+
+/// `path` of the monitor at `url`, once `url` is checked: the HTTP client would send a URL
+/// whose port it cannot read (`:99999`) to port 80.
+fn target(url: &str, path: &str) -> Result<String> {
+    if let Err(why) = tradestore::monitor::check_http_url(url) {
+        bail!("--url {}: {why}", shown(url));
+    }
+    Ok(format!("{}{path}", url.trim_end_matches('/')))
 }
 
 /// The status and body of the monitor's answer to a request for `target`.

@@ -202,29 +202,8 @@ fn receiver(f: &ReceiverFile) -> Result<Receiver> {
         channels.push(Channel::Jsonl(PathBuf::from(&j.path)));
     }
     for w in &f.webhook {
-        if w.url.starts_with("https://") {
-            return Err(Error::config(format!(
-                "webhook {:?}: https is not supported (the client has no TLS); \
-                 use http:// (a relay on the host can add TLS)",
-                w.url
-            )));
-        }
-        if !w.url.starts_with("http://") || w.url.len() <= "http://".len() {
-            return Err(Error::config(format!(
-                "webhook url {:?} must start with http://",
-                w.url
-            )));
-        }
-        let valid = w.url.parse::<ureq::http::Uri>().ok().is_some_and(|u| {
-            u.host().is_some_and(|h| !h.is_empty())
-                && u.port()
-                    .is_none_or(|p| p.as_str().parse::<u16>().is_ok_and(|n| n > 0))
-        });
-        if !valid {
-            return Err(Error::config(format!(
-                "webhook url {:?} is not a valid http URL with a host (and a port from 1 to 65535)",
-                w.url
-            )));
+        if let Err(why) = crate::monitor::check_http_url(&w.url) {
+            return Err(Error::config(format!("webhook url {:?}: {why}", w.url)));
         }
         let timeout = match parse_opt_ms(w.timeout.as_deref(), "webhook.timeout")? {
             Some(0) => return Err(Error::config("webhook.timeout must be over 0")),
@@ -354,7 +333,12 @@ mod tests {
             (
                 "[[receiver]]\nname = \"ops\"\n[[receiver.webhook]]\nurl = \"http://:99999999/x\""
                     .into(),
-                &["receiver[0]", "not a valid http URL"],
+                &["receiver[0]", "no host"],
+            ),
+            (
+                "[[receiver]]\nname = \"ops\"\n[[receiver.webhook]]\nurl = \"http://h:99999/x\""
+                    .into(),
+                &["receiver[0]", "port 99999 is not from 1 to 65535"],
             ),
             (
                 "[[silence]]\nmatchers = [\"a = b\"]\nends_at = \"tomorrow\"".into(),
