@@ -590,3 +590,46 @@ fn a_limit_and_offset_past_u64_max_together_mean_every_row_or_none() -> TestResu
     assert!(o.result.rows.is_empty());
     Ok(())
 }
+
+#[test]
+fn sample_by_buckets_the_time_column_and_output_names_are_unique() -> TestResult {
+    let store = loaded()?;
+    let hour = 3_600_000_000_000i64;
+    let all = trades(&store)?;
+    let mut expected = std::collections::BTreeMap::<i64, u64>::new();
+    for t in &all {
+        *expected.entry(t.ts.div_euclid(hour) * hour).or_default() += 1;
+    }
+    // Named in the list, the time column is the bucket: one row per hour, not per trade.
+    for sql in [
+        "SELECT ts, count(*) FROM trades SAMPLE BY 1h ORDER BY ts",
+        "SELECT count(*) FROM trades SAMPLE BY 1h ORDER BY ts",
+    ] {
+        let r = store.query(sql)?;
+        let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["ts", "count(*)"], "{sql}");
+        let got: std::collections::BTreeMap<i64, u64> = r
+            .rows
+            .iter()
+            .map(|row| (row[0].as_i64().unwrap_or(-1), row[1].as_u64().unwrap_or(0)))
+            .collect();
+        assert_eq!(got, expected, "{sql}");
+    }
+    let r = store.query("SELECT count(*), ts AS hour FROM trades SAMPLE BY 1h")?;
+    assert_eq!(r.columns[1].name, "hour");
+    assert_eq!(r.rows.len(), expected.len());
+
+    // Results are read by name: two columns of one name are refused, not half lost.
+    for sql in [
+        "SELECT id, id FROM trades",
+        "SELECT id AS price, price FROM trades",
+        "SELECT time_bucket('1h', ts) AS ts, ts, count(*) FROM trades SAMPLE BY 1h",
+    ] {
+        let err = expect_err(store.query(sql), ErrorKind::Invalid)?;
+        assert!(
+            err.to_string().contains("two output columns are named"),
+            "{sql}: {err}"
+        );
+    }
+    Ok(())
+}

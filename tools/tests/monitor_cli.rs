@@ -372,7 +372,11 @@ fn health_exits_by_state_and_off_loopback_needs_a_token() -> TestResult {
     drop(silent);
 
     // A port the HTTP client cannot read would have sent the probe to port 80.
-    for bad in ["http://127.0.0.1:99999", "http://127.0.0.1:91x", "127.0.0.1:9187"] {
+    for bad in [
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:91x",
+        "127.0.0.1:9187",
+    ] {
         let out = tradestore(&dir, &["health", "--url", bad, "--timeout", "1"]).output()?;
         let said = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{bad}: {said}");

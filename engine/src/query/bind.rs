@@ -90,6 +90,15 @@ pub fn bind(mut query: Query, params: &[Operand], symbols: &SymbolLookup<'_>) ->
         }
     }
     let outputs: Vec<String> = query.select.iter().map(|s| s.output_name()).collect();
+    // Results are read by column name (JSON rows are objects, ORDER BY names outputs): two
+    // columns of one name would lose one's values.
+    for (i, o) in outputs.iter().enumerate() {
+        if outputs[..i].contains(o) {
+            return Err(Error::invalid(format!(
+                "two output columns are named {o:?}; give one a name of its own with AS"
+            )));
+        }
+    }
     for o in &query.order_by {
         if !outputs.contains(&o.name) && table.column(&o.name).is_none() {
             return Err(Error::invalid(format!(

@@ -388,6 +388,20 @@ fn select(
             column: column.to_owned(),
             width_ns: sample.width_ns,
         });
+        // The time column named in the select list is the bucket, where the list puts it
+        // (as in QuestDB): grouping by its raw value would make a group of nearly every row.
+        for (item, _) in &mut items {
+            if let SelectItem::Column { name, alias } = item
+                && name == column
+            {
+                let alias = Some(alias.take().unwrap_or_else(|| column.to_owned()));
+                *item = SelectItem::Bucket {
+                    column: column.to_owned(),
+                    width_ns: sample.width_ns,
+                    alias,
+                };
+            }
+        }
         for (item, _) in &items {
             if let SelectItem::Column { name, .. } = item {
                 let key = GroupKey::Column(name.clone());

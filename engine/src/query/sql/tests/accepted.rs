@@ -387,6 +387,30 @@ fn sample_by() {
             agg(AggFunc::Sum, &["fee"], None)
         ]
     );
+    // The time column named in the list is the bucket, where it is written (and with its
+    // alias), not a group key of its raw value.
+    let q = query("SELECT instrument, ts, count(*) FROM trades SAMPLE BY 1m");
+    assert_eq!(
+        q.select,
+        vec![
+            col("instrument"),
+            bucket("ts", MINUTE, Some("ts")),
+            agg(AggFunc::Count, &[], None)
+        ]
+    );
+    assert_eq!(
+        q.group_by,
+        vec![
+            GroupKey::Bucket {
+                column: "ts".into(),
+                width_ns: MINUTE
+            },
+            GroupKey::Column("instrument".into()),
+        ]
+    );
+    let q = query("SELECT ts AS minute, count(*) FROM trades SAMPLE BY 1m");
+    assert_eq!(q.select[0], bucket("ts", MINUTE, Some("minute")));
+    assert_eq!(q.select.len(), 2);
     // With LATEST ON, on positions.
     let q = query(
         "SELECT sum(quantity) FROM positions LATEST ON updated_ts PARTITION BY account SAMPLE BY '1d'",
