@@ -28,12 +28,8 @@ pub fn check_http_url(url: &str) -> Result<(), String> {
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
     let port = match host_port.strip_prefix('[') {
-        // An IPv6 address: the port follows the bracket.
-        Some(v6) => match v6.split_once(']') {
-            Some((_, after)) if after.is_empty() => None,
-            Some((_, after)) => Some(after.strip_prefix(':').unwrap_or(after)),
-            None => return Err("its IPv6 address has no closing bracket".to_owned()),
-        },
+        // An IPv6 address (the URL parsed, so its bracket closes): the port follows it.
+        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
         None => host_port.rsplit_once(':').map(|(_, p)| p),
     };
     match port {
@@ -72,6 +68,7 @@ mod tests {
             ("http://127.0.0.1:-5", "not a number"),
             ("http://127.0.0.1:", "not a number"),
             ("http://[::1]:99999", "not from 1 to 65535"),
+            ("http://[::1]:", "not a number"),
             ("http://[::1", "not a valid URL"),
             ("http://:80/x", "no host"),
             ("https://host", "https is not supported"),
