@@ -139,6 +139,14 @@ impl Error {
             Io::IsADirectory | Io::NotADirectory | Io::InvalidFilename => {
                 Some("check the path: it names the wrong kind of file")
             }
+            Io::AlreadyExists => Some(
+                "check the path: something is already there (a file where a folder belongs?); \
+                 move it away",
+            ),
+            Io::AddrInUse | Io::AddrNotAvailable => Some(
+                "the address is taken by another program, or is not one of this machine's; \
+                 choose another",
+            ),
             Io::StorageFull | Io::QuotaExceeded => Some(
                 "free space on the disk; the store refuses writes until reopened after a failed write",
             ),

@@ -88,7 +88,8 @@ pub fn serve(store: Arc<Store>, options: ServeOptions) -> Result<MonitorServer> 
                  that requests must carry (`monitor --token`, `simulate --monitor-token`)",
                 options.listen
             ),
-        ));
+        )
+        .advise("give a token, or listen on a loopback address such as 127.0.0.1"));
     }
     // A token is sent as a header value or a query parameter: blanks and control
     // characters would not survive either, and a blank token protects nothing.
@@ -98,14 +99,11 @@ pub fn serve(store: Arc<Store>, options: ServeOptions) -> Result<MonitorServer> 
         return Err(Error::new(
             ErrorKind::Config,
             "the monitor's token must be non-empty, without spaces or control characters",
-        ));
-    }
-    let listener = TcpListener::bind(options.listen).map_err(|e| {
-        Error::new(
-            ErrorKind::Io,
-            format!("binding the monitor to {}: {e}", options.listen),
         )
-    })?;
+        .advise("give another token"));
+    }
+    let listener = TcpListener::bind(options.listen)
+        .map_err(|e| Error::io(format!("binding the monitor to {}", options.listen), e))?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("reading the monitor's listening address", e))?;
