@@ -425,23 +425,46 @@ fn targets(rows: &[Measurement]) -> Vec<Target> {
     out
 }
 
+/// The peers of tradestore's write rows in comparisons: the per-trade SQLite and fjall rows.
+const WRITE_PEERS: [&str; 2] = ["sqlite 1 trade/tx", "fjall 1 trade/batch"];
+
+/// The name of the comparison of tradestore's write row `mode` with `peer`.
+fn write_comparison_name(mode: &str, peer: &str) -> String {
+    format!("write {mode}: tradestore / {peer}")
+}
+
 /// tradestore's write rows over the per-trade SQLite and fjall rows, by name.
 fn write_comparisons(rows: &[Measurement]) -> Vec<Comparison> {
     let mut out = Vec::new();
     for r in rows.iter().filter(|r| r.engine == TRADESTORE) {
-        let named = [
-            ("sqlite 1 trade/tx", r.ratios.over_sqlite_per_trade),
-            ("fjall 1 trade/batch", r.ratios.over_fjall_per_trade),
+        let values = [
+            r.ratios.over_sqlite_per_trade,
+            r.ratios.over_fjall_per_trade,
         ];
-        for (peer, value) in named {
+        for (peer, value) in WRITE_PEERS.into_iter().zip(values) {
             if let Some(value) = value {
                 out.push(Comparison {
-                    name: format!("write {}: tradestore / {peer}", r.mode),
+                    name: write_comparison_name(&r.mode, peer),
                     value,
                 });
             }
         }
     }
+    out
+}
+
+/// The name of every comparison a run of `plan` reports (when every measurement succeeds):
+/// a baseline that shares none of them is refused before anything is measured.
+pub fn comparison_names(plan: &crate::run::Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for way in crate::tradestore::SUBMITTERS {
+        let threads: &[usize] = if way.concurrent { &plan.threads } else { &[1] };
+        for &n in threads {
+            let mode = crate::tradestore::mode(way, n);
+            out.extend(WRITE_PEERS.map(|peer| write_comparison_name(&mode, peer)));
+        }
+    }
+    out.extend(reads::report::comparison_names());
     out
 }
 

@@ -194,6 +194,13 @@ mod tests {
         assert!(report.targets.iter().all(|t| t.value.is_some()));
         // 3 tradestore write rows over 2 peers, 4 reads over 3 peers.
         assert_eq!(report.comparisons.len(), 6 + 12);
+        // The names known before a run (a baseline is checked against them) are the ones
+        // the run reports.
+        let mut known = crate::report::comparison_names(&Plan::tiny());
+        let mut reported: Vec<String> = report.comparisons.iter().map(|c| c.name.clone()).collect();
+        known.sort();
+        reported.sort();
+        assert_eq!(known, reported);
         // Every peer's folder is gone afterwards.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

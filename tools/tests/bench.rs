@@ -73,6 +73,20 @@ fn malformed_baseline_fails_before_measuring() -> TestResult {
 }
 
 #[test]
+fn a_baseline_sharing_no_ratio_with_the_run_fails_before_measuring() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("scratch");
+    let file = tmp.path().join("other.json");
+    std::fs::write(
+        &file,
+        r#"{"plan": "quick", "comparisons": [{"name": "no_such_ratio", "value": 1.0}]}"#,
+    )?;
+    let shown = file.display().to_string();
+    let out = bench(&dir, &["--baseline", &shown])?;
+    assert_refused(&out, &dir, &shown, "nothing would be compared")
+}
+
+#[test]
 fn threshold_outside_a_percentage_fails() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("scratch");

@@ -177,6 +177,15 @@ pub fn targets(rows: &[ReadMeasurement]) -> Vec<Target> {
     out
 }
 
+/// The name of every read comparison a run reports: each read against each peer.
+pub fn comparison_names() -> Vec<String> {
+    let peers = [REDB, SQLITE, FJALL];
+    ReadOp::ALL
+        .iter()
+        .flat_map(|&op| peers.map(|peer| ratio_name(op, peer)))
+        .collect()
+}
+
 /// tradestore's ratio over every peer row, for baselines.
 pub fn comparisons(rows: &[ReadMeasurement]) -> Vec<Comparison> {
     rows.iter()

@@ -64,17 +64,29 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             args.threshold
         );
     }
-    // Checked before anything is measured: a bad baseline should not cost a whole run.
-    let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
-    let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    // Removed when dropped; one a killed run left is removed by the next run.
-    let dir = tradestore_benches::scratch_dir(Some(&base), "tradestore-bench-")
-        .map_err(|e| anyhow::anyhow!(e))?;
     let plan = if args.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
+    // Checked before anything is measured: a bad baseline should not cost a whole run.
+    let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
+    if let (Some(b), Some(path)) = (&baseline, &args.baseline) {
+        let names = tradestore_benches::report::comparison_names(&plan);
+        if !b.comparisons.iter().any(|c| names.contains(&c.name)) {
+            bail!(
+                "none of the {} ratios of the baseline {} is one this run reports (another \
+                 version's report?): nothing would be compared; make a new baseline with \
+                 `tradestore bench --json`",
+                b.comparisons.len(),
+                path.display()
+            );
+        }
+    }
+    let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    // Removed when dropped; one a killed run left is removed by the next run.
+    let dir = tradestore_benches::scratch_dir(Some(&base), "tradestore-bench-")
+        .map_err(|e| anyhow::anyhow!(e))?;
     let report = run_all(dir.path(), &plan, &mut |msg| eprintln!("{msg}"))
         .map_err(|e| anyhow::anyhow!(e))
         .context("running the benchmark")?;
