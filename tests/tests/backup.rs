@@ -136,6 +136,23 @@ fn point_in_time_recovery_replays_the_kept_journal_up_to_a_transaction() -> Test
         );
         assert!(!target.exists(), "{name}: a failed restore left {target:?}");
     }
+
+    // Folders without a segment (the store's directory for its journal/, an empty folder)
+    // would roll nothing forward: refused rather than restored as if all were replayed.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty)?;
+    for folders in [vec![src.clone()], vec![empty.clone()]] {
+        let target = dir.path().join("none");
+        let pit = PointInTime {
+            journal: folders,
+            ..PointInTime::default()
+        };
+        let err = restore_backup_to(&backup.path, &target, &pit)
+            .err()
+            .ok_or("restored from folders without a segment")?;
+        assert!(err.to_string().contains("no journal segment"), "{err}");
+        assert!(!target.exists(), "a failed restore left {target:?}");
+    }
     Ok(())
 }
 

@@ -115,6 +115,20 @@ pub(crate) fn restore_as(
             "the journal folder to replay",
         )?;
     }
+    // A folder that holds no segment (the store's own directory given for its journal/, a
+    // mistyped path to an empty one) would make a restore with nothing rolled forward.
+    if !pit.journal.is_empty() && crate::journal::segments_in(&pit.journal, false)?.is_empty() {
+        let named: Vec<String> = pit
+            .journal
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        return Err(Error::invalid(format!(
+            "no journal segment in the folders to replay ({}): name the source store's \
+             journal/ folder, and its archive/journal/ where keep_journal keeps segments",
+            named.join(", ")
+        )));
+    }
     for folder in standby.unwrap_or_default() {
         crate::identity::check_folder(
             folder,
