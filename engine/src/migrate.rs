@@ -741,7 +741,19 @@ fn apply_step(
     match step {
         Step::CreateIndex(s) => {
             let def = index_def(s)?;
-            index::validate(&def, &changes.list)?;
+            index::validate(&def, &changes.list).map_err(|e| {
+                let earlier = changes.created.iter().any(|c| {
+                    c.name == def.name || (c.table == def.table && c.columns == def.columns)
+                });
+                if earlier {
+                    e.advise(
+                        "an earlier step of the migrations being applied creates that index; \
+                         nothing was changed: remove one of the two steps",
+                    )
+                } else {
+                    e
+                }
+            })?;
             changes
                 .list
                 .push(IndexSpec::new(def.clone(), u16::MAX, true));

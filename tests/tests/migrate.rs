@@ -207,6 +207,19 @@ fn a_failing_step_leaves_the_store_as_it_was() -> TestResult {
             .all(|d| d.index != "trades_by_fee")
     );
 
+    // A second step creating an index the first one creates: the advice names the step, not
+    // an existing index (there is none yet).
+    write(
+        &files,
+        "2.toml",
+        "version = 2\n[[step]]\ncreate_index = { name = \"fees_again\", table = \"trades\", columns = [\"fee\"] }\n",
+    )?;
+    let list = migrate::load_dir(&files)?;
+    let e = expect_err(store.migrate(&list, &dry), ErrorKind::Constraint)?;
+    assert!(e.to_string().contains("an earlier step"), "{e}");
+    assert!(!e.to_string().contains("existing index is in use"), "{e}");
+    assert_eq!(index_names(&store), indexes);
+
     // The first alone applies; a dry run of it first changes nothing.
     std::fs::remove_file(files.join("2.toml"))?;
     let list = migrate::load_dir(&files)?;

@@ -51,8 +51,8 @@ pub struct ListArgs {
     #[arg(long, value_name = "SEQ", default_value_t = 0)]
     pub after: u64,
 
-    /// At most N entries.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    /// At most N entries (1 or more).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub limit: usize,
 
     /// Print the entries as pretty-printed JSON.

@@ -19,8 +19,13 @@ every position is the fold of its fills, and every index has exactly one matchin
 row. Each violation is listed with the check that failed, the table or index, the row's key \
 and what is wrong.
 
+A damaged or missing archive segment is a violation of its own (`archive`, naming the file \
+and its trades), and the rows and indexes are then left unchecked: orders' fills and \
+positions count the archived trades, so checking without them would report violations that \
+are not there.
+
 Exit status: 0 when the store is clean, 1 when violations were found, 2 on an error (the \
-store cannot be opened, the file is damaged, ...).")]
+store cannot be opened, its database file is damaged, ...).")]
 pub struct Args {
     #[command(flatten)]
     pub store: StoreDir,
