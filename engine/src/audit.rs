@@ -4,7 +4,8 @@
 //! Every index creation, completion and drop (by an operator, the index manager or a
 //! migration), every applied migration, every dump restored into the store and every
 //! archive run appends an entry **in the same redb commit as the change itself**: the entry
-//! exists exactly when the change does. An application adds its own entries (a kill switch
+//! exists exactly when the change does. A prune of the kept journal (files, not rows) is
+//! recorded by a durable commit of its own once its files are removed. An application adds its own entries (a kill switch
 //! thrown, a limit raised by hand) with [`Store::audit_note`], one durable commit each.
 //!
 //! Entries live in the catalog under `audit/<20-digit seq>`, as JSON, numbered from 1 with
@@ -476,6 +477,11 @@ impl Store {
                 detail.len()
             )));
         }
+        self.record_audit(action, detail)
+    }
+
+    /// Appends an entry of the engine's own in one durable commit.
+    pub(crate) fn record_audit(&self, action: &str, detail: &str) -> Result<AuditEntry> {
         let shared = &self.shared;
         if shared.poisoned.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(shared.poison_error());

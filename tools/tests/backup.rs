@@ -553,14 +553,52 @@ fn journal_prune_removes_kept_segments_a_backup_no_longer_needs() -> TestResult 
             "{seg}"
         );
     }
-    assert_eq!(
-        segments(&kept)?.len(),
-        before.len() + segments(&kept)?.len() - before.len()
-    );
+    let mut gone = Vec::new();
     for seg in removed {
-        let path = seg["path"].as_str().ok_or("path")?;
-        assert!(!Path::new(path).exists(), "{path} is still there");
+        let path = Path::new(seg["path"].as_str().ok_or("path")?);
+        assert!(!path.exists(), "{} is still there", path.display());
+        gone.push(
+            path.file_name()
+                .ok_or("name")?
+                .to_string_lossy()
+                .into_owned(),
+        );
     }
+    // Only the oldest went; every other segment is still there.
+    let now = segments(&kept)?;
+    for name in &before {
+        assert_eq!(gone.contains(name), !now.contains(name), "{name}");
+    }
+    assert_eq!(before[..gone.len()], gone[..]);
+    // The prune is in the audit trail, naming what it removed.
+    let r = run(&["audit", "list", "--dir", d, "--json"])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let entries: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    let pruned = entries["entries"]
+        .as_array()
+        .ok_or("entries")?
+        .iter()
+        .find(|e| e["action"] == "journal.prune")
+        .ok_or(format!("no journal.prune entry: {entries}"))?;
+    let detail = pruned["detail"].as_str().ok_or("detail")?;
+    assert!(
+        gone.iter().all(|name| detail.contains(name.as_str())),
+        "{detail}"
+    );
+    // A dry run records nothing.
+    let r = run(&[
+        "journal",
+        "prune",
+        "--dir",
+        d,
+        "--older-than",
+        "0s",
+        "--dry-run",
+    ])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let r = run(&["audit", "list", "--dir", d, "--json"])?;
+    let again: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    assert_eq!(again, entries);
 
     // The backup still rolls forward to the present through what is left.
     let backup_path = backup["path"].as_str().ok_or("path")?;
@@ -598,5 +636,33 @@ fn journal_prune_removes_kept_segments_a_backup_no_longer_needs() -> TestResult 
     assert_eq!(r.status, Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was removed"), "{}", r.stderr);
     assert_eq!(segments(&kept)?, left);
+
+    // Beside a process that holds the store, the prune still removes (files only) and says
+    // that it is not in the audit trail, which lives in the database.
+    sim("5", "3000")?;
+    let r = run(&["backup", "--dir", d])?;
+    assert!(r.ok(), "{}", r.stderr);
+    let before = segments(&kept)?;
+    let mut holder = std::process::Command::new(env!("CARGO_BIN_EXE_tradestore"))
+        .args(["monitor", "--dir", d, "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        holder.stderr.take().ok_or("stderr")?,
+    ));
+    let opened = lines.any(|l| l.is_ok_and(|l| l.starts_with("monitor: ")));
+    let r = run(&["journal", "prune", "--dir", d, "--older-than", "0s"]);
+    holder.kill()?;
+    holder.wait()?;
+    assert!(opened, "the monitor did not start");
+    let r = r?;
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not recorded in its audit trail"),
+        "{}",
+        r.stderr
+    );
+    assert!(segments(&kept)?.len() < before.len(), "nothing was pruned");
     Ok(())
 }

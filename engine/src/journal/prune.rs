@@ -40,6 +40,87 @@ pub fn prune_kept(
     backup_seq: u64,
     dry_run: bool,
 ) -> Result<PruneReport> {
+    let mut report = PruneReport::empty(store_dir, dry_run);
+    prune_into(store_dir, before_ns, backup_seq, &mut report)?;
+    Ok(report)
+}
+
+impl PruneReport {
+    fn empty(store_dir: &Path, dry_run: bool) -> PruneReport {
+        PruneReport {
+            folder: store_dir.join("archive").join("journal"),
+            removed: Vec::new(),
+            bytes: 0,
+            first_kept_seq: None,
+            kept_because: None,
+            dry_run,
+        }
+    }
+
+    /// The audit trail's account of a prune that removed segments, and of the error that
+    /// stopped it partway, if one did.
+    fn audit_detail(&self, before_ns: u64, backup_seq: u64, failed: Option<&Error>) -> String {
+        let names: Vec<String> = self
+            .removed
+            .iter()
+            .map(|s| {
+                s.path
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            })
+            .collect();
+        let first = self.removed.first().map_or(0, |s| s.first_seq);
+        let last = self
+            .removed
+            .last()
+            .and_then(|s| s.last_seq)
+            .unwrap_or(first);
+        let mut detail = format!(
+            "{} kept journal segments removed from {} (transactions {first} to {last}, {} \
+             bytes: {}), committed before {} and held by the backup of transactions 1 to \
+             {backup_seq}",
+            self.removed.len(),
+            self.folder.display(),
+            self.bytes,
+            names.join(", "),
+            crate::backup::rfc3339_ns(before_ns),
+        );
+        if let Some(e) = failed {
+            detail.push_str(&format!("; the prune stopped there: {e}"));
+        }
+        detail
+    }
+}
+
+impl crate::Store {
+    /// [`prune_kept`] of this store's kept journal, recorded in the audit trail: once the
+    /// segments are removed, one durable commit appends a `journal.prune` entry naming them,
+    /// also when a removal failed partway (the entry names those that went, and the error).
+    /// A dry run, or a prune that removes nothing, records nothing.
+    pub fn prune_kept_journal(
+        &self,
+        before_ns: u64,
+        backup_seq: u64,
+        dry_run: bool,
+    ) -> Result<PruneReport> {
+        let mut report = PruneReport::empty(self.dir(), dry_run);
+        let outcome = prune_into(self.dir(), before_ns, backup_seq, &mut report);
+        if !dry_run && !report.removed.is_empty() {
+            let detail = report.audit_detail(before_ns, backup_seq, outcome.as_ref().err());
+            self.record_audit("journal.prune", &detail)?;
+        }
+        outcome.map(|()| report)
+    }
+}
+
+/// [`prune_kept`] into `report`, which holds the segments removed when an error stops it.
+fn prune_into(
+    store_dir: &Path,
+    before_ns: u64,
+    backup_seq: u64,
+    report: &mut PruneReport,
+) -> Result<()> {
+    let dry_run = report.dry_run;
     let folder = store_dir.join("archive").join("journal");
     let folder = folder.as_path();
     if !folder.is_dir() {
@@ -61,14 +142,6 @@ pub fn prune_kept(
         )));
     }
     let segments = segments_in(&[folder.to_path_buf()], false)?;
-    let mut report = PruneReport {
-        folder: folder.to_path_buf(),
-        removed: Vec::new(),
-        bytes: 0,
-        first_kept_seq: None,
-        kept_because: None,
-        dry_run,
-    };
     // Each segment is read only when the ones before it went: a long archive is not read
     // past its first segment that stays.
     for (first, path) in segments {
@@ -88,7 +161,7 @@ pub fn prune_kept(
     if !dry_run && !report.removed.is_empty() {
         crate::backup::files::sync_dir(folder)?;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Why segment `s` must stay, if it must.

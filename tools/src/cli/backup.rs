@@ -169,7 +169,7 @@ fn take(args: &Args) -> Result<()> {
         return print_report(&super::probe::shown(url), &report, args.json);
     }
     let store = open_existing_checked(dir).map_err(|e| {
-        if busy(&e) {
+        if super::store::is_busy(&e) {
             anyhow::anyhow!(
                 "{e:#}. If the program that has it open serves the monitor (`simulate --monitor \
                  ADDR`), `tradestore backup --url http://ADDR` asks it to take the backup"
@@ -188,14 +188,6 @@ fn take(args: &Args) -> Result<()> {
     };
     drop(store);
     print_report(&dir.display().to_string(), &report, args.json)
-}
-
-/// Whether `e` says the store is open in another process.
-fn busy(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<tradestore::Error>()
-            .is_some_and(|e| e.kind() == tradestore::ErrorKind::Busy)
-    })
 }
 
 /// Asks the monitor at `url` to take a backup; returns its report.

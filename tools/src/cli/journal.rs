@@ -69,7 +69,11 @@ commit time. The live journal folder is never touched.
 After a prune, restores to a time or a transaction before the oldest segment left need a \
 backup taken at or before it that holds everything up to that segment. The files are only \
 removed, so it runs while the store is open in another process; a standby that follows this \
-store and is further behind than the backup loses the segments it still needs.")]
+store and is further behind than the backup loses the segments it still needs.
+
+A prune that removes segments is recorded in the store's audit trail (`journal.prune`, naming \
+them), which lives in the database: while another process has the store open, the prune \
+runs unrecorded and says so. A dry run records nothing.")]
 pub struct PruneArgs {
     #[command(flatten)]
     pub store: StoreDir,
@@ -285,8 +289,27 @@ fn prune(args: &PruneArgs) -> Result<()> {
             backup.path.display()
         );
     }
-    let report = tradestore::journal::prune_kept(dir, cutoff, backup.applied_seq, args.dry_run)
-        .with_context(|| format!("pruning {}", folder.display()))?;
+    let unaudited =
+        || tradestore::journal::prune_kept(dir, cutoff, backup.applied_seq, args.dry_run);
+    // A dry run changes nothing (and opening the store could: it replays and checkpoints).
+    // A prune goes into the store's audit trail, which lives in the database: when another
+    // process holds the store, the prune still runs (the files are only removed), unrecorded.
+    let report = if args.dry_run {
+        unaudited()
+    } else {
+        match super::store::open_existing(dir) {
+            Ok(store) => store.prune_kept_journal(cutoff, backup.applied_seq, false),
+            Err(e) if super::store::is_busy(&e) => {
+                eprintln!(
+                    "warning: the store is open in another process, so this prune is not \
+                     recorded in its audit trail"
+                );
+                unaudited()
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    .with_context(|| format!("pruning {}", folder.display()))?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let doc = serde_json::json!({

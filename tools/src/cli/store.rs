@@ -28,6 +28,14 @@ pub fn open_existing_checked(dir: &Path) -> Result<Store> {
     open_in(dir, true)
 }
 
+/// Whether `e` says the store is open in another process.
+pub fn is_busy(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<tradestore::Error>()
+            .is_some_and(|e| e.kind() == tradestore::ErrorKind::Busy)
+    })
+}
+
 fn open_in(dir: &Path, check: bool) -> Result<Store> {
     existing(dir)?;
     let opened = tradestore::Config::load(dir).and_then(|config| {
