@@ -780,6 +780,46 @@ impl Store {
         ))
     }
 
+    /// [`Store::submit`], running `f` again after retryable errors, within `policy`.
+    ///
+    /// A submitted transaction reads durable data only, so one that reads a row that an
+    /// earlier submission still in flight writes (the same account's cash after two fills in
+    /// a row) conflicts with it. After a conflict this waits until every transaction ordered
+    /// so far is durable (about one journal sync; this thread may write the group itself),
+    /// so that the next attempt's snapshot holds what it conflicted with, and runs `f`
+    /// again. A deadlock backs off as in [`Store::transact`]. Returns the value and the ticket
+    /// of the attempt that was ordered.
+    pub fn submit_transact<T>(
+        &self,
+        policy: &RetryPolicy,
+        mut f: impl FnMut(&mut WriteTx) -> Result<T>,
+    ) -> Result<(T, CommitTicket)> {
+        let first = Instant::now();
+        let mut backoff = policy.initial_backoff;
+        let mut attempt = 1;
+        loop {
+            match self.submit(&mut f) {
+                Err(e)
+                    if e.is_retryable()
+                        && attempt < policy.max_attempts
+                        && first.elapsed() < policy.max_total =>
+                {
+                    Metrics::count(&self.shared.metrics.retries);
+                    if e.kind() == crate::ErrorKind::Conflict {
+                        let ordered = self.shared.commit.lock().next_seq.saturating_sub(1);
+                        self.shared.wait_durable(ordered)?;
+                    } else {
+                        let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX).max(1);
+                        std::thread::sleep(Duration::from_nanos(fastrand::u64(0..=nanos)));
+                        backoff = (backoff * 2).min(policy.max_backoff);
+                    }
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Runs `f` in a write transaction like [`Store::write`], retrying it after retryable
     /// errors (conflicts, deadlocks) with exponential backoff and jitter, within `policy`.
     pub fn transact<T>(
