@@ -112,10 +112,13 @@ fn is_value(token: &Token) -> bool {
 }
 
 /// Whether a token cannot make the syntax tree deeper: names, literals, parentheses (whose
-/// nesting the parser bounds), commas and whitespace.
+/// nesting the parser bounds), commas and whitespace. A column or table name that is also
+/// an SQL keyword (`id`, `account`) is a name.
 fn is_leaf(token: &Token) -> bool {
     match token {
-        Token::Word(w) => w.quote_style.is_some() || w.keyword == Keyword::NoKeyword,
+        Token::Word(w) => {
+            w.quote_style.is_some() || w.keyword == Keyword::NoKeyword || is_name(&w.value)
+        }
         Token::EOF
         | Token::Whitespace(_)
         | Token::Comma
@@ -124,6 +127,16 @@ fn is_leaf(token: &Token) -> bool {
         | Token::SemiColon => true,
         other => is_value(other),
     }
+}
+
+/// Whether `word` names a table or a column of one.
+fn is_name(word: &str) -> bool {
+    tradestore_schema::TableId::ALL.iter().any(|t| {
+        t.name().eq_ignore_ascii_case(word)
+            || t.columns()
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(word))
+    })
 }
 
 /// Takes `LATEST ON` and `SAMPLE BY` out of `tokens` (replacing them by whitespace) and

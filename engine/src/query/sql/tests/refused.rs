@@ -527,6 +527,18 @@ fn hostile_input_never_panics() {
         " OR price = 1".repeat(n / 2 - 5)
     ));
     assert!(matches!(q.filter, Pred::Or(ref v) if v.len() == n / 2 - 4));
+    // Column names that are SQL keywords (`id`, `account`) are names, not operators: the
+    // same chain over them is taken as over `price`.
+    for column in ["id", "account"] {
+        let q = query(&format!(
+            "SELECT * FROM trades WHERE {column} > 0{}",
+            format!(" OR {column} > 0").repeat(n / 2 - 5)
+        ));
+        assert!(
+            matches!(q.filter, Pred::Or(ref v) if v.len() == n / 2 - 4),
+            "{column}"
+        );
+    }
     // A lone LATEST is a table alias.
     assert!(parse("SELECT * FROM trades LATEST").is_ok());
     for sql in [
