@@ -27,10 +27,10 @@ planner's statistics (`analyze`), and manage its secondary indexes (`index advis
 `create`, `drop`, `list`, `log`).
 
 Every command works on the store in --dir (or $TRADESTORE_DIR, default ./tradestore-data), \
-except `backup verify` and `backup restore`, which name a backup, and `standby`, whose --dir \
-has no default. Only `init` creates a store (and `backup restore`, in the new directory --to, \
-and `standby --from-backup`); the others refuse a directory that holds \
-none. The store's \
+except `backup verify` and `backup restore`, which name a backup, `standby`, whose --dir \
+has no default, and `bench`, whose --dir is for scratch data. Only `init` and `simulate` \
+create a store (and `backup restore`, in the new directory --to, and `standby \
+--from-backup`); the others refuse a directory that holds none. The store's \
 configuration is read from tradestore.toml in that directory, then TRADESTORE_* environment \
 variables.
 
