@@ -241,6 +241,32 @@ pub(crate) fn guard_read<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result
     }
 }
 
+/// A panic in the application's code (a scan's visitor) called from inside a
+/// [`guard_read`]: that panic is the application's, not a sign of a damaged file, so it is
+/// caught where the application's code is called, kept, and resumed once the read is left.
+#[derive(Default)]
+pub(crate) struct UserPanic(std::cell::RefCell<Option<Box<dyn std::any::Any + Send>>>);
+
+impl UserPanic {
+    /// Runs the application's `f`; a panic in it is kept and stops the read with an error.
+    pub(crate) fn call<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(r) => r,
+            Err(payload) => {
+                *self.0.borrow_mut() = Some(payload);
+                Err(Error::invalid("the application's visitor panicked"))
+            }
+        }
+    }
+
+    /// Resumes the kept panic, if there is one.
+    pub(crate) fn resume(&self) {
+        if let Some(payload) = self.0.borrow_mut().take() {
+            std::panic::resume_unwind(payload);
+        }
+    }
+}
+
 impl From<RuleViolation> for Error {
     fn from(v: RuleViolation) -> Error {
         Error::constraint(v.to_string()).with_source(v)
@@ -263,9 +289,17 @@ impl From<redb::StorageError> for Error {
                 Error::corruption(format!("database file: {io}"))
             }
             redb::StorageError::Io(io) => Error::io("database file", io),
+            redb::StorageError::DatabaseClosed => closed(),
             other => Error::new(ErrorKind::Io, format!("database: {other}")).with_source(other),
         }
     }
+}
+
+/// A snapshot or transaction used after its store was closed: nothing is wrong with the
+/// disk or the data.
+fn closed() -> Error {
+    Error::invalid("the store this snapshot or transaction belongs to was closed")
+        .advise("take a new snapshot from the store once it is open again")
 }
 
 macro_rules! from_redb {
@@ -282,6 +316,7 @@ macro_rules! from_redb {
                         ErrorKind::Busy,
                         "the store is already open in another process or handle; close it first",
                     ),
+                    redb::Error::DatabaseClosed => closed(),
                     redb::Error::UpgradeRequired(v) => Error::corruption(format!(
                         "the database file has format version {v}, which this build cannot read"
                     )),
@@ -323,6 +358,21 @@ mod tests {
         assert!(s.starts_with("invalid input: unknown column"), "{s}");
         let s = Error::new(ErrorKind::NotFound, "no index named x").to_string();
         assert!(s.starts_with("not found: no index named x"), "{s}");
+    }
+
+    #[test]
+    fn a_closed_database_is_not_a_disk_failure() {
+        for e in [
+            Error::from(redb::StorageError::DatabaseClosed),
+            Error::from(redb::TransactionError::Storage(
+                redb::StorageError::DatabaseClosed,
+            )),
+        ] {
+            assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
+            let s = e.to_string();
+            assert!(s.contains("was closed"), "{s}");
+            assert!(!s.contains("check the disk"), "{s}");
+        }
     }
 
     #[test]

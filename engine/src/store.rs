@@ -487,6 +487,10 @@ impl Store {
                 {
                     ids.observe(t, id);
                 }
+                // Above the ids of rows deleted since (the last row may be gone).
+                if let Some(id) = crate::state::read_next_id(&txn, t)?.checked_sub(1) {
+                    ids.observe(t, id);
+                }
             }
         }
         let archive = {
@@ -794,30 +798,7 @@ impl Store {
         policy: &RetryPolicy,
         mut f: impl FnMut(&mut WriteTx) -> Result<T>,
     ) -> Result<(T, CommitTicket)> {
-        let first = Instant::now();
-        let mut backoff = policy.initial_backoff;
-        let mut attempt = 1;
-        loop {
-            match self.submit(&mut f) {
-                Err(e)
-                    if e.is_retryable()
-                        && attempt < policy.max_attempts
-                        && first.elapsed() < policy.max_total =>
-                {
-                    Metrics::count(&self.shared.metrics.retries);
-                    if e.kind() == crate::ErrorKind::Conflict {
-                        let ordered = self.shared.commit.lock().next_seq.saturating_sub(1);
-                        self.shared.wait_durable(ordered)?;
-                    } else {
-                        let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX).max(1);
-                        std::thread::sleep(Duration::from_nanos(fastrand::u64(0..=nanos)));
-                        backoff = (backoff * 2).min(policy.max_backoff);
-                    }
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        self.retrying(policy, true, || self.submit(&mut f))
     }
 
     /// Runs `f` in a write transaction like [`Store::write`], retrying it after retryable
@@ -827,21 +808,38 @@ impl Store {
         policy: &RetryPolicy,
         mut f: impl FnMut(&mut WriteTx) -> Result<T>,
     ) -> Result<T> {
+        self.retrying(policy, false, || self.write(&mut f))
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or `policy` runs out. Between
+    /// attempts: exponential backoff with full jitter, or, after a conflict when
+    /// `wait_on_conflict`, until every transaction ordered so far is durable.
+    fn retrying<R>(
+        &self,
+        policy: &RetryPolicy,
+        wait_on_conflict: bool,
+        mut attempt: impl FnMut() -> Result<R>,
+    ) -> Result<R> {
         let first = Instant::now();
         let mut backoff = policy.initial_backoff;
-        let mut attempt = 1;
+        let mut attempts = 1;
         loop {
-            match self.write(&mut f) {
+            match attempt() {
                 Err(e)
                     if e.is_retryable()
-                        && attempt < policy.max_attempts
+                        && attempts < policy.max_attempts
                         && first.elapsed() < policy.max_total =>
                 {
                     Metrics::count(&self.shared.metrics.retries);
-                    let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX).max(1);
-                    std::thread::sleep(Duration::from_nanos(fastrand::u64(0..=nanos)));
-                    backoff = (backoff * 2).min(policy.max_backoff);
-                    attempt += 1;
+                    if wait_on_conflict && e.kind() == crate::ErrorKind::Conflict {
+                        let ordered = self.shared.commit.lock().next_seq.saturating_sub(1);
+                        self.shared.wait_durable(ordered)?;
+                    } else {
+                        let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX).max(1);
+                        std::thread::sleep(Duration::from_nanos(fastrand::u64(0..=nanos)));
+                        backoff = (backoff * 2).min(policy.max_backoff);
+                    }
+                    attempts += 1;
                 }
                 other => return other,
             }

@@ -340,6 +340,7 @@ fn submit_transact_runs_again_after_conflicts_with_transfers_in_flight() -> Test
     let mut rng = Rng::new(17);
     let mut committed = Vec::new();
     let mut tickets = Vec::new();
+    let commits_before = store.stats().commits();
     for _ in 0..500 {
         let (a, b, amount) = pick(&mut rng);
         let ((), ticket) = store.submit_transact(&policy, |tx| transfer(tx, a, b, amount))?;
@@ -351,6 +352,8 @@ fn submit_transact_runs_again_after_conflicts_with_transfers_in_flight() -> Test
     for t in tickets {
         t.wait()?;
     }
+    // Submitted commits are counted once durable, as waited ones are.
+    assert_eq!(store.stats().commits() - commits_before, 500);
     assert_balances(&store, &committed)
 }
 

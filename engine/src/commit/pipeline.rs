@@ -41,6 +41,9 @@ pub(crate) struct Pending {
     payload: Vec<u8>,
     entries: BTreeMap<OKey, Entry>,
     changes: Arc<Vec<RowChange>>,
+    /// Submitted without waiting: counted as a commit when its group is durable (a waiting
+    /// committer counts its own, with its latency).
+    submitted: bool,
 }
 
 /// Everything under the commit lock.
@@ -304,6 +307,24 @@ impl Shared {
             .iter()
             .map(|c| c.key.len() + c.value.as_ref().map_or(0, |v| v.len()) + 8)
             .sum();
+        // Refused before it is numbered: a record the journal cannot frame would fail the
+        // group's write, which the store must take for a storage failure. The keys and
+        // values alone over the bound need no encoding to tell.
+        let too_large = |bytes: usize| {
+            Error::new(
+                ErrorKind::Invalid,
+                format!(
+                    "the transaction's journal record would be over {bytes} bytes, more than \
+                     one record holds ({} MiB): split it into smaller transactions; nothing of \
+                     it was written",
+                    crate::journal::MAX_PAYLOAD >> 20
+                ),
+            )
+        };
+        let raw = size - 8 * changes.len();
+        if raw > crate::journal::MAX_PAYLOAD {
+            return Err(too_large(raw));
+        }
         // The commit time goes in when the group is written (`write_group`).
         let payload = postcard::to_extend(&changes, record::start(size + 8)).map_err(|e| {
             Error::new(
@@ -311,6 +332,9 @@ impl Shared {
                 format!("encoding a journal record: {e}"),
             )
         })?;
+        if payload.len() > crate::journal::MAX_PAYLOAD {
+            return Err(too_large(payload.len()));
+        }
         let written = Written::of(parts.writes.keys());
         let probes = written::probes(&parts.reads);
         let limit = self.config.overlay_max_mb << 20;
@@ -378,6 +402,7 @@ impl Shared {
             payload,
             entries: parts.writes,
             changes: Arc::new(changes),
+            submitted: !wait,
         });
         if !wait {
             st.submitted += 1;
@@ -559,6 +584,10 @@ impl Shared {
             return Err(e);
         }
         self.metrics.fsync(t.elapsed(), group.len());
+        let unwaited = group.iter().filter(|p| p.submitted).count() as u64;
+        if unwaited > 0 {
+            self.metrics.commits.fetch_add(unwaited, Ordering::Relaxed);
+        }
         let last = group.last().map_or(0, |p| p.seq);
         // Published and queued for the applier under one lock: the applier seals the
         // overlay's newest level and takes the queue together, so the level holds exactly
@@ -682,6 +711,49 @@ mod tests {
             }
             tx.insert(&account(first + others))
         })
+    }
+
+    /// A transaction whose journal record would be over the most one record holds is
+    /// refused before it is numbered, and the store goes on taking writes (it used to fail
+    /// the group's journal write, which poisoned the store until reopened).
+    #[test]
+    fn a_transaction_over_one_journal_record_is_refused_and_writes_go_on() -> crate::Result<()> {
+        use std::collections::BTreeMap;
+        use std::sync::Arc;
+
+        use crate::state::{Entry, space_of_table};
+        use crate::txn::{ReadSet, WriteParts};
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let store = Store::open(dir.path(), Config::default())?;
+        let big: Arc<[u8]> = vec![7u8; 20 << 20].into();
+        let writes: BTreeMap<_, _> = (0..4u8)
+            .map(|i| {
+                let key = (
+                    space_of_table(tradestore_schema::TableId::Accounts),
+                    vec![i],
+                );
+                (key, Entry::Put(Arc::clone(&big)))
+            })
+            .collect();
+        let parts = WriteParts {
+            writes,
+            reads: ReadSet::default(),
+            snapshot_seq: store
+                .shared
+                .durable
+                .load(std::sync::atomic::Ordering::Acquire),
+        };
+        let epoch = store.shared.commit.lock().epoch;
+        let err = store
+            .shared
+            .commit(parts, epoch, std::time::Instant::now(), true)
+            .expect_err("a record over 64 MiB");
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+        assert!(err.to_string().contains("smaller transactions"), "{err}");
+        assert_eq!(store.stats().poisoned(), None);
+        store.write(|tx| tx.insert(&account(1)))?;
+        assert!(store.read()?.get_id::<Account>(1)?.is_some());
+        Ok(())
     }
 
     #[test]

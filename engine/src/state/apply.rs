@@ -2,7 +2,7 @@
 //! applier for committed transactions and by recovery for journal replay. Index entries are
 //! derived here from the old and new rows, so the journal holds only row changes.
 
-use redb::TableDefinition;
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tradestore_schema::{TableId, codec};
 
@@ -49,6 +49,29 @@ const APPLIED_KEY: &str = "applied_seq";
 const ACKED_KEY: &str = "acked_seq";
 const ARCHIVE_KEY: &str = "archive_segments";
 const STANDBY_KEY: &str = "standby_seq";
+/// Prefix of the keys that hold, per table keyed by `id`, a number above every id the table
+/// has held: a deleted row's id is never handed out again, after a reopen either.
+const NEXT_ID_PREFIX: &str = "next_id/";
+
+fn next_id_key(table: TableId) -> String {
+    format!("{NEXT_ID_PREFIX}{}", table.name())
+}
+
+/// A number above every id `table` has held (0 when none was recorded).
+pub(crate) fn read_next_id(txn: &redb::ReadTransaction, table: TableId) -> Result<u64> {
+    read_meta(txn, &next_id_key(table))
+}
+
+/// Raises the recorded number above every id of `table` to at least `next`.
+fn raise_next_id(txn: &redb::WriteTransaction, table: TableId, next: u64) -> Result<()> {
+    let mut meta = txn.open_table(META)?;
+    let key = next_id_key(table);
+    let recorded = meta.get(key.as_str())?.map_or(0, |g| g.value());
+    if next > recorded {
+        meta.insert(key.as_str(), next)?;
+    }
+    Ok(())
+}
 
 /// A number kept in the `meta` table, 0 when it was never written.
 fn read_meta(txn: &redb::ReadTransaction, key: &str) -> Result<u64> {
@@ -221,6 +244,15 @@ pub(crate) fn apply_rows<'c>(
         let end = start + rows[start..].partition_point(|c| c.table == code);
         let table = TableId::from_u8(code)
             .ok_or_else(|| Error::corruption(format!("row change names unknown table {code}")))?;
+        // The run is in key order, and id keys sort as their ids: its last row has the
+        // largest id, inserted or deleted.
+        if table.primary_key() == ["id"]
+            && let Some(id) = crate::keys::decode(&rows[end - 1].key)?
+                .first()
+                .and_then(tradestore_schema::Value::as_u64)
+        {
+            raise_next_id(txn, table, id.saturating_add(1))?;
+        }
         let specs: Vec<(usize, &IndexSpec)> = indexes
             .iter()
             .enumerate()

@@ -13,7 +13,7 @@ use tradestore_schema::TableId;
 
 use super::ops::{Source, Visit};
 use super::walk;
-use crate::error::{Error, Result, guard_read};
+use crate::error::{Error, Result, UserPanic, guard_read};
 use crate::layout::{self, IndexReader, IndexSpec};
 use crate::recent::RecentTrades;
 use crate::rowcache::RowCache;
@@ -389,6 +389,10 @@ impl Snapshot {
         upper: Upper,
         f: &mut Visit<'_>,
     ) -> Result<Option<Vec<u8>>> {
+        // `f` is the application's code: its panics are its own, not damage.
+        let user = UserPanic::default();
+        let mut visit_user = |k: &[u8], v: &[u8]| user.call(|| f(k, v));
+        let f = &mut visit_user;
         let archived = if self.view.archive.covers(source) {
             Some(self.view.archive.cursor(source, range, reverse)?)
         } else {
@@ -397,7 +401,7 @@ impl Snapshot {
         if archived.is_none() && upper.is_empty() {
             // Nothing above redb (the applier keeps up, no archive): redb's walk alone.
             let mut stopped_at: Option<Vec<u8>> = None;
-            guard_read("scanning", || {
+            let walked = guard_read("scanning", || {
                 let mut visit = |k: &[u8], v: &[u8]| -> Result<bool> {
                     let go = f(k, v)?;
                     if !go {
@@ -406,7 +410,9 @@ impl Snapshot {
                     Ok(go)
                 };
                 self.walk(source, range, reverse, &mut visit)
-            })?;
+            });
+            user.resume();
+            walked?;
             return Ok(stopped_at);
         }
         let mut upper = UpperStream {
@@ -420,7 +426,7 @@ impl Snapshot {
             reverse,
         };
         let mut stopped_at: Option<Vec<u8>> = None;
-        guard_read("scanning", || {
+        let walked = guard_read("scanning", || {
             let mut visit = |k: &[u8], v: &[u8]| -> Result<bool> {
                 while let Some((uk, ue)) = upper.next_upto(Some(k))? {
                     if uk.as_slice() == k {
@@ -450,15 +456,19 @@ impl Snapshot {
                 Ok(go)
             };
             self.walk(source, range, reverse, &mut visit)
-        })?;
+        });
+        user.resume();
+        walked?;
         if stopped_at.is_some() {
             return Ok(stopped_at);
         }
         while let Some((uk, ue)) = upper.next_upto(None)? {
-            if let Entry::Put(val) = &ue
-                && !f(&uk, val)?
-            {
-                return Ok(Some(uk));
+            if let Entry::Put(val) = &ue {
+                let go = f(&uk, val);
+                user.resume();
+                if !go? {
+                    return Ok(Some(uk));
+                }
             }
         }
         Ok(None)
