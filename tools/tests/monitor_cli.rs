@@ -486,6 +486,21 @@ fn backup_url_backs_up_the_store_of_a_running_simulation() -> TestResult {
     assert!(seq > 0, "{report}");
     drop(sim);
 
+    // A program that goes away before answering: the error says what is left behind.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", gone.local_addr()?);
+    let closer = std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = gone.accept() {
+            let mut head = [0u8; 1024];
+            let _ = std::io::Read::read(&mut conn, &mut head);
+        }
+    });
+    let out = tradestore(&dir, &["backup", "--url", &url]).output()?;
+    closer.join().map_err(|_| "the closing listener panicked")?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("closed the connection"), "{said}");
+
     // The backup is whole and restores into a store that checks clean, holding exactly
     // the transactions it reported.
     let restored = tmp.path().join("restored");

@@ -201,11 +201,24 @@ fn ask_monitor(url: &str, token: Option<&str>, timeout_s: u64) -> Result<BackupR
                 Some(ureq::Error::Timeout(_))
             )
         });
+        // A connection that was taken and then closed unanswered (the program stopped).
+        let dropped = e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<ureq::Error>(),
+                Some(ureq::Error::Io(io)) if io.kind() == std::io::ErrorKind::UnexpectedEof
+            )
+        });
         if timed_out {
             e.context(format!(
                 "no answer within {timeout_s} s (--timeout); a backup the monitor started goes \
                  on in its program: `tradestore backup list` shows it once done"
             ))
+        } else if dropped {
+            e.context(
+                "the monitor's program closed the connection before answering (did it stop?); \
+                 a backup it had started is left unfinished: `tradestore backup list` flags it, \
+                 and the next backup into backups/ removes it",
+            )
         } else {
             e
         }
