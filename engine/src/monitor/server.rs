@@ -60,6 +60,7 @@ pub struct MonitorServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    served: Arc<Served>,
 }
 
 impl MonitorServer {
@@ -70,10 +71,15 @@ impl MonitorServer {
 }
 
 impl Drop for MonitorServer {
+    /// Stops accepting, then waits for a backup asked for through the server to finish: a
+    /// program that exits next would cut it off (and the client would get no answer).
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        while self.served.backing_up.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -112,13 +118,14 @@ pub fn serve(store: Arc<Store>, options: ServeOptions) -> Result<MonitorServer> 
         .set_nonblocking(true)
         .map_err(|e| Error::io("setting up the monitor's socket", e))?;
     let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(Served {
+        store,
+        token: options.token,
+        backing_up: AtomicBool::new(false),
+    });
     let thread = {
         let stop = Arc::clone(&stop);
-        let served = Arc::new(Served {
-            store,
-            token: options.token,
-            backing_up: AtomicBool::new(false),
-        });
+        let served = Arc::clone(&served);
         let active = Arc::new(AtomicUsize::new(0));
         std::thread::Builder::new()
             .name("tradestore-monitor".into())
@@ -143,6 +150,7 @@ pub fn serve(store: Arc<Store>, options: ServeOptions) -> Result<MonitorServer> 
         addr,
         stop,
         thread: Some(thread),
+        served,
     })
 }
 
@@ -525,6 +533,38 @@ mod http_tests {
         let mut out = String::new();
         s.read_to_string(&mut out)?;
         Ok(out)
+    }
+
+    #[test]
+    fn dropping_the_server_waits_for_a_backup_it_is_taking() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let store = Arc::new(Store::open(dir.path(), crate::Config::default())?);
+        let server = serve(
+            store,
+            ServeOptions {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                token: None,
+            },
+        )?;
+        // As a request's thread marks it while `backup_in_store` runs.
+        let served = Arc::clone(&server.served);
+        served.backing_up.store(true, Ordering::SeqCst);
+        let (dropped, done) = std::sync::mpsc::channel();
+        let dropper = std::thread::spawn(move || {
+            drop(server);
+            let _ = dropped.send(());
+        });
+        assert!(
+            done.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the server went away in the middle of a backup"
+        );
+        served.backing_up.store(false, Ordering::SeqCst);
+        assert!(
+            done.recv_timeout(Duration::from_secs(60)).is_ok(),
+            "the drop did not return once the backup was done"
+        );
+        dropper.join().expect("the dropping thread panicked");
+        Ok(())
     }
 
     #[test]
