@@ -303,10 +303,11 @@ impl Shared {
         }
         let changes = RowChange::of_writes(&parts.writes);
         // Sized up front: growing the buffer byte by byte costs more than the encoding.
-        let size: usize = changes
+        let raw: usize = changes
             .iter()
-            .map(|c| c.key.len() + c.value.as_ref().map_or(0, |v| v.len()) + 8)
+            .map(|c| c.key.len() + c.value.as_ref().map_or(0, |v| v.len()))
             .sum();
+        let size = raw + 8 * changes.len();
         // Refused before it is numbered: a record the journal cannot frame would fail the
         // group's write, which the store must take for a storage failure. The keys and
         // values alone over the bound need no encoding to tell.
@@ -321,7 +322,6 @@ impl Shared {
                 ),
             )
         };
-        let raw = size - 8 * changes.len();
         if raw > crate::journal::MAX_PAYLOAD {
             return Err(too_large(raw));
         }

@@ -14,18 +14,17 @@ pub fn check_http_url(url: &str) -> Result<(), String> {
                 .to_owned(),
         );
     }
-    let Some(rest) = url.strip_prefix("http://") else {
+    if !url.starts_with("http://") {
         return Err("it must start with http://".to_owned());
-    };
+    }
     let uri: ureq::http::Uri = url
         .parse()
         .map_err(|e| format!("it is not a valid URL: {e}"))?;
     if uri.host().is_none_or(str::is_empty) {
         return Err("it names no host".to_owned());
     }
-    // The authority as written: up to the path, the query or the fragment; without the
-    // user name and password.
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    // The authority as written, without the user name and password.
+    let authority = uri.authority().map_or("", |a| a.as_str());
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
     let port = match host_port.strip_prefix('[') {
         // An IPv6 address (the URL parsed, so its bracket closes): the port follows it.
