@@ -448,7 +448,12 @@ fn writers_keep_going_while_a_migration_applies() -> TestResult {
         let (store, stop) = (Arc::clone(&store), Arc::clone(&stop));
         std::thread::spawn(move || -> tradestore::Result<u64> {
             let mut n = 0;
-            let policy = RetryPolicy::default();
+            // A commit that waited behind the migration (seconds on a loaded machine) still
+            // gets its retry: the default 5 s budget counts that wait.
+            let policy = RetryPolicy {
+                max_total: std::time::Duration::from_secs(300),
+                ..RetryPolicy::default()
+            };
             while !stop.load(Ordering::SeqCst) {
                 store.transact(&policy, |tx| {
                     let id = tx.next_id(TableId::Accounts)?;
